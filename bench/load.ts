@@ -1,0 +1,390 @@
+// Closed-loop load benchmark: memcached against kai over the memcache text protocol.
+// Starts each target in turn, drives it from worker threads, prints throughput and latency.
+// Usage: npm run bench -- [--duration-s 10] [--targets memcached,kai] [--json] ...  (see --help)
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Command, InvalidArgumentError } from 'commander';
+import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
+import {
+  Address,
+  RunningTarget,
+  formatAddress,
+  killStartedProcessesNow,
+  memcachedVersion,
+  parseAddress,
+  targetFactories,
+} from './targets';
+import type { ControlMessage, ErrorKind, WorkerConfig, WorkerMessage, WorkerResult } from './worker';
+
+export const connectionsMax = 10_000;
+export const workersMax = 64;
+export const keysMax = 10_000_000;
+// Below memcached's default 1 MiB item size, which also counts the key and item header.
+export const valueBytesMax = 1_000_000;
+export const durationSecondsMax = 3600;
+const preloadTimeoutMs = 120_000;
+const resultTimeoutMs = 30_000;
+const requestTimeoutMs = 5_000;
+
+interface BenchSettings {
+  durationSeconds: number;
+  warmupSeconds: number;
+  connections: number;
+  workers: number;
+  keys: number;
+  valueBytes: number;
+  getRatio: number;
+  targets: string[];
+  json: boolean;
+  externalAddresses: Map<string, Address>;
+}
+
+interface LatencySummaryUs {
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+interface TargetResult {
+  target: string;
+  version: string;
+  addresses: string[];
+  opsPerSecond: number;
+  gets: number;
+  sets: number;
+  misses: number;
+  errors: number;
+  errorsByKind: Record<ErrorKind, number>;
+  errorSamples: string[];
+  preloadErrors: number;
+  connectionsLost: number;
+  latencyUs: LatencySummaryUs;
+}
+
+interface TargetFailure {
+  target: string;
+  failure: string;
+}
+
+interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  memcached: string;
+}
+
+function parseNumberFlag(minimum: number, maximum: number, integer: boolean): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < minimum || value > maximum || (integer && !Number.isInteger(value))) {
+      throw new InvalidArgumentError(`expected ${integer ? 'an integer' : 'a number'} in [${minimum}, ${maximum}]`);
+    }
+    return value;
+  };
+}
+
+function parseSettings(argv: string[]): BenchSettings {
+  const program = new Command('bench')
+    .description('closed-loop memcache text-protocol load benchmark')
+    .option('--duration-s <seconds>', 'measured duration per target', parseNumberFlag(0.1, durationSecondsMax, false), 10)
+    .option('--warmup-s <seconds>', 'unmeasured load after the preload', parseNumberFlag(0, durationSecondsMax, false), 2)
+    .option('--connections <count>', 'concurrent connections, one request in flight each', parseNumberFlag(1, connectionsMax, true), 50)
+    .option('--workers <count>', 'load-generating worker threads', parseNumberFlag(1, workersMax, true), 2)
+    .option('--keys <count>', 'distinct keys, chosen uniformly', parseNumberFlag(1, keysMax, true), 10_000)
+    .option('--value-bytes <bytes>', 'value size', parseNumberFlag(1, valueBytesMax, true), 100)
+    .option('--get-ratio <ratio>', 'fraction of requests that are gets', parseNumberFlag(0, 1, false), 0.9)
+    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, 'memcached,kai')
+    .option('--memcached-address <host:port>', 'bench an already-running memcached instead of starting one')
+    .option('--kai-address <host:port>', 'bench an already-running kai node instead of starting one')
+    .option('--json', 'print one machine-readable JSON document on stdout', false);
+  program.parse(argv);
+  const options = program.opts<{
+    durationS: number;
+    warmupS: number;
+    connections: number;
+    workers: number;
+    keys: number;
+    valueBytes: number;
+    getRatio: number;
+    targets: string;
+    memcachedAddress?: string;
+    kaiAddress?: string;
+    json: boolean;
+  }>();
+  const targets = options.targets.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  for (const name of targets) {
+    if (!targetFactories.has(name)) program.error(`unknown target "${name}"`);
+  }
+  const externalAddresses = new Map<string, Address>();
+  if (options.memcachedAddress !== undefined) externalAddresses.set('memcached', parseAddress(options.memcachedAddress));
+  if (options.kaiAddress !== undefined) externalAddresses.set('kai', parseAddress(options.kaiAddress));
+  return {
+    durationSeconds: options.durationS,
+    warmupSeconds: options.warmupS,
+    connections: options.connections,
+    // More threads than connections would leave some idle.
+    workers: Math.min(options.workers, options.connections),
+    keys: options.keys,
+    valueBytes: options.valueBytes,
+    getRatio: options.getRatio,
+    targets,
+    json: options.json,
+    externalAddresses,
+  };
+}
+
+function machineInfo(): MachineInfo {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const match = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (match !== null) cpuModel = match[1].trim();
+  } catch {
+    // Not Linux: keep what os.cpus() reported.
+  }
+  return {
+    cpuModel,
+    cores: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    memcached: memcachedVersion(),
+  };
+}
+
+function sleep(durationMs: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, durationMs));
+}
+
+function workerConfigs(target: RunningTarget, settings: BenchSettings): WorkerConfig[] {
+  const configs: WorkerConfig[] = [];
+  let firstConnectionIndex = 0;
+  for (let workerIndex = 0; workerIndex < settings.workers; workerIndex++) {
+    const connectionCount =
+      Math.floor(settings.connections / settings.workers) + (workerIndex < settings.connections % settings.workers ? 1 : 0);
+    configs.push({
+      workerIndex,
+      protocol: target.protocol,
+      addresses: target.addresses,
+      connectionCount,
+      firstConnectionIndex,
+      keyCount: settings.keys,
+      valueBytes: settings.valueBytes,
+      getRatio: settings.getRatio,
+      preloadKeyStart: Math.floor((settings.keys * workerIndex) / settings.workers),
+      preloadKeyEnd: Math.floor((settings.keys * (workerIndex + 1)) / settings.workers),
+      requestTimeoutMs,
+    });
+    firstConnectionIndex += connectionCount;
+  }
+  return configs;
+}
+
+// One load thread seen from the main thread: waits for its next message of a given type.
+class WorkerHandle {
+  private readonly worker: Worker;
+  private readonly received: WorkerMessage[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: Error | undefined;
+
+  constructor(config: WorkerConfig) {
+    this.worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: config });
+    this.worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'failed') this.failure = new Error(`load worker failed: ${message.message}`);
+      else this.received.push(message);
+      this.waiter?.();
+    });
+    this.worker.on('error', (error) => {
+      this.failure = error;
+      this.waiter?.();
+    });
+    this.worker.on('exit', (code) => {
+      this.failure ??= new Error(`load worker exited with code ${code}`);
+      this.waiter?.();
+    });
+  }
+
+  send(message: ControlMessage): void {
+    this.worker.postMessage(message);
+  }
+
+  async next<T extends WorkerMessage['type']>(type: T, timeoutMs: number): Promise<Extract<WorkerMessage, { type: T }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.received.findIndex((message) => message.type === type);
+      if (index !== -1) return this.received.splice(index, 1)[0] as Extract<WorkerMessage, { type: T }>;
+      if (this.failure !== undefined) throw this.failure;
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0) throw new Error(`load worker sent no "${type}" within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remainingMs);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+    }
+  }
+
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+async function driveLoad(target: RunningTarget, settings: BenchSettings): Promise<TargetResult> {
+  const handles = workerConfigs(target, settings).map((config) => new WorkerHandle(config));
+  try {
+    const ready = await Promise.all(handles.map((handle) => handle.next('ready', preloadTimeoutMs)));
+    log(`  preloaded ${settings.keys} keys; warming up for ${settings.warmupSeconds} s`);
+    handles.forEach((handle) => handle.send({ type: 'warmup' }));
+    await sleep(settings.warmupSeconds * 1000);
+    log(`  measuring for ${settings.durationSeconds} s`);
+    handles.forEach((handle) => handle.send({ type: 'measure' }));
+    await sleep(settings.durationSeconds * 1000);
+    handles.forEach((handle) => handle.send({ type: 'stop' }));
+    const results = await Promise.all(handles.map((handle) => handle.next('result', resultTimeoutMs)));
+    const preloadErrors = ready.reduce((sum, message) => sum + message.preloadErrors, 0);
+    return summarize(target, results.map((message) => message.result), preloadErrors);
+  } finally {
+    await Promise.all(handles.map((handle) => handle.terminate()));
+  }
+}
+
+function summarize(target: RunningTarget, results: WorkerResult[], preloadErrors: number): TargetResult {
+  const histogram = build({ useWebAssembly: false, numberOfSignificantValueDigits: 3 });
+  const errorsByKind: Record<ErrorKind, number> = { protocol: 0, value: 0, connection: 0, timeout: 0 };
+  let opsPerSecond = 0;
+  for (const result of results) {
+    histogram.add(decodeFromCompressedBase64(result.histogramBase64, 32, false));
+    // Each worker's own window, so a late 'stop' message does not inflate the rate.
+    opsPerSecond += result.windowMs > 0 ? ((result.gets + result.sets) * 1000) / result.windowMs : 0;
+    for (const kind of Object.keys(errorsByKind) as ErrorKind[]) errorsByKind[kind] += result.errors[kind];
+  }
+  const sum = (pick: (result: WorkerResult) => number): number => results.reduce((total, result) => total + pick(result), 0);
+  return {
+    target: target.name,
+    version: target.version,
+    addresses: target.addresses.map(formatAddress),
+    opsPerSecond: Math.round(opsPerSecond),
+    gets: sum((result) => result.gets),
+    sets: sum((result) => result.sets),
+    misses: sum((result) => result.misses),
+    errors: Object.values(errorsByKind).reduce((total, count) => total + count, 0),
+    errorsByKind,
+    errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),
+    preloadErrors,
+    connectionsLost: sum((result) => result.connectionsLost),
+    latencyUs: {
+      p50: histogram.getValueAtPercentile(50),
+      p99: histogram.getValueAtPercentile(99),
+      p999: histogram.getValueAtPercentile(99.9),
+      max: histogram.maxValue,
+      mean: Math.round(histogram.mean),
+    },
+  };
+}
+
+async function benchTarget(name: string, settings: BenchSettings): Promise<TargetResult> {
+  const factory = targetFactories.get(name);
+  if (factory === undefined) throw new Error(`unknown target "${name}"`);
+  const repositoryRoot = path.resolve(__dirname, '..', '..');
+  const target = await factory({ address: settings.externalAddresses.get(name), repositoryRoot });
+  try {
+    log(`${name} (${target.version}) on ${target.addresses.map(formatAddress).join(', ')}`);
+    return await driveLoad(target, settings);
+  } finally {
+    await target.stop();
+  }
+}
+
+function kaiToMemcachedRatio(results: TargetResult[]): number | undefined {
+  const memcached = results.find((result) => result.target === 'memcached');
+  const kai = results.find((result) => result.target === 'kai');
+  if (memcached === undefined || kai === undefined || memcached.opsPerSecond === 0) return undefined;
+  return Math.round((kai.opsPerSecond / memcached.opsPerSecond) * 1000) / 1000;
+}
+
+function printHuman(machine: MachineInfo, settings: BenchSettings, results: TargetResult[], failures: TargetFailure[]): void {
+  const lines = [
+    `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
+    `node ${machine.node}, ${machine.memcached}`,
+    `load: ${settings.connections} connections over ${settings.workers} workers, ${settings.keys} keys, ` +
+      `${settings.valueBytes}-byte values, ${Math.round(settings.getRatio * 100)}% get, ` +
+      `${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`,
+    '',
+    `${'target'.padEnd(12)}${'ops/s'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}` +
+      `${'p99.9 µs'.padStart(10)}${'errors'.padStart(8)}${'misses'.padStart(8)}`,
+  ];
+  for (const result of results) {
+    lines.push(
+      `${result.target.padEnd(12)}${String(result.opsPerSecond).padStart(10)}${String(result.latencyUs.p50).padStart(10)}` +
+        `${String(result.latencyUs.p99).padStart(10)}${String(result.latencyUs.p999).padStart(10)}` +
+        `${String(result.errors).padStart(8)}${String(result.misses).padStart(8)}`,
+    );
+    for (const sample of result.errorSamples) lines.push(`  ${result.target} error: ${sample}`);
+  }
+  for (const failure of failures) lines.push(`${failure.target.padEnd(12)}failed: ${failure.failure}`);
+  const ratio = kaiToMemcachedRatio(results);
+  if (ratio !== undefined) lines.push('', `kai/memcached ops/s: ${ratio}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const settings = parseSettings(process.argv);
+  // Started servers are stopped by PID even when the run is interrupted.
+  process.on('exit', killStartedProcessesNow);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      killStartedProcessesNow();
+      process.exit(130);
+    });
+  }
+  const machine = machineInfo();
+  const results: TargetResult[] = [];
+  const failures: TargetFailure[] = [];
+  for (const name of settings.targets) {
+    try {
+      results.push(await benchTarget(name, settings));
+    } catch (error) {
+      const failure = error instanceof Error ? error.message : String(error);
+      log(`${name}: ${failure}`);
+      failures.push({ target: name, failure });
+    }
+  }
+  if (settings.json) {
+    const loadSettings = {
+      durationSeconds: settings.durationSeconds,
+      warmupSeconds: settings.warmupSeconds,
+      connections: settings.connections,
+      workers: settings.workers,
+      keys: settings.keys,
+      valueBytes: settings.valueBytes,
+      getRatio: settings.getRatio,
+      targets: settings.targets,
+    };
+    const document = { machine, settings: loadSettings, results, failures, kaiToMemcachedRatio: kaiToMemcachedRatio(results) ?? null };
+    process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+  } else {
+    printHuman(machine, settings, results, failures);
+  }
+  // A failed target or any error is a failed run, never a quiet one.
+  const anyErrors = results.some((result) => result.errors > 0 || result.misses > 0 || result.preloadErrors > 0 || result.connectionsLost > 0);
+  if (failures.length > 0 || anyErrors) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  log(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  killStartedProcessesNow();
+  process.exitCode = 1;
+});

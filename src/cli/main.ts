@@ -1,0 +1,125 @@
+/**
+ * The `kai` command line. Exit codes: 0 after a clean stop, 1 when the node fails to start or
+ * stop, 2 for a usage or settings error. Errors are one line on stderr, `kai: <message>`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, oneLineMessage, settingFields, settingNames } from '../config/fields';
+import { defaultConfigFileName, loadSettings, type SettingsFlags } from '../config/load';
+import { closeLogger, createLogger, type Logger } from '../log';
+import type { RunningNode } from '../server/node';
+
+export const exitCodes = { stopped: 0, failed: 1, usage: 2 } as const;
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has already printed help, the version or its error line.
+      process.exit(error.exitCode === 0 ? exitCodes.stopped : exitCodes.usage);
+    }
+    if (error instanceof ConfigError) exitWithError(error.message, exitCodes.usage);
+    exitWithError(oneLineMessage(error), exitCodes.failed);
+  }
+}
+
+function buildProgram(): Command {
+  const program = new Command('kai')
+    .description('A Dynamo-style distributed key-value store that speaks the memcached protocol.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print this help')
+    .addHelpText('after', '\nRun `kai start --help` for every setting.')
+    // Set before adding commands: commands copy these settings from their parent.
+    .exitOverride()
+    .configureOutput({ outputError: (text) => process.stderr.write(`kai: ${oneLineMessage(text.replace(/^error: /, ''))}\n`) });
+  const start = program
+    .command('start')
+    .description('start a node; flags override the config file, which overrides defaults')
+    .helpOption('-h, --help', 'print this help');
+  for (const name of settingNames) {
+    const field = settingFields[name];
+    start.option(field.flag, `${field.description} (default: ${field.defaultText})`);
+  }
+  start.option('--config <file>', `JSON config file (default: ./${defaultConfigFileName} when present)`);
+  start.action((options: Record<string, unknown>) => startCommand(options));
+  return program;
+}
+
+async function startCommand(options: Record<string, unknown>): Promise<void> {
+  const configFile = typeof options.config === 'string' ? options.config : undefined;
+  const settings = loadSettings(flagsFrom(options), { configFile });
+  const log = createLogger({ level: settings.logLevel, file: settings.logFile });
+  let node: RunningNode;
+  try {
+    // Loaded only here, so help and settings errors never load storage or native modules.
+    const { startNode } = await import('../server/node');
+    node = await startNode(settings, log);
+  } catch (error) {
+    log.fatal({ err: error }, 'cannot start');
+    await closeLogger(log);
+    exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
+  }
+  log.info({ memcachePort: node.memcachePort, port: settings.port, dataDir: settings.dataDir }, 'listening');
+  stopOnSignals(node, log);
+}
+
+/** Commander names each option after its flag, which is the setting's own name. */
+function flagsFrom(options: Record<string, unknown>): SettingsFlags {
+  const flags: Record<string, unknown> = {};
+  for (const name of settingNames) {
+    if (typeof options[name] === 'string') flags[name] = options[name];
+  }
+  return flags as SettingsFlags;
+}
+
+/**
+ * The first SIGTERM or SIGINT stops the node gracefully and exits 0. A second one exits at once,
+ * for an operator who will not wait for in-flight requests.
+ */
+function stopOnSignals(node: RunningNode, log: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(128 + (os.constants.signals[signal] ?? 0));
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    node.stop().then(
+      () => finish(log, exitCodes.stopped),
+      (error: unknown) => {
+        log.error({ err: error }, 'stop failed');
+        process.stderr.write(`kai: stop failed: ${oneLineMessage(error)}\n`);
+        return finish(log, exitCodes.failed);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+async function finish(log: Logger, exitCode: number): Promise<never> {
+  if (exitCode === exitCodes.stopped) log.info('stopped');
+  await closeLogger(log);
+  process.exit(exitCode);
+}
+
+function exitWithError(message: string, exitCode: number): never {
+  process.stderr.write(`kai: ${message}\n`);
+  process.exit(exitCode);
+}
+
+
+/** Read at run time from the nearest package.json above this file, wherever it was compiled to. */
+function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'package.json');
+    if (fs.existsSync(candidate)) {
+      const parsed: unknown = JSON.parse(fs.readFileSync(candidate, 'utf8'));
+      const version = (parsed as { version?: unknown }).version;
+      return typeof version === 'string' ? version : 'unknown';
+    }
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * One table describing every setting: its config file key, its command line flag, its help text
+ * and how a raw value is checked. The loader, the command line and docs/configuration.md all
+ * follow this table, so a setting cannot be added to one and forgotten in another.
+ */
+import { defaultSettings, type Settings } from './settings';
+
+export type SettingName = keyof Settings;
+export type LogLevel = Settings['logLevel'];
+
+export const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Bounds of every numeric setting. Each exists so a typo cannot ask for an absurd resource. */
+export const settingLimits = {
+  portMax: 65535,
+  /** More replicas than this multiplies every write for no durability a cluster can use. */
+  replicasMax: 16,
+  /** Buckets are a power of two so they split the 32-bit hash space into equal ranges. */
+  bucketsMax: 65536,
+  /** Ring size grows with nodes times vnodes; this keeps a ring rebuild cheap. */
+  vnodesMax: 4096,
+  /** memcached's -I accepts 1 KiB to 1 GiB; kai keeps the same bounds. */
+  itemSizeBytesMin: 1024,
+  itemSizeBytesMax: 1024 * 1024 * 1024,
+  connectionsMax: 65536,
+  /** The longest DNS name (RFC 1035). */
+  hostnameLengthMax: 253,
+} as const;
+
+/** Thrown for any bad setting; `message` is one line, fit to print after `kai: `. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Error text on one line, as node's messages for files sometimes span several. Checks the shape,
+ * not `instanceof Error`, which fails for errors from another realm (a vm context, a test runner).
+ */
+export function oneLineMessage(error: unknown): string {
+  const message = typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : undefined;
+  const text = typeof message === 'string' ? message : String(error);
+  return text.trim().replace(/\s*\n\s*/g, ' ');
+}
+
+/** A value before checking, with where it came from: a flag (a string) or a config file (JSON). */
+export interface RawSetting {
+  readonly value: unknown;
+  /** Names the source in error messages, e.g. `--port` or `/etc/kai.config.json: "port"`. */
+  readonly origin: string;
+  readonly fromFlag: boolean;
+}
+
+export interface SettingField<K extends SettingName> {
+  readonly name: K;
+  /** snake_case key in kai.config.json. */
+  readonly fileKey: string;
+  /** Commander flag with its value placeholder. */
+  readonly flag: string;
+  readonly description: string;
+  /** The default as shown in help and docs. */
+  readonly defaultText: string;
+  /** Checks a raw value and converts it; throws ConfigError with a one-line message. */
+  parse(raw: RawSetting): Settings[K];
+}
+
+/** Describes a rejected value briefly: `70000`, `the string "abc"`, `an array`. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `the string ${JSON.stringify(truncate(value))}`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return truncate(String(value));
+}
+
+function truncate(text: string): string {
+  const lengthMax = 40;
+  return text.length > lengthMax ? `${text.slice(0, lengthMax)}...` : text;
+}
+
+function reject(raw: RawSetting, rule: string): never {
+  // A flag is always text, so it is shown as typed rather than as "the string ...".
+  const shown = raw.fromFlag && typeof raw.value === 'string' ? truncate(raw.value) || '""' : describeValue(raw.value);
+  throw new ConfigError(`${raw.origin}: ${rule}, got ${shown}`);
+}
+
+/** Flags arrive as text; config files must hold real JSON numbers. */
+function toInteger(raw: RawSetting, rule: string): number {
+  const { value } = raw;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  if (raw.fromFlag && typeof value === 'string' && /^-?\d{1,16}$/.test(value)) return Number(value);
+  return reject(raw, rule);
+}
+
+function integerIn(min: number, max: number, rule = `must be an integer from ${min} to ${max}`) {
+  return (raw: RawSetting): number => {
+    const integer = toInteger(raw, rule);
+    if (integer < min || integer > max) reject(raw, rule);
+    return integer;
+  };
+}
+
+function parsePort(raw: RawSetting): number {
+  return integerIn(0, settingLimits.portMax, `must be a port from 1 to ${settingLimits.portMax} (0 picks a free port)`)(raw);
+}
+
+function parseBuckets(raw: RawSetting): number {
+  const rule = `must be a power of two from 1 to ${settingLimits.bucketsMax}`;
+  const buckets = integerIn(1, settingLimits.bucketsMax, rule)(raw);
+  if ((buckets & (buckets - 1)) !== 0) reject(raw, rule);
+  return buckets;
+}
+
+const byteSuffixes: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * Parses a size in bytes: an integer, or text such as `1048576`, `512k`, `1m`, `1g` (powers of
+ * 1024, case-insensitive). Returns undefined when the text is not a size.
+ */
+export function parseByteSize(text: string): number | undefined {
+  const match = /^(\d{1,13})([kmg]?)$/i.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * byteSuffixes[match[2].toLowerCase()];
+}
+
+function parseMaxItemSize(raw: RawSetting): number {
+  const { itemSizeBytesMin, itemSizeBytesMax } = settingLimits;
+  const rule = `must be a size from ${itemSizeBytesMin} (1k) to ${itemSizeBytesMax} (1g) bytes`;
+  const { value } = raw;
+  const bytes =
+    typeof value === 'number' && Number.isSafeInteger(value)
+      ? value
+      : typeof value === 'string'
+        ? parseByteSize(value)
+        : undefined;
+  if (bytes === undefined || bytes < itemSizeBytesMin || bytes > itemSizeBytesMax) return reject(raw, rule);
+  return bytes;
+}
+
+function parseHostname(raw: RawSetting): string {
+  const rule = `must be a host name or IP address (letters, digits, '.', '-', ':'; at most ${settingLimits.hostnameLengthMax} characters)`;
+  const { value } = raw;
+  if (typeof value !== 'string' || value.length > settingLimits.hostnameLengthMax) return reject(raw, rule);
+  if (!/^[A-Za-z0-9.\-:]+$/.test(value)) return reject(raw, rule);
+  return value;
+}
+
+function parsePath(raw: RawSetting): string {
+  if (typeof raw.value !== 'string' || raw.value.trim() === '') return reject(raw, 'must be a non-empty path');
+  return raw.value;
+}
+
+/** A null log_file in a config file means stdout, like leaving the key out. */
+function parseLogFile(raw: RawSetting): string | undefined {
+  if (raw.value === null && !raw.fromFlag) return undefined;
+  return parsePath(raw);
+}
+
+function parseLogLevel(raw: RawSetting): LogLevel {
+  const level = logLevels.find((candidate) => candidate === raw.value);
+  if (level === undefined) return reject(raw, `must be one of ${logLevels.join(', ')}`);
+  return level;
+}
+
+const { replicasMax, vnodesMax, connectionsMax } = settingLimits;
+
+export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
+  hostname: {
+    name: 'hostname',
+    fileKey: 'hostname',
+    flag: '--hostname <host>',
+    description: 'name or address this node listens on and other nodes reach it by',
+    defaultText: defaultSettings.hostname,
+    parse: parseHostname,
+  },
+  port: {
+    name: 'port',
+    fileKey: 'port',
+    flag: '--port <port>',
+    description: 'internal API port, for other nodes (0 picks a free port)',
+    defaultText: String(defaultSettings.port),
+    parse: parsePort,
+  },
+  memcachePort: {
+    name: 'memcachePort',
+    fileKey: 'memcache_port',
+    flag: '--memcache-port <port>',
+    description: 'memcache protocol port, for clients (0 picks a free port)',
+    defaultText: String(defaultSettings.memcachePort),
+    parse: parsePort,
+  },
+  dataDir: {
+    name: 'dataDir',
+    fileKey: 'data_dir',
+    flag: '--data-dir <dir>',
+    description: 'directory of the SQLite files, created if missing',
+    defaultText: defaultSettings.dataDir,
+    parse: parsePath,
+  },
+  n: {
+    name: 'n',
+    fileKey: 'n',
+    flag: '--n <count>',
+    description: `replicas of each key (1 to ${replicasMax})`,
+    defaultText: String(defaultSettings.n),
+    parse: integerIn(1, replicasMax),
+  },
+  r: {
+    name: 'r',
+    fileKey: 'r',
+    flag: '--r <count>',
+    description: 'replies a read waits for (1 to N)',
+    defaultText: String(defaultSettings.r),
+    parse: integerIn(1, replicasMax),
+  },
+  w: {
+    name: 'w',
+    fileKey: 'w',
+    flag: '--w <count>',
+    description: 'acknowledgements a write waits for (1 to N)',
+    defaultText: String(defaultSettings.w),
+    parse: integerIn(1, replicasMax),
+  },
+  buckets: {
+    name: 'buckets',
+    fileKey: 'buckets',
+    flag: '--buckets <count>',
+    description: `ranges the hash space is split into (a power of two, 1 to ${settingLimits.bucketsMax})`,
+    defaultText: String(defaultSettings.buckets),
+    parse: parseBuckets,
+  },
+  vnodes: {
+    name: 'vnodes',
+    fileKey: 'vnodes',
+    flag: '--vnodes <count>',
+    description: `virtual nodes this node places on the ring (1 to ${vnodesMax})`,
+    defaultText: String(defaultSettings.vnodes),
+    parse: integerIn(1, vnodesMax),
+  },
+  maxItemSize: {
+    name: 'maxItemSize',
+    fileKey: 'max_item_size',
+    flag: '--max-item-size <bytes>',
+    description: 'largest value accepted, in bytes; suffixes k, m, g allowed (1k to 1g)',
+    defaultText: `${defaultSettings.maxItemSize} (1m)`,
+    parse: parseMaxItemSize,
+  },
+  maxConnections: {
+    name: 'maxConnections',
+    fileKey: 'max_connections',
+    flag: '--max-connections <count>',
+    description: `client connections accepted at once (1 to ${connectionsMax})`,
+    defaultText: String(defaultSettings.maxConnections),
+    parse: integerIn(1, connectionsMax),
+  },
+  logFile: {
+    name: 'logFile',
+    fileKey: 'log_file',
+    flag: '--log-file <file>',
+    description: 'file to append JSON log lines to',
+    defaultText: 'stdout',
+    parse: parseLogFile,
+  },
+  logLevel: {
+    name: 'logLevel',
+    fileKey: 'log_level',
+    flag: '--log-level <level>',
+    description: `least severe level logged: ${logLevels.join(', ')}`,
+    defaultText: defaultSettings.logLevel,
+    parse: parseLogLevel,
+  },
+};
+
+export const settingNames = Object.keys(settingFields) as SettingName[];

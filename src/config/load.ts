@@ -1,0 +1,138 @@
+/**
+ * Builds a node's Settings: defaults, overridden by a config file, overridden by flags. Every
+ * value is checked here, before anything starts, so a bad setting is one clear line and never a
+ * half-started node. docs/configuration.md describes each setting and rule.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
+import { defaultSettings, type Settings } from './settings';
+
+export { ConfigError } from './fields';
+
+/** The config file looked for in the current directory when no `--config` is given. */
+export const defaultConfigFileName = 'kai.config.json';
+
+/** Flag values: text as typed on the command line, or already typed values from code. */
+export type SettingsFlags = { readonly [K in SettingName]?: Settings[K] | string };
+
+export interface LoadOptions {
+  /** `--config <file>`: must exist. Without it, ./kai.config.json is read when present. */
+  readonly configFile?: string;
+  /** Where relative paths and ./kai.config.json are resolved; the process's cwd by default. */
+  readonly cwd?: string;
+}
+
+/** Fails with ConfigError on any bad value; creates the data directory when missing. */
+export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): Settings {
+  const cwd = options.cwd ?? process.cwd();
+  const fileValues = readConfigFile(options.configFile, cwd);
+  const resolved: Partial<Record<SettingName, unknown>> = {};
+  for (const name of settingNames) resolved[name] = resolveSetting(name, flags, fileValues);
+  // Every name was resolved by its own field's parser just above.
+  const merged = resolved as Settings;
+  const settings: Settings = {
+    ...merged,
+    dataDir: path.resolve(cwd, merged.dataDir),
+    logFile: merged.logFile === undefined ? undefined : path.resolve(cwd, merged.logFile),
+  };
+  checkQuorums(settings);
+  checkPortsDiffer(settings);
+  prepareDataDir(settings.dataDir);
+  if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
+  return settings;
+}
+
+/** Values read from a config file, by setting name, each with its origin for messages. */
+type FileValues = Partial<Record<SettingName, RawSetting>>;
+
+function resolveSetting<K extends SettingName>(name: K, flags: SettingsFlags, fileValues: FileValues): Settings[K] {
+  const field = settingFields[name];
+  const flagValue = flags[name];
+  if (flagValue !== undefined) {
+    const flagName = field.flag.split(' ')[0];
+    return field.parse({ value: flagValue, origin: flagName, fromFlag: true });
+  }
+  const fileValue = fileValues[name];
+  if (fileValue !== undefined) return field.parse(fileValue);
+  return defaultSettings[name];
+}
+
+function readConfigFile(explicitFile: string | undefined, cwd: string): FileValues {
+  if (explicitFile !== undefined) return parseConfigFile(path.resolve(cwd, explicitFile));
+  const discovered = path.join(cwd, defaultConfigFileName);
+  if (!fs.existsSync(discovered)) return {};
+  return parseConfigFile(discovered);
+}
+
+function parseConfigFile(file: string): FileValues {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${file}: ${oneLineMessage(error)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file}: malformed JSON: ${oneLineMessage(error)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`${file}: must hold a JSON object of settings`);
+  }
+  return fileValuesOf(file, parsed as Record<string, unknown>);
+}
+
+const fieldsByFileKey = new Map(settingNames.map((name) => [settingFields[name].fileKey, name]));
+
+function fileValuesOf(file: string, object: Record<string, unknown>): FileValues {
+  const values: FileValues = {};
+  for (const [key, value] of Object.entries(object)) {
+    const name = fieldsByFileKey.get(key);
+    if (name === undefined) {
+      const known = [...fieldsByFileKey.keys()].join(', ');
+      throw new ConfigError(`${file}: unknown key ${JSON.stringify(key)} (known keys: ${known})`);
+    }
+    values[name] = { value, origin: `${file}: "${key}"`, fromFlag: false };
+  }
+  return values;
+}
+
+function checkQuorums(settings: Settings): void {
+  const { n, r, w } = settings;
+  if (r > n) throw new ConfigError(`r (${r}) must not be greater than n (${n}): a read cannot wait for more replicas than exist`);
+  if (w > n) throw new ConfigError(`w (${w}) must not be greater than n (${n}): a write cannot wait for more replicas than exist`);
+}
+
+function checkPortsDiffer(settings: Settings): void {
+  if (settings.port !== 0 && settings.port === settings.memcachePort) {
+    throw new ConfigError(`port and memcache_port must differ, both are ${settings.port}`);
+  }
+}
+
+/** Creates the directory if missing and proves it writable by creating and removing a file. */
+export function prepareDataDir(dataDir: string): void {
+  try {
+    fs.mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    throw new ConfigError(`data dir ${dataDir} cannot be created: ${oneLineMessage(error)}`);
+  }
+  if (!fs.statSync(dataDir).isDirectory()) throw new ConfigError(`data dir ${dataDir} is not a directory`);
+  const probeFile = path.join(dataDir, `.write-probe-${process.pid}`);
+  try {
+    fs.writeFileSync(probeFile, '');
+    fs.unlinkSync(probeFile);
+  } catch (error) {
+    throw new ConfigError(`data dir ${dataDir} is not writable: ${oneLineMessage(error)}`);
+  }
+}
+
+/** Opening for append creates the file but never truncates an existing log. */
+function checkLogFileWritable(logFile: string): void {
+  try {
+    fs.closeSync(fs.openSync(logFile, 'a'));
+  } catch (error) {
+    throw new ConfigError(`log file ${logFile} cannot be opened for writing: ${oneLineMessage(error)}`);
+  }
+}

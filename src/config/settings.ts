@@ -1,0 +1,39 @@
+/** Every setting of a kai node, with its default. docs/configuration.md describes each. */
+export interface Settings {
+  /** Name other nodes reach this node by; also its node id together with `port`. */
+  readonly hostname: string;
+  /** Internal API port (msgpack over TCP). */
+  readonly port: number;
+  /** memcache protocol port (text and binary). */
+  readonly memcachePort: number;
+  readonly dataDir: string;
+  /** Replicas per key, read quorum, write quorum. */
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
+  readonly buckets: number;
+  readonly vnodes: number;
+  /** Largest value accepted, in bytes (memcached's -I). */
+  readonly maxItemSize: number;
+  /** Client connections accepted at once (memcached's -c). */
+  readonly maxConnections: number;
+  /** Log destination; stdout when absent. */
+  readonly logFile: string | undefined;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const defaultSettings: Settings = {
+  hostname: '127.0.0.1',
+  port: 11011,
+  memcachePort: 11211,
+  dataDir: './data',
+  n: 3,
+  r: 2,
+  w: 2,
+  buckets: 1024,
+  vnodes: 128,
+  maxItemSize: 1024 * 1024,
+  maxConnections: 1024,
+  logFile: undefined,
+  logLevel: 'info',
+};

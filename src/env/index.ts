@@ -1,0 +1,34 @@
+/**
+ * Everything a node's shells take from the outside world, injected so a whole cluster can run
+ * in one process under simulated time and randomness (test/sim provides the simulated Env).
+ */
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Env {
+  /** Wall-clock unix time in milliseconds. */
+  nowMs(): number;
+  /** A uniformly random number in [0, 1). */
+  random(): number;
+  /** Runs `action` once after `delayMs`. */
+  after(delayMs: number, action: () => void): TimerHandle;
+  /** Runs `action` every `intervalMs` until cancelled. */
+  every(intervalMs: number, action: () => void): TimerHandle;
+}
+
+export const realEnv: Env = {
+  nowMs: () => Date.now(),
+  random: () => Math.random(),
+  after(delayMs, action) {
+    const timer = setTimeout(action, delayMs);
+    timer.unref();
+    return { cancel: () => clearTimeout(timer) };
+  },
+  every(intervalMs, action) {
+    const timer = setInterval(action, intervalMs);
+    timer.unref();
+    return { cancel: () => clearInterval(timer) };
+  },
+};

@@ -1,0 +1,110 @@
+/**
+ * The one registry of kai's errors. Every error carries a stable code; the protocol layers map
+ * the code to their own words (a text reply line, a binary status). docs/protocol.md lists them.
+ */
+
+/** Binary protocol status codes (protocol_binary.h) that errors map to. */
+export const BinaryStatus = {
+  success: 0x0000,
+  keyNotFound: 0x0001,
+  keyExists: 0x0002,
+  valueTooLarge: 0x0003,
+  invalidArguments: 0x0004,
+  itemNotStored: 0x0005,
+  nonNumericValue: 0x0006,
+  authenticationError: 0x0020,
+  authenticationContinue: 0x0021,
+  unknownCommand: 0x0081,
+  outOfMemory: 0x0082,
+  notSupported: 0x0083,
+  internalError: 0x0084,
+  busy: 0x0085,
+  temporaryFailure: 0x0086,
+} as const;
+
+interface ErrorSpec {
+  /** The reply line a text client gets, without the trailing CRLF. */
+  readonly textReply: string;
+  readonly binaryStatus: number;
+}
+
+export const errorRegistry = {
+  KAI_UNKNOWN_COMMAND: { textReply: 'ERROR', binaryStatus: BinaryStatus.unknownCommand },
+  KAI_BAD_COMMAND_LINE: {
+    textReply: 'CLIENT_ERROR bad command line format',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_BAD_DATA_CHUNK: { textReply: 'CLIENT_ERROR bad data chunk', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_LINE_TOO_LONG: { textReply: 'CLIENT_ERROR line too long', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_VALUE_TOO_LARGE: {
+    textReply: 'SERVER_ERROR object too large for cache',
+    binaryStatus: BinaryStatus.valueTooLarge,
+  },
+  KAI_NON_NUMERIC_VALUE: {
+    textReply: 'CLIENT_ERROR cannot increment or decrement non-numeric value',
+    binaryStatus: BinaryStatus.nonNumericValue,
+  },
+  KAI_INVALID_DELTA: {
+    textReply: 'CLIENT_ERROR invalid numeric delta argument',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_INVALID_EXPTIME: {
+    textReply: 'CLIENT_ERROR invalid exptime argument',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_TOO_MANY_REQUESTS: {
+    textReply: 'SERVER_ERROR too many requests in flight',
+    binaryStatus: BinaryStatus.busy,
+  },
+  KAI_QUORUM_UNMET: { textReply: 'SERVER_ERROR quorum not met', binaryStatus: BinaryStatus.temporaryFailure },
+  KAI_STORAGE_FAILURE: { textReply: 'SERVER_ERROR storage failure', binaryStatus: BinaryStatus.internalError },
+  KAI_SHUTTING_DOWN: { textReply: 'SERVER_ERROR shutting down', binaryStatus: BinaryStatus.temporaryFailure },
+  KAI_INTERNAL: { textReply: 'SERVER_ERROR internal error', binaryStatus: BinaryStatus.internalError },
+  KAI_OUT_OF_MEMORY_STORING: {
+    textReply: 'SERVER_ERROR out of memory storing object',
+    binaryStatus: BinaryStatus.valueTooLarge,
+  },
+  /** memcached's own wording for a `delete` with a hold time other than 0 or a stray token. */
+  KAI_BAD_DELETE_FORMAT: {
+    textReply: 'CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorRegistry;
+
+/**
+ * An operating error: expected, handled as a value and answered in the client's protocol.
+ * `detail` may refine the text reply (for example which quorum was unmet).
+ */
+export class KaiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail?: string,
+  ) {
+    super(detail ? `${errorRegistry[code].textReply}: ${detail}` : errorRegistry[code].textReply);
+    this.name = 'KaiError';
+  }
+
+  /** The text protocol reply line for this error, without CRLF. */
+  textReply(): string {
+    const base = errorRegistry[this.code].textReply;
+    return this.detail ? `${base} (${this.detail})` : base;
+  }
+
+  binaryStatus(): number {
+    return errorRegistry[this.code].binaryStatus;
+  }
+}
+
+/** Maps any thrown value to a KaiError, so no request ever goes unanswered. */
+export function asKaiError(error: unknown): KaiError {
+  if (error instanceof KaiError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new KaiError('KAI_INTERNAL', message);
+}
+
+/** A programmer error: an invariant that must hold. Never used for bad input. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}

@@ -1,0 +1,35 @@
+/** The counters behind `stats`, under memcached's names. */
+export class NodeStats {
+  currConnections = 0;
+  totalConnections = 0;
+  rejectedConnections = 0;
+  cmdGet = 0;
+  cmdSet = 0;
+  cmdFlush = 0;
+  cmdTouch = 0;
+  getHits = 0;
+  getMisses = 0;
+  getExpired = 0;
+  deleteMisses = 0;
+  deleteHits = 0;
+  incrMisses = 0;
+  incrHits = 0;
+  decrMisses = 0;
+  decrHits = 0;
+  casMisses = 0;
+  casHits = 0;
+  casBadval = 0;
+  touchHits = 0;
+  touchMisses = 0;
+  storeTooLarge = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  totalItems = 0;
+
+  /** `stats reset`: memcached clears the command and traffic counters, not the gauges. */
+  reset(): void {
+    const { currConnections } = this;
+    Object.assign(this, new NodeStats());
+    this.currConnections = currConnections;
+  }
+}

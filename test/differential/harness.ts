@@ -1,0 +1,371 @@
+/**
+ * Differential testing against Debian's memcached: start the reference server and the server under
+ * test, play the same byte stream to each over a raw socket, and compare what comes back once the
+ * parts that legitimately differ (cas uniques, version strings, stats values) are masked.
+ *
+ *   const reference = await startMemcached({ valueBytesMax });
+ *   const subject = await startSubject({ valueBytesMax });   // kai, or a second memcached
+ *   const expected = await runStream(reference.port, steps);
+ *   const actual = await runStream(subject.port, steps);
+ *   expect(normalizeReplies(actual.bytes)).toEqual(normalizeReplies(expected.bytes));
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { getFreePort, startKai } from '../support/process';
+
+export const memcachedBin = '/usr/bin/memcached';
+/** Which server the differential tests compare with memcached: kai unless the environment says otherwise. */
+export const subjectEnvironmentVariable = 'KAI_DIFFERENTIAL_SUBJECT';
+
+const readyTimeoutMs = 15_000;
+const exitTimeoutMs = 10_000;
+const connectRetryDelayMs = 20;
+/** How long a stream may take to answer its sentinel, or to close when it is expected to. */
+export const streamReplyTimeoutMs = 10_000;
+/** Pause between steps, so that each step reaches the server as its own read. */
+export const stepGapMsDefault = 15;
+/** Reply bytes kept per stream: a runaway server cannot fill the test's memory. */
+export const transcriptBytesMax = 16 * 1024 * 1024;
+
+export interface RunningServer {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  /** The largest value both servers accept (memcached's -I, kai's --max-item-size). */
+  readonly valueBytesMax: number;
+}
+
+/** Starts /usr/bin/memcached on a free port: one thread, no UDP, loopback only. */
+export async function startMemcached(options: ServerOptions): Promise<RunningServer> {
+  if (!fs.existsSync(memcachedBin)) {
+    throw new Error(`${memcachedBin} is missing: run test/support/ensure-memcached.sh`);
+  }
+  const port = await getFreePort();
+  const args = ['-p', String(port), '-U', '0', '-l', '127.0.0.1', '-t', '1', '-I', String(options.valueBytesMax)];
+  // memcached refuses to run as root unless told which user to be.
+  if (process.getuid?.() === 0) args.push('-u', os.userInfo().username);
+  const child = spawn(memcachedBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    if (stderr.length < 64 * 1024) stderr += text;
+  });
+  const exited = exitOf(child);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`memcached did not start: ${stderr}`);
+  try {
+    await waitUntilAccepting(port, exited);
+  } catch (error) {
+    killByPid(pid);
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\nmemcached stderr: ${stderr}`);
+  }
+  return { name: 'memcached', port, pid, stop: () => stopChild(child, exited) };
+}
+
+/** Starts a single kai node (N = R = W = 1) in a fresh data directory. */
+export async function startKaiNode(options: ServerOptions): Promise<RunningServer> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-differential-'));
+  const kai = await startKai({
+    dataDir,
+    args: ['--n', '1', '--r', '1', '--w', '1', '--log-level', 'warn', '--max-item-size', String(options.valueBytesMax)],
+  });
+  return {
+    name: 'kai',
+    port: kai.memcachePort,
+    pid: kai.pid,
+    stop: async () => {
+      await kai.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The server under test, as chosen by KAI_DIFFERENTIAL_SUBJECT: `kai` (default) or `memcached`. */
+export function startSubject(options: ServerOptions): Promise<RunningServer> {
+  const subject = process.env[subjectEnvironmentVariable] ?? 'kai';
+  if (subject === 'memcached') return startMemcached(options);
+  if (subject === 'kai') return startKaiNode(options);
+  throw new Error(`${subjectEnvironmentVariable} must be kai or memcached, not ${subject}`);
+}
+
+interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+function exitOf(child: ChildProcess): Promise<ExitStatus> {
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<ExitStatus>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  killByPid(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => killByPid(child.pid, 'SIGKILL'), exitTimeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function killByPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function waitUntilAccepting(port: number, exited: Promise<ExitStatus>): Promise<void> {
+  let exitStatus: ExitStatus | undefined;
+  void exited.then(
+    (status) => (exitStatus = status),
+    () => undefined,
+  );
+  const deadlineMs = Date.now() + readyTimeoutMs;
+  while (Date.now() < deadlineMs) {
+    if (exitStatus) throw new Error(`server exited (code ${exitStatus.code}) before accepting on port ${port}`);
+    if (await canConnect(port)) return;
+    await delay(connectRetryDelayMs);
+  }
+  throw new Error(`server did not accept connections on port ${port} within ${readyTimeoutMs} ms`);
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const done = (connected: boolean): void => {
+      socket.destroy();
+      resolve(connected);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One step of a stream: bytes to send as their own write, or a function of the replies so far
+ * (for a `cas` that needs the unique a `gets` returned), run once every earlier reply is in.
+ */
+export type StreamStep = string | Buffer | ((repliesSoFar: Buffer) => string | Buffer);
+
+export interface Transcript {
+  /** Every reply byte, sentinels removed. */
+  readonly bytes: Buffer;
+  /** Whether the server closed the connection. */
+  readonly closed: boolean;
+}
+
+export interface RunOptions {
+  /** The stream ends with the server closing the connection (quit, over-long line): wait for that. */
+  readonly expectClose?: boolean;
+  readonly stepGapMs?: number;
+}
+
+function toBuffer(data: string | Buffer): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+}
+
+/**
+ * A marker command pair with a reply no stream produces: a set and get of a key named by a random
+ * nonce. Its reply arriving means every earlier reply has arrived.
+ */
+function makeSentinel(): { request: Buffer; reply: Buffer } {
+  const nonce = randomBytes(8).toString('hex');
+  const key = `sentinel_${nonce}`;
+  return {
+    request: Buffer.from(`set ${key} 0 0 ${nonce.length}\r\n${nonce}\r\nget ${key}\r\n`),
+    reply: Buffer.from(`STORED\r\nVALUE ${key} 0 ${nonce.length}\r\n${nonce}\r\nEND\r\n`),
+  };
+}
+
+/** A connection that records what the server sends and can wait for a suffix or for the close. */
+class RecordingConnection {
+  private readonly socket: net.Socket;
+  private received: Buffer[] = [];
+  private receivedBytes = 0;
+  private closedFlag = false;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(port: number) {
+    this.socket = net.connect({ host: '127.0.0.1', port });
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (chunk: Buffer) => {
+      if (this.receivedBytes + chunk.length <= transcriptBytesMax) {
+        this.received.push(chunk);
+        this.receivedBytes += chunk.length;
+      }
+      this.wake();
+    });
+    // A reset (memcached closing with unread input) counts as a close.
+    this.socket.on('error', () => undefined);
+    this.socket.on('close', () => {
+      this.closedFlag = true;
+      this.wake();
+    });
+  }
+
+  connected(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.once('connect', () => resolve());
+      this.socket.once('error', reject);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.received);
+  }
+
+  write(data: Buffer): void {
+    if (!this.closedFlag) this.socket.write(data);
+  }
+
+  /** Waits until the replies end with `suffix`, then removes it from the record. */
+  async awaitSuffix(suffix: Buffer, what: string): Promise<void> {
+    await this.until(() => this.closedFlag || this.bytes().subarray(-suffix.length).equals(suffix), what);
+    const all = this.bytes();
+    if (!all.subarray(-suffix.length).equals(suffix)) {
+      throw new Error(`connection closed before ${what}; replies so far: ${JSON.stringify(all.toString('latin1'))}`);
+    }
+    this.received = [all.subarray(0, all.length - suffix.length)];
+    this.receivedBytes -= suffix.length;
+  }
+
+  awaitClose(): Promise<void> {
+    return this.until(() => this.closedFlag, 'the server closing the connection');
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private until(condition: () => boolean, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        const so = JSON.stringify(this.bytes().toString('latin1').slice(0, 2000));
+        reject(new Error(`no ${what} within ${streamReplyTimeoutMs} ms; replies so far: ${so}`));
+      }, streamReplyTimeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
+
+/** Plays `steps` on a fresh connection to 127.0.0.1:port and returns every reply byte. */
+export async function runStream(port: number, steps: readonly StreamStep[], options: RunOptions = {}): Promise<Transcript> {
+  const connection = new RecordingConnection(port);
+  try {
+    await connection.connected();
+    const gapMs = options.stepGapMs ?? stepGapMsDefault;
+    for (const step of steps) {
+      if (typeof step === 'function') {
+        const sentinel = makeSentinel();
+        connection.write(sentinel.request);
+        await connection.awaitSuffix(sentinel.reply, 'the replies a computed step depends on');
+        connection.write(toBuffer(step(connection.bytes())));
+      } else {
+        connection.write(toBuffer(step));
+      }
+      await delay(gapMs);
+    }
+    if (options.expectClose) {
+      await connection.awaitClose();
+    } else {
+      const sentinel = makeSentinel();
+      connection.write(sentinel.request);
+      await connection.awaitSuffix(sentinel.reply, 'the end-of-stream sentinel');
+    }
+    return { bytes: connection.bytes(), closed: connection.closed };
+  } finally {
+    connection.destroy();
+  }
+}
+
+/** The cas unique of the last `VALUE` line with one, for steps that must name it. */
+export function lastCasUnique(replies: Buffer): string {
+  const matches = [...replies.toString('latin1').matchAll(/^VALUE \S+ \d+ \d+ (\d+)\r$/gm)];
+  const last = matches.at(-1);
+  if (!last) throw new Error(`no cas unique in ${JSON.stringify(replies.toString('latin1'))}`);
+  return last[1];
+}
+
+/**
+ * The replies as text with what may differ between servers masked: cas uniques become `<cas1>`,
+ * `<cas2>`, ... in order of first appearance (so equal uniques stay equal), the version string
+ * becomes `<version>` and stats values `<value>`. Data blocks are skipped by their length, so a
+ * value that itself looks like a reply line is left alone.
+ */
+export function normalizeReplies(bytes: Buffer): string {
+  const casNames = new Map<string, string>();
+  const out: string[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const end = bytes.indexOf('\r\n', at);
+    if (end < 0) {
+      out.push(`<partial>${bytes.toString('latin1', at)}`);
+      break;
+    }
+    const line = bytes.toString('latin1', at, end);
+    at = end + 2;
+    const parts = line.split(' ');
+    if (parts[0] === 'VALUE' && (parts.length === 4 || parts.length === 5) && /^\d+$/.test(parts[3])) {
+      if (parts.length === 5) {
+        if (!casNames.has(parts[4])) casNames.set(parts[4], `<cas${casNames.size + 1}>`);
+        parts[4] = casNames.get(parts[4]) ?? '';
+      }
+      const valueBytes = Number(parts[3]);
+      out.push(parts.join(' '), `<data>${bytes.toString('latin1', at, at + valueBytes + 2)}`);
+      at += valueBytes + 2;
+    } else if (parts[0] === 'VERSION') {
+      out.push('VERSION <version>');
+    } else if (parts[0] === 'STAT' && parts.length >= 3) {
+      out.push(`STAT ${parts[1]} <value>`);
+    } else {
+      out.push(line);
+    }
+  }
+  return out.join('\n');
+}
+
+/** A stats reply's shape: `STAT <name> <value>` lines then END, or why it is not one. */
+export function parseStatsReply(bytes: Buffer): { readonly names: string[] } | { readonly problem: string } {
+  const text = bytes.toString('latin1');
+  if (!text.endsWith('END\r\n')) return { problem: `does not end with END: ${JSON.stringify(text.slice(-200))}` };
+  const lines = text.slice(0, -'END\r\n'.length).split('\r\n');
+  if (lines.at(-1) === '') lines.pop();
+  const names: string[] = [];
+  for (const line of lines) {
+    const match = /^STAT (\S+) (.*)$/.exec(line);
+    if (!match) return { problem: `not a STAT line: ${JSON.stringify(line)}` };
+    names.push(match[1]);
+  }
+  return { names };
+}

@@ -1,0 +1,156 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { settingFields, settingNames } from '../../src/config/fields';
+import { getFreePort, killStartedKai, repoRoot, runKai, startKai } from '../support/process';
+
+let workDir: string;
+
+beforeEach(() => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-cli-'));
+});
+
+afterEach(() => {
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+afterAll(killStartedKai);
+
+/** Asserts a run failed with usage exit code 2 and exactly one `kai: ...` line on stderr. */
+function expectUsageError(run: { code: number | null; stderr: string }, pattern: RegExp): void {
+  expect(run.code).toBe(2);
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^kai: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('kai help and version', () => {
+  test('kai --help lists the start command and exits 0', async () => {
+    // Proves the top-level help is reachable and points at the settings.
+    const run = await runKai(['--help'], { cwd: workDir });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Usage: kai/);
+    expect(run.stdout).toMatch(/start/);
+    expect(run.stdout).toMatch(/kai start --help/);
+  });
+
+  test('kai start --help lists every flag with its default', async () => {
+    // Proves no setting is missing from the command line and each help line shows a default.
+    const run = await runKai(['start', '--help'], { cwd: workDir });
+    expect(run.code).toBe(0);
+    const help = run.stdout.replace(/\s+/g, ' ');
+    for (const name of settingNames) {
+      const field = settingFields[name];
+      expect(help).toContain(field.flag);
+      expect(help).toContain(`(default: ${field.defaultText})`);
+    }
+    expect(help).toContain('--config <file>');
+  });
+
+  test('kai --version prints the package.json version', async () => {
+    // Proves the version comes from package.json, not a copy that can drift.
+    const packageJson = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    const run = await runKai(['--version'], { cwd: workDir });
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(packageJson.version);
+  });
+});
+
+describe('kai start with bad settings', () => {
+  test('an unknown flag exits 2 with one line', async () => {
+    // Proves commander's own errors follow the kai: format and exit code.
+    expectUsageError(await runKai(['start', '--prot', '1'], { cwd: workDir }), /unknown option '--prot'/);
+  });
+
+  test('an unknown config file key exits 2 with one line', async () => {
+    // Proves the discovered ./kai.config.json is validated key by key.
+    fs.writeFileSync(path.join(workDir, 'kai.config.json'), JSON.stringify({ memcahce_port: 1 }));
+    expectUsageError(await runKai(['start'], { cwd: workDir }), /unknown key "memcahce_port"/);
+  });
+
+  test('malformed JSON in --config exits 2 naming the file', async () => {
+    // Proves a broken config file is reported with its path and the parse error.
+    const file = path.join(workDir, 'broken.json');
+    fs.writeFileSync(file, '{ "port": ');
+    expectUsageError(await runKai(['start', '--config', file], { cwd: workDir }), new RegExp(`${file}: malformed JSON: `));
+  });
+
+  test('r greater than n exits 2', async () => {
+    // Proves cross-setting rules are enforced before anything starts.
+    expectUsageError(await runKai(['start', '--n', '2', '--r', '3'], { cwd: workDir }), /r \(3\) must not be greater than n \(2\)/);
+  });
+
+  test('port 70000 exits 2', async () => {
+    // Proves port ranges are checked for flags.
+    expectUsageError(await runKai(['start', '--port', '70000'], { cwd: workDir }), /--port: must be a port from 1 to 65535/);
+  });
+
+  test('a data dir under a regular file exits 2', async () => {
+    // Proves an unusable data dir is a settings error, not a crash with a stack trace.
+    fs.writeFileSync(path.join(workDir, 'file'), '');
+    const dataDir = path.join(workDir, 'file', 'data');
+    expectUsageError(await runKai(['start', '--data-dir', dataDir], { cwd: workDir }), /data dir .* cannot be created: ENOTDIR/);
+  });
+
+  test('bad settings start nothing and create no data dir', async () => {
+    // Proves validation happens before any side effect of starting.
+    const run = await runKai(['start', '--buckets', '1000'], { cwd: workDir });
+    expectUsageError(run, /--buckets: must be a power of two/);
+    expect(fs.existsSync(path.join(workDir, 'data'))).toBe(false);
+  });
+});
+
+describe('kai start and stop', () => {
+  test('SIGTERM stops a started node and exits 0', async () => {
+    // Proves the node listens, logs one "listening" line, and stops cleanly on SIGTERM.
+    const dataDir = path.join(workDir, 'data');
+    const kai = await startKai({ dataDir });
+    const status = await kai.stop('SIGTERM');
+    expect(status).toEqual({ code: 0, signal: null });
+    const lines = kai.stdout().split('\n').filter((line) => line.startsWith('{'));
+    const listening = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.msg === 'listening');
+    expect(listening).toMatchObject({ memcachePort: kai.memcachePort, port: kai.port, dataDir });
+    expect(kai.stderr()).toBe('');
+  });
+
+  test('SIGINT also stops the node with exit code 0', async () => {
+    // Proves Ctrl-C behaves like SIGTERM.
+    const kai = await startKai({ dataDir: path.join(workDir, 'data') });
+    expect(await kai.stop('SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  test('log lines go to --log-file and are flushed by exit', async () => {
+    // Proves file logging and that the last lines are written before the process exits.
+    const logFile = path.join(workDir, 'kai.log');
+    const kai = await startKai({ dataDir: path.join(workDir, 'data'), args: ['--log-file', logFile] });
+    expect(await kai.stop()).toEqual({ code: 0, signal: null });
+    const messages = fs
+      .readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toContain('listening');
+    expect(messages[messages.length - 1]).toBe('stopped');
+  });
+
+  test('a memcache port already in use exits 1 with one line', async () => {
+    // Proves a start failure such as EADDRINUSE is one line on stderr, without a stack trace.
+    const blocker = net.createServer();
+    const memcachePort = await getFreePort();
+    await new Promise<void>((resolve) => blocker.listen(memcachePort, '127.0.0.1', resolve));
+    try {
+      const port = await getFreePort();
+      const args = ['start', '--hostname', '127.0.0.1', '--port', String(port), '--memcache-port', String(memcachePort)];
+      const run = await runKai([...args, '--data-dir', path.join(workDir, 'data')], { cwd: workDir });
+      expect(run.code).toBe(1);
+      const lines = run.stderr.split('\n').filter((line) => line !== '');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^kai: cannot start: .*EADDRINUSE/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});

@@ -1,0 +1,250 @@
+import { Coordinator } from '../../../src/coordinator';
+import { storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
+import { LocalReplica } from '../../../src/coordinator/replica';
+import { KaiError } from '../../../src/errors';
+import { bucketOfKey, buildRing, preferenceList, type Ring } from '../../../src/ring';
+import type { StoredRecord } from '../../../src/storage';
+import type { Version } from '../../../src/storage/record';
+import { ManualEnv } from '../../support/manual-env';
+import { MemoryStore } from '../../support/memory-store';
+
+const valueBytesMax = 1024;
+const requestTimeoutMs = 500;
+const key = Buffer.from('the-key');
+
+type StoreMode = 'ok' | 'fail' | 'hang';
+
+/** A memory store whose writes can be made to fail or to never finish. */
+class FaultyStore extends MemoryStore {
+  mode: StoreMode = 'ok';
+
+  override write(record: StoredRecord): Promise<void> {
+    if (this.mode === 'fail') return Promise.reject(new KaiError('KAI_STORAGE_FAILURE', 'disk on fire'));
+    if (this.mode === 'hang') return new Promise<void>(() => undefined);
+    return super.write(record);
+  }
+}
+
+interface Cluster {
+  readonly env: ManualEnv;
+  readonly ring: Ring;
+  readonly coordinator: Coordinator;
+  readonly replicas: Map<string, LocalReplica>;
+  readonly stores: Map<string, FaultyStore>;
+  /** The key's replicas in preference order. */
+  readonly order: readonly string[];
+}
+
+function cluster(memberIds: readonly string[], quorum: { n: number; r: number; w: number }): Cluster {
+  const env = new ManualEnv();
+  const ring = buildRing(
+    memberIds.map((id) => ({ id, weight: 1 })),
+    { buckets: 64, vnodesPerNode: 16 },
+  );
+  const stores = new Map(memberIds.map((id) => [id, new FaultyStore()]));
+  const replicas = new Map(memberIds.map((id) => [id, new LocalReplica(id, stores.get(id)!, env, valueBytesMax)]));
+  const coordinator = new Coordinator({
+    nodeId: memberIds[0],
+    env,
+    ring: () => ring,
+    replicaOf: (id) => replicas.get(id)!,
+    quorum,
+    requestTimeoutMs,
+  });
+  const order = preferenceList(ring, bucketOfKey(key, ring.config.buckets), quorum.n);
+  return { env, ring, coordinator, replicas, stores, order };
+}
+
+function set(value: string): ReturnType<typeof storeMutation> {
+  const request: StoreRequest = { mode: 'set', value: Buffer.from(value), flags: 0, expiresAtMs: 0, casUnique: 0n };
+  return storeMutation(request);
+}
+
+function addRequest(value: string): StoreRequest {
+  return { mode: 'add', value: Buffer.from(value), flags: 0, expiresAtMs: 0, casUnique: 0n };
+}
+
+function versionWith(value: string, node: string, counter: number, writtenAtMs: number): Version {
+  return {
+    clock: [{ node, counter, timestampMs: writtenAtMs }],
+    value: Buffer.from(value),
+    flags: 0,
+    expiresAtMs: 0,
+    tombstone: false,
+    writtenAtMs,
+  };
+}
+
+/** Lets every settled promise run its callbacks. */
+function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Resolves to the result or the error, so a pending promise can be inspected without rejecting. */
+function outcomeOf<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
+  const outcome: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => Object.assign(outcome, { settled: true, value }),
+    (error: unknown) => Object.assign(outcome, { settled: true, error }),
+  );
+  return outcome;
+}
+
+function expectQuorumUnmet(error: unknown): void {
+  expect(error).toBeInstanceOf(KaiError);
+  expect((error as KaiError).code).toBe('KAI_QUORUM_UNMET');
+}
+
+const values = (versions: readonly Version[]): string[] => versions.map((v) => v.value.toString()).sort();
+
+describe('one replica', () => {
+  // A one-node ring serves reads and writes from its only replica, with no timer involved.
+  test('reads and mutates', async () => {
+    const { coordinator, stores, env } = cluster(['solo'], { n: 3, r: 2, w: 2 });
+    expect(await coordinator.read(key)).toEqual([]);
+    const applied = await coordinator.mutate(key, set('v1'));
+    expect(applied.result).toBe('STORED');
+    expect(values(await coordinator.read(key))).toEqual(['v1']);
+    expect(values(stores.get('solo')!.read(key)!.versions)).toEqual(['v1']);
+    expect(env.pendingTimers).toBe(0);
+    const notStored = await coordinator.mutate(key, storeMutation(addRequest('v2')));
+    expect(notStored.result).toBe('NOT_STORED');
+    expect(notStored.written).toBeUndefined();
+  });
+});
+
+describe('three replicas, n=3 w=2', () => {
+  const members = ['node-a', 'node-b', 'node-c'];
+
+  // The ring gives every key all three members, and a write lands on all three stores.
+  test('a write reaches all replicas', async () => {
+    const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 2 });
+    expect([...order].sort()).toEqual(members);
+    const applied = await coordinator.mutate(key, set('v1'));
+    expect(applied.result).toBe('STORED');
+    expect(applied.written!.clock.map((entry) => entry.node)).toEqual([order[0]]);
+    await flush();
+    for (const id of members) expect(stores.get(id)!.read(key)!.versions).toEqual([applied.written]);
+    expect(env.pendingTimers).toBe(0);
+  });
+
+  // One replica whose store rejects still leaves the first replica plus one: W=2 is met.
+  test('one failing replica does not fail the write', async () => {
+    const { coordinator, stores, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    stores.get(order[2])!.mode = 'fail';
+    const applied = await coordinator.mutate(key, set('v1'));
+    expect(applied.result).toBe('STORED');
+    expect(stores.get(order[1])!.read(key)!.versions).toEqual([applied.written]);
+    expect(stores.get(order[2])!.read(key)).toBeUndefined();
+  });
+
+  // With both other replicas failing, only one copy exists: the write is reported as unmet.
+  test('two failing replicas fail the write with KAI_QUORUM_UNMET', async () => {
+    const { coordinator, stores, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    stores.get(order[1])!.mode = 'fail';
+    stores.get(order[2])!.mode = 'fail';
+    const error = await coordinator.mutate(key, set('v1')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expectQuorumUnmet(error);
+  });
+
+  // The first replica decides the write; when its own store fails, that error is the answer.
+  test('a failing first replica fails the write with its error', async () => {
+    const { coordinator, stores, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    stores.get(order[0])!.mode = 'fail';
+    await expect(coordinator.mutate(key, set('v1'))).rejects.toMatchObject({ code: 'KAI_STORAGE_FAILURE' });
+  });
+
+  // A replica that never answers is given up on when the Env's timer fires, not before.
+  test('a silent replica times out through the Env timer', async () => {
+    const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 2 });
+    stores.get(order[1])!.mode = 'fail';
+    stores.get(order[2])!.mode = 'hang';
+    const outcome = outcomeOf(coordinator.mutate(key, set('v1')));
+    await flush();
+    expect(outcome.settled).toBe(false);
+    expect(env.pendingTimers).toBe(1);
+    env.advance(requestTimeoutMs - 1);
+    await flush();
+    expect(outcome.settled).toBe(false);
+    env.advance(1);
+    await flush();
+    expect(outcome.settled).toBe(true);
+    expectQuorumUnmet(outcome.error);
+    expect(env.pendingTimers).toBe(0);
+  });
+
+  // With W=3 a single silent replica is enough to time the write out.
+  test('w=3 times out on one silent replica', async () => {
+    const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 3 });
+    stores.get(order[2])!.mode = 'hang';
+    const outcome = outcomeOf(coordinator.mutate(key, set('v1')));
+    await flush();
+    expect(outcome.settled).toBe(false);
+    env.advance(requestTimeoutMs);
+    await flush();
+    expectQuorumUnmet(outcome.error);
+  });
+
+  // A silent replica beyond the W needed does not delay the answer.
+  test('w=2 answers without waiting for a silent third replica', async () => {
+    const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 2 });
+    stores.get(order[2])!.mode = 'hang';
+    const applied = await coordinator.mutate(key, set('v1'));
+    expect(applied.result).toBe('STORED');
+    expect(env.pendingTimers).toBe(0);
+  });
+
+  // Concurrent versions held by different replicas come back together as siblings.
+  test('reads reconcile siblings from different replicas', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 3, w: 2 });
+    const base = versionWith('base', 'node-x', 1, 10);
+    const left = versionWith('left', order[0], 1, 20);
+    const right = versionWith('right', order[2], 1, 30);
+    await replicas.get(order[0])!.store(key, 0, [base, left]);
+    await replicas.get(order[1])!.store(key, 0, [base]);
+    await replicas.get(order[2])!.store(key, 0, [right]);
+    expect(values(await coordinator.read(key))).toEqual(['base', 'left', 'right']);
+    // A set supersedes what the coordinating replica holds; a sibling only another replica held
+    // was concurrent with it and stays (docs/architecture.md, "Versions when several siblings").
+    const applied = await coordinator.mutate(key, set('resolved'));
+    await flush();
+    expect(values(await coordinator.read(key))).toEqual(['resolved', 'right']);
+    expect(replicas.get(order[0])!.fetchNow(key)).toEqual([applied.written]);
+    expect(replicas.get(order[1])!.fetchNow(key)).toEqual([applied.written]);
+    expect(values(replicas.get(order[2])!.fetchNow(key))).toEqual(['resolved', 'right']);
+  });
+
+  // A dominated version on one replica is dropped in favour of its descendant on another.
+  test('reads drop versions another replica has superseded', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    const old = versionWith('old', 'node-x', 1, 10);
+    const newer = versionWith('newer', 'node-x', 2, 20);
+    await replicas.get(order[0])!.store(key, 0, [old]);
+    await replicas.get(order[1])!.store(key, 0, [newer]);
+    expect(values(await coordinator.read(key))).toEqual(['newer']);
+  });
+
+  // R=3 with a replica that cannot answer: the read fails as unmet after the timeout.
+  test('a read times out when R replicas do not answer', async () => {
+    const { coordinator, replicas, order, env } = cluster(members, { n: 3, r: 3, w: 2 });
+    const silent = replicas.get(order[1])!;
+    silent.fetch = () => new Promise<readonly Version[]>(() => undefined);
+    const outcome = outcomeOf(coordinator.read(key));
+    await flush();
+    expect(outcome.settled).toBe(false);
+    env.advance(requestTimeoutMs);
+    await flush();
+    expectQuorumUnmet(outcome.error);
+  });
+
+  // R=2 with one replica failing still answers from the other two.
+  test('a read succeeds with one failing replica', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    await coordinator.mutate(key, set('v1'));
+    replicas.get(order[0])!.fetch = () => Promise.reject(new Error('down'));
+    expect(values(await coordinator.read(key))).toEqual(['v1']);
+  });
+});

@@ -1,0 +1,102 @@
+import { deleteMutation, storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
+import { LocalReplica } from '../../../src/coordinator/replica';
+import { KaiError } from '../../../src/errors';
+import type { Version } from '../../../src/storage/record';
+import { compare, descends, type VClock } from '../../../src/vclock';
+import { ManualEnv } from '../../support/manual-env';
+import { MemoryStore } from '../../support/memory-store';
+
+const valueBytesMax = 1024;
+const key = Buffer.from('k');
+const bucket = 3;
+
+function setRequest(value: string, mode: StoreRequest['mode'] = 'set'): StoreRequest {
+  return { mode, value: Buffer.from(value), flags: 5, expiresAtMs: 0, casUnique: 0n };
+}
+
+function versionWith(value: string, clock: VClock, writtenAtMs: number): Version {
+  return { clock, value: Buffer.from(value), flags: 0, expiresAtMs: 0, tombstone: false, writtenAtMs };
+}
+
+let env: ManualEnv;
+let store: MemoryStore;
+let replica: LocalReplica;
+
+beforeEach(() => {
+  env = new ManualEnv();
+  store = new MemoryStore();
+  replica = new LocalReplica('node-a', store, env, valueBytesMax);
+});
+
+const values = (versions: readonly Version[]): string[] => versions.map((v) => v.value.toString()).sort();
+
+// A first write gets a one-entry clock stamped with the replica's node and the Env's time.
+test('apply on an empty key writes a fresh version', async () => {
+  const applied = await replica.apply(key, bucket, storeMutation(setRequest('one')));
+  expect(applied.result).toBe('STORED');
+  expect(applied.written?.clock).toEqual([{ node: 'node-a', counter: 1, timestampMs: env.nowMs() }]);
+  expect(applied.written?.writtenAtMs).toBe(env.nowMs());
+  expect(applied.written?.flags).toBe(5);
+  expect(applied.versions).toEqual([applied.written]);
+  expect(store.read(key)).toEqual({ key, bucket, versions: [applied.written] });
+  expect(await replica.fetch(key)).toEqual([applied.written]);
+  expect(await replica.fetch(Buffer.from('other'))).toEqual([]);
+});
+
+// Successive writes supersede each other: each new clock descends from the previous one.
+test('successive applies supersede', async () => {
+  const first = await replica.apply(key, bucket, storeMutation(setRequest('one')));
+  env.advance(10);
+  const second = await replica.apply(key, bucket, storeMutation(setRequest('two')));
+  expect(compare(second.written!.clock, first.written!.clock)).toBe('after');
+  expect(second.written!.clock).toEqual([{ node: 'node-a', counter: 2, timestampMs: env.nowMs() }]);
+  expect(values(replica.fetchNow(key))).toEqual(['two']);
+});
+
+// A write over siblings resolves them: its clock dominates every version held.
+test('apply writes a version whose clock dominates all held versions', async () => {
+  const left = versionWith('left', [{ node: 'node-b', counter: 3, timestampMs: 1 }], 1);
+  const right = versionWith('right', [{ node: 'node-c', counter: 1, timestampMs: 2 }], 2);
+  await replica.store(key, bucket, [left, right]);
+  expect(values(replica.fetchNow(key))).toEqual(['left', 'right']);
+  const applied = await replica.apply(key, bucket, storeMutation(setRequest('resolved')));
+  for (const held of [left, right]) expect(compare(applied.written!.clock, held.clock)).toBe('after');
+  expect(values(replica.fetchNow(key))).toEqual(['resolved']);
+  // A tombstone supersedes the same way.
+  const deleted = await replica.apply(key, bucket, deleteMutation);
+  expect(deleted.result).toBe(true);
+  expect(replica.fetchNow(key).map((v) => v.tombstone)).toEqual([true]);
+  expect(descends(deleted.written!.clock, applied.written!.clock)).toBe(true);
+});
+
+// A decision without a write leaves the store untouched.
+test('apply without a write stores nothing', async () => {
+  const applied = await replica.apply(key, bucket, storeMutation(setRequest('x', 'replace')));
+  expect(applied).toEqual({ result: 'NOT_STORED', versions: [], written: undefined });
+  expect(store.records.size).toBe(0);
+});
+
+// A mutation that throws (value too large) writes nothing and passes its error on.
+test('apply propagates mutation errors without writing', async () => {
+  await replica.apply(key, bucket, storeMutation(setRequest('x'.repeat(valueBytesMax))));
+  const before = store.read(key);
+  await expect(replica.apply(key, bucket, storeMutation(setRequest('y', 'append')))).rejects.toBeInstanceOf(KaiError);
+  expect(store.read(key)).toBe(before);
+});
+
+// store() keeps concurrent versions as siblings, drops dominated ones and deduplicates equal ones.
+test('store merges incoming versions with held ones', async () => {
+  const mine = (await replica.apply(key, bucket, storeMutation(setRequest('mine')))).written!;
+  const concurrent = versionWith('theirs', [{ node: 'node-b', counter: 1, timestampMs: 5 }], 5);
+  await replica.store(key, bucket, [concurrent]);
+  expect(values(replica.fetchNow(key))).toEqual(['mine', 'theirs']);
+  await replica.store(key, bucket, [concurrent, mine]);
+  expect(replica.fetchNow(key)).toHaveLength(2);
+  const stale = versionWith('stale', [], 0);
+  await replica.store(key, bucket, [stale]);
+  expect(values(replica.fetchNow(key))).toEqual(['mine', 'theirs']);
+  const descendant = versionWith('merged', [...mine.clock, ...concurrent.clock], 9);
+  await replica.store(key, bucket, [descendant]);
+  expect(values(replica.fetchNow(key))).toEqual(['merged']);
+  expect(store.read(key)?.bucket).toBe(bucket);
+});
