@@ -101,7 +101,9 @@ export class Dispatcher {
       if (applied.result) {
         stats.getHits++;
         stats.touchHits++;
-        items.push(...this.itemsOf(key, applied.versions));
+        // The item as it was read, as memcached answers even `gat -1` (which then expires it).
+        const { flags, value } = applied.result;
+        items.push({ key, flags, value, cas: casOfVersions(applied.versions) });
       } else {
         stats.getMisses++;
         stats.touchMisses++;

@@ -12,6 +12,8 @@ const int64Max = (1n << 63n) - 1n;
 const signBit64 = 1n << 63n;
 /** Longest run of digits that is parsed as a plain number without loss (well inside 2^53). */
 const fastPathDigitsMax = 15;
+/** Digits in 2^64 - 1. */
+const uint64Digits = 20;
 
 const minus = 0x2d;
 const plus = 0x2b;
@@ -45,7 +47,11 @@ function scanDecimal(token: Buffer): Scanned | undefined {
   while (index < token.length && token[index] >= digitZero && token[index] <= digitNine) index++;
   if (index === digitsStart) return undefined;
   if (index < token.length && !isCSpace(token[index])) return undefined;
-  const digits = token.toString('latin1', digitsStart, index);
+  let significantStart = digitsStart;
+  while (significantStart < index - 1 && token[significantStart] === digitZero) significantStart++;
+  // More digits than 2^64 has cannot fit: no need to build a huge BigInt to know that.
+  if (index - significantStart > uint64Digits) return { negative, magnitude: undefined };
+  const digits = token.toString('latin1', significantStart, index);
   if (digits.length <= fastPathDigitsMax) return { negative, magnitude: BigInt(Number(digits)) };
   const magnitude = BigInt(digits);
   return { negative, magnitude: magnitude > uint64Max ? undefined : magnitude };

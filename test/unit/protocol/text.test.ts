@@ -271,6 +271,8 @@ describe('text decoder: numbers as memcached parses them', () => {
     expect(parseUint64(token('18446744073709551615'))).toBe(18446744073709551615n);
     expect(parseUint64(token('18446744073709551616'))).toBeUndefined();
     expect(parseUint64(token('-1'))).toBeUndefined();
+    expect(parseUint64(token(`${'0'.repeat(100)}42`))).toBe(42n);
+    expect(parseUint64(token('9'.repeat(10_000)))).toBeUndefined();
     // strtoull negates modulo 2^64; a small result has no sign bit, so memcached keeps it.
     expect(parseUint64(token('-18446744073709551615'))).toBe(1n);
   });

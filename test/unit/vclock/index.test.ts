@@ -198,9 +198,11 @@ describe('reconcile', () => {
       version('a1c2', clockOf(['a', 1], ['c', 2]), 7),
     ];
     const expected = ['a1c2', 'a2b1'];
-    for (const order of permutations(all)) expect(names(reconcile(order))).toEqual(expected);
+    const results = new Set(permutations(all).map((order) => names(reconcile(order)).join(',')));
+    expect([...results]).toEqual([expected.join(',')]);
   });
 
+  // No versions reconcile to none.
   test('empty input', () => {
     expect(reconcile([])).toEqual([]);
   });
@@ -217,11 +219,12 @@ describe('contextNumber', () => {
 
   // The number fits in 53 bits, so a JavaScript client reads it exactly, and is never 0.
   test('positive and below 2^53', () => {
+    const outOfRange: bigint[] = [];
     for (let i = 0; i < 2000; i++) {
       const number = contextNumber(clockOf([`node-${i % 7}`, i, i * 13]));
-      expect(number > 0n).toBe(true);
-      expect(number < 1n << 53n).toBe(true);
+      if (number <= 0n || number >= 1n << 53n) outOfRange.push(number);
     }
+    expect(outOfRange).toEqual([]);
     expect(contextNumber(emptyClock) > 0n).toBe(true);
   });
 
