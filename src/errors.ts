@@ -52,10 +52,6 @@ export const errorRegistry = {
     textReply: 'CLIENT_ERROR invalid exptime argument',
     binaryStatus: BinaryStatus.invalidArguments,
   },
-  KAI_TOO_MANY_REQUESTS: {
-    textReply: 'SERVER_ERROR too many requests in flight',
-    binaryStatus: BinaryStatus.busy,
-  },
   KAI_QUORUM_UNMET: { textReply: 'SERVER_ERROR quorum not met', binaryStatus: BinaryStatus.temporaryFailure },
   KAI_STORAGE_FAILURE: { textReply: 'SERVER_ERROR storage failure', binaryStatus: BinaryStatus.internalError },
   KAI_SHUTTING_DOWN: { textReply: 'SERVER_ERROR shutting down', binaryStatus: BinaryStatus.temporaryFailure },

@@ -23,6 +23,8 @@ export const settingLimits = {
   itemSizeBytesMin: 1024,
   itemSizeBytesMax: 1024 * 1024 * 1024,
   connectionsMax: 65536,
+  /** The read cache lives in the node's heap; past this it is a typo, not a plan. */
+  cacheBytesMax: 64 * 1024 * 1024 * 1024,
   /** The longest DNS name (RFC 1035). */
   hostnameLengthMax: 253,
 } as const;
@@ -125,19 +127,32 @@ export function parseByteSize(text: string): number | undefined {
   return Number(match[1]) * byteSuffixes[match[2].toLowerCase()];
 }
 
-function parseMaxItemSize(raw: RawSetting): number {
-  const { itemSizeBytesMin, itemSizeBytesMax } = settingLimits;
-  const rule = `must be a size from ${itemSizeBytesMin} (1k) to ${itemSizeBytesMax} (1g) bytes`;
-  const { value } = raw;
-  const bytes =
-    typeof value === 'number' && Number.isSafeInteger(value)
-      ? value
-      : typeof value === 'string'
-        ? parseByteSize(value)
-        : undefined;
-  if (bytes === undefined || bytes < itemSizeBytesMin || bytes > itemSizeBytesMax) return reject(raw, rule);
-  return bytes;
+/** A byte count given as a number or as a string with an optional k, m or g suffix. */
+function byteSizeIn(bytesMin: number, bytesMax: number, rule: string): (raw: RawSetting) => number {
+  return (raw) => {
+    const { value } = raw;
+    const bytes =
+      typeof value === 'number' && Number.isSafeInteger(value)
+        ? value
+        : typeof value === 'string'
+          ? parseByteSize(value)
+          : undefined;
+    if (bytes === undefined || bytes < bytesMin || bytes > bytesMax) return reject(raw, rule);
+    return bytes;
+  };
 }
+
+const parseMaxItemSize = byteSizeIn(
+  settingLimits.itemSizeBytesMin,
+  settingLimits.itemSizeBytesMax,
+  `must be a size from ${settingLimits.itemSizeBytesMin} (1k) to ${settingLimits.itemSizeBytesMax} (1g) bytes`,
+);
+
+const parseCacheSize = byteSizeIn(
+  0,
+  settingLimits.cacheBytesMax,
+  `must be a size from 0 (no cache) to ${settingLimits.cacheBytesMax} (64g) bytes`,
+);
 
 function parseHostname(raw: RawSetting): string {
   const rule = `must be a host name or IP address (letters, digits, '.', '-', ':'; at most ${settingLimits.hostnameLengthMax} characters)`;
@@ -246,6 +261,14 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: 'largest value accepted, in bytes; suffixes k, m, g allowed (1k to 1g)',
     defaultText: `${defaultSettings.maxItemSize} (1m)`,
     parse: parseMaxItemSize,
+  },
+  cacheSize: {
+    name: 'cacheSize',
+    fileKey: 'cache_size',
+    flag: '--cache-size <bytes>',
+    description: 'memory for recently read and written items, in bytes; suffixes k, m, g allowed (0 disables)',
+    defaultText: `${defaultSettings.cacheSize} (64m)`,
+    parse: parseCacheSize,
   },
   maxConnections: {
     name: 'maxConnections',

@@ -15,6 +15,8 @@ export interface Settings {
   readonly vnodes: number;
   /** Largest value accepted, in bytes (memcached's -I). */
   readonly maxItemSize: number;
+  /** Bytes of decoded items kept in memory so reads skip SQLite; 0 disables the cache. */
+  readonly cacheSize: number;
   /** Client connections accepted at once (memcached's -c). */
   readonly maxConnections: number;
   /** Log destination; stdout when absent. */
@@ -33,6 +35,7 @@ export const defaultSettings: Settings = {
   buckets: 1024,
   vnodes: 128,
   maxItemSize: 1024 * 1024,
+  cacheSize: 64 * 1024 * 1024,
   maxConnections: 1024,
   logFile: undefined,
   logLevel: 'info',

@@ -67,21 +67,25 @@ export class Dispatcher {
     return this.verbosityLevel;
   }
 
-  /** One item per live sibling, all carrying the cas unique of the whole context. */
-  private itemsOf(key: Buffer, versions: readonly Version[]): ItemView[] {
+  /**
+   * One item per live sibling, all carrying the cas unique of the whole context. The cas unique
+   * costs a hash of the clocks, so it is only computed when the reply shows it.
+   */
+  private itemsOf(key: Buffer, versions: readonly Version[], withCas: boolean): ItemView[] {
     const nowMs = this.options.env.nowMs();
     const live = versions.filter((version) => isLive(version, nowMs));
     if (live.length === 0) return [];
-    const cas = casOfVersions(versions);
+    const cas = withCas ? casOfVersions(versions) : 0n;
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
   }
 
   private async get(keys: readonly Buffer[], withCas: boolean): Promise<Reply> {
     const { coordinator, stats } = this.options;
+    const found =
+      keys.length === 1 ? [await coordinator.read(keys[0])] : await Promise.all(keys.map((key) => coordinator.read(key)));
     const items: ItemView[] = [];
-    const found = await Promise.all(keys.map((key) => coordinator.read(key)));
     keys.forEach((key, index) => {
-      const views = this.itemsOf(key, found[index]);
+      const views = this.itemsOf(key, found[index], withCas);
       stats.cmdGet++;
       if (views.length > 0) stats.getHits++;
       else stats.getMisses++;
@@ -103,7 +107,7 @@ export class Dispatcher {
         stats.touchHits++;
         // The item as it was read, as memcached answers even `gat -1` (which then expires it).
         const { flags, value } = applied.result;
-        items.push({ key, flags, value, cas: casOfVersions(applied.versions) });
+        items.push({ key, flags, value, cas: withCas ? casOfVersions(applied.versions) : 0n });
       } else {
         stats.getMisses++;
         stats.touchMisses++;

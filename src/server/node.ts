@@ -107,7 +107,7 @@ function settingsStatistics(settings: Settings, verbosity: number): [string, str
 export async function startNode(settings: Settings, log: Logger, env: Env = realEnv): Promise<RunningNode> {
   const startedAtMs = env.nowMs();
   const nodeId = nodeIdOf(settings);
-  const store = openSqliteStore({ dataDir: settings.dataDir });
+  const store = openSqliteStore({ dataDir: settings.dataDir, cacheBytesMax: settings.cacheSize });
   const ring: Ring = buildRing([{ id: nodeId, weight: 1 }], {
     buckets: settings.buckets,
     vnodesPerNode: settings.vnodes,
@@ -160,7 +160,6 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     await store.close();
     throw error;
   }
-  log.info({ nodeId, memcachePort, dataDir: settings.dataDir }, 'node started');
   return {
     memcachePort,
     async stop() {

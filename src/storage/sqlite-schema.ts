@@ -48,3 +48,7 @@ export function prepareSchema(db: Database.Database): void {
     }
   })();
 }
+
+/** The committed counts, computed once at open; after that they are kept up to date per commit. */
+export const selectCountsSql =
+  'SELECT COUNT(item_bytes) AS items, COALESCE(SUM(item_bytes), 0) AS bytes FROM items';

@@ -1,38 +1,59 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { KaiError, assert } from '../errors';
 import type { ReplicaStore } from './index';
 import { recordExpiresAtMs, type StoredRecord } from './record';
+import { RecordCache, compactRecord, defaultCacheBytesMax } from './record-cache';
 import { assertValidRecord, decodeVersions, encodeVersions, itemBytesOf } from './record-codec';
-import { prepareSchema } from './sqlite-schema';
+import {
+  encodeBatch,
+  keyIdOf,
+  type CommitWorkerData,
+  type CommitWorkerReply,
+  type CommitWorkerRequest,
+  type CommittedReply,
+  type Counts,
+} from './sqlite-commit-protocol';
+import { prepareSchema, selectCountsSql } from './sqlite-schema';
+
+export { defaultCacheBytesMax } from './record-cache';
 
 /** The database file of a node, inside its data dir. */
 export const databaseFileName = 'kai.sqlite3';
 
 /**
- * Most operations (writes and removeAlls) committed in one transaction. Bounds how long one
- * commit holds the event loop and how much one failed commit takes down with it.
+ * Most operations (writes, removeAlls, purges) committed in one transaction. Bounds how much one
+ * failed commit takes down with it, and how long the next batch waits behind one in flight.
  */
 export const defaultWritesPerCommitMax = 1000;
 
 /**
  * How long SQLite waits for a lock held by another connection. Only this process writes the
  * file, so a lock held elsewhere (an operator's sqlite3 shell) should fail a commit quickly
- * rather than stall the event loop for better-sqlite3's default of 5 s.
+ * rather than stall it for better-sqlite3's default of 5 s.
  */
 const busyTimeoutMs = 250;
+
+/** How long close() lets the commit worker close its connection before terminating it. */
+const workerCloseWaitMsMax = 5000;
+
+/** The compiled commit worker; tests and bin/kai both run the compiled tree, so it sits next to this file. */
+const commitWorkerPath = path.join(__dirname, 'sqlite-commit-worker.js');
 
 export interface SqliteStoreOptions {
   readonly dataDir: string;
   readonly writesPerCommitMax?: number;
+  /** Estimated bytes of decoded records the read cache may hold; 0 disables the cache. */
+  readonly cacheBytesMax?: number;
 }
 
-/** Counters for monitoring and for tests that observe group commit. */
+/** Counters for monitoring and for tests that observe group commit and the cache. */
 export interface SqliteStoreStats {
   /** Group-commit transactions that committed. */
   readonly commits: number;
-  /** Writes and removeAlls that those transactions committed. */
+  /** Writes, removeAlls and purges that those transactions committed. */
   readonly operationsCommitted: number;
   /** Group-commit transactions that failed; each rejected all of its operations. */
   readonly commitFailures: number;
@@ -40,31 +61,47 @@ export interface SqliteStoreStats {
   readonly operationsQueued: number;
   /** Keys whose latest accepted write has not committed yet. */
   readonly pendingKeys: number;
+  /** Reads answered by the cache, without SQLite. */
+  readonly cacheHits: number;
+  /** Reads that looked the key up in SQLite. */
+  readonly cacheMisses: number;
+  readonly cacheEntries: number;
+  /** Estimated memory held by the cache. */
+  readonly cacheBytes: number;
 }
 
-interface Settlement {
-  resolve(): void;
+interface Settlement<T> {
+  resolve(value: T): void;
   reject(error: KaiError): void;
 }
 
 interface QueuedWrite {
   readonly kind: 'write';
   readonly record: StoredRecord;
+  readonly key: Buffer;
+  readonly bucket: number;
   readonly keyId: string;
   readonly sequence: number;
   readonly versionsBlob: Buffer;
-  /** NULL in the table when the record never expires. */
   readonly purgeAtMs: number | null;
   readonly itemBytes: number | null;
-  readonly settlement: Settlement;
+  readonly settlement: Settlement<void>;
 }
 
 interface QueuedRemoveAll {
   readonly kind: 'removeAll';
-  readonly settlement: Settlement;
+  readonly settlement: Settlement<void>;
 }
 
-type QueuedOperation = QueuedWrite | QueuedRemoveAll;
+interface QueuedPurge {
+  readonly kind: 'purge';
+  readonly nowMs: number;
+  readonly limit: number;
+  readonly settlement: Settlement<number>;
+}
+
+/** Each is also the CommitOperation the worker applies, so a batch encodes without conversion. */
+type QueuedOperation = QueuedWrite | QueuedRemoveAll | QueuedPurge;
 
 /** An accepted write not yet committed, as reads must see it. */
 interface PendingRecord {
@@ -72,9 +109,9 @@ interface PendingRecord {
   readonly sequence: number;
 }
 
-interface Counts {
-  items: number;
-  bytes: number;
+interface InFlightBatch {
+  readonly batchId: number;
+  readonly operations: readonly QueuedOperation[];
 }
 
 interface ItemRow {
@@ -83,104 +120,104 @@ interface ItemRow {
   readonly versions: Buffer;
 }
 
-interface ItemBytesRow {
-  readonly item_bytes: number | null;
-}
-
-/** The map key of a record key: latin1 maps each byte to one char, so distinct keys stay distinct. */
-function keyIdOf(key: Buffer): string {
-  return key.toString('latin1');
-}
-
 function storageFailure(error: unknown): KaiError {
   return new KaiError('KAI_STORAGE_FAILURE', error instanceof Error ? error.message : String(error));
 }
 
-function prepareStatements(db: Database.Database) {
-  return {
-    selectItem: db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?'),
-    selectItemBytes: db.prepare<[Buffer], ItemBytesRow>('SELECT item_bytes FROM items WHERE key = ?'),
-    upsertItem: db.prepare<[Buffer, number, number | null, number | null, Buffer]>(
-      `INSERT INTO items (key, bucket, record_expires_at_ms, item_bytes, versions) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET bucket = excluded.bucket,
-         record_expires_at_ms = excluded.record_expires_at_ms,
-         item_bytes = excluded.item_bytes, versions = excluded.versions`,
-    ),
-    deleteAllItems: db.prepare('DELETE FROM items'),
-    selectExpiredKeys: db.prepare<[number], { key: Buffer }>(
-      `SELECT key FROM items WHERE record_expires_at_ms <= ? ORDER BY record_expires_at_ms`,
-    ),
-    deleteItem: db.prepare<[Buffer], ItemBytesRow>('DELETE FROM items WHERE key = ? RETURNING item_bytes'),
-    selectCounts: db.prepare<[], Counts>(
-      'SELECT COUNT(item_bytes) AS items, COALESCE(SUM(item_bytes), 0) AS bytes FROM items',
-    ),
-  };
+/** Opens the store's own connection, which prepares the schema and then only reads. */
+function openReadConnection(filePath: string): Database.Database {
+  const db = new Database(filePath, { timeout: busyTimeoutMs });
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    prepareSchema(db);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
 }
 
 /**
  * The SQLite backend of a node's ReplicaStore: one WAL database per node, written by group
- * commit. Writes accepted in one turn of the event loop commit in one transaction scheduled with
- * setImmediate; until then reads answer from a map of pending records.
+ * commit in a worker thread. Writes accepted while a batch is in flight form the next batch, one
+ * batch at a time; until its commit is reported, reads answer from a map of pending records.
+ * Committed records read recently stay decoded in an LRU cache, so hot keys cost no SQLite lookup.
  */
 export class SqliteStore implements ReplicaStore {
   readonly filePath: string;
   private readonly db: Database.Database;
-  private readonly statements: ReturnType<typeof prepareStatements>;
+  private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
+  private readonly worker: Worker;
+  private readonly cache: RecordCache;
   private readonly writesPerCommitMax: number;
-  private readonly applyBatchTransaction: (batch: readonly QueuedOperation[], counts: Counts) => Counts;
-  private readonly purgeTransaction: (nowMs: number, limit: number, counts: Counts) => number;
   private readonly pending = new Map<string, PendingRecord>();
   private queue: QueuedOperation[] = [];
-  private commitScheduled = false;
+  private inFlight: InFlightBatch | undefined;
+  private dispatchScheduled = false;
+  private nextBatchId = 1;
   /** While above zero, a key absent from `pending` reads as absent: a removeAll will delete it. */
   private removeAllsQueued = 0;
   private nextSequence = 1;
   private committedCounts: Counts;
   private state: 'open' | 'closing' | 'closed' = 'open';
+  /** Set once the worker is gone for good: every later write fails with it. */
+  private workerLost: KaiError | undefined;
+  private workerExited = false;
   private whenClosed: Promise<void> | undefined;
   private drainWaiters: (() => void)[] = [];
   private commits = 0;
   private operationsCommitted = 0;
   private commitFailures = 0;
+  private cacheHits = 0;
+  private cacheMisses = 0;
 
   constructor(options: SqliteStoreOptions) {
     this.writesPerCommitMax = options.writesPerCommitMax ?? defaultWritesPerCommitMax;
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
+    this.cache = new RecordCache(options.cacheBytesMax ?? defaultCacheBytesMax);
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.filePath = path.join(options.dataDir, databaseFileName);
-    this.db = new Database(this.filePath, { timeout: busyTimeoutMs });
+    this.db = openReadConnection(this.filePath);
     try {
-      this.db.pragma('journal_mode = WAL');
-      // FULL syncs the WAL on every commit: an acknowledged write survives power loss, not only kill -9.
-      this.db.pragma('synchronous = FULL');
-      prepareSchema(this.db);
-      this.statements = prepareStatements(this.db);
-      this.committedCounts = { ...this.statements.selectCounts.get()! };
-      this.applyBatchTransaction = this.db.transaction(this.applyBatchInTransaction.bind(this));
-      this.purgeTransaction = this.db.transaction(this.purgeInTransaction.bind(this));
+      this.selectItem = this.db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
+      this.committedCounts = { ...this.db.prepare<[], Counts>(selectCountsSql).get()! };
     } catch (error) {
       this.db.close();
       throw error;
     }
+    this.worker = this.startWorker();
   }
 
   read(key: Buffer): StoredRecord | undefined {
-    const pendingRecord = this.pending.get(keyIdOf(key));
+    const keyId = keyIdOf(key);
+    const pendingRecord = this.pending.get(keyId);
     if (pendingRecord !== undefined) return pendingRecord.record;
     if (this.removeAllsQueued > 0) return undefined;
     if (this.state === 'closed') throw new KaiError('KAI_SHUTTING_DOWN');
+    const cached = this.cache.lookup(keyId);
+    if (cached !== undefined) {
+      this.cacheHits += 1;
+      return cached.record;
+    }
+    this.cacheMisses += 1;
     let row: ItemRow | undefined;
     try {
-      row = this.statements.selectItem.get(key);
+      row = this.selectItem.get(key);
     } catch (error) {
       throw storageFailure(error);
     }
-    return row === undefined ? undefined : decodeRow(row);
+    // The key is in no batch in flight (it would be pending), so the row is its committed state
+    // until a later commit report, which updates the cache itself.
+    const record = row === undefined ? undefined : decodeRow(row);
+    this.cache.put(keyId, record);
+    return record;
   }
 
   write(record: StoredRecord): Promise<void> {
     assertValidRecord(record);
-    if (this.state !== 'open') return Promise.reject(new KaiError('KAI_SHUTTING_DOWN'));
+    const refusal = this.refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
     const purgeAtMs = recordExpiresAtMs(record.versions);
     const keyId = keyIdOf(record.key);
     const sequence = this.nextSequence++;
@@ -190,6 +227,8 @@ export class SqliteStore implements ReplicaStore {
       this.enqueue({
         kind: 'write',
         record,
+        key: record.key,
+        bucket: record.bucket,
         keyId,
         sequence,
         versionsBlob,
@@ -201,7 +240,8 @@ export class SqliteStore implements ReplicaStore {
   }
 
   removeAll(): Promise<void> {
-    if (this.state !== 'open') return Promise.reject(new KaiError('KAI_SHUTTING_DOWN'));
+    const refusal = this.refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
     // Writes accepted so far are queued ahead of this removeAll, so their records read as gone
     // now and their commits cannot outlive it.
     this.pending.clear();
@@ -211,18 +251,22 @@ export class SqliteStore implements ReplicaStore {
     });
   }
 
+  /**
+   * Queued behind the writes accepted before it: a record a queued write is about to refresh is
+   * judged by what that write stores, and a write accepted later replaces what the purge removed.
+   */
   purgeExpired(nowMs: number, limit: number): Promise<number> {
     assert(Number.isSafeInteger(nowMs), 'purgeExpired nowMs is an integer');
     assert(Number.isSafeInteger(limit) && limit >= 0, 'purgeExpired limit is an integer >= 0');
-    if (this.state !== 'open') return Promise.reject(new KaiError('KAI_SHUTTING_DOWN'));
-    try {
-      return Promise.resolve(this.purgeNow(nowMs, limit));
-    } catch (error) {
-      return Promise.reject(storageFailure(error));
-    }
+    const refusal = this.refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    if (limit === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve, reject) => {
+      this.enqueue({ kind: 'purge', nowMs, limit, settlement: { resolve, reject } });
+    });
   }
 
-  /** Counts of committed records: a write shows in them once its commit lands, a tick after reads see it. */
+  /** Counts of committed records: a write shows in them once its commit is reported. */
   counts(): { readonly items: number; readonly bytes: number } {
     return { items: this.committedCounts.items, bytes: this.committedCounts.bytes };
   }
@@ -232,41 +276,72 @@ export class SqliteStore implements ReplicaStore {
       commits: this.commits,
       operationsCommitted: this.operationsCommitted,
       commitFailures: this.commitFailures,
-      operationsQueued: this.queue.length,
+      operationsQueued: this.queue.length + (this.inFlight?.operations.length ?? 0),
       pendingKeys: this.pending.size,
+      cacheHits: this.cacheHits,
+      cacheMisses: this.cacheMisses,
+      cacheEntries: this.cache.size,
+      cacheBytes: this.cache.bytes,
     };
   }
 
   close(): Promise<void> {
     if (this.whenClosed !== undefined) return this.whenClosed;
     this.state = 'closing';
-    this.whenClosed = this.whenDrained().then(() => {
-      this.db.close();
-      this.state = 'closed';
-    });
+    this.whenClosed = this.whenDrained()
+      .then(() => this.stopWorker())
+      .then(() => {
+        // Closing last, this connection checkpoints the WAL into the database file.
+        this.db.close();
+        this.cache.clear();
+        this.state = 'closed';
+      });
     return this.whenClosed;
+  }
+
+  private refusal(): KaiError | undefined {
+    if (this.state !== 'open') return new KaiError('KAI_SHUTTING_DOWN');
+    return this.workerLost;
+  }
+
+  private startWorker(): Worker {
+    const workerData: CommitWorkerData = { filePath: this.filePath, busyTimeoutMs };
+    const worker = new Worker(commitWorkerPath, { workerData });
+    worker.on('message', (reply: CommitWorkerReply) => this.onReply(reply));
+    worker.on('error', (error) => this.onWorkerLost(storageFailure(error)));
+    worker.on('messageerror', (error) => this.onWorkerLost(storageFailure(error)));
+    worker.on('exit', (exitCode) => {
+      this.workerExited = true;
+      this.onWorkerLost(new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
+    });
+    // An idle worker does not keep the process alive; one with a batch in flight does.
+    worker.unref();
+    return worker;
   }
 
   private enqueue(operation: QueuedOperation): void {
     this.queue.push(operation);
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
-    setImmediate(() => this.commitNextBatch());
+    this.scheduleDispatch();
   }
 
-  private commitNextBatch(): void {
-    this.commitScheduled = false;
+  /** Waits one turn, so that writes accepted in the same turn of the event loop share a commit. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.inFlight !== undefined || this.queue.length === 0) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => this.dispatchNextBatch());
+  }
+
+  private dispatchNextBatch(): void {
+    this.dispatchScheduled = false;
+    if (this.inFlight !== undefined || this.workerLost !== undefined) return;
+    if (this.queue.length === 0) return this.notifyIfDrained();
     const batch = this.takeBatch();
-    this.commitBatch(batch);
-    if (this.queue.length > 0) {
-      // The rest waits one turn so other I/O runs between batches.
-      this.commitScheduled = true;
-      setImmediate(() => this.commitNextBatch());
-      return;
-    }
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const waiter of waiters) waiter();
+    const batchId = this.nextBatchId++;
+    this.inFlight = { batchId, operations: batch };
+    const operations = encodeBatch(batch);
+    const request: CommitWorkerRequest = { type: 'commit', batchId, operations };
+    this.worker.ref();
+    this.worker.postMessage(request, [operations]);
   }
 
   private takeBatch(): QueuedOperation[] {
@@ -278,30 +353,68 @@ export class SqliteStore implements ReplicaStore {
     return this.queue.splice(0, this.writesPerCommitMax);
   }
 
-  private commitBatch(batch: readonly QueuedOperation[]): void {
-    let counts: Counts;
-    try {
-      counts = this.applyBatchTransaction(batch, { ...this.committedCounts });
-    } catch (error) {
-      this.failBatch(batch, storageFailure(error));
+  private onReply(reply: CommitWorkerReply): void {
+    const batch = this.inFlight;
+    if (batch === undefined || batch.batchId !== reply.batchId) {
+      // Only a bug could cause this; the store can no longer tell what committed.
+      this.onWorkerLost(new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`));
+      void this.worker.terminate();
       return;
     }
-    this.committedCounts = counts;
+    this.inFlight = undefined;
+    this.worker.unref();
+    if (reply.type === 'committed') this.settleCommitted(batch.operations, reply);
+    else this.failOperations(batch.operations, new KaiError('KAI_STORAGE_FAILURE', reply.message));
+    this.scheduleDispatch();
+    this.notifyIfDrained();
+  }
+
+  /** Applies the batch to the cache in commit order, then settles its operations. */
+  private settleCommitted(batch: readonly QueuedOperation[], reply: CommittedReply): void {
+    this.committedCounts = reply.counts;
     this.commits += 1;
     this.operationsCommitted += batch.length;
+    let purgeIndex = 0;
     for (const operation of batch) {
-      if (operation.kind === 'write') this.dropPendingIfLatest(operation);
-      else this.removeAllsQueued -= 1;
-      operation.settlement.resolve();
+      if (operation.kind === 'write') {
+        this.cacheCommittedWrite(operation);
+        this.dropPendingIfLatest(operation);
+        operation.settlement.resolve();
+      } else if (operation.kind === 'removeAll') {
+        this.cache.clear();
+        this.removeAllsQueued -= 1;
+        operation.settlement.resolve();
+      } else {
+        const purgedKeyIds = reply.purgedKeyIds[purgeIndex++];
+        for (const keyId of purgedKeyIds) this.cache.delete(keyId);
+        operation.settlement.resolve(purgedKeyIds.length);
+      }
     }
   }
 
-  /** Rolls back what reads showed of the batch: its writes never happened. */
-  private failBatch(batch: readonly QueuedOperation[], error: KaiError): void {
+  /**
+   * Caches the record a write committed. A later write of the key is still pending and answers
+   * reads until its own commit updates the cache, so this one only has to evict the stale entry.
+   */
+  private cacheCommittedWrite(write: QueuedWrite): void {
+    if (this.pending.get(write.keyId)?.sequence === write.sequence && this.cache.enabled) {
+      this.cache.put(write.keyId, compactRecord(write.record));
+    } else {
+      this.cache.delete(write.keyId);
+    }
+  }
+
+  /**
+   * Rejects operations whose outcome is a failure, and rolls back what reads showed of them. The
+   * cache is emptied too: a commit that failed at its very end, or a worker lost mid-batch, may
+   * have changed rows after all, and the next reads must fetch what the file really holds.
+   */
+  private failOperations(operations: readonly QueuedOperation[], error: KaiError): void {
     this.commitFailures += 1;
-    for (const operation of batch) {
+    this.cache.clear();
+    for (const operation of operations) {
       if (operation.kind === 'write') this.dropPendingIfLatest(operation);
-      else this.removeAllsQueued -= 1;
+      else if (operation.kind === 'removeAll') this.removeAllsQueued -= 1;
       operation.settlement.reject(error);
     }
   }
@@ -311,62 +424,45 @@ export class SqliteStore implements ReplicaStore {
     if (this.pending.get(write.keyId)?.sequence === write.sequence) this.pending.delete(write.keyId);
   }
 
-  /** Runs inside one transaction; updates `counts` as the batch goes (they apply only if it commits). */
-  private applyBatchInTransaction(batch: readonly QueuedOperation[], counts: Counts): Counts {
-    for (const operation of batch) {
-      if (operation.kind === 'removeAll') {
-        this.statements.deleteAllItems.run();
-        counts.items = 0;
-        counts.bytes = 0;
-        continue;
-      }
-      subtractItem(counts, this.statements.selectItemBytes.get(operation.record.key));
-      const { record } = operation;
-      this.statements.upsertItem.run(
-        record.key,
-        record.bucket,
-        operation.purgeAtMs,
-        operation.itemBytes,
-        operation.versionsBlob,
-      );
-      if (operation.itemBytes !== null) {
-        counts.items += 1;
-        counts.bytes += operation.itemBytes;
-      }
-    }
-    return counts;
+  /** Fails the batch in flight and everything queued; writes from now on fail at once. */
+  private onWorkerLost(error: KaiError): void {
+    if (this.workerLost !== undefined) return;
+    this.workerLost = error;
+    const unsettled = [...(this.inFlight?.operations ?? []), ...this.queue];
+    this.inFlight = undefined;
+    this.queue = [];
+    this.cache.clear();
+    if (unsettled.length > 0) this.failOperations(unsettled, error);
+    this.notifyIfDrained();
   }
 
-  /** Deletes up to `limit` expired rows, skipping keys a pending write is about to replace. */
-  private purgeNow(nowMs: number, limit: number): number {
-    if (limit === 0) return 0;
-    const counts = { ...this.committedCounts };
-    const purged = this.purgeTransaction(nowMs, limit, counts);
-    this.committedCounts = counts;
-    return purged;
+  private stopWorker(): Promise<void> {
+    if (this.workerExited) return Promise.resolve();
+    // From here an exit is the expected end, not a failure.
+    this.workerLost ??= new KaiError('KAI_SHUTTING_DOWN');
+    return new Promise((resolve) => {
+      const forceTimer = setTimeout(() => void this.worker.terminate(), workerCloseWaitMsMax);
+      this.worker.once('exit', () => {
+        clearTimeout(forceTimer);
+        resolve();
+      });
+      this.worker.ref();
+      const request: CommitWorkerRequest = { type: 'close' };
+      this.worker.postMessage(request);
+    });
   }
 
-  private purgeInTransaction(nowMs: number, limit: number, counts: Counts): number {
-    const keys: Buffer[] = [];
-    // The scan stops at `limit` keys; it passes over at most the pending keys besides.
-    for (const row of this.statements.selectExpiredKeys.iterate(nowMs)) {
-      if (!this.pending.has(keyIdOf(row.key))) keys.push(row.key);
-      if (keys.length >= limit) break;
-    }
-    for (const key of keys) subtractItem(counts, this.statements.deleteItem.get(key));
-    return keys.length;
+  private notifyIfDrained(): void {
+    if (this.queue.length > 0 || this.inFlight !== undefined) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const waiter of waiters) waiter();
   }
 
   private whenDrained(): Promise<void> {
-    if (this.queue.length === 0) return Promise.resolve();
+    if (this.queue.length === 0 && this.inFlight === undefined) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
-}
-
-function subtractItem(counts: Counts, row: ItemBytesRow | undefined): void {
-  if (row === undefined || row.item_bytes === null) return;
-  counts.items -= 1;
-  counts.bytes -= row.item_bytes;
 }
 
 function decodeRow(row: ItemRow): StoredRecord {

@@ -53,6 +53,7 @@ describe('loadSettings precedence and discovery', () => {
       buckets: 256,
       vnodes: 64,
       max_item_size: '2m',
+      cache_size: '8m',
       max_connections: 50,
       log_file: 'kai.log',
       log_level: 'debug',
@@ -68,6 +69,7 @@ describe('loadSettings precedence and discovery', () => {
       buckets: 256,
       vnodes: 64,
       maxItemSize: 2 * 1024 * 1024,
+      cacheSize: 8 * 1024 * 1024,
       maxConnections: 50,
       logFile: path.join(cwd, 'kai.log'),
       logLevel: 'debug',
@@ -127,7 +129,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, max_item_size, max_connections, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, max_item_size, cache_size, max_connections, log_file, log_level)`,
     );
   });
 
@@ -188,6 +190,8 @@ describe('loadSettings value rules', () => {
     ['item size below 1 KiB', { maxItemSize: '1023' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 1023'],
     ['item size above 1 GiB', { maxItemSize: '2g' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 2g'],
     ['item size with a bad suffix', { maxItemSize: '10q' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 10q'],
+    ['cache size above 64 GiB', { cacheSize: '65g' }, '--cache-size: must be a size from 0 (no cache) to 68719476736 (64g) bytes, got 65g'],
+    ['negative cache size', { cacheSize: '-1' }, '--cache-size: must be a size from 0 (no cache) to 68719476736 (64g) bytes, got -1'],
     ['max connections of 0', { maxConnections: '0' }, '--max-connections: must be an integer from 1 to 65536, got 0'],
     ['unknown log level', { logLevel: 'verbose' }, '--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got verbose'],
     ['hostname with a space', { hostname: 'a b' }, `--hostname: must be a host name or IP address (letters, digits, '.', '-', ':'; at most 253 characters), got a b`],

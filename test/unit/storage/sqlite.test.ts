@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { KaiError } from '../../../src/errors';
 import type { StoredRecord, Version } from '../../../src/storage';
+import { cachedBytesOf } from '../../../src/storage/record-cache';
 import { databaseFileName, openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite';
 
 const nowMs = 1_700_000_000_000;
@@ -31,8 +33,8 @@ function record(key: string | Buffer, versions: Version[], bucket = 7): StoredRe
 let dataDir: string;
 const openStores: SqliteStore[] = [];
 
-function open(writesPerCommitMax?: number): SqliteStore {
-  const store = openSqliteStore({ dataDir, writesPerCommitMax });
+function open(writesPerCommitMax?: number, cacheBytesMax?: number): SqliteStore {
+  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax });
   openStores.push(store);
   return store;
 }
@@ -53,6 +55,11 @@ async function expectKaiError(promise: Promise<unknown>, code: string): Promise<
   );
   expect(error).toBeInstanceOf(KaiError);
   expect((error as KaiError).code).toBe(code);
+}
+
+/** The store's read connection and commit worker, to inject faults into them. */
+function internals(store: SqliteStore): { db: Database.Database; worker: Worker } {
+  return store as unknown as { db: Database.Database; worker: Worker };
 }
 
 /** A second connection to the same file, to inject faults the way an outside writer would. */
@@ -278,13 +285,87 @@ describe('SqliteStore', () => {
     expect(store.counts().items).toBe(1);
   });
 
-  test('a closed underlying database fails commits without crashing the process', async () => {
-    // Proves even a lost connection turns into rejected writes rather than an exception.
+  test('a closed read connection fails reads of uncached keys without crashing, and writes still commit', async () => {
+    // Proves reads of cached keys never touch SQLite, and a lost read connection is an answered error.
     const store = open();
-    (store as unknown as { db: Database.Database }).db.close();
-    await expectKaiError(store.write(record('k', [version('v')])), 'KAI_STORAGE_FAILURE');
-    expect(() => store.read(Buffer.from('k'))).toThrow(KaiError);
-    await expectKaiError(store.purgeExpired(nowMs, 10), 'KAI_STORAGE_FAILURE');
+    await store.write(record('cached', [version('v')]));
+    internals(store).db.close();
+    expect(store.read(Buffer.from('cached'))?.versions[0].value.toString()).toBe('v');
+    expect(() => store.read(Buffer.from('uncached'))).toThrow(KaiError);
+    await store.write(record('later', [version('w')]));
+    expect(store.read(Buffer.from('later'))?.versions[0].value.toString()).toBe('w');
+    expect(store.counts().items).toBe(2);
+  });
+
+  test('a commit waiting on a locked file does not block the event loop', async () => {
+    // Proves the commit runs in the worker: timers fire and reads answer while it waits for the lock.
+    const store = open();
+    await store.write(record('k', [version('old')]));
+    const side = new Database(path.join(dataDir, databaseFileName));
+    try {
+      side.exec('BEGIN IMMEDIATE');
+      let settled = false;
+      const write = store.write(record('k', [version('new')])).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(settled).toBe(false);
+      expect(store.read(Buffer.from('k'))?.versions[0].value.toString()).toBe('new');
+      side.exec('COMMIT');
+      await write;
+    } finally {
+      side.close();
+    }
+    expect(store.stats()).toMatchObject({ commits: 2, commitFailures: 0 });
+  });
+
+  test('writes accepted while a batch is in flight form the next batch', async () => {
+    // Proves one batch in flight at a time: writes issued during a commit share the following one.
+    const store = open();
+    const first = store.write(record('first', [version('v')]));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.stats().operationsQueued).toBe(1);
+    const later = Array.from({ length: 50 }, (_, index) => store.write(record(`later-${index}`, [version('v')])));
+    await Promise.all([first, ...later]);
+    expect(store.stats()).toMatchObject({ commits: 2, operationsCommitted: 51 });
+    expect(store.counts().items).toBe(51);
+  });
+
+  test('a commit worker that dies fails the writes in flight, queued and later, without hanging', async () => {
+    // Proves a lost worker turns into KAI_STORAGE_FAILURE for every unsettled and later write, and close still ends.
+    const store = open(1);
+    await store.write(record('k', [version('committed')]));
+    const unsettled = [store.write(record('k', [version('lost')])), store.write(record('other', [version('lost')]))];
+    const purge = store.purgeExpired(nowMs, 10);
+    const exitCode = internals(store).worker.terminate();
+    for (const write of unsettled) await expectKaiError(write, 'KAI_STORAGE_FAILURE');
+    await expectKaiError(purge, 'KAI_STORAGE_FAILURE');
+    await exitCode;
+    await expectKaiError(store.write(record('later', [version('v')])), 'KAI_STORAGE_FAILURE');
+    await expectKaiError(store.removeAll(), 'KAI_STORAGE_FAILURE');
+    expect(store.stats()).toMatchObject({ pendingKeys: 0, operationsQueued: 0 });
+    expect(store.read(Buffer.from('k'))?.versions[0].value.toString()).toBe('committed');
+    await store.close();
+  });
+
+  test('a commit worker that throws fails the batch with KAI_STORAGE_FAILURE instead of crashing', async () => {
+    // Proves an uncaught error inside the worker reaches the waiting writes as an answered error.
+    const store = open();
+    const write = store.write(record('k', [version('v')]));
+    const malformed = new Uint8Array([0xee]).buffer;
+    internals(store).worker.postMessage({ type: 'commit', batchId: 0, operations: malformed }, [malformed]);
+    await expectKaiError(write, 'KAI_STORAGE_FAILURE');
+    expect(store.read(Buffer.from('k'))).toBeUndefined();
+    await store.close();
+  });
+
+  test('close ends the commit worker', async () => {
+    // Proves close leaves no thread behind: the worker exits once the queued writes committed.
+    const store = open();
+    const { worker } = internals(store);
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    const write = store.write(record('k', [version('v')]));
+    await store.close();
+    await expect(write).resolves.toBeUndefined();
+    expect(await exited).toBe(0);
   });
 
   test('a file with another schema version is refused at open', async () => {
@@ -311,5 +392,113 @@ describe('SqliteStore', () => {
     expect(() => store.write(record('k', [version('v')], -1))).toThrow(/assertion failed/);
     expect(() => store.write(record('k', [version('v')], 1.5))).toThrow(/assertion failed/);
     expect(store.stats().operationsQueued).toBe(0);
+  });
+});
+
+describe('SqliteStore read cache', () => {
+  const read = (store: SqliteStore, key: string) => store.read(Buffer.from(key))?.versions[0].value.toString();
+
+  test('committed and absent keys are answered from the cache after one lookup', async () => {
+    // Proves a hot key costs one SQLite lookup at most, whether present or absent.
+    await open().write(record('k', [version('v')]));
+    const store = open();
+    expect(read(store, 'k')).toBe('v');
+    expect(read(store, 'k')).toBe('v');
+    expect(read(store, 'absent')).toBeUndefined();
+    expect(read(store, 'absent')).toBeUndefined();
+    expect(store.stats()).toMatchObject({ cacheHits: 2, cacheMisses: 2, cacheEntries: 2 });
+    await store.write(record('written', [version('w')]));
+    expect(read(store, 'written')).toBe('w');
+    expect(store.stats()).toMatchObject({ cacheHits: 3, cacheMisses: 2 });
+  });
+
+  test('cacheBytesMax bounds the cache and evicts the least recently used key first', async () => {
+    // Proves the byte budget: with room for three records, the fourth evicts the one read longest ago.
+    const recordOf = (key: string) => record(key, [version('value')]);
+    const store = open(undefined, 3 * cachedBytesOf('a', recordOf('a')));
+    for (const key of ['a', 'b', 'c']) await store.write(recordOf(key));
+    expect(store.stats().cacheEntries).toBe(3);
+    expect(read(store, 'a')).toBe('value');
+    await store.write(recordOf('d'));
+    expect(store.stats().cacheEntries).toBe(3);
+    expect(store.stats().cacheBytes).toBeLessThanOrEqual(3 * cachedBytesOf('a', recordOf('a')));
+    const missesBefore = store.stats().cacheMisses;
+    for (const key of ['a', 'c', 'd']) expect(read(store, key)).toBe('value');
+    expect(store.stats().cacheMisses).toBe(missesBefore);
+    expect(read(store, 'b')).toBe('value');
+    expect(store.stats().cacheMisses).toBe(missesBefore + 1);
+  });
+
+  test('a record larger than the whole budget is not cached and evicts nothing', async () => {
+    // Proves the budget holds for any single record.
+    const store = open(undefined, 2 * cachedBytesOf('small', record('small', [version('v')])));
+    await store.write(record('small', [version('v')]));
+    await store.write(record('large', [version(Buffer.alloc(4096))]));
+    expect(store.stats().cacheEntries).toBe(1);
+    expect(store.read(Buffer.from('large'))?.versions[0].value.length).toBe(4096);
+  });
+
+  test('cacheBytesMax 0 disables the cache', async () => {
+    // Proves every read goes to SQLite when the cache is off.
+    const store = open(undefined, 0);
+    await store.write(record('k', [version('v')]));
+    expect(read(store, 'k')).toBe('v');
+    expect(read(store, 'k')).toBe('v');
+    expect(read(store, 'absent')).toBeUndefined();
+    expect(store.stats()).toMatchObject({ cacheHits: 0, cacheMisses: 3, cacheEntries: 0, cacheBytes: 0 });
+  });
+
+  test('the cache follows overwrites, removeAll and purgeExpired', async () => {
+    // Proves cached records and cached absences change exactly when the committed state does.
+    const store = open();
+    await store.write(record('k', [version('1')]));
+    expect(read(store, 'absent')).toBeUndefined();
+    await store.write(record('k', [version('2')]));
+    await store.write(record('absent', [version('now present')]));
+    expect(read(store, 'k')).toBe('2');
+    expect(read(store, 'absent')).toBe('now present');
+
+    await store.removeAll();
+    expect(read(store, 'k')).toBeUndefined();
+    expect(read(store, 'absent')).toBeUndefined();
+
+    await store.write(record('expiring', [version('v', { expiresAtMs: nowMs - 1 })]));
+    expect(read(store, 'expiring')).toBe('v');
+    expect(await store.purgeExpired(nowMs, 10)).toBe(1);
+    expect(read(store, 'expiring')).toBeUndefined();
+    await store.close();
+
+    const reopened = open();
+    for (const key of ['k', 'absent', 'expiring']) expect(reopened.read(Buffer.from(key))).toBeUndefined();
+  });
+
+  test('a failed commit leaves only committed records in the cache', async () => {
+    // Proves uncommitted data never reaches the cache, even for keys that were cached before.
+    const store = open();
+    await store.write(record('k', [version('committed')]));
+    expect(read(store, 'absent')).toBeUndefined();
+    withSideConnection((db) =>
+      db.exec(`CREATE TRIGGER refuse BEFORE UPDATE ON items BEGIN SELECT RAISE(ABORT, 'disk says no'); END`),
+    );
+    const failed = [store.write(record('k', [version('lost')])), store.write(record('absent', [version('lost')]))];
+    await expectKaiError(failed[0], 'KAI_STORAGE_FAILURE');
+    await expectKaiError(failed[1], 'KAI_STORAGE_FAILURE');
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      expect(read(store, 'k')).toBe('committed');
+      expect(read(store, 'absent')).toBeUndefined();
+    }
+  });
+
+  test('cached records own their bytes instead of viewing the buffers they were written from', async () => {
+    // Proves the cache neither pins a large buffer a value was sliced from nor sees later changes to it.
+    const store = open();
+    const large = Buffer.alloc(64 * 1024, 'x');
+    await store.write(record(large.subarray(0, 3), [version(large.subarray(3, 13))]));
+    large.fill('y');
+    const cached = store.read(Buffer.from('xxx'))!;
+    expect(store.stats().cacheHits).toBe(1);
+    expect(cached.versions[0].value.toString()).toBe('x'.repeat(10));
+    expect(cached.versions[0].value.buffer.byteLength).toBeLessThan(1024);
+    expect(cached.key.buffer.byteLength).toBeLessThan(1024);
   });
 });
