@@ -3,11 +3,18 @@
 // it gets back and the protocol they speak, so a binary-protocol target or a
 // multi-node cluster is one more entry in `targetFactories`.
 
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+// Process handling is shared with the integration and differential tests; that module is plain
+// Node without jest, so the benchmark runs without any test framework loaded.
+import {
+  getFreePort,
+  killStartedProcessesNow as killServersNow,
+  spawnServer,
+  type ServerProcess,
+} from '../test/support/servers';
 
 export type WireProtocol = 'text';
 
@@ -37,11 +44,8 @@ export const memcachedBinaryPath = '/usr/bin/memcached';
 export const memcachedMemoryMb = 1024;
 export const startupTimeoutMs = 30_000;
 export const stopTimeoutMs = 10_000;
-const readinessPollIntervalMs = 50;
 
-// Every process this module starts, so a SIGINT or a crash can still stop them by PID.
-const startedProcesses = new Set<ChildProcess>();
-// Data directories of started nodes, removed on the same paths.
+// Data directories of started nodes, removed by killStartedProcessesNow too.
 const temporaryDirectories = new Set<string>();
 
 export function parseAddress(text: string): Address {
@@ -57,77 +61,9 @@ export function formatAddress(address: Address): string {
   return `${address.host}:${address.port}`;
 }
 
-export async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const bound = server.address();
-      const port = typeof bound === 'object' && bound !== null ? bound.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function tryConnect(address: Address): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(address.port, address.host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
-
-// Polls until the port accepts a connection; fails early if the process died meanwhile.
-async function waitUntilAccepting(address: Address, child: ChildProcess, label: string): Promise<void> {
-  const deadline = Date.now() + startupTimeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${label} exited (code ${child.exitCode}, signal ${child.signalCode}) before accepting connections`);
-    }
-    if (await tryConnect(address)) return;
-    await new Promise((resolve) => setTimeout(resolve, readinessPollIntervalMs));
-  }
-  throw new Error(`${label} did not accept connections on ${formatAddress(address)} within ${startupTimeoutMs} ms`);
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-// SIGTERM by PID, then SIGKILL if the process has not exited within stopTimeoutMs.
-export async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || hasExited(child)) {
-    startedProcesses.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => {
-    if (child.pid !== undefined && !hasExited(child)) process.kill(child.pid, 'SIGKILL');
-  }, stopTimeoutMs);
-  await exited;
-  clearTimeout(timer);
-  startedProcesses.delete(child);
-}
-
 // Synchronous last resort for signal and exit handlers, where nothing can be awaited.
 export function killStartedProcessesNow(): void {
-  for (const child of startedProcesses) {
-    if (child.pid !== undefined && !hasExited(child)) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone between the check and the kill.
-      }
-    }
-  }
-  startedProcesses.clear();
+  killServersNow();
   for (const directory of temporaryDirectories) rmSync(directory, { recursive: true, force: true });
   temporaryDirectories.clear();
 }
@@ -137,29 +73,24 @@ function removeTemporaryDirectory(directory: string): void {
   temporaryDirectories.delete(directory);
 }
 
-function startProcess(command: string, args: string[], cwd: string): ChildProcess {
-  // stdout is ignored and stderr inherited so that a server's failure to start is visible.
-  const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'inherit'] });
-  startedProcesses.add(child);
-  child.once('exit', () => startedProcesses.delete(child));
-  return child;
+// Starts a server and waits until it accepts connections on `address`. stdout is ignored and
+// stderr inherited so that a server's failure to start is visible.
+function startAndWait(label: string, command: string, args: string[], cwd: string, address: Address): Promise<ServerProcess> {
+  return spawnServer({
+    label,
+    command,
+    args,
+    cwd,
+    output: 'stderr-to-parent',
+    readyPort: address.port,
+    readyHost: address.host,
+    readyTimeoutMs: startupTimeoutMs,
+  });
 }
 
-async function startAndWait(
-  label: string,
-  command: string,
-  args: string[],
-  cwd: string,
-  address: Address,
-): Promise<ChildProcess> {
-  const child = startProcess(command, args, cwd);
-  try {
-    await waitUntilAccepting(address, child, label);
-  } catch (error) {
-    await stopProcess(child);
-    throw error;
-  }
-  return child;
+// SIGTERM by PID, then SIGKILL if the process has not exited within stopTimeoutMs.
+async function stopServer(server: ServerProcess): Promise<void> {
+  await server.stop('SIGTERM', stopTimeoutMs);
 }
 
 export function memcachedVersion(): string {
@@ -186,20 +117,20 @@ function alreadyRunning(name: string, address: Address, version: string): Runnin
 const startMemcached: TargetFactory = async (options) => {
   const version = memcachedVersion();
   if (options.address !== undefined) return alreadyRunning('memcached', options.address, version);
-  const address = { host: '127.0.0.1', port: await findFreePort() };
+  const address = { host: '127.0.0.1', port: await getFreePort() };
   // One worker thread and no UDP, so the comparison is one core against one event loop.
   const args = ['-t', '1', '-U', '0', '-l', address.host, '-p', String(address.port), '-m', String(memcachedMemoryMb)];
   // memcached refuses to run as root unless told which user to stay.
   if (process.getuid?.() === 0) args.push('-u', os.userInfo().username);
-  const child = await startAndWait('memcached', memcachedBinaryPath, args, options.repositoryRoot, address);
-  return { name: 'memcached', protocol: 'text', addresses: [address], version, stop: () => stopProcess(child) };
+  const server = await startAndWait('memcached', memcachedBinaryPath, args, options.repositoryRoot, address);
+  return { name: 'memcached', protocol: 'text', addresses: [address], version, stop: () => stopServer(server) };
 };
 
 const startKai: TargetFactory = async (options) => {
   const version = kaiVersion(options.repositoryRoot);
   if (options.address !== undefined) return alreadyRunning('kai', options.address, version);
-  const address = { host: '127.0.0.1', port: await findFreePort() };
-  const peerPort = await findFreePort();
+  const address = { host: '127.0.0.1', port: await getFreePort() };
+  const peerPort = await getFreePort();
   const dataDirectory = mkdtempSync(path.join(os.tmpdir(), 'kai-bench-'));
   temporaryDirectories.add(dataDirectory);
   const args = [
@@ -210,15 +141,15 @@ const startKai: TargetFactory = async (options) => {
     '--data-dir', dataDirectory,
     '--log-level', 'warn',
   ];
-  let child: ChildProcess;
+  let server: ServerProcess;
   try {
-    child = await startAndWait('kai', process.execPath, args, options.repositoryRoot, address);
+    server = await startAndWait('kai', process.execPath, args, options.repositoryRoot, address);
   } catch (error) {
     removeTemporaryDirectory(dataDirectory);
     throw error;
   }
   const stop = async (): Promise<void> => {
-    await stopProcess(child);
+    await stopServer(server);
     removeTemporaryDirectory(dataDirectory);
   };
   return { name: 'kai', protocol: 'text', addresses: [address], version, stop };

@@ -5,6 +5,7 @@
  */
 import { KaiError } from '../errors';
 import type { StorageMode, StoreOutcome } from '../protocol/command';
+import { isCSpace, scanCDecimal, signBit64, strtoull, uint64Max } from '../protocol/numbers';
 import { isLive, type Version } from '../storage/record';
 import { contextNumber, merge } from '../vclock';
 
@@ -102,13 +103,6 @@ export function touchMutation(expiresAtMs: number): Mutation<Version | undefined
   };
 }
 
-const uint64Mask = (1n << 64n) - 1n;
-const uint63Limit = 1n << 63n;
-
-function isCSpace(byte: number): boolean {
-  return byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
-}
-
 /**
  * Reads a stored value as memcached's safe_strtoull does (the value is followed by CRLF there, so
  * digits may end at the value's end, at white space or at a NUL byte): leading white space and a
@@ -116,26 +110,14 @@ function isCSpace(byte: number): boolean {
  * refused.
  */
 export function parseCounter(value: Buffer): bigint | undefined {
-  let index = 0;
-  while (index < value.length && isCSpace(value[index])) index++;
-  let negative = false;
-  if (index < value.length && (value[index] === 0x2b || value[index] === 0x2d)) {
-    negative = value[index] === 0x2d;
-    index++;
-  }
-  const digitsStart = index;
-  let number = 0n;
-  while (index < value.length && value[index] >= 0x30 && value[index] <= 0x39) {
-    number = number * 10n + BigInt(value[index] - 0x30);
-    if (number > uint64Mask) return undefined;
-    index++;
-  }
-  if (index === digitsStart) return undefined;
+  const scanned = scanCDecimal(value);
+  if (!scanned) return undefined;
   // memcached reads the value as a C string, so a NUL byte ends the number as the value's end does.
-  if (index < value.length && value[index] !== 0 && !isCSpace(value[index])) return undefined;
-  if (!negative) return number;
-  const wrapped = (uint64Mask + 1n - number) & uint64Mask;
-  return wrapped >= uint63Limit ? undefined : wrapped;
+  const next = scanned.end < value.length ? value[scanned.end] : 0;
+  if (next !== 0 && !isCSpace(next)) return undefined;
+  const number = strtoull(scanned);
+  if (number === undefined) return undefined;
+  return scanned.negative && number >= signBit64 ? undefined : number;
 }
 
 /** The counter's new text: memcached rewrites a shorter number in place, padded with spaces. */
@@ -163,7 +145,7 @@ export function arithMutation(request: ArithRequest): Mutation<bigint | undefine
     const counter = parseCounter(current.value);
     if (counter === undefined) throw new KaiError('KAI_NON_NUMERIC_VALUE');
     const next = request.incr
-      ? (counter + request.delta) & uint64Mask
+      ? (counter + request.delta) & uint64Max
       : counter < request.delta
         ? 0n
         : counter - request.delta;

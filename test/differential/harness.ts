@@ -9,21 +9,19 @@
  *   const actual = await runStream(subject.port, steps);
  *   expect(normalizeReplies(actual.bytes)).toEqual(normalizeReplies(expected.bytes));
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { getFreePort, startKai } from '../support/process';
+import { startKai } from '../support/process';
+import { delay, getFreePort, spawnServer } from '../support/servers';
 
 export const memcachedBin = '/usr/bin/memcached';
 /** Which server the differential tests compare with memcached: kai unless the environment says otherwise. */
 export const subjectEnvironmentVariable = 'KAI_DIFFERENTIAL_SUBJECT';
 
-const readyTimeoutMs = 15_000;
 const exitTimeoutMs = 10_000;
-const connectRetryDelayMs = 20;
 /** How long a stream may take to answer its sentinel, or to close when it is expected to. */
 export const streamReplyTimeoutMs = 10_000;
 /** Pause between steps, so that each step reaches the server as its own read. */
@@ -52,21 +50,15 @@ export async function startMemcached(options: ServerOptions): Promise<RunningSer
   const args = ['-p', String(port), '-U', '0', '-l', '127.0.0.1', '-t', '1', '-I', String(options.valueBytesMax)];
   // memcached refuses to run as root unless told which user to be.
   if (process.getuid?.() === 0) args.push('-u', os.userInfo().username);
-  const child = spawn(memcachedBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    if (stderr.length < 64 * 1024) stderr += text;
-  });
-  const exited = exitOf(child);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`memcached did not start: ${stderr}`);
-  try {
-    await waitUntilAccepting(port, exited);
-  } catch (error) {
-    killByPid(pid);
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\nmemcached stderr: ${stderr}`);
-  }
-  return { name: 'memcached', port, pid, stop: () => stopChild(child, exited) };
+  const server = await spawnServer({ label: 'memcached', command: memcachedBin, args, readyPort: port });
+  return {
+    name: 'memcached',
+    port,
+    pid: server.pid,
+    stop: async () => {
+      await server.stop('SIGTERM', exitTimeoutMs);
+    },
+  };
 }
 
 /** Starts a single kai node (N = R = W = 1) in a fresh data directory. */
@@ -93,67 +85,6 @@ export function startSubject(options: ServerOptions): Promise<RunningServer> {
   if (subject === 'memcached') return startMemcached(options);
   if (subject === 'kai') return startKaiNode(options);
   throw new Error(`${subjectEnvironmentVariable} must be kai or memcached, not ${subject}`);
-}
-
-interface ExitStatus {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-function exitOf(child: ChildProcess): Promise<ExitStatus> {
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<ExitStatus>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  killByPid(child.pid, 'SIGTERM');
-  const timer = setTimeout(() => killByPid(child.pid, 'SIGKILL'), exitTimeoutMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-function killByPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-async function waitUntilAccepting(port: number, exited: Promise<ExitStatus>): Promise<void> {
-  let exitStatus: ExitStatus | undefined;
-  void exited.then(
-    (status) => (exitStatus = status),
-    () => undefined,
-  );
-  const deadlineMs = Date.now() + readyTimeoutMs;
-  while (Date.now() < deadlineMs) {
-    if (exitStatus) throw new Error(`server exited (code ${exitStatus.code}) before accepting on port ${port}`);
-    if (await canConnect(port)) return;
-    await delay(connectRetryDelayMs);
-  }
-  throw new Error(`server did not accept connections on port ${port} within ${readyTimeoutMs} ms`);
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (connected: boolean): void => {
-      socket.destroy();
-      resolve(connected);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

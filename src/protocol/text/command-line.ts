@@ -198,24 +198,28 @@ function parseDelete(view: TokenView): LineOutcome {
   return command({ op: 'delete', key, noreply });
 }
 
-function parseArithmetic(view: TokenView, incr: boolean): LineOutcome {
+/** `<command> <key> <number> [noreply]` (incr, decr, touch): the key checked, then the number parsed. */
+function parseKeyAndNumber<T>(
+  view: TokenView,
+  parseNumber: (token: Buffer) => T | undefined,
+  invalidNumber: ErrorCode,
+  build: (key: Buffer, number: T, noreply: boolean) => Command,
+): LineOutcome {
   if (!view.countIn(4, 5)) return error('KAI_UNKNOWN_COMMAND');
   const noreply = view.noreply;
   const key = view.tokens[1];
   if (keyTooLong(key)) return error('KAI_BAD_COMMAND_LINE', noreply);
-  const delta = parseUint64(view.tokens[2]);
-  if (delta === undefined) return error('KAI_INVALID_DELTA', noreply);
-  return command({ op: 'arith', incr, key, delta, noreply });
+  const number = parseNumber(view.tokens[2]);
+  if (number === undefined) return error(invalidNumber, noreply);
+  return command(build(key, number, noreply));
+}
+
+function parseArithmetic(view: TokenView, incr: boolean): LineOutcome {
+  return parseKeyAndNumber(view, parseUint64, 'KAI_INVALID_DELTA', (key, delta, noreply) => ({ op: 'arith', incr, key, delta, noreply }));
 }
 
 function parseTouch(view: TokenView): LineOutcome {
-  if (!view.countIn(4, 5)) return error('KAI_UNKNOWN_COMMAND');
-  const noreply = view.noreply;
-  const key = view.tokens[1];
-  if (keyTooLong(key)) return error('KAI_BAD_COMMAND_LINE', noreply);
-  const exptime = parseInt32(view.tokens[2]);
-  if (exptime === undefined) return error('KAI_INVALID_EXPTIME', noreply);
-  return command({ op: 'touch', key, exptime, noreply });
+  return parseKeyAndNumber(view, parseInt32, 'KAI_INVALID_EXPTIME', (key, exptime, noreply) => ({ op: 'touch', key, exptime, noreply }));
 }
 
 /**

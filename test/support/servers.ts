@@ -1,0 +1,286 @@
+/**
+ * Server processes on 127.0.0.1, for the integration tests, the differential tests and the
+ * benchmark alike: free ports, spawning a server and waiting until its port accepts connections,
+ * stopping it by signal with a SIGKILL after a bound, and killing leftovers by PID. It uses plain
+ * Node only (no jest), so that bench/ can import it as well as test/.
+ *
+ *   const server = await spawnServer({ label: 'memcached', command, args, readyPort: port });
+ *   // ... talk to 127.0.0.1:port ...
+ *   const { status, forced } = await server.stop();   // SIGTERM, then SIGKILL after the timeout
+ *   afterAll(killStartedProcesses);                    // SIGKILLs whatever a failed test left running
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+export const loopbackHost = '127.0.0.1';
+/** How long spawnServer waits for the port, and stop for the process to exit, unless told otherwise. */
+export const readyTimeoutMsDefault = 15_000;
+export const exitTimeoutMsDefault = 15_000;
+/** Output kept per stream; a chatty process must not grow the caller's memory without bound. */
+export const capturedOutputBytesMax = 1024 * 1024;
+/** One connection attempt; on loopback a refusal is immediate, so this only bounds a stuck handshake. */
+const connectAttemptTimeoutMs = 1_000;
+const connectRetryDelayMs = 25;
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now: the OS picks it, the probe socket is closed. Another
+ * process could take it before it is used; with ports picked from the ephemeral range that race
+ * is rare, and a failure on EADDRINUSE says so plainly.
+ */
+export function getFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, loopbackHost, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error('no port assigned'));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+/** Collects a stream's text up to capturedOutputBytesMax, dropping the rest. */
+class OutputCapture {
+  private text = '';
+
+  constructor(stream: NodeJS.ReadableStream | null) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      if (this.text.length < capturedOutputBytesMax) this.text += chunk.slice(0, capturedOutputBytesMax - this.text.length);
+    });
+  }
+
+  toString(): string {
+    return this.text;
+  }
+}
+
+/**
+ * `capture` keeps stdout and stderr for the caller and for error messages; `stderr-to-parent`
+ * drops stdout and shows stderr as it comes, for a tool run by hand where a failure must be seen.
+ */
+export type OutputMode = 'capture' | 'stderr-to-parent';
+
+export interface SpawnOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The process's working directory; this process's own when absent. */
+  readonly cwd?: string;
+  readonly output?: OutputMode;
+}
+
+export interface StartedProcess {
+  readonly child: ChildProcess;
+  /** Resolves when the process exits, however it ends; rejects when it could not be spawned. */
+  readonly exited: Promise<ExitStatus>;
+  stdout(): string;
+  stderr(): string;
+}
+
+/** Every child started here that has not exited yet, for killStartedProcesses. */
+const runningChildren = new Set<ChildProcess>();
+
+/** Spawns a process, tracked until it exits so that a failed run can still kill it by PID. */
+export function spawnTracked(options: SpawnOptions): StartedProcess {
+  const capture = (options.output ?? 'capture') === 'capture';
+  const child = spawn(options.command, options.args, {
+    cwd: options.cwd,
+    stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit'],
+  });
+  runningChildren.add(child);
+  const stdout = new OutputCapture(child.stdout);
+  const stderr = new OutputCapture(child.stderr);
+  const exited = new Promise<ExitStatus>((resolve, reject) => {
+    child.once('error', (error) => {
+      runningChildren.delete(child);
+      reject(error);
+    });
+    child.once('exit', (code, signal) => {
+      runningChildren.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  // A caller that never awaits `exited` must not see an unhandled rejection from a failed spawn.
+  exited.catch(() => undefined);
+  return { child, exited, stdout: () => stdout.toString(), stderr: () => stderr.toString() };
+}
+
+export interface StopOutcome {
+  readonly status: ExitStatus;
+  /** The process ignored the signal for the whole timeout and was SIGKILLed. */
+  readonly forced: boolean;
+}
+
+/** Sends `signal` and waits for the exit; after `timeoutMs` SIGKILLs and waits for that exit. */
+export async function stopProcess(
+  started: StartedProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs: number = exitTimeoutMsDefault,
+): Promise<StopOutcome> {
+  const { child, exited } = started;
+  if (child.exitCode !== null || child.signalCode !== null) return { status: await exited, forced: false };
+  killByPid(child.pid, signal);
+  let forced = false;
+  const timer = setTimeout(() => {
+    forced = true;
+    killByPid(child.pid);
+  }, timeoutMs);
+  try {
+    return { status: await exited, forced };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends `signal` (SIGKILL by default) to `pid`; a process already gone is not an error. */
+export function killByPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone: nothing to kill.
+  }
+}
+
+/** SIGKILLs every process started by this module that is still running, and waits for the exits. */
+export async function killStartedProcesses(): Promise<void> {
+  const children = [...runningChildren];
+  const exits = children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
+  for (const child of children) killByPid(child.pid);
+  await Promise.all(exits);
+}
+
+/** The same, synchronously, for exit and signal handlers where nothing can be awaited. */
+export function killStartedProcessesNow(): void {
+  for (const child of runningChildren) killByPid(child.pid);
+  runningChildren.clear();
+}
+
+export interface ReadyOptions {
+  readonly port: number;
+  readonly host?: string;
+  /** Settles when the process exits: waiting stops early, since nothing will ever accept. */
+  readonly exited: Promise<ExitStatus>;
+  readonly timeoutMs: number;
+  /** Names the server in error messages. */
+  readonly label: string;
+}
+
+/** Polls connections to host:port until one succeeds, the process exits, or time runs out. */
+export async function waitUntilAccepting(options: ReadyOptions): Promise<void> {
+  const { port, host = loopbackHost, timeoutMs, label } = options;
+  let exitStatus: ExitStatus | undefined;
+  void options.exited.then(
+    (status) => (exitStatus = status),
+    () => undefined,
+  );
+  const deadlineMs = Date.now() + timeoutMs;
+  while (Date.now() < deadlineMs) {
+    if (exitStatus !== undefined) {
+      throw new Error(`${label} exited (code ${exitStatus.code}, signal ${exitStatus.signal}) before accepting on port ${port}`);
+    }
+    const attemptTimeoutMs = Math.max(1, Math.min(connectAttemptTimeoutMs, deadlineMs - Date.now()));
+    if (await canConnect(port, host, attemptTimeoutMs)) return;
+    await delay(connectRetryDelayMs);
+  }
+  throw new Error(`${label} did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
+}
+
+function canConnect(port: number, host: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (connected: boolean): void => {
+      socket.destroy();
+      resolve(connected);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Settles as `promise` does, or rejects with `onTimeout()` once `timeoutMs` has passed. */
+export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+export interface ServerOptions extends SpawnOptions {
+  /** Names the server in error messages. */
+  readonly label: string;
+  /** The server is ready once this port accepts a connection. */
+  readonly readyPort: number;
+  readonly readyHost?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ServerProcess extends StartedProcess {
+  readonly pid: number;
+  /** Sends `signal` (SIGTERM by default) and waits for exit, SIGKILLing after the timeout. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<StopOutcome>;
+  /** SIGKILL, as a crash would; resolves on exit. */
+  kill(): Promise<ExitStatus>;
+}
+
+/**
+ * Spawns a server and resolves once its port accepts a connection. A server that exits first or
+ * is not ready in time is killed, and the error carries what it printed.
+ */
+export async function spawnServer(options: ServerOptions): Promise<ServerProcess> {
+  const started = spawnTracked(options);
+  const pid = started.child.pid;
+  if (pid === undefined) {
+    throw new Error(`${options.label} did not start: ${String(await started.exited.catch((error: unknown) => error))}`);
+  }
+  const timeoutMs = options.readyTimeoutMs ?? readyTimeoutMsDefault;
+  try {
+    await waitUntilAccepting({ port: options.readyPort, host: options.readyHost, exited: started.exited, timeoutMs, label: options.label });
+  } catch (error) {
+    killByPid(pid);
+    // Wait for the exit so that nothing the caller removes next (a data directory) is still in use.
+    await withTimeout(started.exited, exitTimeoutMsDefault, () => new Error('no exit after SIGKILL')).catch(() => undefined);
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`${reason}${printedOutput(options.label, started)}`);
+  }
+  return {
+    ...started,
+    pid,
+    stop: (signal, stopTimeoutMs) => stopProcess(started, signal, stopTimeoutMs),
+    kill: () => {
+      killByPid(pid);
+      return started.exited;
+    },
+  };
+}
+
+function printedOutput(label: string, started: StartedProcess): string {
+  const stderr = started.stderr();
+  const stdout = started.stdout();
+  if (stderr === '' && stdout === '') return '';
+  return `\n${label} stderr:\n${stderr}\n${label} stdout:\n${stdout}`;
+}
