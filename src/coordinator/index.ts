@@ -40,16 +40,18 @@ export class Coordinator {
     return { bucket, replicas, r, w };
   }
 
-  /** The reconciled versions of a key, from R of its replicas. */
-  async read(key: Buffer): Promise<readonly Version[]> {
+  /**
+   * The reconciled versions of a key, from R of its replicas. When the only replica is this node,
+   * the answer is immediate (no promise), which keeps the single-node read path short.
+   */
+  read(key: Buffer): Promise<readonly Version[]> | readonly Version[] {
     const { replicas, r } = this.place(key);
-    if (replicas.length === 1) return replicas[0].fetch(key);
-    const state = await this.gather(
+    if (replicas.length === 1) return replicas[0].fetchNow?.(key) ?? replicas[0].fetch(key);
+    return this.gather(
       replicas.map((replica) => () => replica.fetch(key)),
       r,
       'read',
-    );
-    return reconcile(state.successes.flat());
+    ).then((state) => reconcile(state.successes.flat()));
   }
 
   /**

@@ -20,6 +20,8 @@ export interface Replica {
   readonly nodeId: string;
   /** Every version held for the key: siblings, tombstones and expired ones alike. */
   fetch(key: Buffer): Promise<readonly Version[]>;
+  /** The same, answered at once; only a replica on this node can. */
+  fetchNow?(key: Buffer): readonly Version[];
   /** Reads, decides and writes atomically on this replica; acts as the write's coordinator. */
   apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>): Promise<Applied<R>>;
   /** Merges versions written elsewhere into what the replica holds. */

@@ -79,10 +79,16 @@ export class Dispatcher {
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
   }
 
-  private async get(keys: readonly Buffer[], withCas: boolean): Promise<Reply> {
-    const { coordinator, stats } = this.options;
-    const found =
-      keys.length === 1 ? [await coordinator.read(keys[0])] : await Promise.all(keys.map((key) => coordinator.read(key)));
+  private get(keys: readonly Buffer[], withCas: boolean): Promise<Reply> | Reply {
+    const reads = keys.map((key) => this.options.coordinator.read(key));
+    if (reads.every((read) => !(read instanceof Promise))) {
+      return this.itemsReply(keys, reads as readonly (readonly Version[])[], withCas);
+    }
+    return Promise.all(reads).then((found) => this.itemsReply(keys, found, withCas));
+  }
+
+  private itemsReply(keys: readonly Buffer[], found: readonly (readonly Version[])[], withCas: boolean): Reply {
+    const { stats } = this.options;
     const items: ItemView[] = [];
     keys.forEach((key, index) => {
       const views = this.itemsOf(key, found[index], withCas);

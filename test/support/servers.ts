@@ -20,6 +20,8 @@ export const exitTimeoutMsDefault = 15_000;
 export const capturedOutputBytesMax = 1024 * 1024;
 /** One connection attempt; on loopback a refusal is immediate, so this only bounds a stuck handshake. */
 const connectAttemptTimeoutMs = 1_000;
+/** A stats reply is a few kilobytes; anything longer is not the server we started. */
+const statsReplyBytesMax = 64 * 1024;
 const connectRetryDelayMs = 25;
 
 export interface ExitStatus {
@@ -28,24 +30,39 @@ export interface ExitStatus {
 }
 
 /**
- * A TCP port free on 127.0.0.1 right now: the OS picks it, the probe socket is closed. Another
- * process could take it before it is used; with ports picked from the ephemeral range that race
- * is rare, and a failure on EADDRINUSE says so plainly.
+ * Ports tests pick from: below Linux's ephemeral range (32768 and up), so that neither the OS's
+ * own choices for outgoing connections nor bind(0), which hands a just-freed port to the next
+ * caller, collide with a port another test process picked a moment ago.
  */
-export function getFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+export const testPortMin = 12_000;
+export const testPortMax = 32_000;
+const portAttemptsMax = 100;
+/** Ports this process has handed out; never handed out twice. */
+const portsHandedOut = new Set<number>();
+
+/**
+ * A TCP port free on 127.0.0.1 right now, chosen at random from the test range. Another process
+ * could still take it before it is used; with random picks from 20,000 ports that is rare, and
+ * the readiness check (`answersWithPid`) never mistakes another server for ours.
+ */
+export async function getFreePort(): Promise<number> {
+  for (let attempt = 0; attempt < portAttemptsMax; attempt++) {
+    const port = testPortMin + Math.floor(Math.random() * (testPortMax - testPortMin));
+    if (portsHandedOut.has(port)) continue;
+    if (await canBind(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port found in ${portAttemptsMax} attempts`);
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, loopbackHost, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('no port assigned'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, loopbackHost, () => server.close(() => resolve(true)));
   });
 }
 
@@ -174,9 +191,17 @@ export interface ReadyOptions {
   readonly timeoutMs: number;
   /** Names the server in error messages. */
   readonly label: string;
+  /**
+   * The process that must be the one answering: a port picked as free can be taken by another
+   * test's server in the meantime, and a connection to that one proves nothing about ours.
+   */
+  readonly pid: number;
 }
 
-/** Polls connections to host:port until one succeeds, the process exits, or time runs out. */
+/**
+ * Polls host:port until our server answers `stats` with its own pid, the process exits, or time
+ * runs out. kai and memcached both report `STAT pid`.
+ */
 export async function waitUntilAccepting(options: ReadyOptions): Promise<void> {
   const { port, host = loopbackHost, timeoutMs, label } = options;
   let exitStatus: ExitStatus | undefined;
@@ -190,22 +215,29 @@ export async function waitUntilAccepting(options: ReadyOptions): Promise<void> {
       throw new Error(`${label} exited (code ${exitStatus.code}, signal ${exitStatus.signal}) before accepting on port ${port}`);
     }
     const attemptTimeoutMs = Math.max(1, Math.min(connectAttemptTimeoutMs, deadlineMs - Date.now()));
-    if (await canConnect(port, host, attemptTimeoutMs)) return;
+    if (await answersWithPid(port, host, options.pid, attemptTimeoutMs)) return;
     await delay(connectRetryDelayMs);
   }
   throw new Error(`${label} did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
 }
 
-function canConnect(port: number, host: string, timeoutMs: number): Promise<boolean> {
+function answersWithPid(port: number, host: string, pid: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
-    const done = (connected: boolean): void => {
+    let received = '';
+    const done = (ours: boolean): void => {
       socket.destroy();
-      resolve(connected);
+      resolve(ours);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
+    socket.once('connect', () => socket.write('stats\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.length > statsReplyBytesMax) done(false);
+      else if (received.endsWith('END\r\n') || received.includes('ERROR')) done(received.includes(`STAT pid ${pid}\r\n`));
+    });
     socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
   });
 }
 
@@ -259,7 +291,14 @@ export async function spawnServer(options: ServerOptions): Promise<ServerProcess
   }
   const timeoutMs = options.readyTimeoutMs ?? readyTimeoutMsDefault;
   try {
-    await waitUntilAccepting({ port: options.readyPort, host: options.readyHost, exited: started.exited, timeoutMs, label: options.label });
+    await waitUntilAccepting({
+      port: options.readyPort,
+      host: options.readyHost,
+      exited: started.exited,
+      timeoutMs,
+      label: options.label,
+      pid,
+    });
   } catch (error) {
     killByPid(pid);
     // Wait for the exit so that nothing the caller removes next (a data directory) is still in use.

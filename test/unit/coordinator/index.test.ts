@@ -232,7 +232,7 @@ describe('three replicas, n=3 w=2', () => {
     const { coordinator, replicas, order, env } = cluster(members, { n: 3, r: 3, w: 2 });
     const silent = replicas.get(order[1])!;
     silent.fetch = () => new Promise<readonly Version[]>(() => undefined);
-    const outcome = outcomeOf(coordinator.read(key));
+    const outcome = outcomeOf(Promise.resolve(coordinator.read(key)));
     await flush();
     expect(outcome.settled).toBe(false);
     env.advance(requestTimeoutMs);
