@@ -5,6 +5,7 @@
  */
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
+import type { Authenticator } from '../auth';
 import { asKaiError, type KaiError } from '../errors';
 import type { Dispatcher } from './dispatch';
 import { ReplyQueue } from './reply-queue';
@@ -18,6 +19,8 @@ export interface ConnectionContext {
   readonly stats: NodeStats;
   readonly log: Logger;
   readonly valueBytesMax: number;
+  /** Whether and how clients must authenticate before their requests are served. */
+  readonly authenticator: Authenticator;
 }
 
 /** A reply as chunks to write, and whether the connection closes after it. */

@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
+import { noAuthentication } from '../auth';
 import { Coordinator } from '../coordinator';
 import { LocalReplica } from '../coordinator/replica';
 import { realEnv, type Env, type TimerHandle } from '../env';
@@ -140,6 +141,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     log,
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
+    authenticator: noAuthentication,
   });
   let purging = false;
   const purgeTimer: TimerHandle = env.every(purgeIntervalMs, () => {
