@@ -1,4 +1,4 @@
-// Closed-loop load benchmark: memcached against kai over the memcache text protocol.
+// Closed-loop load benchmark: memcached against kai over the memcache text and binary protocols.
 // Starts each target in turn, drives it from worker threads, prints throughput and latency.
 // Usage: npm run bench -- [--duration-s 10] [--targets memcached,kai] [--json] ...  (see --help)
 
@@ -11,6 +11,7 @@ import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import {
   Address,
   RunningTarget,
+  comparedTargets,
   formatAddress,
   killStartedProcessesNow,
   memcachedVersion,
@@ -92,7 +93,7 @@ function parseNumberFlag(minimum: number, maximum: number, integer: boolean): (t
 
 function parseSettings(argv: string[]): BenchSettings {
   const program = new Command('bench')
-    .description('closed-loop memcache text-protocol load benchmark')
+    .description('closed-loop memcache load benchmark, text and binary protocols')
     .option('--duration-s <seconds>', 'measured duration per target', parseNumberFlag(0.1, durationSecondsMax, false), 10)
     .option('--warmup-s <seconds>', 'unmeasured load after the preload', parseNumberFlag(0, durationSecondsMax, false), 2)
     .option('--connections <count>', 'concurrent connections, one request in flight each', parseNumberFlag(1, connectionsMax, true), 50)
@@ -100,7 +101,7 @@ function parseSettings(argv: string[]): BenchSettings {
     .option('--keys <count>', 'distinct keys, chosen uniformly', parseNumberFlag(1, keysMax, true), 10_000)
     .option('--value-bytes <bytes>', 'value size', parseNumberFlag(1, valueBytesMax, true), 100)
     .option('--get-ratio <ratio>', 'fraction of requests that are gets', parseNumberFlag(0, 1, false), 0.9)
-    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, 'memcached,kai')
+    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, 'memcached,kai,memcached-binary,kai-binary')
     .option('--memcached-address <host:port>', 'bench an already-running memcached instead of starting one')
     .option('--kai-address <host:port>', 'bench an already-running kai node instead of starting one')
     .option('--json', 'print one machine-readable JSON document on stdout', false);
@@ -123,8 +124,13 @@ function parseSettings(argv: string[]): BenchSettings {
     if (!targetFactories.has(name)) program.error(`unknown target "${name}"`);
   }
   const externalAddresses = new Map<string, Address>();
-  if (options.memcachedAddress !== undefined) externalAddresses.set('memcached', parseAddress(options.memcachedAddress));
-  if (options.kaiAddress !== undefined) externalAddresses.set('kai', parseAddress(options.kaiAddress));
+  // An external server is benched over both protocols, as one port serves both.
+  if (options.memcachedAddress !== undefined) {
+    for (const name of ['memcached', 'memcached-binary']) externalAddresses.set(name, parseAddress(options.memcachedAddress));
+  }
+  if (options.kaiAddress !== undefined) {
+    for (const name of ['kai', 'kai-binary']) externalAddresses.set(name, parseAddress(options.kaiAddress));
+  }
   return {
     durationSeconds: options.durationS,
     warmupSeconds: options.warmupS,
@@ -308,11 +314,21 @@ async function benchTarget(name: string, settings: BenchSettings): Promise<Targe
   }
 }
 
-function kaiToMemcachedRatio(results: TargetResult[]): number | undefined {
-  const memcached = results.find((result) => result.target === 'memcached');
-  const kai = results.find((result) => result.target === 'kai');
+function kaiToMemcachedRatio(results: TargetResult[], kaiName = 'kai', memcachedName = 'memcached'): number | undefined {
+  const memcached = results.find((result) => result.target === memcachedName);
+  const kai = results.find((result) => result.target === kaiName);
   if (memcached === undefined || kai === undefined || memcached.opsPerSecond === 0) return undefined;
   return Math.round((kai.opsPerSecond / memcached.opsPerSecond) * 1000) / 1000;
+}
+
+// kai/memcached for each pair measured in this run, keyed `kai/memcached`, `kai-binary/memcached-binary`.
+function ratios(results: TargetResult[]): Record<string, number> {
+  const found: Record<string, number> = {};
+  for (const pair of comparedTargets) {
+    const ratio = kaiToMemcachedRatio(results, pair.kai, pair.memcached);
+    if (ratio !== undefined) found[`${pair.kai}/${pair.memcached}`] = ratio;
+  }
+  return found;
 }
 
 function printHuman(machine: MachineInfo, settings: BenchSettings, results: TargetResult[], failures: TargetFailure[]): void {
@@ -323,20 +339,21 @@ function printHuman(machine: MachineInfo, settings: BenchSettings, results: Targ
       `${settings.valueBytes}-byte values, ${Math.round(settings.getRatio * 100)}% get, ` +
       `${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`,
     '',
-    `${'target'.padEnd(12)}${'ops/s'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}` +
+    `${'target'.padEnd(18)}${'ops/s'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}` +
       `${'p99.9 µs'.padStart(10)}${'errors'.padStart(8)}${'misses'.padStart(8)}`,
   ];
   for (const result of results) {
     lines.push(
-      `${result.target.padEnd(12)}${String(result.opsPerSecond).padStart(10)}${String(result.latencyUs.p50).padStart(10)}` +
+      `${result.target.padEnd(18)}${String(result.opsPerSecond).padStart(10)}${String(result.latencyUs.p50).padStart(10)}` +
         `${String(result.latencyUs.p99).padStart(10)}${String(result.latencyUs.p999).padStart(10)}` +
         `${String(result.errors).padStart(8)}${String(result.misses).padStart(8)}`,
     );
     for (const sample of result.errorSamples) lines.push(`  ${result.target} error: ${sample}`);
   }
-  for (const failure of failures) lines.push(`${failure.target.padEnd(12)}failed: ${failure.failure}`);
-  const ratio = kaiToMemcachedRatio(results);
-  if (ratio !== undefined) lines.push('', `kai/memcached ops/s: ${ratio}`);
+  for (const failure of failures) lines.push(`${failure.target.padEnd(18)}failed: ${failure.failure}`);
+  const measured = Object.entries(ratios(results));
+  if (measured.length > 0) lines.push('');
+  for (const [pair, ratio] of measured) lines.push(`${pair} ops/s: ${ratio}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
@@ -373,7 +390,7 @@ async function main(): Promise<void> {
       getRatio: settings.getRatio,
       targets: settings.targets,
     };
-    const document = { machine, settings: loadSettings, results, failures, kaiToMemcachedRatio: kaiToMemcachedRatio(results) ?? null };
+    const document = { machine, settings: loadSettings, results, failures, kaiToMemcachedRatio: kaiToMemcachedRatio(results) ?? null, ratios: ratios(results) };
     process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
   } else {
     printHuman(machine, settings, results, failures);

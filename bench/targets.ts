@@ -16,7 +16,7 @@ import {
   type ServerProcess,
 } from '../test/support/servers';
 
-export type WireProtocol = 'text';
+export type WireProtocol = 'text' | 'binary';
 
 export interface Address {
   host: string;
@@ -155,7 +155,20 @@ const startKai: TargetFactory = async (options) => {
   return { name: 'kai', protocol: 'text', addresses: [address], version, stop };
 };
 
+// The same server driven over the binary protocol (as memjs speaks it), under its own name.
+function overBinary(name: string, factory: TargetFactory): TargetFactory {
+  return async (options) => ({ ...(await factory(options)), name, protocol: 'binary' });
+}
+
 export const targetFactories: ReadonlyMap<string, TargetFactory> = new Map([
   ['memcached', startMemcached],
   ['kai', startKai],
+  ['memcached-binary', overBinary('memcached-binary', startMemcached)],
+  ['kai-binary', overBinary('kai-binary', startKai)],
 ]);
+
+// Each kai target and the memcached target it is compared with.
+export const comparedTargets: ReadonlyArray<{ kai: string; memcached: string }> = [
+  { kai: 'kai', memcached: 'memcached' },
+  { kai: 'kai-binary', memcached: 'memcached-binary' },
+];

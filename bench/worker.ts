@@ -1,4 +1,4 @@
-// One load-generating thread: a set of memcache text-protocol connections, each with
+// One load-generating thread: a set of memcache connections (text or binary protocol), each with
 // exactly one request in flight (closed loop). The main thread drives the phases
 // (preload, warm-up, measurement, stop) so that all workers measure the same window.
 
@@ -202,6 +202,52 @@ export function parseGetReply(reader: ChunkReader, keyIndex: number, valueBytes:
   return { kind: 'hit' };
 }
 
+// Binary protocol (memjs's framing): a GET is opcode 0x00 with the key; a SET is opcode 0x01 with
+// 8 bytes of extras (flags, expiration), the key and the value. Replies are a 24-byte header
+// (status at 6, body length at 8) then the body; a GET hit's body is 4 bytes of flags then the value.
+const binaryHeaderBytes = 24;
+const binaryGetOpcode = 0x00;
+const binarySetOpcode = 0x01;
+const binarySetExtrasBytes = 8;
+const binaryFlagsBytes = 4;
+const binaryStatusSuccess = 0;
+const binaryStatusNotFound = 1;
+
+export function binaryRequestHeader(opcode: number, key: string, extrasBytes: number, valueBytes: number): Buffer {
+  const keyBytes = Buffer.from(key, 'latin1');
+  const header = Buffer.alloc(binaryHeaderBytes + extrasBytes);
+  header[0] = 0x80;
+  header[1] = opcode;
+  header.writeUInt16BE(keyBytes.length, 2);
+  header[4] = extrasBytes;
+  header.writeUInt32BE(extrasBytes + keyBytes.length + valueBytes, 8);
+  return Buffer.concat([header, keyBytes]);
+}
+
+// One binary reply to a GET or SET of keyIndex. The declared body is checked against what the
+// request can get back before any of it is waited for.
+export function parseBinaryReply(reader: ChunkReader, isGet: boolean, keyIndex: number, valueBytes: number): ReplyOutcome {
+  if (reader.bufferedBytes < binaryHeaderBytes) return { kind: 'incomplete' };
+  const header = reader.slice(0, binaryHeaderBytes);
+  const status = header.readUInt16BE(6);
+  const bodyBytes = header.readUInt32BE(8);
+  const expectedOpcode = isGet ? binaryGetOpcode : binarySetOpcode;
+  if (header[0] !== 0x81 || header[1] !== expectedOpcode || bodyBytes > binaryFlagsBytes + valueBytes + replyLineBytesMax) {
+    reader.consume(binaryHeaderBytes);
+    return protocolError(`binary: unexpected header ${header.toString('hex')}`);
+  }
+  if (reader.bufferedBytes < binaryHeaderBytes + bodyBytes) return { kind: 'incomplete' };
+  const body = reader.slice(binaryHeaderBytes, binaryHeaderBytes + bodyBytes);
+  reader.consume(binaryHeaderBytes + bodyBytes);
+  if (!isGet) return status === binaryStatusSuccess ? { kind: 'stored' } : protocolError(`set: status ${status}`);
+  if (status === binaryStatusNotFound) return { kind: 'miss' };
+  if (status !== binaryStatusSuccess || header[4] !== binaryFlagsBytes) return protocolError(`get: status ${status}`);
+  if (!body.subarray(binaryFlagsBytes).equals(valueFor(keyIndex, valueBytes))) {
+    return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
+  }
+  return { kind: 'hit' };
+}
+
 class LoadWorker {
   private phase: Phase = 'preload';
   private readonly connections: LoadConnection[] = [];
@@ -219,10 +265,26 @@ class LoadWorker {
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(readonly config: WorkerConfig) {
+    const binary = config.protocol === 'binary';
     for (let keyIndex = 0; keyIndex < config.keyCount; keyIndex++) {
-      this.getRequests.push(Buffer.from(`get ${keyName(keyIndex)}\r\n`));
-      this.setHeaders.push(Buffer.from(`set ${keyName(keyIndex)} 0 0 ${config.valueBytes}\r\n`));
+      const key = keyName(keyIndex);
+      this.getRequests.push(binary ? binaryRequestHeader(binaryGetOpcode, key, 0, 0) : Buffer.from(`get ${key}\r\n`));
+      this.setHeaders.push(
+        binary
+          ? binaryRequestHeader(binarySetOpcode, key, binarySetExtrasBytes, config.valueBytes)
+          : Buffer.from(`set ${key} 0 0 ${config.valueBytes}\r\n`),
+      );
     }
+    // A text value is followed by CRLF; a binary one by nothing.
+    this.valueTrailer = binary ? [] : [crlf];
+  }
+
+  private readonly valueTrailer: Buffer[];
+
+  parseReply(reader: ChunkReader, pending: PendingRequest): ReplyOutcome {
+    const { protocol, valueBytes } = this.config;
+    if (protocol === 'binary') return parseBinaryReply(reader, pending.isGet, pending.keyIndex, valueBytes);
+    return pending.isGet ? parseGetReply(reader, pending.keyIndex, valueBytes) : parseSetReply(reader);
   }
 
   start(): void {
@@ -264,12 +326,12 @@ class LoadWorker {
     const isGet = Math.random() < this.config.getRatio;
     const request = isGet
       ? [this.getRequests[keyIndex]]
-      : [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), crlf];
+      : [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), ...this.valueTrailer];
     return { request, pending: { isGet, keyIndex, startedMs: performance.now() } };
   }
 
   preloadRequest(keyIndex: number): { request: Buffer[]; pending: PendingRequest } {
-    const request = [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), crlf];
+    const request = [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), ...this.valueTrailer];
     return { request, pending: { isGet: false, keyIndex, startedMs: performance.now() } };
   }
 
@@ -406,9 +468,7 @@ class LoadConnection {
       this.fail('protocol', 'data received with no request outstanding');
       return;
     }
-    const outcome = pending.isGet
-      ? parseGetReply(this.reader, pending.keyIndex, this.worker.config.valueBytes)
-      : parseSetReply(this.reader);
+    const outcome = this.worker.parseReply(this.reader, pending);
     if (outcome.kind === 'incomplete') return;
     this.pending = undefined;
     this.worker.recordReply(pending, outcome, completedMs);

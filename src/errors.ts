@@ -65,6 +65,23 @@ export const errorRegistry = {
     textReply: 'CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]',
     binaryStatus: BinaryStatus.invalidArguments,
   },
+  /** A request before the client has authenticated (auth file set). */
+  KAI_UNAUTHENTICATED: { textReply: 'CLIENT_ERROR unauthenticated', binaryStatus: BinaryStatus.authenticationError },
+  /** Credentials that are not in the auth file. */
+  KAI_AUTHENTICATION_FAILURE: {
+    textReply: 'CLIENT_ERROR authentication failure',
+    binaryStatus: BinaryStatus.authenticationError,
+  },
+  /** A text auth `set` whose data is not `<user> <password>`. */
+  KAI_BAD_AUTHENTICATION_TOKEN: {
+    textReply: 'CLIENT_ERROR bad authentication token format',
+    binaryStatus: BinaryStatus.authenticationError,
+  },
+  /** A text auth `set` whose data block does not end with CRLF. */
+  KAI_BAD_COMMAND_LINE_TERMINATION: {
+    textReply: 'CLIENT_ERROR bad command line termination',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

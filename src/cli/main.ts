@@ -65,6 +65,7 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
   }
   log.info({ memcachePort: node.memcachePort, port: settings.port, dataDir: settings.dataDir }, 'listening');
   stopOnSignals(node, log);
+  reloadOnHangup(node, log);
 }
 
 /** Commander names each option after its flag, which is the setting's own name. */
@@ -97,6 +98,17 @@ function stopOnSignals(node: RunningNode, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/**
+ * SIGHUP reads the auth file again, as it does for memcached. Handled even without an auth file,
+ * so that a hangup never kills the node (Node's default for SIGHUP is to exit).
+ */
+function reloadOnHangup(node: RunningNode, log: Logger): void {
+  process.on('SIGHUP', () => {
+    // The node logs the outcome itself, including a bad file that leaves the old credentials.
+    if (node.reloadAuthentication() === undefined) log.info('SIGHUP: no auth file to reload');
+  });
 }
 
 async function finish(log: Logger, exitCode: number): Promise<never> {

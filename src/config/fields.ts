@@ -167,6 +167,12 @@ function parsePath(raw: RawSetting): string {
   return raw.value;
 }
 
+/** A null auth_file in a config file means no authentication, like leaving the key out. */
+function parseAuthFilePath(raw: RawSetting): string | undefined {
+  if (raw.value === null && !raw.fromFlag) return undefined;
+  return parsePath(raw);
+}
+
 /** A null log_file in a config file means stdout, like leaving the key out. */
 function parseLogFile(raw: RawSetting): string | undefined {
   if (raw.value === null && !raw.fromFlag) return undefined;
@@ -277,6 +283,14 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `client connections accepted at once (1 to ${connectionsMax})`,
     defaultText: String(defaultSettings.maxConnections),
     parse: integerIn(1, connectionsMax),
+  },
+  authFile: {
+    name: 'authFile',
+    fileKey: 'auth_file',
+    flag: '--auth-file <file>',
+    description: "file of 'user:password' lines (memcached's -Y format) clients must authenticate with; reloaded on SIGHUP",
+    defaultText: 'none (no authentication)',
+    parse: parseAuthFilePath,
   },
   logFile: {
     name: 'logFile',

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { AuthFileError, readAuthFile } from '../auth/auth-file';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
 import { defaultSettings, type Settings } from './settings';
 
@@ -35,11 +36,13 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
     ...merged,
     dataDir: path.resolve(cwd, merged.dataDir),
     logFile: merged.logFile === undefined ? undefined : path.resolve(cwd, merged.logFile),
+    authFile: merged.authFile === undefined ? undefined : path.resolve(cwd, merged.authFile),
   };
   checkQuorums(settings);
   checkPortsDiffer(settings);
   prepareDataDir(settings.dataDir);
   if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
+  if (settings.authFile !== undefined) checkAuthFile(settings.authFile);
   return settings;
 }
 
@@ -125,6 +128,16 @@ export function prepareDataDir(dataDir: string): void {
     fs.unlinkSync(probeFile);
   } catch (error) {
     throw new ConfigError(`data dir ${dataDir} is not writable: ${oneLineMessage(error)}`);
+  }
+}
+
+/** Reads and parses the auth file, so a node never starts with one it would refuse. */
+function checkAuthFile(authFile: string): void {
+  try {
+    readAuthFile(authFile);
+  } catch (error) {
+    if (error instanceof AuthFileError) throw new ConfigError(error.message);
+    throw error;
   }
 }
 

@@ -19,6 +19,11 @@ export interface Settings {
   readonly cacheSize: number;
   /** Client connections accepted at once (memcached's -c). */
   readonly maxConnections: number;
+  /**
+   * File of `user:password` lines (memcached's -Y format) clients must authenticate against;
+   * absent, every client is trusted. Read at start and again on SIGHUP.
+   */
+  readonly authFile: string | undefined;
   /** Log destination; stdout when absent. */
   readonly logFile: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -37,6 +42,7 @@ export const defaultSettings: Settings = {
   maxItemSize: 1024 * 1024,
   cacheSize: 64 * 1024 * 1024,
   maxConnections: 1024,
+  authFile: undefined,
   logFile: undefined,
   logLevel: 'info',
 };

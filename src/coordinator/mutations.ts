@@ -4,7 +4,7 @@
  * The replica turns the decision into a version with a vector clock that supersedes what it holds.
  */
 import { KaiError } from '../errors';
-import type { StorageMode, StoreOutcome } from '../protocol/command';
+import type { ArithOutcome, DeleteOutcome, StorageMode, StoreOutcome } from '../protocol/command';
 import { isCSpace, scanCDecimal, signBit64, strtoull, uint64Max } from '../protocol/numbers';
 import { isLive, type Version } from '../storage/record';
 import { contextNumber, merge } from '../vclock';
@@ -51,7 +51,21 @@ export interface StoreRequest {
   readonly value: Buffer;
   readonly flags: number;
   readonly expiresAtMs: number;
+  /** Only if the key's cas unique is this one; 0n = unconditionally (except in mode `cas`). */
   readonly casUnique: bigint;
+}
+
+/**
+ * Whether a store compares cas uniques as `cas` does: mode `cas` always, and a set, add or
+ * replace naming a cas unique, which memcached's binary protocol turns into a `cas`.
+ */
+export function storesAsCas(mode: StorageMode, casUnique: bigint): boolean {
+  return mode === 'cas' || (casUnique !== 0n && (mode === 'set' || mode === 'add' || mode === 'replace'));
+}
+
+/** Whether a conditional write must give way: it names a cas unique that is not the key's. */
+function casMismatch(casUnique: bigint, versions: readonly Version[]): boolean {
+  return casUnique !== 0n && casOfVersions(versions) !== casUnique;
 }
 
 function storeDecision(outcome: StoreOutcome, write?: VersionContent): Decision<StoreOutcome> {
@@ -67,6 +81,11 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
       expiresAtMs: request.expiresAtMs,
       tombstone: false,
     };
+    if (storesAsCas(request.mode, request.casUnique)) {
+      if (!current) return storeDecision('NOT_FOUND');
+      if (casOfVersions(versions) !== request.casUnique) return storeDecision('EXISTS');
+      return storeDecision('STORED', fresh);
+    }
     switch (request.mode) {
       case 'set':
         return storeDecision('STORED', fresh);
@@ -75,12 +94,11 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
       case 'replace':
         return current ? storeDecision('STORED', fresh) : storeDecision('NOT_STORED');
       case 'cas':
-        if (!current) return storeDecision('NOT_FOUND');
-        if (casOfVersions(versions) !== request.casUnique) return storeDecision('EXISTS');
-        return storeDecision('STORED', fresh);
+        throw new Error('assertion failed: mode cas is decided by storesAsCas');
       case 'append':
       case 'prepend': {
         if (!current) return storeDecision('NOT_STORED');
+        if (casMismatch(request.casUnique, versions)) return storeDecision('EXISTS');
         const parts = request.mode === 'append' ? [current.value, request.value] : [request.value, current.value];
         if (parts[0].length + parts[1].length > valueBytesMax) throw new KaiError('KAI_OUT_OF_MEMORY_STORING');
         // memcached keeps the stored item's flags and expiry on append and prepend.
@@ -90,10 +108,14 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
   };
 }
 
-export const deleteMutation: Mutation<boolean> = (versions, { nowMs }) => {
-  if (!latestLive(versions, nowMs)) return { write: undefined, result: false };
-  return { write: { value: Buffer.alloc(0), flags: 0, expiresAtMs: 0, tombstone: true }, result: true };
-};
+/** Deletes the key, only if its cas unique is `casUnique` unless that is 0n. */
+export function deleteMutation(casUnique: bigint): Mutation<DeleteOutcome> {
+  return (versions, { nowMs }) => {
+    if (!latestLive(versions, nowMs)) return { write: undefined, result: 'NOT_FOUND' };
+    if (casMismatch(casUnique, versions)) return { write: undefined, result: 'EXISTS' };
+    return { write: { value: Buffer.alloc(0), flags: 0, expiresAtMs: 0, tombstone: true }, result: 'DELETED' };
+  };
+}
 
 export function touchMutation(expiresAtMs: number): Mutation<Version | undefined> {
   return (versions, { nowMs }) => {
@@ -129,19 +151,40 @@ function counterText(value: bigint, previousLength: number): Buffer {
 export interface ArithRequest {
   readonly incr: boolean;
   readonly delta: bigint;
+  /** Only if the key's cas unique is this one; 0n (or absent) = unconditionally. */
+  readonly casUnique?: bigint;
   /** Binary protocol: the value to create a missing key with; undefined to answer not found. */
   readonly initial?: { readonly value: bigint; readonly expiresAtMs: number };
 }
 
-/** incr wraps at 2^64, decr stops at 0; the result is undefined when the key is missing. */
-export function arithMutation(request: ArithRequest): Mutation<bigint | undefined> {
+export interface ArithResult {
+  readonly outcome: ArithOutcome;
+  /** The counter after the operation; 0n unless the outcome is OK. */
+  readonly value: bigint;
+  /** Whether the key was missing and created with the initial value. */
+  readonly created: boolean;
+}
+
+const arithNotFound: Decision<ArithResult> = { write: undefined, result: { outcome: 'NOT_FOUND', value: 0n, created: false } };
+const arithExists: Decision<ArithResult> = { write: undefined, result: { outcome: 'EXISTS', value: 0n, created: false } };
+
+/**
+ * incr wraps at 2^64, decr stops at 0. A missing key is NOT_FOUND, or created with the initial
+ * value when one is given; a cas unique that does not match is EXISTS, checked before the value
+ * is read, as memcached's do_add_delta does.
+ */
+export function arithMutation(request: ArithRequest): Mutation<ArithResult> {
   return (versions, { nowMs }) => {
     const current = latestLive(versions, nowMs);
     if (!current) {
-      if (!request.initial) return { write: undefined, result: undefined };
+      if (!request.initial) return arithNotFound;
       const { value, expiresAtMs } = request.initial;
-      return { write: { value: counterText(value, 0), flags: 0, expiresAtMs, tombstone: false }, result: value };
+      return {
+        write: { value: counterText(value, 0), flags: 0, expiresAtMs, tombstone: false },
+        result: { outcome: 'OK', value, created: true },
+      };
     }
+    if (casMismatch(request.casUnique ?? 0n, versions)) return arithExists;
     const counter = parseCounter(current.value);
     if (counter === undefined) throw new KaiError('KAI_NON_NUMERIC_VALUE');
     const next = request.incr
@@ -149,6 +192,9 @@ export function arithMutation(request: ArithRequest): Mutation<bigint | undefine
       : counter < request.delta
         ? 0n
         : counter - request.delta;
-    return { write: { ...current, value: counterText(next, current.value.length), tombstone: false }, result: next };
+    return {
+      write: { ...current, value: counterText(next, current.value.length), tombstone: false },
+      result: { outcome: 'OK', value: next, created: false },
+    };
   };
 }

@@ -6,7 +6,16 @@
 export type StorageMode = 'set' | 'add' | 'replace' | 'append' | 'prepend' | 'cas';
 
 export type Command =
-  | { readonly op: 'get'; readonly keys: readonly Buffer[]; readonly withCas: boolean }
+  | {
+      readonly op: 'get';
+      readonly keys: readonly Buffer[];
+      readonly withCas: boolean;
+      /**
+       * One item per key even when it has several live siblings: the one written last, with
+       * the cas unique of the whole context (the binary protocol carries one value per reply).
+       */
+      readonly latestSiblingOnly?: boolean;
+    }
   | {
       readonly op: 'gat';
       readonly keys: readonly Buffer[];
@@ -20,16 +29,34 @@ export type Command =
       readonly flags: number;
       readonly exptime: number;
       readonly value: Buffer;
-      /** The cas unique a `cas` command names; 0n for other modes. */
+      /**
+       * Store only if the key's cas unique is this one; 0n means unconditionally. Mode `cas`
+       * always compares (a text `cas` naming 0 never matches), and so does any mode with a
+       * cas unique other than 0n: a binary SET/ADD/REPLACE with one behaves as `cas`, and an
+       * APPEND/PREPEND with one answers EXISTS when it does not match.
+       */
       readonly casUnique: bigint;
       readonly noreply: boolean;
     }
-  | { readonly op: 'delete'; readonly key: Buffer; readonly noreply: boolean }
+  | {
+      readonly op: 'delete';
+      readonly key: Buffer;
+      /** Delete only if the key's cas unique is this one; 0n means unconditionally. */
+      readonly casUnique: bigint;
+      readonly noreply: boolean;
+    }
   | {
       readonly op: 'arith';
       readonly incr: boolean;
       readonly key: Buffer;
       readonly delta: bigint;
+      /** Apply only if the key's cas unique is this one; 0n means unconditionally. */
+      readonly casUnique: bigint;
+      /**
+       * Binary protocol: create a missing key with this value (the delta is not applied), as
+       * memcached does unless the expiration is 0xffffffff. Absent: a missing key is NOT_FOUND.
+       */
+      readonly initial?: { readonly value: bigint; readonly exptime: number };
       readonly noreply: boolean;
     }
   | { readonly op: 'touch'; readonly key: Buffer; readonly exptime: number; readonly noreply: boolean }
@@ -49,12 +76,16 @@ export interface ItemView {
 }
 
 export type StoreOutcome = 'STORED' | 'NOT_STORED' | 'EXISTS' | 'NOT_FOUND';
+/** EXISTS: the key is there but its cas unique is not the one the delete named. */
+export type DeleteOutcome = 'DELETED' | 'NOT_FOUND' | 'EXISTS';
+export type ArithOutcome = 'OK' | 'NOT_FOUND' | 'EXISTS';
 
 export type Reply =
   | { readonly kind: 'items'; readonly items: readonly ItemView[]; readonly withCas: boolean }
   | { readonly kind: 'stored'; readonly outcome: StoreOutcome; readonly cas: bigint }
-  | { readonly kind: 'deleted'; readonly found: boolean }
-  | { readonly kind: 'arith'; readonly value: bigint | null; readonly cas: bigint }
+  | { readonly kind: 'deleted'; readonly outcome: DeleteOutcome }
+  /** `value` and `cas` are meaningful when the outcome is OK. */
+  | { readonly kind: 'arith'; readonly outcome: ArithOutcome; readonly value: bigint; readonly cas: bigint }
   | { readonly kind: 'touched'; readonly found: boolean }
   | { readonly kind: 'ok' }
   | { readonly kind: 'version'; readonly version: string }

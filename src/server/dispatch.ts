@@ -7,7 +7,9 @@ import {
   arithMutation,
   casOfVersions,
   deleteMutation,
+  latestLive,
   storeMutation,
+  storesAsCas,
   touchMutation,
 } from '../coordinator/mutations';
 import type { Env } from '../env';
@@ -38,15 +40,15 @@ export class Dispatcher {
   execute(command: Command): Promise<Reply> | Reply {
     switch (command.op) {
       case 'get':
-        return this.get(command.keys, command.withCas);
+        return this.get(command.keys, command.withCas, command.latestSiblingOnly ?? false);
       case 'gat':
         return this.gat(command.keys, command.exptime, command.withCas);
       case 'store':
         return this.store(command);
       case 'delete':
-        return this.delete(command.key);
+        return this.delete(command.key, command.casUnique);
       case 'arith':
-        return this.arith(command.key, command.incr, command.delta);
+        return this.arith(command);
       case 'touch':
         return this.touch(command.key, command.exptime);
       case 'flush_all':
@@ -68,30 +70,37 @@ export class Dispatcher {
   }
 
   /**
-   * One item per live sibling, all carrying the cas unique of the whole context. The cas unique
-   * costs a hash of the clocks, so it is only computed when the reply shows it.
+   * One item per live sibling (or only the one written last), all carrying the cas unique of the
+   * whole context. The cas unique costs a hash of the clocks, so it is only computed when the
+   * reply shows it.
    */
-  private itemsOf(key: Buffer, versions: readonly Version[], withCas: boolean): ItemView[] {
+  private itemsOf(key: Buffer, versions: readonly Version[], withCas: boolean, latestOnly: boolean): ItemView[] {
     const nowMs = this.options.env.nowMs();
-    const live = versions.filter((version) => isLive(version, nowMs));
+    const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
+    const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
     if (live.length === 0) return [];
     const cas = withCas ? casOfVersions(versions) : 0n;
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
   }
 
-  private get(keys: readonly Buffer[], withCas: boolean): Promise<Reply> | Reply {
+  private get(keys: readonly Buffer[], withCas: boolean, latestOnly: boolean): Promise<Reply> | Reply {
     const reads = keys.map((key) => this.options.coordinator.read(key));
     if (reads.every((read) => !(read instanceof Promise))) {
-      return this.itemsReply(keys, reads as readonly (readonly Version[])[], withCas);
+      return this.itemsReply(keys, reads as readonly (readonly Version[])[], withCas, latestOnly);
     }
-    return Promise.all(reads).then((found) => this.itemsReply(keys, found, withCas));
+    return Promise.all(reads).then((found) => this.itemsReply(keys, found, withCas, latestOnly));
   }
 
-  private itemsReply(keys: readonly Buffer[], found: readonly (readonly Version[])[], withCas: boolean): Reply {
+  private itemsReply(
+    keys: readonly Buffer[],
+    found: readonly (readonly Version[])[],
+    withCas: boolean,
+    latestOnly: boolean,
+  ): Reply {
     const { stats } = this.options;
     const items: ItemView[] = [];
     keys.forEach((key, index) => {
-      const views = this.itemsOf(key, found[index], withCas);
+      const views = this.itemsOf(key, found[index], withCas, latestOnly);
       stats.cmdGet++;
       if (views.length > 0) stats.getHits++;
       else stats.getMisses++;
@@ -137,7 +146,7 @@ export class Dispatcher {
     );
     const outcome = applied.result;
     if (outcome === 'STORED') stats.totalItems++;
-    if (command.mode === 'cas') {
+    if (storesAsCas(command.mode, command.casUnique)) {
       if (outcome === 'STORED') stats.casHits++;
       else if (outcome === 'EXISTS') stats.casBadval++;
       else if (outcome === 'NOT_FOUND') stats.casMisses++;
@@ -145,24 +154,40 @@ export class Dispatcher {
     return { kind: 'stored', outcome, cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
-  private async delete(key: Buffer): Promise<Reply> {
+  /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */
+  private async delete(key: Buffer, casUnique: bigint): Promise<Reply> {
     const { stats } = this.options;
-    const applied = await this.options.coordinator.mutate(key, deleteMutation);
-    if (applied.result) stats.deleteHits++;
-    else stats.deleteMisses++;
-    return { kind: 'deleted', found: applied.result };
+    const applied = await this.options.coordinator.mutate(key, deleteMutation(casUnique));
+    if (applied.result === 'DELETED') stats.deleteHits++;
+    else if (applied.result === 'NOT_FOUND') stats.deleteMisses++;
+    return { kind: 'deleted', outcome: applied.result };
   }
 
-  private async arith(key: Buffer, incr: boolean, delta: bigint): Promise<Reply> {
-    const { stats } = this.options;
-    const applied = await this.options.coordinator.mutate(key, arithMutation({ incr, delta }));
-    const value = applied.result ?? null;
-    if (incr) {
-      if (value === null) stats.incrMisses++;
-      else stats.incrHits++;
-    } else if (value === null) stats.decrMisses++;
-    else stats.decrHits++;
-    return { kind: 'arith', value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
+  /**
+   * memcached counts a hit when the counter changes and a miss when the key is missing and not
+   * created; creating it with the binary initial value, or a cas mismatch, counts neither.
+   */
+  private async arith(command: Extract<Command, { op: 'arith' }>): Promise<Reply> {
+    const { stats, env } = this.options;
+    const { incr, delta, casUnique, initial } = command;
+    const mutation = arithMutation({
+      incr,
+      delta,
+      casUnique,
+      initial: initial && { value: initial.value, expiresAtMs: expiresAtMsOf(initial.exptime, env.nowMs()) },
+    });
+    const applied = await this.options.coordinator.mutate(command.key, mutation);
+    const { outcome, value, created } = applied.result;
+    if (created) {
+      stats.totalItems++;
+    } else if (outcome === 'NOT_FOUND') {
+      if (incr) stats.incrMisses++;
+      else stats.decrMisses++;
+    } else if (outcome === 'OK') {
+      if (incr) stats.incrHits++;
+      else stats.decrHits++;
+    }
+    return { kind: 'arith', outcome, value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
   private async touch(key: Buffer, exptime: number): Promise<Reply> {

@@ -3,6 +3,8 @@
  * dispatcher and writes the replies back in request order.
  */
 import * as net from 'node:net';
+import { requestMagic } from '../protocol/binary/constants';
+import { BinaryConnection } from './binary-connection';
 import type { Connection, ConnectionContext } from './connection';
 import { TextConnection } from './text-connection';
 
@@ -60,8 +62,9 @@ export class MemcacheServer {
     });
   }
 
+  /** A first byte of 0x80 is a binary request, as memcached decides it; anything else is text. */
   private connectionFor(socket: net.Socket, firstByte: number): Connection {
-    void firstByte;
+    if (firstByte === requestMagic) return new BinaryConnection(socket, this.options);
     return new TextConnection(socket, this.options);
   }
 

@@ -5,7 +5,8 @@
 import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
-import { noAuthentication } from '../auth';
+import { noAuthentication, type Authenticator } from '../auth';
+import { FileAuthenticator, type ReloadOutcome } from '../auth/auth-file';
 import { Coordinator } from '../coordinator';
 import { LocalReplica } from '../coordinator/replica';
 import { realEnv, type Env, type TimerHandle } from '../env';
@@ -19,6 +20,11 @@ import { kaiVersion } from './version';
 /** A started node: where clients reach it, and how to stop it. */
 export interface RunningNode {
   readonly memcachePort: number;
+  /**
+   * Reads the auth file again (on SIGHUP) and logs the outcome. A bad file leaves the credentials
+   * in force; undefined when the node has no auth file.
+   */
+  reloadAuthentication(): ReloadOutcome | undefined;
   /** Stops accepting, finishes in-flight requests and closes storage. */
   stop(): Promise<void>;
 }
@@ -76,6 +82,8 @@ function generalStatistics(
     ['touch_hits', stats.touchHits],
     ['touch_misses', stats.touchMisses],
     ['store_too_large', stats.storeTooLarge],
+    ['auth_cmds', stats.authCmds],
+    ['auth_errors', stats.authErrors],
     ['bytes_read', stats.bytesRead],
     ['bytes_written', stats.bytesWritten],
     ['limit_maxbytes', os.totalmem()],
@@ -101,6 +109,9 @@ function settingsStatistics(settings: Settings, verbosity: number): [string, str
     ['cas_enabled', 'yes'],
     ['num_threads', 1],
     ['binding_protocol', 'ascii'],
+    // memcached names the ascii auth file here, or says no.
+    ['auth_enabled_sasl', settings.authFile === undefined ? 'no' : 'yes'],
+    ['auth_enabled_ascii', settings.authFile ?? 'no'],
   ];
   return rows.map(([name, value]) => [name, String(value)]);
 }
@@ -108,6 +119,9 @@ function settingsStatistics(settings: Settings, verbosity: number): [string, str
 export async function startNode(settings: Settings, log: Logger, env: Env = realEnv): Promise<RunningNode> {
   const startedAtMs = env.nowMs();
   const nodeId = nodeIdOf(settings);
+  // Read before storage opens, so a bad auth file leaves nothing to close.
+  const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
+  const authenticator: Authenticator = fileAuthenticator ?? noAuthentication;
   const store = openSqliteStore({ dataDir: settings.dataDir, cacheBytesMax: settings.cacheSize });
   const ring: Ring = buildRing([{ id: nodeId, weight: 1 }], {
     buckets: settings.buckets,
@@ -141,7 +155,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     log,
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
-    authenticator: noAuthentication,
+    authenticator,
   });
   let purging = false;
   const purgeTimer: TimerHandle = env.every(purgeIntervalMs, () => {
@@ -164,6 +178,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   }
   return {
     memcachePort,
+    reloadAuthentication: () => fileAuthenticator && reloadAuthFile(fileAuthenticator, log),
     async stop() {
       purgeTimer.cancel();
       dispatcher.cancelTimers();
@@ -172,4 +187,11 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       log.info({ nodeId }, 'node stopped');
     },
   };
+}
+
+function reloadAuthFile(authenticator: FileAuthenticator, log: Logger): ReloadOutcome {
+  const outcome = authenticator.reload();
+  if (outcome.ok) log.info({ authFile: authenticator.file, entries: outcome.entries }, 'auth file reloaded');
+  else log.error({ authFile: authenticator.file, reason: outcome.reason }, 'auth file reload failed; the previous credentials stay in force');
+  return outcome;
 }

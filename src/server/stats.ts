@@ -22,6 +22,9 @@ export class NodeStats {
   touchHits = 0;
   touchMisses = 0;
   storeTooLarge = 0;
+  /** Authentication attempts, and those refused (memcached's auth_cmds and auth_errors). */
+  authCmds = 0;
+  authErrors = 0;
   bytesRead = 0;
   bytesWritten = 0;
   totalItems = 0;

@@ -1,6 +1,11 @@
-/** A client connection speaking the memcache text protocol. */
+/**
+ * A client connection speaking the memcache text protocol. When the node has an auth file, the
+ * connection starts in memcached's ascii auth handshake and reaches the text decoder only once the
+ * client has sent credentials from the file.
+ */
 import type * as net from 'node:net';
-import type { KaiError } from '../errors';
+import { TextAuthHandshake, type HandshakeEvent } from '../auth/text-handshake';
+import { KaiError, type ErrorCode } from '../errors';
 import type { Command, Reply } from '../protocol/command';
 import { TextDecoder } from '../protocol/text/decoder';
 import { encodeError, encodeReply } from '../protocol/text/encoder';
@@ -10,19 +15,33 @@ function textFailure(error: KaiError): EncodedReply {
   return { chunks: [encodeError(error)], closeAfter: false };
 }
 
+const storedReply: EncodedReply = { chunks: [Buffer.from('STORED\r\n')], closeAfter: false };
+const closeReply: EncodedReply = { chunks: [], closeAfter: true };
+
+const handshakeErrors: Readonly<Record<Exclude<HandshakeEvent['kind'], 'credentials' | 'close'>, ErrorCode>> = {
+  unauthenticated: 'KAI_UNAUTHENTICATED',
+  'bad-termination': 'KAI_BAD_COMMAND_LINE_TERMINATION',
+  'bad-token-format': 'KAI_BAD_AUTHENTICATION_TOKEN',
+};
+
 export class TextConnection extends Connection {
   private readonly decoder: TextDecoder;
+  /** Present until the client has authenticated; absent from the start when no auth file is set. */
+  private handshake: TextAuthHandshake | undefined;
 
   constructor(socket: net.Socket, context: ConnectionContext) {
     super(socket, context);
     this.decoder = new TextDecoder({ valueBytesMax: context.valueBytesMax });
+    if (context.authenticator.required) this.handshake = new TextAuthHandshake();
   }
 
   protected push(chunk: Buffer): void {
-    this.decoder.push(chunk);
+    if (this.handshake) this.handshake.push(chunk);
+    else this.decoder.push(chunk);
   }
 
   protected startNext(): boolean {
+    if (this.handshake) return this.stepHandshake(this.handshake);
     const event = this.decoder.next();
     if (!event) return false;
     if (event.kind === 'error') {
@@ -36,6 +55,41 @@ export class TextConnection extends Connection {
       );
     }
     return true;
+  }
+
+  /**
+   * One handshake event, answered as memcached answers it. Each refused line gets its own reply;
+   * memcached 1.6 sends only the last of several refused lines that arrive in one read (they share
+   * a reply buffer), which kai does not copy since it would leave a client's replies out of step.
+   */
+  private stepHandshake(handshake: TextAuthHandshake): boolean {
+    const event = handshake.next();
+    if (!event) return false;
+    switch (event.kind) {
+      case 'close':
+        this.answer(closeReply);
+        break;
+      case 'credentials':
+        this.authenticate(handshake, event.user, event.password);
+        break;
+      default:
+        this.answer(textFailure(new KaiError(handshakeErrors[event.kind])));
+    }
+    return true;
+  }
+
+  private authenticate(handshake: TextAuthHandshake, user: Buffer, password: Buffer): void {
+    const { stats, authenticator } = this.context;
+    stats.authCmds++;
+    if (!authenticator.verify(user, password)) {
+      stats.authErrors++;
+      this.answer(textFailure(new KaiError('KAI_AUTHENTICATION_FAILURE')));
+      return;
+    }
+    this.answer(storedReply);
+    // Commands pipelined behind the credentials are ordinary commands now.
+    this.decoder.push(handshake.remaining());
+    this.handshake = undefined;
   }
 }
 

@@ -15,7 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startKai } from '../support/process';
-import { delay, getFreePort, spawnServer } from '../support/servers';
+import { delay, getFreePort, spawnServer, textAuthRequest, type TextCredentials } from '../support/servers';
 
 export const memcachedBin = '/usr/bin/memcached';
 /** Which server the differential tests compare with memcached: kai unless the environment says otherwise. */
@@ -39,6 +39,10 @@ export interface RunningServer {
 export interface ServerOptions {
   /** The largest value both servers accept (memcached's -I, kai's --max-item-size). */
   readonly valueBytesMax: number;
+  /** More arguments for each kind of server, after its usual ones (memcached's -Y, kai's --auth-file). */
+  readonly extraArgs?: { readonly memcached?: readonly string[]; readonly kai?: readonly string[] };
+  /** When the extra arguments demand authentication: credentials the readiness probe logs in with. */
+  readonly readyCredentials?: TextCredentials;
 }
 
 /** Starts /usr/bin/memcached on a free port: one thread, no UDP, loopback only. */
@@ -50,7 +54,14 @@ export async function startMemcached(options: ServerOptions): Promise<RunningSer
   const args = ['-p', String(port), '-U', '0', '-l', '127.0.0.1', '-t', '1', '-I', String(options.valueBytesMax)];
   // memcached refuses to run as root unless told which user to be.
   if (process.getuid?.() === 0) args.push('-u', os.userInfo().username);
-  const server = await spawnServer({ label: 'memcached', command: memcachedBin, args, readyPort: port });
+  args.push(...(options.extraArgs?.memcached ?? []));
+  const server = await spawnServer({
+    label: 'memcached',
+    command: memcachedBin,
+    args,
+    readyPort: port,
+    readyCredentials: options.readyCredentials,
+  });
   return {
     name: 'memcached',
     port,
@@ -66,7 +77,11 @@ export async function startKaiNode(options: ServerOptions): Promise<RunningServe
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-differential-'));
   const kai = await startKai({
     dataDir,
-    args: ['--n', '1', '--r', '1', '--w', '1', '--log-level', 'warn', '--max-item-size', String(options.valueBytesMax)],
+    args: [
+      ...['--n', '1', '--r', '1', '--w', '1', '--log-level', 'warn', '--max-item-size', String(options.valueBytesMax)],
+      ...(options.extraArgs?.kai ?? []),
+    ],
+    readyCredentials: options.readyCredentials,
   });
   return {
     name: 'kai',
@@ -104,6 +119,14 @@ export interface RunOptions {
   /** The stream ends with the server closing the connection (quit, over-long line): wait for that. */
   readonly expectClose?: boolean;
   readonly stepGapMs?: number;
+  /**
+   * For a server with an auth file: sentinels authenticate first, so they get the same replies
+   * whether or not the stream has logged in. A computed step's sentinel therefore logs the
+   * connection in: use computed steps only after a stream has authenticated.
+   */
+  readonly credentials?: TextCredentials;
+  /** The protocol the stream speaks, and so the sentinel that marks its end: text by default. */
+  readonly protocol?: 'text' | 'binary';
 }
 
 function toBuffer(data: string | Buffer): Buffer {
@@ -112,15 +135,31 @@ function toBuffer(data: string | Buffer): Buffer {
 
 /**
  * A marker command pair with a reply no stream produces: a set and get of a key named by a random
- * nonce. Its reply arriving means every earlier reply has arrived.
+ * nonce. Its reply arriving means every earlier reply has arrived. With credentials an auth `set`
+ * goes first: it answers STORED both before login (it logs in) and after (it stores a value).
  */
-function makeSentinel(): { request: Buffer; reply: Buffer } {
+function makeSentinel(credentials?: TextCredentials): { request: Buffer; reply: Buffer } {
   const nonce = randomBytes(8).toString('hex');
   const key = `sentinel_${nonce}`;
+  const login = credentials === undefined ? '' : textAuthRequest(credentials, `${key}_login`);
   return {
-    request: Buffer.from(`set ${key} 0 0 ${nonce.length}\r\n${nonce}\r\nget ${key}\r\n`),
-    reply: Buffer.from(`STORED\r\nVALUE ${key} 0 ${nonce.length}\r\n${nonce}\r\nEND\r\n`),
+    request: Buffer.from(`${login}set ${key} 0 0 ${nonce.length}\r\n${nonce}\r\nget ${key}\r\n`),
+    reply: Buffer.from(`${login === '' ? '' : 'STORED\r\n'}STORED\r\nVALUE ${key} 0 ${nonce.length}\r\n${nonce}\r\nEND\r\n`),
   };
+}
+
+/**
+ * The binary protocol's marker: a NOOP whose opaque is a random nonce. Its response (the NOOP
+ * header echoing that opaque) arriving means every earlier response has arrived.
+ */
+function makeBinarySentinel(): { request: Buffer; reply: Buffer } {
+  const request = Buffer.alloc(24);
+  request[0] = 0x80;
+  request[1] = 0x0a;
+  randomBytes(4).copy(request, 12);
+  const reply = Buffer.from(request);
+  reply[0] = 0x81;
+  return { request, reply };
 }
 
 /** A connection that records what the server sends and can wait for a suffix or for the close. */
@@ -216,9 +255,11 @@ export async function runStream(port: number, steps: readonly StreamStep[], opti
   try {
     await connection.connected();
     const gapMs = options.stepGapMs ?? stepGapMsDefault;
+    const makeMarker = (): { request: Buffer; reply: Buffer } =>
+      options.protocol === 'binary' ? makeBinarySentinel() : makeSentinel(options.credentials);
     for (const step of steps) {
       if (typeof step === 'function') {
-        const sentinel = makeSentinel();
+        const sentinel = makeMarker();
         connection.write(sentinel.request);
         await connection.awaitSuffix(sentinel.reply, 'the replies a computed step depends on');
         connection.write(toBuffer(step(connection.bytes())));
@@ -230,7 +271,7 @@ export async function runStream(port: number, steps: readonly StreamStep[], opti
     if (options.expectClose) {
       await connection.awaitClose();
     } else {
-      const sentinel = makeSentinel();
+      const sentinel = makeMarker();
       connection.write(sentinel.request);
       await connection.awaitSuffix(sentinel.reply, 'the end-of-stream sentinel');
     }
@@ -299,4 +340,59 @@ export function parseStatsReply(bytes: Buffer): { readonly names: string[] } | {
     names.push(match[1]);
   }
   return { names };
+}
+
+/**
+ * Binary responses as text, one line per packet, with what may differ between servers masked: cas
+ * values other than 0 become `<cas1>`, `<cas2>`, ... in order of first appearance, the VERSION
+ * body becomes `<version>` and STAT values `<value>`. Bytes after the last whole packet are shown
+ * as `<partial>`.
+ */
+export function normalizeBinaryReplies(bytes: Buffer): string {
+  const casNames = new Map<bigint, string>();
+  const out: string[] = [];
+  let at = 0;
+  while (bytes.length - at >= 24) {
+    const opcode = bytes[at + 1];
+    const keyLength = bytes.readUInt16BE(at + 2);
+    const extrasLength = bytes[at + 4];
+    const bodyLength = bytes.readUInt32BE(at + 8);
+    if (bytes.length - at < 24 + bodyLength) break;
+    const cas = bytes.readBigUInt64BE(at + 16);
+    if (cas !== 0n && !casNames.has(cas)) casNames.set(cas, `<cas${casNames.size + 1}>`);
+    const body = bytes.subarray(at + 24, at + 24 + bodyLength);
+    const key = body.subarray(extrasLength, extrasLength + keyLength);
+    let value = JSON.stringify(body.subarray(extrasLength + keyLength).toString('latin1'));
+    if (opcode === 0x0b) value = '<version>';
+    if (opcode === 0x10 && keyLength > 0) value = '<value>';
+    const fields = [
+      `magic=${bytes[at].toString(16)}`,
+      `op=${opcode.toString(16)}`,
+      `status=${bytes.readUInt16BE(at + 6).toString(16)}`,
+      `type=${bytes[at + 5]}`,
+      `opaque=${bytes.readUInt32BE(at + 12)}`,
+      `cas=${cas === 0n ? '0' : casNames.get(cas)}`,
+      `extras=${body.subarray(0, extrasLength).toString('hex')}`,
+      `key=${JSON.stringify(key.toString('latin1'))}`,
+      `value=${value}`,
+    ];
+    out.push(fields.join(' '));
+    at += 24 + bodyLength;
+  }
+  if (at < bytes.length) out.push(`<partial>${bytes.subarray(at).toString('hex')}`);
+  return out.join('\n');
+}
+
+/** The cas of the last binary response carrying one, for steps that must name it. */
+export function lastBinaryCas(replies: Buffer): bigint {
+  let at = 0;
+  let last = 0n;
+  while (replies.length - at >= 24) {
+    const bodyLength = replies.readUInt32BE(at + 8);
+    const cas = replies.readBigUInt64BE(at + 16);
+    if (cas !== 0n) last = cas;
+    at += 24 + bodyLength;
+  }
+  if (last === 0n) throw new Error('no cas in the binary replies so far');
+  return last;
 }

@@ -19,6 +19,7 @@ import {
   spawnTracked,
   withTimeout,
   type ExitStatus,
+  type TextCredentials,
 } from './servers';
 
 export {
@@ -26,7 +27,9 @@ export {
   exitTimeoutMsDefault,
   getFreePort,
   readyTimeoutMsDefault,
+  textAuthRequest,
   type ExitStatus,
+  type TextCredentials,
 } from './servers';
 
 /** The repository root, from dist/test/support where this file runs once compiled. */
@@ -69,6 +72,8 @@ export interface StartKaiOptions {
   /** The process's working directory; by default the data dir's parent, where no kai.config.json is expected. */
   readonly cwd?: string;
   readonly readyTimeoutMs?: number;
+  /** With `--auth-file` among the args: credentials from it, for the readiness probe. */
+  readonly readyCredentials?: TextCredentials;
 }
 
 export interface KaiProcess {
@@ -105,6 +110,7 @@ export async function startKai(options: StartKaiOptions): Promise<KaiProcess> {
     cwd: options.cwd ?? path.dirname(dataDir),
     readyPort: memcachePort,
     readyTimeoutMs: options.readyTimeoutMs,
+    readyCredentials: options.readyCredentials,
   });
   return {
     pid: server.pid,

@@ -183,6 +183,18 @@ export function killStartedProcessesNow(): void {
   runningChildren.clear();
 }
 
+/** A user and password from a server's auth file, sent as memcached's ascii auth `set`. */
+export interface TextCredentials {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** The ascii auth request for `credentials`: a `set` whose data is `<user> <password>`. */
+export function textAuthRequest(credentials: TextCredentials, key = 'auth'): string {
+  const data = `${credentials.user} ${credentials.password}`;
+  return `set ${key} 0 0 ${Buffer.byteLength(data, 'latin1')}\r\n${data}\r\n`;
+}
+
 export interface ReadyOptions {
   readonly port: number;
   readonly host?: string;
@@ -196,6 +208,8 @@ export interface ReadyOptions {
    * test's server in the meantime, and a connection to that one proves nothing about ours.
    */
   readonly pid: number;
+  /** For a server with an auth file: the probe authenticates before asking for `stats`. */
+  readonly credentials?: TextCredentials;
 }
 
 /**
@@ -215,13 +229,19 @@ export async function waitUntilAccepting(options: ReadyOptions): Promise<void> {
       throw new Error(`${label} exited (code ${exitStatus.code}, signal ${exitStatus.signal}) before accepting on port ${port}`);
     }
     const attemptTimeoutMs = Math.max(1, Math.min(connectAttemptTimeoutMs, deadlineMs - Date.now()));
-    if (await answersWithPid(port, host, options.pid, attemptTimeoutMs)) return;
+    if (await answersWithPid(port, host, options.pid, attemptTimeoutMs, options.credentials)) return;
     await delay(connectRetryDelayMs);
   }
   throw new Error(`${label} did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
 }
 
-function answersWithPid(port: number, host: string, pid: number, timeoutMs: number): Promise<boolean> {
+function answersWithPid(
+  port: number,
+  host: string,
+  pid: number,
+  timeoutMs: number,
+  credentials: TextCredentials | undefined,
+): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     let received = '';
@@ -230,7 +250,8 @@ function answersWithPid(port: number, host: string, pid: number, timeoutMs: numb
       resolve(ours);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => socket.write('stats\r\n'));
+    const authenticate = credentials === undefined ? '' : textAuthRequest(credentials);
+    socket.once('connect', () => socket.write(`${authenticate}stats\r\n`));
     socket.on('data', (chunk: Buffer) => {
       received += chunk.toString('latin1');
       if (received.length > statsReplyBytesMax) done(false);
@@ -269,6 +290,8 @@ export interface ServerOptions extends SpawnOptions {
   readonly readyPort: number;
   readonly readyHost?: string;
   readonly readyTimeoutMs?: number;
+  /** For a server with an auth file: how the readiness probe authenticates. */
+  readonly readyCredentials?: TextCredentials;
 }
 
 export interface ServerProcess extends StartedProcess {
@@ -298,6 +321,7 @@ export async function spawnServer(options: ServerOptions): Promise<ServerProcess
       timeoutMs,
       label: options.label,
       pid,
+      credentials: options.readyCredentials,
     });
   } catch (error) {
     killByPid(pid);

@@ -195,7 +195,7 @@ function parseDelete(view: TokenView): LineOutcome {
   }
   const key = view.tokens[1];
   if (keyTooLong(key)) return error('KAI_BAD_COMMAND_LINE', noreply);
-  return command({ op: 'delete', key, noreply });
+  return command({ op: 'delete', key, casUnique: 0n, noreply });
 }
 
 /** `<command> <key> <number> [noreply]` (incr, decr, touch): the key checked, then the number parsed. */
@@ -215,7 +215,14 @@ function parseKeyAndNumber<T>(
 }
 
 function parseArithmetic(view: TokenView, incr: boolean): LineOutcome {
-  return parseKeyAndNumber(view, parseUint64, 'KAI_INVALID_DELTA', (key, delta, noreply) => ({ op: 'arith', incr, key, delta, noreply }));
+  return parseKeyAndNumber(view, parseUint64, 'KAI_INVALID_DELTA', (key, delta, noreply) => ({
+    op: 'arith',
+    incr,
+    key,
+    delta,
+    casUnique: 0n,
+    noreply,
+  }));
 }
 
 function parseTouch(view: TokenView): LineOutcome {

@@ -9,7 +9,7 @@
  */
 import { KaiError, type ErrorCode } from '../../errors';
 import type { Command } from '../command';
-import { ChunkList } from './chunk-list';
+import { ChunkList } from '../chunk-list';
 import { parseCommandLine, type StoreHeader } from './command-line';
 
 export interface TextDecoderLimits {
@@ -157,7 +157,7 @@ export class TextDecoder {
     this.state = { kind: 'swallow', remainingBytes: header.valueBytes + 2 };
     const events: TextEvent[] = [];
     if (header.mode === 'set') {
-      events.push({ kind: 'command', command: { op: 'delete', key: header.key, noreply: true } });
+      events.push({ kind: 'command', command: { op: 'delete', key: header.key, casUnique: 0n, noreply: true } });
     }
     if (!header.noreply) events.push(errorEvent('KAI_VALUE_TOO_LARGE'));
     const [first, ...rest] = events;

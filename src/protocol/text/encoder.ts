@@ -29,9 +29,9 @@ export function encodeReply(command: Command, reply: Reply): Buffer[] {
     case 'stored':
       return [line(reply.outcome)];
     case 'deleted':
-      return [line(reply.found ? 'DELETED' : 'NOT_FOUND')];
+      return [line(reply.outcome)];
     case 'arith':
-      return [line(reply.value === null ? 'NOT_FOUND' : reply.value.toString())];
+      return [line(reply.outcome === 'OK' ? reply.value.toString() : reply.outcome)];
     case 'touched':
       return [line(reply.found ? 'TOUCHED' : 'NOT_FOUND')];
     case 'ok':

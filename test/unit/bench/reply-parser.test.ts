@@ -1,6 +1,7 @@
 import {
   ChunkReader,
   keyName,
+  parseBinaryReply,
   parseGetReply,
   parseSetReply,
   replyLineBytesMax,
@@ -78,5 +79,39 @@ describe('bench reply parser', () => {
     const reader = new ChunkReader();
     reader.push(Buffer.alloc(replyLineBytesMax + 1, 'x'));
     expect(parseSetReply(reader).kind).toBe('error');
+  });
+
+  // Binary replies: a hit, a miss and a stored reply are recognised at every split, a wrong value
+  // is a value error, and an unexpected header is a protocol error without waiting for its body.
+  test('binary replies', () => {
+    const response = (opcode: number, status: number, extras: Buffer, value: Buffer): Buffer => {
+      const header = Buffer.alloc(24);
+      header[0] = 0x81;
+      header[1] = opcode;
+      header[4] = extras.length;
+      header.writeUInt16BE(status, 6);
+      header.writeUInt32BE(extras.length + value.length, 8);
+      return Buffer.concat([header, extras, value]);
+    };
+    const hit = response(0x00, 0, Buffer.alloc(4), valueFor(keyIndex, valueBytes));
+    for (let split = 1; split < hit.length; split++) {
+      const reader = new ChunkReader();
+      reader.push(hit.subarray(0, split));
+      expect(parseBinaryReply(reader, true, keyIndex, valueBytes).kind).toBe('incomplete');
+      reader.push(hit.subarray(split));
+      expect(parseBinaryReply(reader, true, keyIndex, valueBytes).kind).toBe('hit');
+      expect(reader.bufferedBytes).toBe(0);
+    }
+    const parse = (reply: Buffer, isGet: boolean): string => {
+      const reader = new ChunkReader();
+      reader.push(reply);
+      return parseBinaryReply(reader, isGet, keyIndex, valueBytes).kind;
+    };
+    expect(parse(response(0x00, 1, Buffer.alloc(0), Buffer.from('Not found')), true)).toBe('miss');
+    expect(parse(response(0x01, 0, Buffer.alloc(0), Buffer.alloc(0)), false)).toBe('stored');
+    expect(parse(response(0x00, 0, Buffer.alloc(4), valueFor(keyIndex + 1, valueBytes)), true)).toBe('error');
+    const huge = response(0x00, 0, Buffer.alloc(0), Buffer.alloc(0));
+    huge.writeUInt32BE(0xffffffff, 8);
+    expect(parse(huge, true)).toBe('error');
   });
 });

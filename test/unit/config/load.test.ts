@@ -129,7 +129,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, max_item_size, cache_size, max_connections, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, max_item_size, cache_size, max_connections, auth_file, log_file, log_level)`,
     );
   });
 

@@ -6,6 +6,7 @@ import {
   parseCounter,
   storeMutation,
   touchMutation,
+  type ArithResult,
   type Decision,
   type Mutation,
   type StoreRequest,
@@ -134,6 +135,32 @@ describe('storeMutation', () => {
     expect(run(storeMutation(request('cas', 'x', casOfVersions(siblings))), siblings).result).toBe('STORED');
   });
 
+  // A set, add or replace naming a cas unique is a cas (memcached's binary protocol): NOT_FOUND
+  // without a live value, EXISTS on another unique, STORED on the key's own.
+  test('set, add and replace with a cas unique behave as cas', () => {
+    for (const mode of ['set', 'add', 'replace'] as const) {
+      for (const [name, versions, present] of states) {
+        const matching = run(storeMutation(request(mode, 'new', casOfVersions(versions) || 1n)), versions);
+        expect([mode, name, matching.result]).toEqual([mode, name, present ? 'STORED' : 'NOT_FOUND']);
+      }
+      const stale = run(storeMutation(request(mode, 'new', casOfVersions([live]) + 1n)), [live]);
+      expect([mode, stale]).toEqual([mode, { write: undefined, result: 'EXISTS' }]);
+    }
+  });
+
+  // append and prepend naming a cas unique: EXISTS on another unique, joined on the key's own,
+  // NOT_STORED without a live value.
+  test('append and prepend with a cas unique', () => {
+    for (const mode of ['append', 'prepend'] as const) {
+      expect(run(storeMutation(request(mode, '+', casOfVersions([live]) + 1n)), [live])).toEqual({
+        write: undefined,
+        result: 'EXISTS',
+      });
+      expect(run(storeMutation(request(mode, '+', casOfVersions([live]))), [live]).result).toBe('STORED');
+      expect(run(storeMutation(request(mode, '+', 9n)), []).result).toBe('NOT_STORED');
+    }
+  });
+
   // append and prepend join onto the live value and keep its flags and expiry, as memcached does.
   test('append and prepend keep flags and expiry', () => {
     for (const [mode, expected] of [
@@ -179,14 +206,21 @@ describe('deleteMutation and touchMutation', () => {
   // delete writes a tombstone over a live value, and reports not found otherwise without writing.
   test('delete', () => {
     for (const [name, versions, present] of states) {
-      const decision = run(deleteMutation, versions);
-      expect([name, decision.result]).toEqual([name, present]);
+      const decision = run(deleteMutation(0n), versions);
+      expect([name, decision.result]).toEqual([name, present ? 'DELETED' : 'NOT_FOUND']);
       if (present) {
         expect(decision.write).toEqual({ value: Buffer.alloc(0), flags: 0, expiresAtMs: 0, tombstone: true });
       } else {
         expect(decision.write).toBeUndefined();
       }
     }
+  });
+
+  // delete naming a cas unique removes the key only while that is its unique.
+  test('delete with a cas unique', () => {
+    expect(run(deleteMutation(casOfVersions([live]) + 1n), [live])).toEqual({ write: undefined, result: 'EXISTS' });
+    expect(run(deleteMutation(casOfVersions([live])), [live]).result).toBe('DELETED');
+    expect(run(deleteMutation(7n), []).result).toBe('NOT_FOUND');
   });
 
   // touch rewrites only the expiry of a live value and returns the value it touched.
@@ -260,29 +294,31 @@ describe('arithMutation', () => {
     version(text, { flags: 3, expiresAtMs: nowMs + 1000, ...overrides });
   const incr = (delta: bigint) => arithMutation({ incr: true, delta });
   const decr = (delta: bigint) => arithMutation({ incr: false, delta });
-  const text = (decision: Decision<bigint | undefined>): string | undefined => decision.write?.value.toString('latin1');
+  const text = (decision: Decision<ArithResult>): string | undefined => decision.write?.value.toString('latin1');
+  const valueOf = (decision: Decision<ArithResult>): bigint | undefined =>
+    decision.result.outcome === 'OK' ? decision.result.value : undefined;
 
   // incr adds and keeps flags and expiry; decr subtracts.
   test('incr and decr', () => {
     const decision = run(incr(5n), [counter('10')]);
-    expect(decision.result).toBe(15n);
+    expect(decision.result).toEqual({ outcome: 'OK', value: 15n, created: false });
     expect(text(decision)).toBe('15');
     expect(decision.write?.flags).toBe(3);
     expect(decision.write?.expiresAtMs).toBe(nowMs + 1000);
     expect(decision.write?.tombstone).toBe(false);
-    expect(run(decr(3n), [counter('10')]).result).toBe(7n);
+    expect(valueOf(run(decr(3n), [counter('10')]))).toBe(7n);
   });
 
   // incr wraps at 2^64; decr stops at 0.
   test('incr wraps and decr floors', () => {
-    expect(run(incr(1n), [counter('18446744073709551615')]).result).toBe(0n);
-    expect(run(incr(10n), [counter('18446744073709551610')]).result).toBe(4n);
-    expect(run(incr(18446744073709551615n), [counter('18446744073709551615')]).result).toBe(
+    expect(valueOf(run(incr(1n), [counter('18446744073709551615')]))).toBe(0n);
+    expect(valueOf(run(incr(10n), [counter('18446744073709551610')]))).toBe(4n);
+    expect(valueOf(run(incr(18446744073709551615n), [counter('18446744073709551615')]))).toBe(
       18446744073709551614n,
     );
-    expect(run(decr(11n), [counter('10')]).result).toBe(0n);
-    expect(run(decr(10n), [counter('10')]).result).toBe(0n);
-    expect(run(decr(1n), [counter('0')]).result).toBe(0n);
+    expect(valueOf(run(decr(11n), [counter('10')]))).toBe(0n);
+    expect(valueOf(run(decr(10n), [counter('10')]))).toBe(0n);
+    expect(valueOf(run(decr(1n), [counter('0')]))).toBe(0n);
   });
 
   // A shorter result is padded with spaces to the old length; a longer one grows the value.
@@ -308,7 +344,10 @@ describe('arithMutation', () => {
   test('missing keys without initial', () => {
     for (const [name, versions, present] of states) {
       if (present) continue;
-      expect([name, run(incr(1n), versions)]).toEqual([name, { write: undefined, result: undefined }]);
+      expect([name, run(incr(1n), versions)]).toEqual([
+        name,
+        { write: undefined, result: { outcome: 'NOT_FOUND', value: 0n, created: false } },
+      ]);
     }
   });
 
@@ -318,7 +357,7 @@ describe('arithMutation', () => {
     for (const [name, versions, present] of states) {
       if (present) continue;
       const decision = run(mutation, versions);
-      expect([name, decision.result]).toEqual([name, 100n]);
+      expect([name, decision.result]).toEqual([name, { outcome: 'OK', value: 100n, created: true }]);
       expect(decision.write).toEqual({
         value: Buffer.from('100'),
         flags: 0,
@@ -328,7 +367,20 @@ describe('arithMutation', () => {
     }
     // An existing counter ignores initial.
     const existing = run(mutation, [counter('1')]);
-    expect(existing.result).toBe(6n);
+    expect(existing.result).toEqual({ outcome: 'OK', value: 6n, created: false });
     expect(existing.write?.expiresAtMs).toBe(nowMs + 1000);
+  });
+
+  // A cas unique that is not the key's is EXISTS, checked before the value is read; 0n or the
+  // key's own unique applies the delta.
+  test('cas unique', () => {
+    const held = [counter('abc')];
+    const mismatch = arithMutation({ incr: true, delta: 1n, casUnique: casOfVersions(held) + 1n });
+    expect(run(mismatch, held)).toEqual({ write: undefined, result: { outcome: 'EXISTS', value: 0n, created: false } });
+    const numeric = [counter('41')];
+    const matching = arithMutation({ incr: true, delta: 1n, casUnique: casOfVersions(numeric) });
+    expect(run(matching, numeric).result).toEqual({ outcome: 'OK', value: 42n, created: false });
+    // A missing key is not found (or created) whatever cas unique is named.
+    expect(run(arithMutation({ incr: true, delta: 1n, casUnique: 5n }), []).result.outcome).toBe('NOT_FOUND');
   });
 });

@@ -63,8 +63,8 @@ test('apply writes a version whose clock dominates all held versions', async () 
   for (const held of [left, right]) expect(compare(applied.written!.clock, held.clock)).toBe('after');
   expect(values(replica.fetchNow(key))).toEqual(['resolved']);
   // A tombstone supersedes the same way.
-  const deleted = await replica.apply(key, bucket, deleteMutation);
-  expect(deleted.result).toBe(true);
+  const deleted = await replica.apply(key, bucket, deleteMutation(0n));
+  expect(deleted.result).toBe('DELETED');
   expect(replica.fetchNow(key).map((v) => v.tombstone)).toEqual([true]);
   expect(descends(deleted.written!.clock, applied.written!.clock)).toBe(true);
 });

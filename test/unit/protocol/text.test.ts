@@ -1,6 +1,6 @@
 import { KaiError } from '../../../src/errors';
 import type { Command, Reply } from '../../../src/protocol/command';
-import { ChunkList } from '../../../src/protocol/text/chunk-list';
+import { ChunkList } from '../../../src/protocol/chunk-list';
 import {
   TextDecoder,
   lineBytesMax,
@@ -110,12 +110,12 @@ describe('text decoder: well-formed commands', () => {
       'flush_all\r\nflush_all 30\r\nflush_all noreply\r\nflush_all 5 noreply\r\nflush_all -3\r\n' +
       'verbosity 1\r\nverbosity 2 noreply\r\nversion\r\nstats\r\nstats slabs\r\nquit\r\n';
     expect(commandsOf(input)).toEqual([
-      { op: 'delete', key: 'a', noreply: false },
-      { op: 'delete', key: 'a', noreply: true },
-      { op: 'delete', key: 'a', noreply: false },
-      { op: 'delete', key: 'a', noreply: true },
-      { op: 'arith', incr: true, key: 'n', delta: '18446744073709551615n', noreply: false },
-      { op: 'arith', incr: false, key: 'n', delta: '1n', noreply: true },
+      { op: 'delete', key: 'a', casUnique: '0n', noreply: false },
+      { op: 'delete', key: 'a', casUnique: '0n', noreply: true },
+      { op: 'delete', key: 'a', casUnique: '0n', noreply: false },
+      { op: 'delete', key: 'a', casUnique: '0n', noreply: true },
+      { op: 'arith', incr: true, key: 'n', delta: '18446744073709551615n', casUnique: '0n', noreply: false },
+      { op: 'arith', incr: false, key: 'n', delta: '1n', casUnique: '0n', noreply: true },
       { op: 'touch', key: 't', exptime: 100, noreply: false },
       { op: 'touch', key: 't', exptime: 0, noreply: true },
       { op: 'flush_all', delaySeconds: 0, noreply: false },
@@ -337,7 +337,7 @@ describe('text decoder: limits', () => {
     const decoder = new TextDecoder({ valueBytesMax: 10 });
     decoder.push(Buffer.from('set k 0 0 11\r\n'));
     expect(plain(drain(decoder))).toEqual([
-      { kind: 'command', command: { op: 'delete', key: 'k', noreply: true } },
+      { kind: 'command', command: { op: 'delete', key: 'k', casUnique: '0n', noreply: true } },
       { kind: 'error', error: 'SERVER_ERROR object too large for cache', close: false },
     ]);
     decoder.push(Buffer.from('0123456'));
@@ -458,15 +458,19 @@ describe('text encoder', () => {
       casUnique: 0n,
       noreply: false,
     };
+    const deleteCommand: Command = { op: 'delete', key, casUnique: 0n, noreply: false };
+    const arith = (incr: boolean): Command => ({ op: 'arith', incr, key, delta: 1n, casUnique: 0n, noreply: false });
     const cases: Array<[Command, Reply, string]> = [
       [store, { kind: 'stored', outcome: 'STORED', cas: 1n }, 'STORED\r\n'],
       [store, { kind: 'stored', outcome: 'NOT_STORED', cas: 0n }, 'NOT_STORED\r\n'],
       [store, { kind: 'stored', outcome: 'EXISTS', cas: 0n }, 'EXISTS\r\n'],
       [store, { kind: 'stored', outcome: 'NOT_FOUND', cas: 0n }, 'NOT_FOUND\r\n'],
-      [{ op: 'delete', key, noreply: false }, { kind: 'deleted', found: true }, 'DELETED\r\n'],
-      [{ op: 'delete', key, noreply: false }, { kind: 'deleted', found: false }, 'NOT_FOUND\r\n'],
-      [{ op: 'arith', incr: true, key, delta: 1n, noreply: false }, { kind: 'arith', value: 18446744073709551615n, cas: 1n }, '18446744073709551615\r\n'],
-      [{ op: 'arith', incr: false, key, delta: 1n, noreply: false }, { kind: 'arith', value: null, cas: 0n }, 'NOT_FOUND\r\n'],
+      [deleteCommand, { kind: 'deleted', outcome: 'DELETED' }, 'DELETED\r\n'],
+      [deleteCommand, { kind: 'deleted', outcome: 'NOT_FOUND' }, 'NOT_FOUND\r\n'],
+      [deleteCommand, { kind: 'deleted', outcome: 'EXISTS' }, 'EXISTS\r\n'],
+      [arith(true), { kind: 'arith', outcome: 'OK', value: 18446744073709551615n, cas: 1n }, '18446744073709551615\r\n'],
+      [arith(false), { kind: 'arith', outcome: 'NOT_FOUND', value: 0n, cas: 0n }, 'NOT_FOUND\r\n'],
+      [arith(false), { kind: 'arith', outcome: 'EXISTS', value: 0n, cas: 0n }, 'EXISTS\r\n'],
       [{ op: 'touch', key, exptime: 0, noreply: false }, { kind: 'touched', found: true }, 'TOUCHED\r\n'],
       [{ op: 'touch', key, exptime: 0, noreply: false }, { kind: 'touched', found: false }, 'NOT_FOUND\r\n'],
       [{ op: 'flush_all', delaySeconds: 0, noreply: false }, { kind: 'ok' }, 'OK\r\n'],
@@ -481,9 +485,9 @@ describe('text encoder', () => {
 
   // noreply commands and quit write nothing.
   test('noreply and quit', () => {
-    const silent: Command = { op: 'delete', key, noreply: true };
+    const silent: Command = { op: 'delete', key, casUnique: 0n, noreply: true };
     expect(isNoreply(silent)).toBe(true);
-    expect(encodeReply(silent, { kind: 'deleted', found: true })).toEqual([]);
+    expect(encodeReply(silent, { kind: 'deleted', outcome: 'DELETED' })).toEqual([]);
     expect(encodeReply({ op: 'flush_all', delaySeconds: 0, noreply: true }, { kind: 'ok' })).toEqual([]);
     expect(encodeReply({ op: 'quit' }, { kind: 'quit' })).toEqual([]);
     expect(isNoreply(get)).toBe(false);

@@ -4,7 +4,7 @@
  * out once, when it is complete. A scan for a delimiter resumes where the previous one stopped, so
  * a line that trickles in byte by byte is scanned once in total, not once per byte.
  */
-import { assert } from '../../errors';
+import { assert } from '../errors';
 
 /** Chunks at most this long are copied into a shared staging buffer instead of being kept whole. */
 export const coalescedChunkBytesMax = 512;
