@@ -31,7 +31,12 @@ export interface EncodedReply {
 
 export abstract class Connection {
   private readonly replies: ReplyQueue;
-  private ending = false;
+  /** No further request will be started: quit, a closing error, end of input or shutdown. */
+  private closing = false;
+  /** The client half-closed its side: answer what it sent, then close. */
+  private inputEnded = false;
+  /** The socket's write buffer is full; nothing more is decoded until it drains. */
+  private waitingForDrain = false;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -39,7 +44,11 @@ export abstract class Connection {
   ) {
     this.replies = new ReplyQueue({
       write: (chunks) => this.write(chunks),
-      close: () => this.end(),
+      close: () => this.close(),
+    });
+    socket.on('drain', () => {
+      this.waitingForDrain = false;
+      this.pump();
     });
   }
 
@@ -49,7 +58,14 @@ export abstract class Connection {
 
   receive(chunk: Buffer): void {
     this.context.stats.bytesRead += chunk.length;
+    if (this.closing) return;
     this.push(chunk);
+    this.pump();
+  }
+
+  /** The client sent FIN: its last requests are still answered before the connection closes. */
+  endOfInput(): void {
+    this.inputEnded = true;
     this.pump();
   }
 
@@ -59,12 +75,24 @@ export abstract class Connection {
   /** Decodes and starts the next request; false when more bytes are needed. */
   protected abstract startNext(): boolean;
 
-  /** Decodes and starts requests while the in-flight bound allows. */
+  /**
+   * Decodes and starts requests while requests in flight stay under their bound and the client
+   * reads its replies; then reads from the socket only if both still hold.
+   */
   private pump(): void {
-    while (!this.ending && this.replies.inFlight < requestsInFlightPerConnectionMax) {
-      if (!this.startNext()) break;
+    while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
+      if (!this.startNext()) {
+        if (this.inputEnded) this.closeAfterReplies();
+        break;
+      }
     }
-    if (this.replies.inFlight >= requestsInFlightPerConnectionMax) this.socket.pause();
+    const reading =
+      !this.closing &&
+      !this.inputEnded &&
+      !this.waitingForDrain &&
+      this.replies.inFlight < requestsInFlightPerConnectionMax;
+    if (reading && this.socket.isPaused()) this.socket.resume();
+    else if (!reading && !this.socket.isPaused()) this.socket.pause();
   }
 
   /**
@@ -90,10 +118,7 @@ export abstract class Connection {
     const fill = this.replies.reserve();
     const settle = (reply: EncodedReply): void => {
       fill(reply.chunks, reply.closeAfter);
-      if (this.socket.isPaused() && this.replies.inFlight < requestsInFlightPerConnectionMax && !this.ending) {
-        this.socket.resume();
-        this.pump();
-      }
+      this.pump();
     };
     outcome.then(
       (result) => settle(encode(result)),
@@ -106,33 +131,35 @@ export abstract class Connection {
     this.replies.answer(reply.chunks, reply.closeAfter);
   }
 
+  /** Writes a reply's chunks as they are (values are not copied), in one send where possible. */
   private write(chunks: readonly Buffer[]): void {
     if (this.socket.destroyed) return;
-    const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    this.context.stats.bytesWritten += data.length;
-    if (!this.socket.write(data)) {
-      // The client is not reading its replies: stop reading its requests until it does.
-      this.socket.pause();
-      this.socket.once('drain', () => {
-        if (!this.ending) {
-          this.socket.resume();
-          this.pump();
-        }
-      });
+    this.socket.cork();
+    for (const chunk of chunks) {
+      this.context.stats.bytesWritten += chunk.length;
+      this.socket.write(chunk);
     }
+    this.socket.uncork();
+    if (this.socket.writableNeedDrain) this.waitingForDrain = true;
   }
 
-  /** Stops reading requests; the socket closes once every started request is answered. */
-  end(): void {
-    this.ending = true;
+  /** Ends the connection once every reply queued so far is written. */
+  private closeAfterReplies(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.replies.answer([], true);
+  }
+
+  /** The reply queue reached a reply that closes the connection. */
+  private close(): void {
+    this.closing = true;
     this.socket.pause();
-    if (this.idle) this.socket.end();
+    this.socket.end();
   }
 
   /** Called while the node stops: closes as soon as the replies already owed are out. */
   drainThenEnd(): void {
-    this.ending = true;
     this.socket.pause();
-    this.replies.answer([], true);
+    this.closeAfterReplies();
   }
 }

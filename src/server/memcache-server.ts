@@ -3,6 +3,7 @@
  * dispatcher and writes the replies back in request order.
  */
 import * as net from 'node:net';
+import type { Env, TimerHandle } from '../env';
 import { requestMagic } from '../protocol/binary/constants';
 import { BinaryConnection } from './binary-connection';
 import type { Connection, ConnectionContext } from './connection';
@@ -13,6 +14,7 @@ export const shutdownGraceMs = 5_000;
 
 export interface MemcacheServerOptions extends ConnectionContext {
   readonly connectionsMax: number;
+  readonly env: Env;
 }
 
 const tooManyConnectionsReply = Buffer.from('ERROR Too many open connections\r\n');
@@ -23,7 +25,7 @@ export class MemcacheServer {
   private readonly connections = new Map<net.Socket, Connection | undefined>();
 
   constructor(private readonly options: MemcacheServerOptions) {
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -38,6 +40,8 @@ export class MemcacheServer {
 
   private accept(socket: net.Socket): void {
     const { stats, log } = this.options;
+    // Before anything else: a socket without an error listener would crash the node on a reset.
+    socket.on('error', (error: Error) => log.debug({ err: error }, 'client connection error'));
     if (this.connections.size >= this.options.connectionsMax) {
       stats.rejectedConnections++;
       socket.end(tooManyConnectionsReply);
@@ -55,7 +59,11 @@ export class MemcacheServer {
       }
       connection.receive(chunk);
     });
-    socket.on('error', (error: Error) => log.debug({ err: error }, 'client connection error'));
+    socket.on('end', () => {
+      const connection = this.connections.get(socket);
+      if (connection) connection.endOfInput();
+      else socket.end();
+    });
     socket.on('close', () => {
       this.connections.delete(socket);
       stats.currConnections--;
@@ -75,8 +83,12 @@ export class MemcacheServer {
       if (connection) connection.drainThenEnd();
       else socket.end();
     }
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, shutdownGraceMs).unref());
+    let graceTimer: TimerHandle | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      graceTimer = this.options.env.after(shutdownGraceMs, resolve);
+    });
     await Promise.race([closed, deadline]);
+    graceTimer?.cancel();
     for (const socket of this.connections.keys()) socket.destroy();
     await closed;
   }

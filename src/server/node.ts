@@ -5,12 +5,13 @@
 import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
-import { noAuthentication, type Authenticator } from '../auth';
+import { noAuthentication } from '../auth';
 import { FileAuthenticator, type ReloadOutcome } from '../auth/auth-file';
 import { Coordinator } from '../coordinator';
 import { LocalReplica } from '../coordinator/replica';
 import { realEnv, type Env, type TimerHandle } from '../env';
 import { buildRing, type Ring } from '../ring';
+import type { ReplicaStore } from '../storage';
 import { openSqliteStore } from '../storage/sqlite';
 import { Dispatcher } from './dispatch';
 import { MemcacheServer } from './memcache-server';
@@ -116,29 +117,39 @@ function settingsStatistics(settings: Settings, verbosity: number): [string, str
   return rows.map(([name, value]) => [name, String(value)]);
 }
 
-export async function startNode(settings: Settings, log: Logger, env: Env = realEnv): Promise<RunningNode> {
-  const startedAtMs = env.nowMs();
-  const nodeId = nodeIdOf(settings);
-  // Read before storage opens, so a bad auth file leaves nothing to close.
-  const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
-  const authenticator: Authenticator = fileAuthenticator ?? noAuthentication;
-  const store = openSqliteStore({ dataDir: settings.dataDir, cacheBytesMax: settings.cacheSize });
+function singleNodeCoordinator(nodeId: string, settings: Settings, store: ReplicaStore, env: Env): Coordinator {
   const ring: Ring = buildRing([{ id: nodeId, weight: 1 }], {
     buckets: settings.buckets,
     vnodesPerNode: settings.vnodes,
   });
   const local = new LocalReplica(nodeId, store, env, settings.maxItemSize);
-  const coordinator = new Coordinator({
-    nodeId,
-    env,
-    ring: () => ring,
-    replicaOf: () => local,
-    quorum: settings,
-    requestTimeoutMs,
+  return new Coordinator({ nodeId, env, ring: () => ring, replicaOf: () => local, quorum: settings, requestTimeoutMs });
+}
+
+/** Purges expired records every purgeIntervalMs, one pass at a time. */
+function startPurging(store: ReplicaStore, env: Env, log: Logger): TimerHandle {
+  let purging = false;
+  return env.every(purgeIntervalMs, () => {
+    if (purging) return;
+    purging = true;
+    store
+      .purgeExpired(env.nowMs(), purgedPerPassMax)
+      .catch((error: unknown) => log.warn({ err: error }, 'purge of expired items failed'))
+      .finally(() => {
+        purging = false;
+      });
   });
+}
+
+export async function startNode(settings: Settings, log: Logger, env: Env = realEnv): Promise<RunningNode> {
+  const startedAtMs = env.nowMs();
+  const nodeId = nodeIdOf(settings);
+  // Read before storage opens, so a bad auth file leaves nothing to close.
+  const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
+  const store = openSqliteStore({ dataDir: settings.dataDir, cacheBytesMax: settings.cacheSize });
   const stats = new NodeStats();
   const dispatcher: Dispatcher = new Dispatcher({
-    coordinator,
+    coordinator: singleNodeCoordinator(nodeId, settings, store, env),
     env,
     stats,
     version: kaiVersion,
@@ -153,21 +164,12 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     dispatcher,
     stats,
     log,
+    env,
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
-    authenticator,
+    authenticator: fileAuthenticator ?? noAuthentication,
   });
-  let purging = false;
-  const purgeTimer: TimerHandle = env.every(purgeIntervalMs, () => {
-    if (purging) return;
-    purging = true;
-    store
-      .purgeExpired(env.nowMs(), purgedPerPassMax)
-      .catch((error: unknown) => log.warn({ err: error }, 'purge of expired items failed'))
-      .finally(() => {
-        purging = false;
-      });
-  });
+  const purgeTimer = startPurging(store, env, log);
   let memcachePort: number;
   try {
     memcachePort = await server.listen(settings.memcachePort, settings.hostname);

@@ -52,7 +52,8 @@ export class ReplyQueue {
     while (this.head < this.slots.length && !closeAfter) {
       const slot = this.slots[this.head];
       if (!slot.chunks) break;
-      ready.push(...slot.chunks);
+      // A loop, not a spread: a multiget's reply may hold more chunks than a call has arguments.
+      for (const chunk of slot.chunks) ready.push(chunk);
       closeAfter = slot.closeAfter;
       this.head++;
     }
