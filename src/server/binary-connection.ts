@@ -140,8 +140,11 @@ export class BinaryConnection extends Connection {
   }
 
   private saslAuth(request: BinaryRequest, mechanism: string, message: Buffer): Buffer[] {
+    const { stats, authenticator } = this.context;
+    stats.authCmds++;
     const credentials = mechanism === saslPlainMechanism ? parseSaslPlain(message) : undefined;
-    if (!credentials || !this.context.authenticator.verify(credentials.user, credentials.password)) {
+    if (!credentials || !authenticator.verify(credentials.user, credentials.password)) {
+      stats.authErrors++;
       return errorPackets(request, BinaryStatus.authenticationError);
     }
     this.authenticated = true;

@@ -57,6 +57,13 @@ async function waitForLog(text: string): Promise<void> {
   }
 }
 
+/** The general stats, read over a text connection that logs in as alice first. */
+async function statsOf(): Promise<Map<string, string>> {
+  const client = await connect();
+  const reply = await client.request(`${textAuthRequest(alice)}stats\r\n`, 'END\r\n');
+  return new Map([...reply.matchAll(/^STAT (\S+) (.*)\r$/gm)].map((match) => [match[1], match[2]]));
+}
+
 function memjsClient(credentials?: TextCredentials): memjs.Client {
   return memjs.Client.create(`127.0.0.1:${kai.memcachePort}`, {
     username: credentials?.user,
@@ -108,11 +115,6 @@ describe('text clients', () => {
 
   test('stats count logins and failed logins under memcached names', async () => {
     // Proves auth_cmds and auth_errors move with each attempt.
-    const statsOf = async (): Promise<Map<string, string>> => {
-      const client = await connect();
-      const reply = await client.request(`${textAuthRequest(alice)}stats\r\n`, 'END\r\n');
-      return new Map([...reply.matchAll(/^STAT (\S+) (.*)\r$/gm)].map((match) => [match[1], match[2]]));
-    };
     const before = await statsOf();
     expect(await tryLogin({ user: 'alice', password: 'nope' })).toBe('CLIENT_ERROR authentication failure\r\n');
     const after = await statsOf();
@@ -165,14 +167,19 @@ describe('memjs over the binary protocol', () => {
     }
   });
 
-  test('with a wrong password is refused', async () => {
-    // Proves a binary client with bad credentials gets nothing.
+  test('with a wrong password is refused, and counted as memcached counts it', async () => {
+    // Proves a binary client with bad credentials gets nothing, and SASL attempts show in stats.
+    const before = await statsOf();
     const client = memjsClient({ user: 'alice', password: 'wrong' });
     try {
       await expect(client.get('memjs:auth')).rejects.toBeDefined();
     } finally {
       client.close();
     }
+    const after = await statsOf();
+    // The text logins that read the stats count too: one each, neither failed.
+    expect(Number(after.get('auth_errors')) - Number(before.get('auth_errors'))).toBeGreaterThanOrEqual(1);
+    expect(Number(after.get('auth_cmds')) - Number(before.get('auth_cmds'))).toBeGreaterThanOrEqual(2);
   });
 
   test('without credentials is refused', async () => {
