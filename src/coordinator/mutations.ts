@@ -1,7 +1,8 @@
 /**
  * What each memcache write does to a key's versions, as pure decisions: given the versions a
- * coordinating replica holds, return the new value to write (if any) and the client's result.
- * The replica turns the decision into a version with a vector clock that supersedes what it holds.
+ * coordinating replica holds, return the new value to write (if any) and the client's result, or
+ * the operating error the client gets instead (a value, never thrown). The replica turns the
+ * decision into a version with a vector clock that supersedes what it holds.
  */
 import { KaiError } from '../errors';
 import type { ArithOutcome, DeleteOutcome, StorageMode, StoreOutcome } from '../protocol/command';
@@ -17,9 +18,13 @@ export interface VersionContent {
   readonly tombstone: boolean;
 }
 
-export interface Decision<R> {
-  readonly write: VersionContent | undefined;
-  readonly result: R;
+/** A write (or none) and the client's result; or an operating error, which writes nothing. */
+export type Decision<R> =
+  | { readonly write: VersionContent | undefined; readonly result: R; readonly error?: undefined }
+  | { readonly write: undefined; readonly result?: undefined; readonly error: KaiError };
+
+function refusal(code: 'KAI_OUT_OF_MEMORY_STORING' | 'KAI_NON_NUMERIC_VALUE'): Decision<never> {
+  return { write: undefined, error: new KaiError(code) };
 }
 
 export interface MutationContext {
@@ -100,7 +105,7 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
         if (!current) return storeDecision('NOT_STORED');
         if (casMismatch(request.casUnique, versions)) return storeDecision('EXISTS');
         const parts = request.mode === 'append' ? [current.value, request.value] : [request.value, current.value];
-        if (parts[0].length + parts[1].length > valueBytesMax) throw new KaiError('KAI_OUT_OF_MEMORY_STORING');
+        if (parts[0].length + parts[1].length > valueBytesMax) return refusal('KAI_OUT_OF_MEMORY_STORING');
         // memcached keeps the stored item's flags and expiry on append and prepend.
         return storeDecision('STORED', { ...current, value: Buffer.concat(parts), tombstone: false });
       }
@@ -186,7 +191,7 @@ export function arithMutation(request: ArithRequest): Mutation<ArithResult> {
     }
     if (casMismatch(request.casUnique ?? 0n, versions)) return arithExists;
     const counter = parseCounter(current.value);
-    if (counter === undefined) throw new KaiError('KAI_NON_NUMERIC_VALUE');
+    if (counter === undefined) return refusal('KAI_NON_NUMERIC_VALUE');
     const next = request.incr
       ? (counter + request.delta) & uint64Max
       : counter < request.delta

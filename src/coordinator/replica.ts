@@ -3,18 +3,28 @@
  * replica works on this node's store; remote replicas (over the internal API) share the interface.
  */
 import type { Env } from '../env';
+import type { KaiError } from '../errors';
 import type { ReplicaStore } from '../storage';
 import type { Version } from '../storage/record';
 import { increment, merge, prune, reconcile } from '../vclock';
 import type { Mutation } from './mutations';
 
-export interface Applied<R> {
-  readonly result: R;
+/**
+ * What a mutation did on the replica that applied it: the client's result, or the operating error
+ * the mutation decided on instead (nothing is written then).
+ */
+export type Applied<R> = {
   /** Every version the replica holds after the mutation. */
   readonly versions: readonly Version[];
-  /** The version the mutation wrote, to be sent to the other replicas. */
-  readonly written: Version | undefined;
-}
+} & (
+  | {
+      readonly result: R;
+      readonly error?: undefined;
+      /** The version the mutation wrote, to be sent to the other replicas. */
+      readonly written: Version | undefined;
+    }
+  | { readonly result?: undefined; readonly error: KaiError; readonly written: undefined }
+);
 
 export interface Replica {
   readonly nodeId: string;
@@ -50,6 +60,7 @@ export class LocalReplica implements Replica {
     const held = this.fetchNow(key);
     const nowMs = this.env.nowMs();
     const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax });
+    if (decision.error) return { error: decision.error, versions: held, written: undefined };
     if (!decision.write) return { result: decision.result, versions: held, written: undefined };
     const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, nowMs), nowMs);
     const written: Version = { ...decision.write, clock, writtenAtMs: nowMs };

@@ -60,6 +60,14 @@ export type Command =
       readonly noreply: boolean;
     }
   | { readonly op: 'touch'; readonly key: Buffer; readonly exptime: number; readonly noreply: boolean }
+  /**
+   * A storage command refused because its value is over the size limit, as memcached counts it
+   * (store_too_large). With `removeOld` (a refused set) the key's old value is removed, as memcached
+   * unlinks it, so no reader sees data the client meant to replace; that removal is not a client
+   * delete and counts in no delete statistic. It answers nothing: the refusal's error reply comes
+   * from the decoder.
+   */
+  | { readonly op: 'refuse_store'; readonly key: Buffer; readonly removeOld: boolean; readonly noreply: true }
   | { readonly op: 'flush_all'; readonly delaySeconds: number; readonly noreply: boolean }
   | { readonly op: 'version' }
   | { readonly op: 'verbosity'; readonly level: number; readonly noreply: boolean }

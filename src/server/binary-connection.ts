@@ -75,19 +75,21 @@ export class BinaryConnection extends Connection {
   /**
    * A value over the limit is refused, and its body discarded by the decoder. Like memcached, a
    * refused SET also removes the key's old value, so no reader sees data the client meant to
-   * replace.
+   * replace; the dispatcher counts the refusal (store_too_large) and no delete.
    */
   private refuseTooLarge(request: BinaryRequest): void {
     if (this.mustAuthenticate(request)) return;
-    this.context.stats.storeTooLarge++;
-    if (loudOpcode(request.header.opcode) === Opcode.set) {
-      const remove: Command = { op: 'delete', key: request.key, casUnique: 0n, noreply: true };
-      this.run(
-        () => this.context.dispatcher.execute(remove),
-        () => open([]),
-        () => open([]),
-      );
-    }
+    const refusal: Command = {
+      op: 'refuse_store',
+      key: request.key,
+      removeOld: loudOpcode(request.header.opcode) === Opcode.set,
+      noreply: true,
+    };
+    this.run(
+      () => this.context.dispatcher.execute(refusal),
+      () => open([]),
+      () => open([]),
+    );
     this.answer(open(errorPackets(request, BinaryStatus.valueTooLarge)));
   }
 

@@ -11,8 +11,10 @@ import {
   storeMutation,
   storesAsCas,
   touchMutation,
+  type Mutation,
 } from '../coordinator/mutations';
-import type { Env } from '../env';
+import type { Applied } from '../coordinator/replica';
+import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import type { Command, ItemView, Reply } from '../protocol/command';
 import { expiresAtMsOf } from '../protocol/exptime';
@@ -31,9 +33,54 @@ export interface DispatchOptions {
   readonly statistics: (group: string) => ReadonlyArray<readonly [string, string]> | undefined;
 }
 
+/** setTimeout's longest delay: a longer one overflows and fires at once, so longer waits are re-armed. */
+export const timerDelayMsMax = 2 ** 31 - 1;
+
+/**
+ * The `stats` groups about memcached's slab allocator, answered as memcached answers them when it
+ * holds no item: kai keeps no slabs, so there is nothing to list (docs/protocol.md).
+ */
+const allocatorStatistics: ReadonlyMap<string, ReadonlyArray<readonly [string, string]>> = new Map([
+  ['items', []],
+  [
+    'slabs',
+    [
+      ['active_slabs', '0'],
+      ['total_malloced', '0'],
+    ],
+  ],
+  ['sizes', [['sizes_status', 'disabled']]],
+]);
+
+/** A mutation that was applied, its operating error (if any) already answered. */
+type Succeeded<R> = Extract<Applied<R>, { readonly error?: undefined }>;
+
+/** What a mutation's lookup found, as memcached's counters need it. */
+interface Lookup {
+  /** Only values that have expired: memcached's get_expired. */
+  expired: boolean;
+  /** The bytes of the value the mutation started from (the live sibling written last), or -1. */
+  previousValueBytes: number;
+}
+
+/** Whether the key holds no live value, but a value that has expired. */
+function onlyExpired(versions: readonly Version[], nowMs: number): boolean {
+  let expired = false;
+  for (const version of versions) {
+    if (isLive(version, nowMs)) return false;
+    if (!version.tombstone) expired = true;
+  }
+  return expired;
+}
+
 export class Dispatcher {
   private verbosityLevel = 0;
-  private pendingFlush: { cancel(): void } | undefined;
+  /**
+   * memcached's flush deadline (unix ms, 0 for none): once it has come, every version written
+   * before it reads as absent, and the node's data is removed. A later flush_all replaces it.
+   */
+  private flushDeadlineMs = 0;
+  private flushTimer: TimerHandle | undefined;
 
   constructor(private readonly options: DispatchOptions) {}
 
@@ -51,6 +98,8 @@ export class Dispatcher {
         return this.arith(command);
       case 'touch':
         return this.touch(command.key, command.exptime);
+      case 'refuse_store':
+        return this.refuseStore(command.key, command.removeOld);
       case 'flush_all':
         return this.flushAll(command.delaySeconds);
       case 'version':
@@ -74,8 +123,10 @@ export class Dispatcher {
    * whole context. The cas unique costs a hash of the clocks, so it is only computed when the
    * reply shows it.
    */
-  private itemsOf(key: Buffer, versions: readonly Version[], withCas: boolean, latestOnly: boolean): ItemView[] {
+  private itemsOf(key: Buffer, held: readonly Version[], withCas: boolean, latestOnly: boolean): ItemView[] {
     const nowMs = this.options.env.nowMs();
+    const versions = this.unflushed(held, nowMs);
+    if (onlyExpired(versions, nowMs)) this.options.stats.getExpired++;
     const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
     if (live.length === 0) return [];
@@ -110,21 +161,19 @@ export class Dispatcher {
   }
 
   private async gat(keys: readonly Buffer[], exptime: number, withCas: boolean): Promise<Reply> {
-    const { coordinator, stats, env } = this.options;
+    const { stats, env } = this.options;
     const expiresAtMs = expiresAtMsOf(exptime, env.nowMs());
     const items: ItemView[] = [];
+    // memcached counts gat and gats, text and binary, as touches only: no cmd_get, get_hits or get_misses.
     for (const key of keys) {
-      const applied = await coordinator.mutate(key, touchMutation(expiresAtMs));
-      stats.cmdGet++;
+      const applied = await this.mutate(key, touchMutation(expiresAtMs));
       stats.cmdTouch++;
       if (applied.result) {
-        stats.getHits++;
         stats.touchHits++;
         // The item as it was read, as memcached answers even `gat -1` (which then expires it).
         const { flags, value } = applied.result;
         items.push({ key, flags, value, cas: withCas ? casOfVersions(applied.versions) : 0n });
       } else {
-        stats.getMisses++;
         stats.touchMisses++;
       }
     }
@@ -132,9 +181,9 @@ export class Dispatcher {
   }
 
   private async store(command: Extract<Command, { op: 'store' }>): Promise<Reply> {
-    const { coordinator, stats, env } = this.options;
+    const { stats, env } = this.options;
     stats.cmdSet++;
-    const applied = await coordinator.mutate(
+    const applied = await this.mutate(
       command.key,
       storeMutation({
         mode: command.mode,
@@ -157,7 +206,7 @@ export class Dispatcher {
   /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */
   private async delete(key: Buffer, casUnique: bigint): Promise<Reply> {
     const { stats } = this.options;
-    const applied = await this.options.coordinator.mutate(key, deleteMutation(casUnique));
+    const applied = await this.mutate(key, deleteMutation(casUnique));
     if (applied.result === 'DELETED') stats.deleteHits++;
     else if (applied.result === 'NOT_FOUND') stats.deleteMisses++;
     return { kind: 'deleted', outcome: applied.result };
@@ -165,7 +214,9 @@ export class Dispatcher {
 
   /**
    * memcached counts a hit when the counter changes and a miss when the key is missing and not
-   * created; creating it with the binary initial value, or a cas mismatch, counts neither.
+   * created; creating it with the binary initial value, or a cas mismatch, counts neither. A
+   * counter whose text outgrows the stored value is a new item in memcached, so it counts in
+   * total_items; one rewritten in place does not.
    */
   private async arith(command: Extract<Command, { op: 'arith' }>): Promise<Reply> {
     const { stats, env } = this.options;
@@ -176,10 +227,13 @@ export class Dispatcher {
       casUnique,
       initial: initial && { value: initial.value, expiresAtMs: expiresAtMsOf(initial.exptime, env.nowMs()) },
     });
-    const applied = await this.options.coordinator.mutate(command.key, mutation);
+    const lookup: Lookup = { expired: false, previousValueBytes: -1 };
+    const applied = await this.mutate(command.key, mutation, lookup);
     const { outcome, value, created } = applied.result;
+    // A created counter has no previous value, so it counts here too.
+    if (applied.written && applied.written.value.length > lookup.previousValueBytes) stats.totalItems++;
     if (created) {
-      stats.totalItems++;
+      // Counted as neither a hit nor a miss.
     } else if (outcome === 'NOT_FOUND') {
       if (incr) stats.incrMisses++;
       else stats.decrMisses++;
@@ -193,29 +247,87 @@ export class Dispatcher {
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
-    const applied = await this.options.coordinator.mutate(key, touchMutation(expiresAtMsOf(exptime, env.nowMs())));
+    const applied = await this.mutate(key, touchMutation(expiresAtMsOf(exptime, env.nowMs())));
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;
     return { kind: 'touched', found: applied.result !== undefined };
   }
 
   /**
-   * flush_all with a delay empties the node when the delay has passed; a later flush_all replaces a
-   * pending one, as memcached's single flush deadline does.
+   * A storage command refused for its size: counted, and for a set the old value removed, as
+   * memcached does. The removal is not a client delete, so no delete counter moves.
+   */
+  private async refuseStore(key: Buffer, removeOld: boolean): Promise<Reply> {
+    this.options.stats.storeTooLarge++;
+    if (removeOld) await this.mutate(key, deleteMutation(0n));
+    return { kind: 'ok' };
+  }
+
+  /**
+   * Runs a mutation on the key as this node's clients see it: versions written before a flush
+   * deadline that has come are left out, and what the lookup found is counted as memcached counts
+   * it. An operating error the mutation decided on is answered as the client's error reply.
+   */
+  private async mutate<R>(key: Buffer, mutation: Mutation<R>, lookup?: Lookup): Promise<Succeeded<R>> {
+    const { coordinator, stats } = this.options;
+    const seen: Lookup = lookup ?? { expired: false, previousValueBytes: -1 };
+    const applied = await coordinator.mutate(key, (held, context) => {
+      const versions = this.unflushed(held, context.nowMs);
+      seen.expired = onlyExpired(versions, context.nowMs);
+      seen.previousValueBytes = latestLive(versions, context.nowMs)?.value.length ?? -1;
+      return mutation(versions, context);
+    });
+    if (seen.expired) stats.getExpired++;
+    if (applied.error) throw applied.error;
+    return applied;
+  }
+
+  /** The versions a client may see: none written before a flush deadline that has come. */
+  private unflushed(versions: readonly Version[], nowMs: number): readonly Version[] {
+    const deadlineMs = this.flushDeadlineMs;
+    if (deadlineMs === 0 || nowMs < deadlineMs) return versions;
+    return versions.filter((version) => version.writtenAtMs >= deadlineMs);
+  }
+
+  /**
+   * flush_all as memcached reads its delay: none (or not positive) flushes now; up to 30 days it is
+   * relative, beyond it is a unix time. A delayed flush sets a deadline: from then on every version
+   * written before it reads as absent (docs/protocol.md), and the node's data is removed. A later
+   * flush_all replaces a pending one, as memcached's single deadline does.
    */
   private async flushAll(delaySeconds: number): Promise<Reply> {
     this.options.stats.cmdFlush++;
-    this.pendingFlush?.cancel();
-    this.pendingFlush = undefined;
-    if (delaySeconds > 0) {
-      this.pendingFlush = this.options.env.after(delaySeconds * 1000, () => {
-        this.pendingFlush = undefined;
-        void this.options.flushAll().catch(() => undefined);
-      });
-    } else {
+    this.cancelTimers();
+    this.flushDeadlineMs = 0;
+    const nowMs = this.options.env.nowMs();
+    const deadlineMs = delaySeconds > 0 ? expiresAtMsOf(delaySeconds, nowMs) : nowMs;
+    if (deadlineMs <= nowMs) {
       await this.options.flushAll();
+    } else {
+      this.flushDeadlineMs = deadlineMs;
+      this.armFlush(deadlineMs);
     }
     return { kind: 'ok' };
+  }
+
+  /**
+   * Waits for the deadline in steps setTimeout can take, then removes the data. The deadline stays
+   * in force until the removal has committed, so a failed removal still hides the flushed data.
+   */
+  private armFlush(deadlineMs: number): void {
+    const { env } = this.options;
+    const remainingMs = deadlineMs - env.nowMs();
+    if (remainingMs > 0) {
+      this.flushTimer = env.after(Math.min(remainingMs, timerDelayMsMax), () => this.armFlush(deadlineMs));
+      return;
+    }
+    this.flushTimer = undefined;
+    this.options.flushAll().then(
+      () => {
+        if (this.flushDeadlineMs === deadlineMs) this.flushDeadlineMs = 0;
+      },
+      () => undefined,
+    );
   }
 
   private statistics(group: string): Reply {
@@ -223,12 +335,13 @@ export class Dispatcher {
       this.options.stats.reset();
       return { kind: 'reset' };
     }
-    const stats = this.options.statistics(group);
+    const stats = allocatorStatistics.get(group) ?? this.options.statistics(group);
     if (!stats) throw new KaiError('KAI_UNKNOWN_COMMAND');
     return { kind: 'stats', stats };
   }
 
   cancelTimers(): void {
-    this.pendingFlush?.cancel();
+    this.flushTimer?.cancel();
+    this.flushTimer = undefined;
   }
 }

@@ -32,14 +32,26 @@ export function isLive(version: Version, nowMs: number): boolean {
 }
 
 /**
- * The time after which no version of the record is readable and the row may be purged;
- * 0 when some version never expires.
+ * How long a tombstone is kept after its delete. A tombstone must outlive every copy of the value it
+ * deleted: once it is purged, an older version still held by a replica that missed the delete (down,
+ * partitioned, or behind in hinted handoff) would come back through read repair or anti-entropy.
+ * One day covers a replica down overnight or a handoff queue drained after a long partition, at the
+ * cost of one small row per deleted key for a day. Riak keeps them 3 s by default (delete_mode)
+ * and relies on its repair being quick; kai prefers the wider margin. docs/architecture.md.
  */
-export function recordExpiresAtMs(versions: readonly Version[]): number {
+export const tombstoneRetentionMs = 24 * 60 * 60 * 1000;
+
+/**
+ * The time after which the record's row may be purged: no version is readable and every
+ * tombstone has been kept `retentionMs` past its delete. 0 while some version never
+ * expires.
+ */
+export function recordPurgeAtMs(versions: readonly Version[], retentionMs: number = tombstoneRetentionMs): number {
   let latestMs = 0;
   for (const version of versions) {
-    if (version.expiresAtMs === 0) return 0;
-    if (version.expiresAtMs > latestMs) latestMs = version.expiresAtMs;
+    const goneAtMs = version.tombstone ? version.writtenAtMs + retentionMs : version.expiresAtMs;
+    if (goneAtMs === 0) return 0;
+    if (goneAtMs > latestMs) latestMs = goneAtMs;
   }
   return latestMs;
 }

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { KaiError, assert } from '../errors';
 import type { ReplicaStore } from './index';
-import { recordExpiresAtMs, type StoredRecord } from './record';
+import { recordPurgeAtMs, tombstoneRetentionMs, type StoredRecord } from './record';
 import { RecordCache, compactRecord, defaultCacheBytesMax } from './record-cache';
 import { assertValidRecord, decodeVersions, encodeVersions, itemBytesOf } from './record-codec';
 import {
@@ -47,6 +47,8 @@ export interface SqliteStoreOptions {
   readonly writesPerCommitMax?: number;
   /** Estimated bytes of decoded records the read cache may hold; 0 disables the cache. */
   readonly cacheBytesMax?: number;
+  /** How long a tombstone is kept after its delete before its row may be purged. */
+  readonly tombstoneRetentionMs?: number;
 }
 
 /** Counters for monitoring and for tests that observe group commit and the cache. */
@@ -151,6 +153,7 @@ export class SqliteStore implements ReplicaStore {
   private readonly worker: Worker;
   private readonly cache: RecordCache;
   private readonly writesPerCommitMax: number;
+  private readonly tombstoneRetentionMs: number;
   private readonly pending = new Map<string, PendingRecord>();
   private queue: QueuedOperation[] = [];
   private inFlight: InFlightBatch | undefined;
@@ -175,11 +178,14 @@ export class SqliteStore implements ReplicaStore {
   constructor(options: SqliteStoreOptions) {
     this.writesPerCommitMax = options.writesPerCommitMax ?? defaultWritesPerCommitMax;
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
+    this.tombstoneRetentionMs = options.tombstoneRetentionMs ?? tombstoneRetentionMs;
+    assert(Number.isSafeInteger(this.tombstoneRetentionMs) && this.tombstoneRetentionMs >= 0, 'tombstoneRetentionMs >= 0');
     this.cache = new RecordCache(options.cacheBytesMax ?? defaultCacheBytesMax);
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.filePath = path.join(options.dataDir, databaseFileName);
     this.db = openReadConnection(this.filePath);
     try {
+      schedulePurgeOfTombstones(this.db, this.tombstoneRetentionMs);
       this.selectItem = this.db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
       this.committedCounts = { ...this.db.prepare<[], Counts>(selectCountsSql).get()! };
     } catch (error) {
@@ -218,7 +224,7 @@ export class SqliteStore implements ReplicaStore {
     assertValidRecord(record);
     const refusal = this.refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    const purgeAtMs = recordExpiresAtMs(record.versions);
+    const purgeAtMs = recordPurgeAtMs(record.versions, this.tombstoneRetentionMs);
     const keyId = keyIdOf(record.key);
     const sequence = this.nextSequence++;
     const versionsBlob = encodeVersions(record.versions);
@@ -463,6 +469,40 @@ export class SqliteStore implements ReplicaStore {
     if (this.queue.length === 0 && this.inFlight === undefined) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
+}
+
+/** Rows scanned per transaction while giving an older file's tombstones their purge times. */
+const rowsScannedPerTransactionMax = 1000;
+
+/** The meta row that records that every tombstone-only row of the file has a purge time. */
+const tombstonesScheduledName = 'tombstonesScheduled';
+
+/**
+ * Gives a purge time to rows holding only tombstones that have none: files written before
+ * tombstones were purged kept them forever. It walks the table once per file, in key order and in
+ * transactions of a bounded size, then records in `meta` that it is done; every later write sets
+ * the time itself.
+ */
+function schedulePurgeOfTombstones(db: Database.Database, retentionMs: number): void {
+  const done = db.prepare('SELECT 1 FROM meta WHERE name = ?').get(tombstonesScheduledName);
+  if (done !== undefined) return;
+  const select = db.prepare<[Buffer, number], ItemRow & { purgeAtMs: number | null; itemBytes: number | null }>(
+    `SELECT key, bucket, versions, record_expires_at_ms AS purgeAtMs, item_bytes AS itemBytes
+       FROM items WHERE key > ? ORDER BY key LIMIT ?`,
+  );
+  const update = db.prepare<[number, Buffer]>('UPDATE items SET record_expires_at_ms = ? WHERE key = ?');
+  // Returns the last key scanned, or undefined once the table has been walked.
+  const scheduleSome = db.transaction((after: Buffer): Buffer | undefined => {
+    const rows = select.all(after, rowsScannedPerTransactionMax);
+    for (const row of rows) {
+      if (row.itemBytes !== null || row.purgeAtMs !== null) continue;
+      update.run(recordPurgeAtMs(decodeRow(row).versions, retentionMs), row.key);
+    }
+    return rows.length === rowsScannedPerTransactionMax ? rows[rows.length - 1].key : undefined;
+  });
+  // Every key sorts after the empty blob; each pass starts after the last key of the one before.
+  for (let after: Buffer | undefined = Buffer.alloc(0); after !== undefined; ) after = scheduleSome(after);
+  db.prepare('INSERT INTO meta (name, value) VALUES (?, 1)').run(tombstonesScheduledName);
 }
 
 function decodeRow(row: ItemRow): StoredRecord {

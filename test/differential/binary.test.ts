@@ -227,6 +227,23 @@ const quiet: StreamCase[] = [
       joined(binaryRequest(op.flushq, { opaque: 2 }), get(op.getk, k('g'), 3)),
     ],
   },
+  {
+    name: 'flush with a delay past what a timer holds, or a later unix time, leaves items; a past one flushes',
+    steps: (k) => {
+      const flushIn = (delay: number, opaque: number): Buffer => {
+        const extras = Buffer.alloc(4);
+        extras.writeUInt32BE(delay);
+        return binaryRequest(op.flush, { extras, opaque });
+      };
+      return [
+        setq(k('f'), 'x'),
+        joined(flushIn(2_147_484, 1), get(op.getk, k('f'), 2)),
+        joined(flushIn(2_592_000, 3), get(op.getk, k('f'), 4)),
+        joined(flushIn(unixNow() + 100, 5), get(op.getk, k('f'), 6)),
+        joined(flushIn(unixNow() - 1, 7), get(op.getk, k('f'), 8)),
+      ];
+    },
+  },
 ];
 
 const server: StreamCase[] = [

@@ -103,10 +103,28 @@ export function startSubject(options: ServerOptions): Promise<RunningServer> {
 }
 
 /**
- * One step of a stream: bytes to send as their own write, or a function of the replies so far
- * (for a `cas` that needs the unique a `gets` returned), run once every earlier reply is in.
+ * A line written into the transcript, not to the server, after waiting `waitMs`: it shows which
+ * replies had arrived by then, for streams where when a reply comes matters (memcached answers an
+ * over-size value only once its block has arrived). Place it where no reply is half received.
  */
-export type StreamStep = string | Buffer | ((repliesSoFar: Buffer) => string | Buffer);
+export interface ReplyMark {
+  readonly mark: string;
+  readonly waitMs?: number;
+}
+
+/** How long a mark waits by default: ample for a reply that is due to come. */
+export const markWaitMsDefault = 200;
+
+/**
+ * One step of a stream: bytes to send as their own write, a function of the replies so far
+ * (for a `cas` that needs the unique a `gets` returned), run once every earlier reply is in, or a
+ * mark in the transcript.
+ */
+export type StreamStep = string | Buffer | ((repliesSoFar: Buffer) => string | Buffer) | ReplyMark;
+
+function isMark(step: StreamStep): step is ReplyMark {
+  return typeof step === 'object' && !Buffer.isBuffer(step);
+}
 
 export interface Transcript {
   /** Every reply byte, sentinels removed. */
@@ -207,6 +225,13 @@ class RecordingConnection {
     if (!this.closedFlag) this.socket.write(data);
   }
 
+  /** Records `line` as if the server had sent it now. */
+  mark(line: string): void {
+    const marker = Buffer.from(`${line}\r\n`, 'latin1');
+    this.received.push(marker);
+    this.receivedBytes += marker.length;
+  }
+
   /** Waits until the replies end with `suffix`, then removes it from the record. */
   async awaitSuffix(suffix: Buffer, what: string): Promise<void> {
     await this.until(() => this.closedFlag || this.bytes().subarray(-suffix.length).equals(suffix), what);
@@ -258,7 +283,10 @@ export async function runStream(port: number, steps: readonly StreamStep[], opti
     const makeMarker = (): { request: Buffer; reply: Buffer } =>
       options.protocol === 'binary' ? makeBinarySentinel() : makeSentinel(options.credentials);
     for (const step of steps) {
-      if (typeof step === 'function') {
+      if (isMark(step)) {
+        await delay(step.waitMs ?? markWaitMsDefault);
+        connection.mark(step.mark);
+      } else if (typeof step === 'function') {
         const sentinel = makeMarker();
         connection.write(sentinel.request);
         await connection.awaitSuffix(sentinel.reply, 'the replies a computed step depends on');

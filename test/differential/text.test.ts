@@ -286,6 +286,28 @@ const noreplyAndExpiry: StreamCase[] = [
     ],
   },
   {
+    name: 'flush_all with a delay past what a timer holds (24.8 days) leaves items until then',
+    steps: (ns) => [
+      set(ns.key('fa'), 'x'),
+      'flush_all 2147484\r\n',
+      `get ${ns.key('fa')}\r\n`,
+      'flush_all 2592000\r\n',
+      `get ${ns.key('fa')}\r\n`,
+    ],
+  },
+  {
+    name: 'flush_all with a unix time flushes at that time: later leaves items, past flushes now',
+    steps: (ns) => [
+      set(ns.key('fa'), 'x'),
+      `flush_all ${unixNow() + 100}\r\n`,
+      `get ${ns.key('fa')}\r\n`,
+      `flush_all ${unixNow() - 1}\r\n`,
+      `get ${ns.key('fa')}\r\n`,
+      set(ns.key('fb'), 'y'),
+      `get ${ns.key('fb')}\r\n`,
+    ],
+  },
+  {
     name: 'flush_all forms',
     steps: (ns) => [
       set(ns.key('a'), '1'),
@@ -449,6 +471,19 @@ const limits: StreamCase[] = [
     ],
   },
   {
+    name: 'a value over the limit is answered only once its whole block has arrived',
+    steps: (ns) => [
+      set(ns.key('s'), 'old'),
+      `set ${ns.key('s')} 0 0 ${valueBytesMax + 1}\r\n`,
+      { mark: '<header sent>' },
+      'v'.repeat(valueBytesMax),
+      { mark: '<all but the last bytes sent>' },
+      'v\r\n',
+      { mark: '<block sent>' },
+      `get ${ns.key('s')}\r\n`,
+    ],
+  },
+  {
     name: 'a refused set removes the old value, a refused add does not',
     steps: (ns) => [
       set(ns.key('s'), 'old') + set(ns.key('a'), 'old'),
@@ -547,4 +582,124 @@ describe(`text protocol: ${process.env[subjectEnvironmentVariable] ?? 'kai'} aga
     },
     60_000,
   );
+});
+
+/** The counters kai and memcached both keep, compared by value after a known stream. */
+const comparedCounters = [
+  'cmd_get',
+  'cmd_set',
+  'cmd_touch',
+  'get_hits',
+  'get_misses',
+  'get_expired',
+  'delete_misses',
+  'delete_hits',
+  'incr_misses',
+  'incr_hits',
+  'decr_misses',
+  'decr_hits',
+  'cas_misses',
+  'cas_hits',
+  'cas_badval',
+  'touch_hits',
+  'touch_misses',
+  'store_too_large',
+  'total_items',
+] as const;
+
+/** Each `STAT` block of a transcript (up to its END), as the values of `names`. */
+function statBlocks(bytes: Buffer, names: readonly string[]): Record<string, string>[] {
+  const blocks: Record<string, string>[] = [];
+  let current: Record<string, string> | undefined;
+  for (const line of bytes.toString('latin1').split('\r\n')) {
+    const match = /^STAT (\S+) (.*)$/.exec(line);
+    if (match) {
+      current ??= {};
+      if (names.includes(match[1])) current[match[1]] = match[2];
+    } else if (current) {
+      blocks.push(current);
+      current = undefined;
+    }
+  }
+  return blocks;
+}
+
+const bytesOf = (length: number): string => 'v'.repeat(length);
+
+/**
+ * Every counter-moving command once, then a `stats`; then keys that expired before any access
+ * (each touched once, in the step that stores it, as memcached forgets an expired item on its
+ * first access while kai keeps it until the purge), then a second `stats`.
+ */
+const counterStream = (ns: Namespace): StreamStep[] => {
+  const k = (name: string): string => ns.key(name);
+  return [
+    'stats reset\r\n',
+    set(k('a'), '1') + set(k('b'), 'bb') + set(k('c'), 'cc'),
+    `get ${k('a')} ${k('b')} ${k('missing')}\r\ngets ${k('a')}\r\n`,
+    `add ${k('a')} 0 0 1\r\nx\r\nreplace ${k('missing')} 0 0 1\r\nx\r\n`,
+    `append ${k('b')} 0 0 1\r\nc\r\nprepend ${k('b')} 0 0 1\r\nd\r\nappend ${k('missing')} 0 0 1\r\nx\r\n`,
+    `delete ${k('b')}\r\ndelete ${k('missing')}\r\n`,
+    `incr ${k('a')} 5\r\nincr ${k('a')} 500\r\ndecr ${k('a')} 1\r\nincr ${k('missing')} 1\r\ndecr ${k('missing')} 1\r\n`,
+    `touch ${k('a')} 100\r\ntouch ${k('missing')} 100\r\n`,
+    `gat 100 ${k('a')} ${k('missing')}\r\ngats 100 ${k('a')}\r\n`,
+    `gets ${k('a')}\r\n`,
+    (replies) => `cas ${k('a')} 0 0 1 ${lastCasUnique(replies)}\r\n7\r\n`,
+    `cas ${k('a')} 0 0 1 1\r\n8\r\ncas ${k('missing')} 0 0 1 1\r\n9\r\n`,
+    `set ${k('c')} 0 0 ${valueBytesMax + 1}\r\n${bytesOf(valueBytesMax + 1)}\r\n`,
+    `add ${k('a')} 0 0 ${valueBytesMax + 1} noreply\r\n${bytesOf(valueBytesMax + 1)}\r\n`,
+    'stats\r\n',
+    set(k('e1'), 'x', 0, -1) + `get ${k('e1')}\r\n`,
+    set(k('e2'), 'x', 0, -1) + `touch ${k('e2')} 10\r\n`,
+    set(k('e3'), 'x', 0, -1) + `delete ${k('e3')}\r\n`,
+    set(k('e4'), '1', 0, -1) + `incr ${k('e4')} 1\r\n`,
+    set(k('e5'), 'x', 0, -1) + `gat 10 ${k('e5')}\r\n`,
+    set(k('e6'), 'x', 0, -1) + set(k('e6'), 'y'),
+    'stats\r\n',
+  ];
+};
+
+describe(`statistics values: ${process.env[subjectEnvironmentVariable] ?? 'kai'} against memcached`, () => {
+  let reference: RunningServer;
+  let subject: RunningServer;
+
+  // Fresh servers: curr_items and the allocator groups depend on everything stored before.
+  beforeAll(async () => {
+    reference = await startMemcached({ valueBytesMax });
+    subject = await startSubject({ valueBytesMax });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([reference?.stop(), subject?.stop()]);
+  }, 30_000);
+
+  // On a server holding nothing, `stats items`, `stats slabs` and `stats sizes` answer alike.
+  test('allocator groups of an empty server', async () => {
+    const steps = ['stats items\r\nstats slabs\r\nstats sizes\r\n'];
+    const expected = await runStream(reference.port, steps);
+    const actual = await runStream(subject.port, steps);
+    expect(actual.bytes.toString('latin1')).toBe(expected.bytes.toString('latin1'));
+  });
+
+  // A known stream moves every counter both servers keep to the same values.
+  test('counters after a known stream', async () => {
+    const steps = counterStream(new Namespace(`s_${Date.now().toString(36)}_`));
+    const expected = await runStream(reference.port, steps);
+    const actual = await runStream(subject.port, steps);
+    const withoutStatLines = (bytes: Buffer): string[] =>
+      normalizeReplies(bytes)
+        .split('\n')
+        .filter((line) => !line.startsWith('STAT '));
+    expect(withoutStatLines(actual.bytes)).toEqual(withoutStatLines(expected.bytes));
+    const names = [...comparedCounters, 'curr_items'];
+    const [expectedLive, expectedExpired] = statBlocks(expected.bytes, names);
+    const [actualLive, actualExpired] = statBlocks(actual.bytes, names);
+    expect(Object.keys(expectedLive)).toHaveLength(names.length);
+    expect(actualLive).toEqual(expectedLive);
+    // memcached drops an expired item at its first access; kai keeps it until the purge.
+    const { curr_items: expectedItems, ...expectedCounters } = expectedExpired;
+    const { curr_items: actualItems, ...actualCounters } = actualExpired;
+    expect([expectedItems, actualItems].every((items) => items !== undefined)).toBe(true);
+    expect(actualCounters).toEqual(expectedCounters);
+  }, 60_000);
 });

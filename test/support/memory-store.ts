@@ -3,7 +3,7 @@
  * at once, as the SQLite store's do; writes resolve on the next microtask.
  */
 import type { ReplicaStore, StoredRecord } from '../../src/storage';
-import { recordExpiresAtMs } from '../../src/storage/record';
+import { recordPurgeAtMs } from '../../src/storage/record';
 
 export class MemoryStore implements ReplicaStore {
   /** Keyed by the key's hex, since Buffers compare by identity in a Map. */
@@ -28,8 +28,8 @@ export class MemoryStore implements ReplicaStore {
     let purged = 0;
     for (const [hex, record] of this.records) {
       if (purged >= limit) break;
-      const expiresAtMs = recordExpiresAtMs(record.versions);
-      if (expiresAtMs !== 0 && expiresAtMs < nowMs) {
+      const purgeAtMs = recordPurgeAtMs(record.versions);
+      if (purgeAtMs !== 0 && purgeAtMs <= nowMs) {
         this.records.delete(hex);
         purged++;
       }

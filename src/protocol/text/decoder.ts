@@ -5,7 +5,7 @@
  * Framing follows memcached 1.6 byte for byte: a line ends at "\n" (a CR before it is dropped), a
  * storage command's data block is exactly the announced length plus CRLF, a bad block is judged on
  * its last two bytes only and parsing resumes right after it, and an announced block over the
- * value limit is answered at once and then swallowed unread.
+ * value limit is swallowed unread and answered only once the whole of it has arrived.
  */
 import { KaiError, type ErrorCode } from '../../errors';
 import type { Command } from '../command';
@@ -44,7 +44,8 @@ const multigetPrefixes = [Buffer.from('get '), Buffer.from('gets ')];
 type State =
   | { readonly kind: 'line' }
   | { readonly kind: 'data'; readonly header: StoreHeader }
-  | { kind: 'swallow'; remainingBytes: number }
+  /** Discarding a refused block; `then` is the refusal's reply, due once the block is gone. */
+  | { kind: 'swallow'; remainingBytes: number; readonly then: TextEvent | undefined }
   | { readonly kind: 'closed' };
 
 const lineState: State = { kind: 'line' };
@@ -53,8 +54,6 @@ const closedState: State = { kind: 'closed' };
 export class TextDecoder {
   private readonly buffer = new ChunkList();
   private state: State = lineState;
-  /** Events decided together (a delete before its error) wait here for the following next() calls. */
-  private readonly queued: TextEvent[] = [];
   private readonly multigetLineBytesMax: number;
 
   constructor(private readonly limits: TextDecoderLimits) {
@@ -74,15 +73,16 @@ export class TextDecoder {
 
   /** The next decoded event, or undefined when more bytes are needed (or the stream is over). */
   next(): TextEvent | undefined {
-    const queued = this.queued.shift();
-    if (queued) return queued;
     for (;;) {
       switch (this.state.kind) {
         case 'closed':
           return undefined;
-        case 'swallow':
-          if (!this.swallow(this.state)) return undefined;
+        case 'swallow': {
+          const swallowing = this.state;
+          if (!this.swallow(swallowing)) return undefined;
+          if (swallowing.then) return swallowing.then;
           break;
+        }
         case 'data': {
           const header = this.state.header;
           if (this.buffer.byteLength < header.valueBytes + 2) return undefined;
@@ -145,24 +145,22 @@ export class TextDecoder {
   }
 
   /**
-   * An announced value over the limit is refused before any of it is buffered. Like memcached, a
-   * refused `set` also removes the key's old value, so a reader never sees data the client meant
-   * to replace: that is a `delete noreply` ahead of the error.
+   * An announced value over the limit is refused before any of it is buffered. The refusal is a
+   * command at once (memcached counts it, and a refused `set` also removes the key's old value, so
+   * a reader never sees data the client meant to replace); its error reply comes only once the
+   * block has been swallowed, as memcached sends it.
    */
   private startStore(header: StoreHeader): TextEvent | undefined {
     if (header.valueBytes <= this.limits.valueBytesMax) {
       this.state = { kind: 'data', header };
       return undefined;
     }
-    this.state = { kind: 'swallow', remainingBytes: header.valueBytes + 2 };
-    const events: TextEvent[] = [];
-    if (header.mode === 'set') {
-      events.push({ kind: 'command', command: { op: 'delete', key: header.key, casUnique: 0n, noreply: true } });
-    }
-    if (!header.noreply) events.push(errorEvent('KAI_VALUE_TOO_LARGE'));
-    const [first, ...rest] = events;
-    this.queued.push(...rest);
-    return first;
+    this.state = {
+      kind: 'swallow',
+      remainingBytes: header.valueBytes + 2,
+      then: header.noreply ? undefined : errorEvent('KAI_VALUE_TOO_LARGE'),
+    };
+    return { kind: 'command', command: { op: 'refuse_store', key: header.key, removeOld: header.mode === 'set', noreply: true } };
   }
 
   /**

@@ -54,15 +54,11 @@ function request(mode: StorageMode, value = 'new', casUnique = 0n): StoreRequest
   return { mode, value: Buffer.from(value), flags: 42, expiresAtMs: nowMs + 60_000, casUnique };
 }
 
-function expectKaiError(action: () => unknown, code: string): void {
-  let thrown: unknown;
-  try {
-    action();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(KaiError);
-  expect((thrown as KaiError).code).toBe(code);
+/** The decision is the operating error `code`, returned as a value, and writes nothing. */
+function expectRefusal(decision: Decision<unknown>, code: string): void {
+  expect(decision.write).toBeUndefined();
+  expect(decision.error).toBeInstanceOf(KaiError);
+  expect(decision.error?.code).toBe(code);
 }
 
 describe('latestLive and casOfVersions', () => {
@@ -193,12 +189,12 @@ describe('storeMutation', () => {
   });
 
   // A joined value may reach valueBytesMax exactly; one byte more is memcached's out-of-memory error.
-  test('append and prepend past valueBytesMax throw', () => {
+  test('append and prepend past valueBytesMax are refused with an error value', () => {
     const base = version('x'.repeat(valueBytesMax - 4));
     expect(run(storeMutation(request('append', 'abcd')), [base]).write?.value.length).toBe(valueBytesMax);
     expect(run(storeMutation(request('prepend', 'abcd')), [base]).write?.value.length).toBe(valueBytesMax);
-    expectKaiError(() => run(storeMutation(request('append', 'abcde')), [base]), 'KAI_OUT_OF_MEMORY_STORING');
-    expectKaiError(() => run(storeMutation(request('prepend', 'abcde')), [base]), 'KAI_OUT_OF_MEMORY_STORING');
+    expectRefusal(run(storeMutation(request('append', 'abcde')), [base]), 'KAI_OUT_OF_MEMORY_STORING');
+    expectRefusal(run(storeMutation(request('prepend', 'abcde')), [base]), 'KAI_OUT_OF_MEMORY_STORING');
   });
 });
 
@@ -296,7 +292,7 @@ describe('arithMutation', () => {
   const decr = (delta: bigint) => arithMutation({ incr: false, delta });
   const text = (decision: Decision<ArithResult>): string | undefined => decision.write?.value.toString('latin1');
   const valueOf = (decision: Decision<ArithResult>): bigint | undefined =>
-    decision.result.outcome === 'OK' ? decision.result.value : undefined;
+    decision.result?.outcome === 'OK' ? decision.result.value : undefined;
 
   // incr adds and keeps flags and expiry; decr subtracts.
   test('incr and decr', () => {
@@ -333,10 +329,10 @@ describe('arithMutation', () => {
   });
 
   // A value that is not a number is memcached's non-numeric client error.
-  test('non-numeric values throw', () => {
+  test('non-numeric values are refused with an error value', () => {
     for (const value of ['abc', '', '-5', '12abc', '18446744073709551616']) {
-      expectKaiError(() => run(incr(1n), [counter(value)]), 'KAI_NON_NUMERIC_VALUE');
-      expectKaiError(() => run(decr(1n), [counter(value)]), 'KAI_NON_NUMERIC_VALUE');
+      expectRefusal(run(incr(1n), [counter(value)]), 'KAI_NON_NUMERIC_VALUE');
+      expectRefusal(run(decr(1n), [counter(value)]), 'KAI_NON_NUMERIC_VALUE');
     }
   });
 
@@ -381,6 +377,6 @@ describe('arithMutation', () => {
     const matching = arithMutation({ incr: true, delta: 1n, casUnique: casOfVersions(numeric) });
     expect(run(matching, numeric).result).toEqual({ outcome: 'OK', value: 42n, created: false });
     // A missing key is not found (or created) whatever cas unique is named.
-    expect(run(arithMutation({ incr: true, delta: 1n, casUnique: 5n }), []).result.outcome).toBe('NOT_FOUND');
+    expect(run(arithMutation({ incr: true, delta: 1n, casUnique: 5n }), []).result?.outcome).toBe('NOT_FOUND');
   });
 });

@@ -1,4 +1,4 @@
-import { deleteMutation, storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
+import { arithMutation, deleteMutation, storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
 import { LocalReplica } from '../../../src/coordinator/replica';
 import { KaiError } from '../../../src/errors';
 import type { Version } from '../../../src/storage/record';
@@ -76,11 +76,13 @@ test('apply without a write stores nothing', async () => {
   expect(store.records.size).toBe(0);
 });
 
-// A mutation that throws (value too large) writes nothing and passes its error on.
-test('apply propagates mutation errors without writing', async () => {
+// A mutation refused with an error value (append past the size limit) writes nothing and passes it on.
+test("apply passes a mutation's error value on without writing", async () => {
   await replica.apply(key, bucket, storeMutation(setRequest('x'.repeat(valueBytesMax))));
   const before = store.read(key);
-  await expect(replica.apply(key, bucket, storeMutation(setRequest('y', 'append')))).rejects.toBeInstanceOf(KaiError);
+  const applied = await replica.apply(key, bucket, storeMutation(setRequest('y', 'append')));
+  expect(applied.error?.code).toBe('KAI_OUT_OF_MEMORY_STORING');
+  expect(applied.written).toBeUndefined();
   expect(store.read(key)).toBe(before);
 });
 
@@ -99,4 +101,16 @@ test('store merges incoming versions with held ones', async () => {
   await replica.store(key, bucket, [descendant]);
   expect(values(replica.fetchNow(key))).toEqual(['merged']);
   expect(store.read(key)?.bucket).toBe(bucket);
+});
+
+// An operating error a mutation decides on comes back as a value, and nothing is written.
+test('apply returns a refused mutation as an error value and leaves the key as it was', async () => {
+  await replica.apply(key, bucket, storeMutation(setRequest('not a number')));
+  const held = store.read(key);
+  const applied = await replica.apply(key, bucket, arithMutation({ incr: true, delta: 1n }));
+  expect(applied.error).toBeInstanceOf(KaiError);
+  expect(applied.error?.code).toBe('KAI_NON_NUMERIC_VALUE');
+  expect(applied.result).toBeUndefined();
+  expect(applied.written).toBeUndefined();
+  expect(store.read(key)).toBe(held);
 });

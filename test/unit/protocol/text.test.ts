@@ -332,26 +332,30 @@ describe('text decoder: chunking does not change the events', () => {
 });
 
 describe('text decoder: limits', () => {
-  // A value over the limit is refused at once and its block swallowed without buffering; a refused set also deletes.
-  test('value too large is answered and swallowed', () => {
+  // A value over the limit is refused at once without buffering, and answered only once its block is swallowed.
+  test('value too large is swallowed, then answered', () => {
     const decoder = new TextDecoder({ valueBytesMax: 10 });
     decoder.push(Buffer.from('set k 0 0 11\r\n'));
-    expect(plain(drain(decoder))).toEqual([
-      { kind: 'command', command: { op: 'delete', key: 'k', casUnique: '0n', noreply: true } },
-      { kind: 'error', error: 'SERVER_ERROR object too large for cache', close: false },
-    ]);
+    expect(plain(drain(decoder))).toEqual([{ kind: 'command', command: { op: 'refuse_store', key: 'k', removeOld: true, noreply: true } }]);
     decoder.push(Buffer.from('0123456'));
     expect(drain(decoder)).toEqual([]);
     expect(decoder.bufferedBytes()).toBe(0);
     // The swallowed block's CRLF is not checked: memcached discards exactly length + 2 bytes.
     decoder.push(Buffer.from('789aXYget k\r\n'));
-    expect(plain(drain(decoder))).toEqual([{ kind: 'command', command: { op: 'get', keys: ['k'], withCas: false } }]);
+    expect(plain(drain(decoder))).toEqual([
+      { kind: 'error', error: 'SERVER_ERROR object too large for cache', close: false },
+      { kind: 'command', command: { op: 'get', keys: ['k'], withCas: false } },
+    ]);
     expect(outline('set k 0 0 10\r\n0123456789\r\n', { valueBytesMax: 10 })).toEqual(['<store>']);
     expect(outline('add k 0 0 11\r\n01234567890\r\n', { valueBytesMax: 10 })).toEqual([
+      '<refuse_store>',
       'SERVER_ERROR object too large for cache',
     ]);
+    expect(decode(['add k 0 0 11\r\n'], { valueBytesMax: 10 })).toEqual([
+      { kind: 'command', command: { op: 'refuse_store', key: 'k', removeOld: false, noreply: true } },
+    ]);
     expect(outline('set k 0 0 11 noreply\r\n01234567890\r\nversion\r\n', { valueBytesMax: 10 })).toEqual([
-      '<delete>',
+      '<refuse_store>',
       '<version>',
     ]);
   });

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { KaiError } from '../../../src/errors';
 import type { StoredRecord, Version } from '../../../src/storage';
 import { cachedBytesOf } from '../../../src/storage/record-cache';
+import { tombstoneRetentionMs } from '../../../src/storage/record';
 import { databaseFileName, openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite';
 
 const nowMs = 1_700_000_000_000;
@@ -33,8 +34,8 @@ function record(key: string | Buffer, versions: Version[], bucket = 7): StoredRe
 let dataDir: string;
 const openStores: SqliteStore[] = [];
 
-function open(writesPerCommitMax?: number, cacheBytesMax?: number): SqliteStore {
-  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax });
+function open(writesPerCommitMax?: number, cacheBytesMax?: number, retentionMs?: number): SqliteStore {
+  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax, tombstoneRetentionMs: retentionMs });
   openStores.push(store);
   return store;
 }
@@ -171,7 +172,7 @@ describe('SqliteStore', () => {
     // Proves purge honours the purge time, records that never expire, the limit, and pending writes.
     const store = open();
     const expired = (key: string) =>
-      record(key, [version('v', { expiresAtMs: nowMs - 10 }), tombstone({ expiresAtMs: nowMs - 5 })]);
+      record(key, [version('v', { expiresAtMs: nowMs - 10 }), tombstone({ writtenAtMs: nowMs - tombstoneRetentionMs - 5 })]);
     await Promise.all([
       store.write(expired('e1')),
       store.write(expired('e2')),
@@ -193,6 +194,58 @@ describe('SqliteStore', () => {
     expect(store.counts()).toEqual({ items: 4, bytes: 'rewritten'.length + 5 + 'mixed'.length + 2 + 6 + 1 + 7 + 1 });
     expect(await store.purgeExpired(nowMs + 10, 100)).toBe(1);
     expect(store.read(Buffer.from('future'))).toBeUndefined();
+  });
+
+  test('a deleted key is purged once its tombstone has been kept for the retention time', async () => {
+    // Proves tombstone-only records, and records of tombstones and expired values, leave the file.
+    const store = open();
+    const deletedAtMs = nowMs;
+    await Promise.all([
+      store.write(record('deleted', [tombstone({ writtenAtMs: deletedAtMs })])),
+      store.write(
+        record('value-and-delete', [
+          version('v', { expiresAtMs: nowMs + tombstoneRetentionMs + 50 }),
+          tombstone({ writtenAtMs: deletedAtMs }),
+        ]),
+      ),
+    ]);
+    expect(await store.purgeExpired(deletedAtMs + tombstoneRetentionMs - 1, 100)).toBe(0);
+    expect(await store.purgeExpired(deletedAtMs + tombstoneRetentionMs, 100)).toBe(1);
+    expect(store.read(Buffer.from('deleted'))).toBeUndefined();
+    expect(store.read(Buffer.from('value-and-delete'))).toBeDefined();
+    expect(await store.purgeExpired(nowMs + tombstoneRetentionMs + 50, 100)).toBe(1);
+    await store.close();
+    withSideConnection((db) => {
+      expect(db.prepare('SELECT COUNT(*) AS rows FROM items').get()).toEqual({ rows: 0 });
+    });
+  });
+
+  test('the tombstone retention is a store option', async () => {
+    // Proves a store keeps tombstones exactly as long as it was told to.
+    const store = open(undefined, undefined, 1000);
+    await store.write(record('deleted', [tombstone({ writtenAtMs: nowMs })]));
+    expect(await store.purgeExpired(nowMs + 999, 100)).toBe(0);
+    expect(await store.purgeExpired(nowMs + 1000, 100)).toBe(1);
+  });
+
+  test('tombstones a file holds without a purge time are given one when it is opened', async () => {
+    // Proves files written before tombstones were purged lose them too, across several transactions.
+    const deletedKeys = Array.from({ length: 2500 }, (_, index) => `deleted-${index}`);
+    const first = open();
+    await Promise.all([
+      ...deletedKeys.map((key) => first.write(record(key, [tombstone({ writtenAtMs: nowMs })]))),
+      first.write(record('live', [version('v')])),
+    ]);
+    await first.close();
+    withSideConnection((db) => {
+      db.prepare('UPDATE items SET record_expires_at_ms = NULL').run();
+      db.prepare("DELETE FROM meta WHERE name = 'tombstonesScheduled'").run();
+    });
+    const reopened = open();
+    expect(await reopened.purgeExpired(nowMs + tombstoneRetentionMs - 1, 10_000)).toBe(0);
+    expect(await reopened.purgeExpired(nowMs + tombstoneRetentionMs, 10_000)).toBe(deletedKeys.length);
+    expect(reopened.read(Buffer.from('deleted-0'))).toBeUndefined();
+    expect(reopened.read(Buffer.from('live'))).toBeDefined();
   });
 
   test('removeAll removes writes accepted before it and keeps writes accepted after it', async () => {
