@@ -36,8 +36,20 @@ export type Mutation<R> = (versions: readonly Version[], context: MutationContex
 
 /** The cas unique naming every version held, live or not. */
 export function casOfVersions(versions: readonly Version[]): bigint {
-  return contextNumber(merge(versions.map((version) => version.clock)));
+  let cas = casByVersions.get(versions);
+  if (cas === undefined) {
+    cas = contextNumber(merge(versions.map((version) => version.clock)));
+    casByVersions.set(versions, cas);
+  }
+  return cas;
 }
+
+/**
+ * The cas unique hashes every clock entry, and the store hands out the same versions list for a
+ * key until a write replaces it, so it is computed once per list. Versions are immutable, so a
+ * list's cas never changes; entries go when their list is collected.
+ */
+const casByVersions = new WeakMap<readonly Version[], bigint>();
 
 /**
  * The version a read-modify-write starts from when several siblings are live: the one written

@@ -14,6 +14,9 @@ import type { NodeStats } from './stats';
 /** Requests one connection may have decoded but unanswered; past it the socket stops being read. */
 export const requestsInFlightPerConnectionMax = 256;
 
+/** Replies up to this size are copied into one buffer before writing; larger ones are not. */
+export const replyBytesJoinedMax = 16 * 1024;
+
 export interface ConnectionContext {
   readonly dispatcher: Dispatcher;
   readonly stats: NodeStats;
@@ -131,15 +134,23 @@ export abstract class Connection {
     this.replies.answer(reply.chunks, reply.closeAfter);
   }
 
-  /** Writes a reply's chunks as they are (values are not copied), in one send where possible. */
+  /**
+   * Writes a reply. Small replies are joined into one buffer, which costs less than a gathered
+   * write of several pieces; large ones are written piece by piece under cork, so a big value is
+   * never copied.
+   */
   private write(chunks: readonly Buffer[]): void {
     if (this.socket.destroyed) return;
-    this.socket.cork();
-    for (const chunk of chunks) {
-      this.context.stats.bytesWritten += chunk.length;
-      this.socket.write(chunk);
+    let totalBytes = 0;
+    for (const chunk of chunks) totalBytes += chunk.length;
+    this.context.stats.bytesWritten += totalBytes;
+    if (chunks.length === 1 || totalBytes <= replyBytesJoinedMax) {
+      this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, totalBytes));
+    } else {
+      this.socket.cork();
+      for (const chunk of chunks) this.socket.write(chunk);
+      this.socket.uncork();
     }
-    this.socket.uncork();
     if (this.socket.writableNeedDrain) this.waitingForDrain = true;
   }
 
