@@ -82,6 +82,10 @@ export const errorRegistry = {
     textReply: 'CLIENT_ERROR bad command line termination',
     binaryStatus: BinaryStatus.invalidArguments,
   },
+  /** A peer did not answer an internal API request: refused, reset, or too slow. */
+  KAI_PEER_UNREACHABLE: { textReply: 'SERVER_ERROR peer unreachable', binaryStatus: BinaryStatus.temporaryFailure },
+  /** A frame of the internal API was malformed or over its size cap. */
+  KAI_BAD_FRAME: { textReply: 'SERVER_ERROR bad internal frame', binaryStatus: BinaryStatus.internalError },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

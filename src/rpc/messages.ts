@@ -1,0 +1,76 @@
+/**
+ * The internal API between kai nodes: one union of requests and one of replies, carried as
+ * msgpack frames (src/rpc/frames.ts). New capabilities (hinted handoff, Merkle exchange, bucket
+ * transfer) add members here. Values that do not survive msgpack as they are (bigints) travel
+ * as decimal strings.
+ */
+import type { StorageMode } from '../protocol/command';
+
+/** A version as it travels between nodes: the stored Version with plain fields only. */
+export interface WireVersion {
+  readonly clock: readonly (readonly [node: string, counter: number, timestampMs: number])[];
+  readonly value: Buffer;
+  readonly flags: number;
+  readonly expiresAtMs: number;
+  readonly tombstone: boolean;
+  readonly writtenAtMs: number;
+}
+
+/** A write described as data, so a node outside a key's preference list can forward it. */
+export type MutationSpec =
+  | {
+      readonly kind: 'store';
+      readonly mode: StorageMode;
+      readonly value: Buffer;
+      readonly flags: number;
+      readonly expiresAtMs: number;
+      /** Decimal; "0" means unconditional. */
+      readonly casUnique: string;
+    }
+  | { readonly kind: 'delete'; readonly casUnique: string }
+  | { readonly kind: 'touch'; readonly expiresAtMs: number }
+  | {
+      readonly kind: 'arith';
+      readonly incr: boolean;
+      readonly delta: string;
+      readonly casUnique: string;
+      readonly initial?: { readonly value: string; readonly expiresAtMs: number };
+    };
+
+/** What a member says about itself and others in gossip. */
+export interface WireMember {
+  readonly id: string;
+  /** host:port of the member's internal API. */
+  readonly address: string;
+  readonly zone: string;
+  readonly weight: number;
+  readonly status: 'up' | 'down' | 'leaving';
+  /** Raised by the member itself to refute rumours of its failure. */
+  readonly incarnation: number;
+  /** Raised by the member itself every gossip round, so peers see it is alive. */
+  readonly heartbeat: number;
+}
+
+export type RpcRequest =
+  | { readonly type: 'replicaFetch'; readonly key: Buffer }
+  | { readonly type: 'replicaStore'; readonly key: Buffer; readonly bucket: number; readonly versions: readonly WireVersion[] }
+  | { readonly type: 'coordinate'; readonly key: Buffer; readonly mutation: MutationSpec }
+  | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
+  | { readonly type: 'nodeInfo' };
+
+export type RpcReply =
+  | { readonly type: 'versions'; readonly versions: readonly WireVersion[] }
+  | { readonly type: 'stored' }
+  | {
+      readonly type: 'coordinated';
+      /** The mutation's result as the coordinating node's dispatcher needs it, msgpack-safe. */
+      readonly result: unknown;
+      readonly versions: readonly WireVersion[];
+      readonly written: WireVersion | null;
+    }
+  | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
+  | { readonly type: 'nodeInfo'; readonly id: string; readonly members: readonly WireMember[] }
+  /** The request failed on the peer; `code` is a code of src/errors.ts. */
+  | { readonly type: 'error'; readonly code: string; readonly detail: string };
+
+export type RpcRequestType = RpcRequest['type'];
