@@ -1,0 +1,215 @@
+/**
+ * The pooled connection from this node to one peer's internal API. Many requests share it, each
+ * with its own id; replies are matched to requests by id, in whatever order they come.
+ *
+ * States: idle (no socket) → connecting → connected; any failure (refused, reset, timed-out
+ * connect, a malformed frame) rejects every pending request and enters backoff, during which
+ * requests fail at once instead of waiting for a peer that is likely down. When the backoff
+ * ends the connection is idle again, and the next request dials. A reply received resets the
+ * failure count; a connect alone does not, so a peer that accepts and at once hangs up still
+ * backs off further each time.
+ */
+import net from 'node:net';
+import type { Env, TimerHandle } from '../env';
+import { KaiError, errorRegistry, type ErrorCode } from '../errors';
+import { reconnectDelayMs, type BackoffLimits } from './backoff';
+import { FrameDecoder, encodeFrame } from './frames';
+import type { RpcReply, RpcRequest } from './messages';
+
+export interface PeerConnectionLimits extends BackoffLimits {
+  readonly frameBytesMax: number;
+  /** Requests sent and not yet answered or timed out; past it a request is refused at once. */
+  readonly requestsInFlightPerPeerMax: number;
+  /** Bytes written and not yet taken by the kernel; past it the peer is not reading. */
+  readonly unsentBytesPerPeerMax: number;
+  /** How long a connect may take before it counts as a failure. */
+  readonly connectTimeoutMs: number;
+}
+
+interface PendingRequest {
+  readonly resolve: (reply: RpcReply) => void;
+  readonly reject: (error: KaiError) => void;
+  readonly timer: TimerHandle;
+}
+
+type State =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'connecting'; readonly socket: net.Socket; readonly connectTimer: TimerHandle }
+  | { readonly kind: 'connected'; readonly socket: net.Socket }
+  | { readonly kind: 'backoff'; readonly timer: TimerHandle; readonly reason: string }
+  | { readonly kind: 'closed' };
+
+const idleState: State = { kind: 'idle' };
+
+/** host:port, with an IPv6 host in brackets; undefined when `address` is not one. */
+export function parseAddress(address: string): { readonly host: string; readonly port: number } | undefined {
+  const colon = address.lastIndexOf(':');
+  if (colon <= 0) return undefined;
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const portText = address.slice(colon + 1);
+  const port = Number(portText);
+  if (!/^[0-9]{1,5}$/.test(portText) || port < 1 || port > 65_535 || host === '') return undefined;
+  return { host, port };
+}
+
+/** The KaiError an `error` reply stands for; a code this node does not know is KAI_INTERNAL. */
+export function errorFromReply(code: string, detail: string): KaiError {
+  if (Object.hasOwn(errorRegistry, code)) return new KaiError(code as ErrorCode, detail || undefined);
+  return new KaiError('KAI_INTERNAL', `peer answered unknown error code ${code}: ${detail}`);
+}
+
+export class PeerConnection {
+  private state: State = idleState;
+  private readonly pending = new Map<number, PendingRequest>();
+  /** Ids are never reused on a connection object, so a late reply cannot answer a newer request. */
+  private nextId = 1;
+  private consecutiveFailures = 0;
+
+  constructor(
+    readonly address: string,
+    private readonly env: Env,
+    private readonly limits: PeerConnectionLimits,
+  ) {}
+
+  /** Neither connected nor owed a reply: the pool may drop it. */
+  get evictable(): boolean {
+    return this.pending.size === 0 && this.state.kind !== 'connected' && this.state.kind !== 'connecting';
+  }
+
+  request(request: RpcRequest, timeoutMs: number): Promise<RpcReply> {
+    const refusal = this.refusal();
+    if (refusal) return Promise.reject(refusal);
+    const id = this.nextId++;
+    const frame = encodeFrame({ id, kind: 'request', body: request }, this.limits.frameBytesMax);
+    if (frame instanceof KaiError) return Promise.reject(frame);
+    const socket = this.socketForWrite();
+    if (socket instanceof KaiError) return Promise.reject(socket);
+    return new Promise<RpcReply>((resolve, reject) => {
+      const timer = this.env.after(timeoutMs, () => {
+        if (this.pending.delete(id)) reject(this.unreachable(`no reply within ${timeoutMs} ms`));
+      });
+      this.pending.set(id, { resolve, reject, timer });
+      socket.write(frame);
+    });
+  }
+
+  /** Ends the connection for good; pending requests reject. */
+  close(): void {
+    this.leaveState();
+    this.state = { kind: 'closed' };
+    this.rejectPending('transport closed');
+  }
+
+  /** Why a request must be refused before it is sent, or undefined when it may go. */
+  private refusal(): KaiError | undefined {
+    switch (this.state.kind) {
+      case 'closed':
+        return this.unreachable('transport closed');
+      case 'backoff':
+        return this.unreachable(`backing off after ${this.consecutiveFailures} failures (${this.state.reason})`);
+      default:
+        break;
+    }
+    if (this.pending.size >= this.limits.requestsInFlightPerPeerMax) {
+      return this.unreachable(`${this.pending.size} requests already in flight (requestsInFlightPerPeerMax)`);
+    }
+    return undefined;
+  }
+
+  /** The socket to write a request to, dialling when idle, or why none can be had. */
+  private socketForWrite(): net.Socket | KaiError {
+    if (this.state.kind === 'idle') {
+      const dialled = this.connect();
+      if (dialled instanceof KaiError) return dialled;
+    }
+    const state = this.state;
+    if (state.kind !== 'connecting' && state.kind !== 'connected') return this.unreachable('not connected');
+    if (state.socket.writableLength >= this.limits.unsentBytesPerPeerMax) {
+      return this.unreachable(`${state.socket.writableLength} bytes unsent: peer not reading (unsentBytesPerPeerMax)`);
+    }
+    return state.socket;
+  }
+
+  private connect(): KaiError | undefined {
+    const target = parseAddress(this.address);
+    if (!target) return this.unreachable('not a host:port address');
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const decoder = new FrameDecoder({ frameBytesMax: this.limits.frameBytesMax });
+    const connectTimer = this.env.after(this.limits.connectTimeoutMs, () =>
+      this.fail(socket, `connect timed out after ${this.limits.connectTimeoutMs} ms`),
+    );
+    this.state = { kind: 'connecting', socket, connectTimer };
+    socket.on('connect', () => {
+      if (this.state.kind !== 'connecting' || this.state.socket !== socket) return;
+      connectTimer.cancel();
+      this.state = { kind: 'connected', socket };
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(socket, decoder, chunk));
+    socket.on('error', (error: Error) => this.fail(socket, error.message));
+    socket.on('close', () => this.fail(socket, 'connection closed by peer'));
+    return undefined;
+  }
+
+  private onData(socket: net.Socket, decoder: FrameDecoder, chunk: Buffer): void {
+    if (this.currentSocket() !== socket) return;
+    decoder.push(chunk);
+    for (;;) {
+      const event = decoder.next();
+      if (event.kind === 'needMore') return;
+      if (event.kind === 'error') return this.fail(socket, `bad frame from peer: ${event.error.detail ?? ''}`);
+      if (event.envelope.kind !== 'reply') return this.fail(socket, 'bad frame from peer: a request on a client connection');
+      this.consecutiveFailures = 0;
+      this.settle(event.envelope.id, event.envelope.body);
+    }
+  }
+
+  private settle(id: number, reply: RpcReply): void {
+    const pending = this.pending.get(id);
+    // A reply to a request that already timed out: nobody is waiting for it any more.
+    if (!pending) return;
+    this.pending.delete(id);
+    pending.timer.cancel();
+    if (reply.type === 'error') pending.reject(errorFromReply(reply.code, reply.detail));
+    else pending.resolve(reply);
+  }
+
+  /** The socket failed: every request on it fails, and the next dial waits out a backoff. */
+  private fail(socket: net.Socket, reason: string): void {
+    if (this.currentSocket() !== socket) return;
+    this.leaveState();
+    this.consecutiveFailures++;
+    const delayMs = reconnectDelayMs(this.consecutiveFailures, this.env.random(), this.limits);
+    const timer = this.env.after(delayMs, () => {
+      if (this.state.kind === 'backoff' && this.state.timer === timer) this.state = idleState;
+    });
+    this.state = { kind: 'backoff', timer, reason };
+    this.rejectPending(reason);
+  }
+
+  private currentSocket(): net.Socket | undefined {
+    return this.state.kind === 'connecting' || this.state.kind === 'connected' ? this.state.socket : undefined;
+  }
+
+  /** Releases the current state's socket and timers. */
+  private leaveState(): void {
+    const state = this.state;
+    if (state.kind === 'connecting') state.connectTimer.cancel();
+    if (state.kind === 'connecting' || state.kind === 'connected') state.socket.destroy();
+    if (state.kind === 'backoff') state.timer.cancel();
+    this.state = idleState;
+  }
+
+  private rejectPending(reason: string): void {
+    const error = this.unreachable(reason);
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const request of pending) {
+      request.timer.cancel();
+      request.reject(error);
+    }
+  }
+
+  private unreachable(reason: string): KaiError {
+    return new KaiError('KAI_PEER_UNREACHABLE', `${this.address}: ${reason}`);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The real Transport: msgpack frames (frames.ts) over TCP. A node serves its internal API on
+ * --hostname/--port and keeps one pooled connection per peer address for its own requests
+ * (peer-connection.ts); connections peers open to it are served by served-connection.ts.
+ *
+ * Overload is refused, not queued: a request past `requestsInFlightPerPeerMax`, to a peer whose
+ * connection is backing off, or to a peer that is not reading, rejects at once with
+ * KAI_PEER_UNREACHABLE naming the reason. The coordinator already treats an unreachable replica
+ * as a failed one and moves on to the next of the preference list; a queue would only turn the
+ * same failure into a later one, after a timeout.
+ */
+import net from 'node:net';
+import type { Env } from '../env';
+import { KaiError, assert } from '../errors';
+import type { Logger } from '../log';
+import { defaultBackoffLimits } from './backoff';
+import type { RpcReply, RpcRequest } from './messages';
+import { PeerConnection, type PeerConnectionLimits } from './peer-connection';
+import { ServedConnection, type ServedConnectionLimits } from './served-connection';
+import type { RequestHandler, Transport } from './transport';
+
+export interface TcpTransportLimits extends PeerConnectionLimits, ServedConnectionLimits {
+  /** Connections peers may have open to this node at once; more are closed as they arrive. */
+  readonly peerConnectionsMax: number;
+  /** Peer addresses pooled at once; past it, entries neither connected nor owed a reply are dropped. */
+  readonly peersMax: number;
+}
+
+export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'> = {
+  ...defaultBackoffLimits,
+  requestsInFlightPerPeerMax: 1024,
+  requestsInFlightPerConnectionMax: 1024,
+  unsentBytesPerPeerMax: 16 * 1024 * 1024,
+  connectTimeoutMs: 1_000,
+  peerConnectionsMax: 256,
+  peersMax: 1024,
+};
+
+/** The longest request timeout a Node timer can wait. */
+export const requestTimeoutMsMax = 2 ** 31 - 1;
+
+export interface TcpTransportOptions extends Partial<TcpTransportLimits> {
+  /** Interface to listen on (--hostname). */
+  readonly host: string;
+  /** Port to listen on (--port); 0 picks a free one, readable from `port` once serving. */
+  readonly port: number;
+  readonly env: Env;
+  /** Required: the cap depends on the node's value limit (frameBytesMaxFor). */
+  readonly frameBytesMax: number;
+  readonly log?: Logger;
+}
+
+/** The options' limits over the defaults; a limit given as undefined keeps its default. */
+function limitsFrom(options: TcpTransportOptions): TcpTransportLimits {
+  const limits: { -readonly [Name in keyof TcpTransportLimits]: number } = {
+    ...defaultTcpTransportLimits,
+    frameBytesMax: options.frameBytesMax,
+  };
+  for (const name of Object.keys(limits) as (keyof TcpTransportLimits)[]) {
+    const given = options[name];
+    if (given !== undefined) limits[name] = given;
+    assert(Number.isFinite(limits[name]) && limits[name] > 0, `limit ${name} is a positive number`);
+  }
+  return limits;
+}
+
+export class TcpTransport implements Transport {
+  readonly limits: TcpTransportLimits;
+  private readonly peers = new Map<string, PeerConnection>();
+  private readonly served = new Set<ServedConnection>();
+  private server: net.Server | undefined;
+  private boundPort: number | undefined;
+  private closed = false;
+
+  constructor(private readonly options: TcpTransportOptions) {
+    this.limits = limitsFrom(options);
+  }
+
+  /** The port the internal API listens on; only once `serve` has resolved. */
+  get port(): number {
+    assert(this.boundPort !== undefined, 'port is known once serving');
+    return this.boundPort;
+  }
+
+  /** host:port peers reach this node at; only once `serve` has resolved. */
+  get address(): string {
+    return `${this.options.host}:${this.port}`;
+  }
+
+  request(address: string, request: RpcRequest, timeoutMs: number): Promise<RpcReply> {
+    // Node fires a timer longer than 2^31-1 ms at once, which would turn a long wait into none.
+    assert(timeoutMs > 0 && timeoutMs <= requestTimeoutMsMax, 'a request timeout is within (0, 2^31-1] ms');
+    if (this.closed) return Promise.reject(new KaiError('KAI_PEER_UNREACHABLE', `${address}: transport closed`));
+    const peer = this.peerFor(address);
+    if (peer instanceof KaiError) return Promise.reject(peer);
+    return peer.request(request, timeoutMs);
+  }
+
+  async serve(handler: RequestHandler): Promise<void> {
+    assert(!this.closed, 'serve before close');
+    assert(this.server === undefined, 'serve once');
+    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, handler));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.options.log?.error({ err: error }, 'internal API listener failed'));
+    const bound = server.address();
+    assert(bound !== null && typeof bound === 'object', 'a TCP listener has an address');
+    this.boundPort = bound.port;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    const server = this.server;
+    for (const connection of [...this.served]) connection.close();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Connections peers have open to this node now. */
+  get servedConnections(): number {
+    return this.served.size;
+  }
+
+  private accept(socket: net.Socket, handler: RequestHandler): void {
+    if (this.closed || this.served.size >= this.limits.peerConnectionsMax) {
+      this.options.log?.warn(
+        { peer: socket.remoteAddress, limit: this.limits.peerConnectionsMax },
+        'internal API connection refused: peerConnectionsMax',
+      );
+      socket.destroy();
+      return;
+    }
+    const onClosed = (ended: ServedConnection): void => {
+      this.served.delete(ended);
+    };
+    this.served.add(new ServedConnection(socket, handler, this.limits, onClosed, this.options.log));
+  }
+
+  private peerFor(address: string): PeerConnection | KaiError {
+    const existing = this.peers.get(address);
+    if (existing) return existing;
+    if (this.peers.size >= this.limits.peersMax) this.evictIdlePeers();
+    if (this.peers.size >= this.limits.peersMax) {
+      return new KaiError('KAI_PEER_UNREACHABLE', `${address}: ${this.peers.size} peers already pooled (peersMax)`);
+    }
+    const peer = new PeerConnection(address, this.options.env, this.limits);
+    this.peers.set(address, peer);
+    return peer;
+  }
+
+  private evictIdlePeers(): void {
+    for (const [address, peer] of this.peers) {
+      if (!peer.evictable) continue;
+      peer.close();
+      this.peers.delete(address);
+    }
+  }
+}
