@@ -45,9 +45,9 @@ export type FrameEvent =
  * One msgpack configuration for both directions. Records and structured cloning are off, so a
  * frame is plain msgpack any implementation can read. Binary fields decode as Node Buffers
  * copied out of the frame, so that a small key kept by the store does not pin the whole frame
- * it arrived in.
+ * it arrived in. The simulated network (test/sim) encodes with it too, so both carry the same bytes.
  */
-const packr = new Packr({
+export const wirePackr = new Packr({
   useRecords: false,
   structuredClone: false,
   moreTypes: false,
@@ -78,7 +78,7 @@ export function encodeFrame(envelope: Envelope, frameBytesMax: number): Buffer |
   if (problem) return new KaiError('KAI_BAD_FRAME', `not sent: ${problem}`);
   let body: Buffer;
   try {
-    body = packr.pack(envelope);
+    body = wirePackr.pack(envelope);
   } catch (error) {
     return new KaiError('KAI_BAD_FRAME', `not sent: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -133,7 +133,7 @@ export class FrameDecoder {
   private decodeBody(body: Buffer): FrameEvent {
     let value: unknown;
     try {
-      value = packr.unpack(body);
+      value = wirePackr.unpack(body);
     } catch (error) {
       // Truncated msgpack, trailing bytes, nesting too deep for the stack: all the peer's fault.
       return this.fail(`body is not msgpack: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,6 +1,7 @@
 /**
  * An Env whose clock only moves when the test says so: `advance` moves time forward and runs the
  * timers that fall due, in due order. Random numbers come from a fixed-seed generator.
+ * For one node's synchronous paths; clusters, whose nodes await each other, run on test/sim.
  */
 import type { Env, TimerHandle } from '../../src/env';
 
