@@ -1,7 +1,7 @@
 /**
  * The consistent-hash ring: pure. Nodes own virtual-node positions derived from MD5; the key space
- * is cut into a fixed number of buckets, and all keys of a bucket live on the same nodes: the first
- * distinct physical nodes clockwise from the bucket's position.
+ * is cut into a fixed number of buckets, and all keys of a bucket live on the same nodes: distinct
+ * physical nodes clockwise from the bucket's position, spread over as many zones as there are.
  */
 import { assert } from '../errors';
 import { md5Position, utf8Bytes } from './md5';
@@ -10,6 +10,8 @@ export interface RingMember {
   readonly id: string;
   /** Scales the member's virtual nodes, for machines of different sizes; 1 is the norm. */
   readonly weight: number;
+  /** A failure domain (rack, availability zone). Members without one share the zone `defaultZone`. */
+  readonly zone?: string;
 }
 
 export interface RingConfig {
@@ -17,11 +19,25 @@ export interface RingConfig {
   readonly vnodesPerNode: number;
 }
 
+export interface VirtualNode {
+  readonly position: number;
+  readonly memberId: string;
+}
+
 export interface Ring {
   readonly config: RingConfig;
+  /** Sorted by id. */
   readonly members: readonly RingMember[];
-  /** For each bucket, distinct member ids clockwise from it: primaries first, then fallbacks. */
+  /**
+   * For each bucket, distinct member ids in preference order: one member of each zone in the order
+   * the clockwise walk meets them, then every other member clockwise. Primaries first, then
+   * fallbacks; at most `successorsPerBucketMax`.
+   */
   readonly successors: readonly (readonly string[])[];
+  /** Every virtual node, sorted by position: what `preferenceListUp` walks when members are down. */
+  readonly vnodes: readonly VirtualNode[];
+  /** Each member's zone, `defaultZone` when it declared none. */
+  readonly zoneOf: ReadonlyMap<string, string>;
 }
 
 const positionSpace = 2 ** 32;
@@ -30,11 +46,8 @@ const positionSpace = 2 ** 32;
 export const successorsPerBucketMax = 16;
 export const bucketsMax = 1 << 20;
 export const vnodesPerNodeMax = 4096;
-
-interface VirtualNode {
-  readonly position: number;
-  readonly memberId: string;
-}
+/** The zone of a member that declared none: all such members share one failure domain. */
+export const defaultZone = '';
 
 function virtualNodes(members: readonly RingMember[], vnodesPerNode: number): VirtualNode[] {
   const vnodes: VirtualNode[] = [];
@@ -59,20 +72,54 @@ function firstAtOrAfter(vnodes: readonly VirtualNode[], position: number): numbe
   return low === vnodes.length ? 0 : low;
 }
 
-function distinctSuccessors(vnodes: readonly VirtualNode[], start: number, wanted: number): string[] {
-  const found: string[] = [];
-  for (let step = 0; step < vnodes.length && found.length < wanted; step++) {
+interface WalkLimits {
+  /** How many members the caller wants. */
+  readonly wanted: number;
+  /** How many distinct zones the eligible members span. */
+  readonly zones: number;
+}
+
+/**
+ * Walks clockwise from `start` over eligible members and returns the first `wanted` of the zone
+ * spreading order: the first member met of each zone, in the order met, then the others in the
+ * order met. This is the order Cassandra's NetworkTopologyStrategy gives racks; it depends only on
+ * the clockwise order, so a member joining or leaving changes a list only where it enters or
+ * leaves it. The walk stops once the answer can no longer change.
+ */
+function zoneSpreadWalk(
+  ring: Pick<Ring, 'vnodes' | 'zoneOf'>,
+  start: number,
+  limits: WalkLimits,
+  isEligible: (memberId: string) => boolean,
+): string[] {
+  const leaders: string[] = [];
+  const others: string[] = [];
+  const seen = new Set<string>();
+  const zonesSeen = new Set<string>();
+  const leadersWanted = Math.min(limits.wanted, limits.zones);
+  const { vnodes } = ring;
+  for (let step = 0; step < vnodes.length; step++) {
+    if (leaders.length >= leadersWanted && leaders.length + others.length >= limits.wanted) break;
     const memberId = vnodes[(start + step) % vnodes.length].memberId;
-    if (!found.includes(memberId)) found.push(memberId);
+    if (seen.has(memberId) || !isEligible(memberId)) continue;
+    seen.add(memberId);
+    const zone = ring.zoneOf.get(memberId) ?? defaultZone;
+    if (zonesSeen.has(zone)) {
+      others.push(memberId);
+    } else {
+      zonesSeen.add(zone);
+      leaders.push(memberId);
+    }
   }
-  return found;
+  const taken = leaders.slice(0, leadersWanted);
+  return taken.concat(others.slice(0, limits.wanted - taken.length));
 }
 
 export function bucketPosition(bucket: number, buckets: number): number {
   return Math.floor((bucket * positionSpace) / buckets);
 }
 
-export function buildRing(members: readonly RingMember[], config: RingConfig): Ring {
+function assertValidRing(members: readonly RingMember[], config: RingConfig): void {
   assert(members.length > 0, 'a ring needs at least one member');
   assert(Number.isInteger(config.buckets) && config.buckets > 0 && config.buckets <= bucketsMax, 'bucket count');
   assert(
@@ -82,15 +129,24 @@ export function buildRing(members: readonly RingMember[], config: RingConfig): R
   // A weight that is not a positive number would give its member no virtual node at all (NaN).
   assert(members.every((m) => Number.isFinite(m.weight) && m.weight > 0), 'member weights are positive');
   assert(new Set(members.map((m) => m.id)).size === members.length, 'member ids are distinct');
+  assert(members.every((m) => m.zone === undefined || typeof m.zone === 'string'), 'member zones are strings');
+}
+
+export function buildRing(members: readonly RingMember[], config: RingConfig): Ring {
+  assertValidRing(members, config);
   const sortedMembers = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const zoneOf = new Map(sortedMembers.map((m) => [m.id, m.zone ?? defaultZone]));
   const vnodes = virtualNodes(sortedMembers, config.vnodesPerNode);
-  const wanted = Math.min(sortedMembers.length, successorsPerBucketMax);
+  const limits = {
+    wanted: Math.min(sortedMembers.length, successorsPerBucketMax),
+    zones: new Set(zoneOf.values()).size,
+  };
   const successors: string[][] = [];
   for (let bucket = 0; bucket < config.buckets; bucket++) {
     const start = firstAtOrAfter(vnodes, bucketPosition(bucket, config.buckets));
-    successors.push(distinctSuccessors(vnodes, start, wanted));
+    successors.push(zoneSpreadWalk({ vnodes, zoneOf }, start, limits, () => true));
   }
-  return { config, members: sortedMembers, successors };
+  return { config, members: sortedMembers, successors, vnodes, zoneOf };
 }
 
 /** The bucket a key belongs to: its MD5 position scaled onto the bucket count. */
@@ -98,9 +154,33 @@ export function bucketOfKey(key: Uint8Array, buckets: number): number {
   return Math.floor((md5Position(key) * buckets) / positionSpace);
 }
 
-/** The first `n` distinct members clockwise from the bucket: the key's replicas. */
+/** The first `n` members of the bucket's preference order: the key's replicas. */
 export function preferenceList(ring: Ring, bucket: number, n: number): readonly string[] {
   return ring.successors[bucket].slice(0, n);
+}
+
+/**
+ * The first `n` members that are up, in the order the bucket's preference list would have if the
+ * down members were not in the ring: every primary that is up keeps its place, and fallbacks
+ * take the place of the others, still spread over zones. As `riak_core_apl`, pure: the caller says
+ * who is up. Fewer than `n` when fewer are up.
+ */
+export function preferenceListUp(
+  ring: Ring,
+  bucket: number,
+  n: number,
+  isUp: (memberId: string) => boolean,
+): readonly string[] {
+  assert(Number.isInteger(bucket) && bucket >= 0 && bucket < ring.config.buckets, 'bucket in range');
+  const cached = ring.successors[bucket];
+  // The common case needs no walk: the primaries are all up.
+  const primaries = cached.slice(0, n);
+  if (primaries.length === Math.min(n, ring.members.length) && primaries.every(isUp)) return primaries;
+  const zonesUp = new Set<string>();
+  for (const member of ring.members) if (isUp(member.id)) zonesUp.add(ring.zoneOf.get(member.id) ?? defaultZone);
+  if (zonesUp.size === 0) return [];
+  const start = firstAtOrAfter(ring.vnodes, bucketPosition(bucket, ring.config.buckets));
+  return zoneSpreadWalk(ring, start, { wanted: n, zones: zonesUp.size }, isUp);
 }
 
 /** The fraction of buckets for which each member is the first replica. */

@@ -1,0 +1,437 @@
+/**
+ * Membership: pure. One node's view of the cluster's members and how it changes: its own
+ * heartbeat, gossip merged in, seeds, and a heartbeat failure detector. Time is an argument and
+ * randomness a number passed in; the gossip shell carries out the exchanges.
+ *
+ * The design is Scuttlebutt's (each member alone raises its own heartbeat and incarnation, and
+ * every node keeps the highest it has heard) with SWIM's refutation: a node that hears it is down,
+ * or sees any view of itself newer than its own, raises its incarnation, and the new incarnation
+ * wins everywhere. Merging member views is a join: commutative, associative and idempotent, so
+ * gossip in any order converges.
+ */
+import { assert } from '../errors';
+import type { RingMember } from '../ring';
+import type { WireMember } from '../rpc/messages';
+
+export type MemberStatus = WireMember['status'];
+
+/** A member as this node knows it: what gossip carries, plus what only this node observed. */
+export interface Member extends WireMember {
+  /** When this node last saw the member's incarnation or heartbeat advance. Never gossiped. */
+  readonly lastHeardMs: number;
+  /**
+   * False for a seed entry made from an address alone (`addSeed`): its zone, weight and
+   * incarnation are placeholders until the member's own entry arrives. Never gossiped.
+   */
+  readonly confirmed: boolean;
+}
+
+export interface MembershipState {
+  readonly selfId: string;
+  /** Every known member, this node included, sorted by id. */
+  readonly members: readonly Member[];
+}
+
+/** What a node says about itself when it starts. */
+export interface SelfDescription {
+  readonly id: string;
+  readonly address: string;
+  readonly zone: string;
+  readonly weight: number;
+}
+
+export type MembershipEvent =
+  /** A member's own entry was seen for the first time. */
+  | { readonly kind: 'joined'; readonly id: string }
+  | { readonly kind: 'up'; readonly id: string }
+  | { readonly kind: 'down'; readonly id: string }
+  | { readonly kind: 'leaving'; readonly id: string }
+  /** Address, zone or weight changed: the ring may have to be rebuilt. */
+  | { readonly kind: 'changed'; readonly id: string }
+  /** This node raised its incarnation to refute a rumour about itself. */
+  | { readonly kind: 'refuted'; readonly incarnation: number }
+  /** A member was not added because the list is full. */
+  | { readonly kind: 'dropped'; readonly id: string };
+
+export interface MembershipUpdate {
+  readonly state: MembershipState;
+  readonly events: readonly MembershipEvent[];
+}
+
+export interface FailureDetectorOptions {
+  /** A member whose heartbeat has not advanced for longer than this is marked down. */
+  readonly downAfterMs: number;
+}
+
+/** Members one node tracks, itself included: bounds the list, the ring and every gossip message. */
+export const membersMax = 256;
+/** Members one gossip message or persisted list may carry. */
+export const wireMembersMax = membersMax;
+export const memberIdLengthMax = 255;
+export const zoneLengthMax = 64;
+/** A heavier member would put more than 16 times the configured vnodes on the ring. */
+export const memberWeightMax = 16;
+/** Five missed rounds at the default one-second gossip interval. */
+export const defaultFailureDetector: FailureDetectorOptions = { downAfterMs: 5000 };
+
+const statuses: readonly MemberStatus[] = ['up', 'down', 'leaving'];
+
+function byId(a: { readonly id: string }, b: { readonly id: string }): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function assertValidSelf(self: SelfDescription): void {
+  assert(checkWireMember({ ...self, status: 'up', incarnation: 0, heartbeat: 0 }) === null, 'valid self description');
+}
+
+export function createMembership(self: SelfDescription, nowMs: number): MembershipState {
+  assertValidSelf(self);
+  const entry: Member = { ...self, status: 'up', incarnation: 0, heartbeat: 0, lastHeardMs: nowMs, confirmed: true };
+  return { selfId: self.id, members: [entry] };
+}
+
+/**
+ * A node restarting from its persisted list: it knows the others again at once, and starts a new
+ * incarnation, so its fresh heartbeat (counted from 0 again) wins over what peers remember.
+ * Every restored member counts as just heard, so the failure detector gives each a full timeout.
+ */
+export function restoreMembership(self: SelfDescription, saved: readonly WireMember[], nowMs: number): MembershipState {
+  assertValidSelf(self);
+  const savedSelf = saved.find((m) => m.id === self.id);
+  const incarnation = savedSelf ? savedSelf.incarnation + 1 : 0;
+  const selfEntry: Member = { ...self, status: 'up', incarnation, heartbeat: 0, lastHeardMs: nowMs, confirmed: true };
+  const others = saved
+    .filter((m) => m.id !== self.id)
+    .slice(0, membersMax - 1)
+    .map((m): Member => ({ ...memberToWire(m), lastHeardMs: nowMs, confirmed: true }));
+  return { selfId: self.id, members: [selfEntry, ...others].sort(byId) };
+}
+
+export function selfMember(state: MembershipState): Member {
+  const self = state.members.find((m) => m.id === state.selfId);
+  assert(self !== undefined, 'membership holds its own entry');
+  return self;
+}
+
+export function findMember(state: MembershipState, id: string): Member | undefined {
+  return state.members.find((m) => m.id === id);
+}
+
+function replaceSelf(state: MembershipState, change: (self: Member) => Member): MembershipState {
+  return { ...state, members: state.members.map((m) => (m.id === state.selfId ? change(m) : m)) };
+}
+
+/** One gossip round's own step: the heartbeat goes up, so peers can see this node is alive. */
+export function tick(state: MembershipState, nowMs: number): MembershipState {
+  return replaceSelf(state, (self) => ({ ...self, heartbeat: self.heartbeat + 1, lastHeardMs: nowMs }));
+}
+
+/** Announces a new address, zone or weight: a new incarnation makes it win over the old entry. */
+export function updateSelf(
+  state: MembershipState,
+  changes: Partial<Omit<SelfDescription, 'id'>>,
+  nowMs: number,
+): MembershipState {
+  const next = replaceSelf(state, (self) => ({
+    ...self,
+    ...changes,
+    incarnation: self.incarnation + 1,
+    lastHeardMs: nowMs,
+  }));
+  assertValidSelf(selfMember(next));
+  return next;
+}
+
+/** Announces that this node leaves the cluster: its buckets move to the others. */
+export function leave(state: MembershipState, nowMs: number): MembershipState {
+  return replaceSelf(state, (self) => ({
+    ...self,
+    status: 'leaving',
+    incarnation: self.incarnation + 1,
+    lastHeardMs: nowMs,
+  }));
+}
+
+/**
+ * `kai check-node`: this node learns another's address. The entry holds placeholders until the
+ * member's own entry arrives by gossip; it is a gossip target, but is neither gossiped on nor in
+ * the ring. The id of a kai node is its internal address, so the address stands in for it.
+ */
+export function addSeed(state: MembershipState, address: string, nowMs: number): MembershipUpdate {
+  assert(checkAddress(address) === null, 'seed address is host:port');
+  if (state.members.some((m) => m.address === address || m.id === address)) return { state, events: [] };
+  if (state.members.length >= membersMax) return { state, events: [{ kind: 'dropped', id: address }] };
+  const seed: Member = {
+    id: address,
+    address,
+    zone: '',
+    weight: 1,
+    status: 'up',
+    incarnation: 0,
+    heartbeat: 0,
+    lastHeardMs: nowMs,
+    confirmed: false,
+  };
+  return { state: { ...state, members: [...state.members, seed].sort(byId) }, events: [] };
+}
+
+function memberToWire(member: WireMember): WireMember {
+  const { id, address, zone, weight, status, incarnation, heartbeat } = member;
+  return { id, address, zone, weight, status, incarnation, heartbeat };
+}
+
+function compareDetails(a: WireMember, b: WireMember): number {
+  if (a.heartbeat !== b.heartbeat) return a.heartbeat - b.heartbeat;
+  if (a.address !== b.address) return a.address < b.address ? -1 : 1;
+  if (a.zone !== b.zone) return a.zone < b.zone ? -1 : 1;
+  return a.weight - b.weight;
+}
+
+function statusRank(status: MemberStatus): number {
+  return status === 'up' ? 0 : 1;
+}
+
+/**
+ * The join of two views of one member. A higher incarnation wins whole. Within an incarnation:
+ * the highest heartbeat is kept; 'leaving' is sticky (only the member's next incarnation clears
+ * it); otherwise the status that goes with the higher heartbeat wins, 'down' over 'up' at equal
+ * heartbeats, since it is the later observation of that same heartbeat. Address, zone and weight
+ * cannot differ within an incarnation unless the member lost its state; they are then chosen by a
+ * fixed order so the join stays commutative.
+ */
+export function joinMember(a: WireMember, b: WireMember): WireMember {
+  assert(a.id === b.id, 'join views of one member');
+  if (a.incarnation !== b.incarnation) return memberToWire(a.incarnation > b.incarnation ? a : b);
+  const details = compareDetails(a, b) >= 0 ? a : b;
+  let status: MemberStatus;
+  if (a.status === 'leaving' || b.status === 'leaving') status = 'leaving';
+  else if (a.heartbeat !== b.heartbeat) status = a.heartbeat > b.heartbeat ? a.status : b.status;
+  else status = statusRank(a.status) >= statusRank(b.status) ? a.status : b.status;
+  return { ...memberToWire(details), heartbeat: Math.max(a.heartbeat, b.heartbeat), status };
+}
+
+function sameView(a: WireMember, b: WireMember): boolean {
+  return (
+    a.address === b.address &&
+    a.zone === b.zone &&
+    a.weight === b.weight &&
+    a.status === b.status &&
+    a.incarnation === b.incarnation &&
+    a.heartbeat === b.heartbeat
+  );
+}
+
+/** The join of two member lists, by id: the algebra that gossip relies on. Sorted by id. */
+export function joinViews(a: readonly WireMember[], b: readonly WireMember[]): WireMember[] {
+  const joined = new Map<string, WireMember>();
+  for (const member of [...a, ...b]) {
+    const known = joined.get(member.id);
+    joined.set(member.id, known ? joinMember(known, member) : memberToWire(member));
+  }
+  return [...joined.values()].sort(byId);
+}
+
+function advanced(before: WireMember, after: WireMember): boolean {
+  if (after.incarnation !== before.incarnation) return after.incarnation > before.incarnation;
+  return after.heartbeat > before.heartbeat;
+}
+
+function statusEvent(id: string, status: MemberStatus): MembershipEvent {
+  return { kind: status, id };
+}
+
+/** Merges one remote view of another member into the local entry, with the events it causes. */
+function mergeOther(local: Member | undefined, remote: WireMember, nowMs: number, events: MembershipEvent[]): Member {
+  if (local === undefined || !local.confirmed) {
+    events.push({ kind: 'joined', id: remote.id });
+    return { ...memberToWire(remote), lastHeardMs: nowMs, confirmed: true };
+  }
+  const joined = joinMember(local, remote);
+  if (sameView(joined, local)) return local;
+  if (joined.status !== local.status) events.push(statusEvent(joined.id, joined.status));
+  if (joined.address !== local.address || joined.zone !== local.zone || joined.weight !== local.weight) {
+    events.push({ kind: 'changed', id: joined.id });
+  }
+  return { ...joined, lastHeardMs: advanced(local, joined) ? nowMs : local.lastHeardMs, confirmed: true };
+}
+
+/**
+ * A view of this node from elsewhere is refuted when it says this node is down or leaving at its
+ * current incarnation or later (SWIM), or when it is in any way newer than the node's own entry,
+ * as after a restart that lost the heartbeat. The new incarnation wins over every such view.
+ */
+function refutes(self: Member, remote: WireMember): boolean {
+  // A node's own status is 'up' or 'leaving'; one that leaves does not argue about being down.
+  const rumourOfFailure = self.status === 'up' && remote.incarnation >= self.incarnation && remote.status !== 'up';
+  return rumourOfFailure || !sameView(joinMember(self, remote), self);
+}
+
+/**
+ * Merges a list received by gossip. Entries about other members join the local ones; an entry
+ * about this node never replaces its own, but may make it raise its incarnation. A confirmed
+ * entry replaces the seed entry that had its address. New members beyond `membersMax` are
+ * dropped (reported as events). The caller validates the list first (`fromWire`).
+ */
+export function mergeGossip(
+  state: MembershipState,
+  remoteMembers: readonly WireMember[],
+  nowMs: number,
+): MembershipUpdate {
+  assert(remoteMembers.length <= wireMembersMax, 'gossip list within its bound');
+  const events: MembershipEvent[] = [];
+  const byMemberId = new Map(state.members.map((m) => [m.id, m]));
+  for (const remote of remoteMembers) {
+    if (remote.id === state.selfId) {
+      mergeAboutSelf(byMemberId, state.selfId, remote, nowMs, events);
+      continue;
+    }
+    const local = byMemberId.get(remote.id);
+    if (local === undefined) dropSeedsAt(byMemberId, remote.address);
+    if (local === undefined && byMemberId.size >= membersMax) {
+      events.push({ kind: 'dropped', id: remote.id });
+      continue;
+    }
+    byMemberId.set(remote.id, mergeOther(local, remote, nowMs, events));
+  }
+  return { state: { selfId: state.selfId, members: [...byMemberId.values()].sort(byId) }, events };
+}
+
+function mergeAboutSelf(
+  byMemberId: Map<string, Member>,
+  selfId: string,
+  remote: WireMember,
+  nowMs: number,
+  events: MembershipEvent[],
+): void {
+  const self = byMemberId.get(selfId);
+  assert(self !== undefined, 'membership holds its own entry');
+  if (!refutes(self, remote)) return;
+  const incarnation = Math.max(self.incarnation, remote.incarnation) + 1;
+  byMemberId.set(selfId, { ...self, incarnation, lastHeardMs: nowMs });
+  events.push({ kind: 'refuted', incarnation });
+}
+
+function dropSeedsAt(byMemberId: Map<string, Member>, address: string): void {
+  for (const [id, member] of byMemberId) if (!member.confirmed && member.address === address) byMemberId.delete(id);
+}
+
+/**
+ * The failure detector: every other member that is up and whose heartbeat has not advanced
+ * within `downAfterMs` is marked down, at its current incarnation and heartbeat, so that the
+ * mark spreads by gossip and any later heartbeat clears it. Up again is decided by `mergeGossip`,
+ * when a higher heartbeat or incarnation arrives. Leaving members are left as they are: their
+ * status is final for the incarnation.
+ */
+export function detectFailures(
+  state: MembershipState,
+  nowMs: number,
+  options: FailureDetectorOptions,
+): MembershipUpdate {
+  assert(Number.isFinite(options.downAfterMs) && options.downAfterMs > 0, 'failure timeout is positive');
+  const events: MembershipEvent[] = [];
+  const members = state.members.map((member): Member => {
+    if (member.id === state.selfId || member.status !== 'up') return member;
+    if (nowMs - member.lastHeardMs <= options.downAfterMs) return member;
+    events.push({ kind: 'down', id: member.id });
+    return { ...member, status: 'down' };
+  });
+  return events.length === 0 ? { state, events } : { state: { ...state, members }, events };
+}
+
+/**
+ * The members that own ring positions: confirmed members that are up or down. As in Dynamo, a
+ * failure is usually transient, so a down member keeps its buckets and requests route around it
+ * through the preference list (`preferenceListUp`); recomputing the ring on every failure would
+ * move data back and forth. Only an announced leave takes a member out. Seeds are out until their
+ * own entry (with their zone and weight) arrives.
+ */
+export function ringMembers(state: MembershipState): RingMember[] {
+  return state.members
+    .filter((m) => m.confirmed && m.status !== 'leaving')
+    .map((m) => ({ id: m.id, weight: m.weight, zone: m.zone }));
+}
+
+/** Whether the member takes requests now: the coordinator skips the others. */
+export function isUp(state: MembershipState, id: string): boolean {
+  const member = findMember(state, id);
+  return member !== undefined && member.status === 'up';
+}
+
+/**
+ * The peer to gossip with this round, from `random` in [0, 1), or null when there is none.
+ * A fresh seed (not yet confirmed, not yet timed out) goes first: an operator's check-node should
+ * take effect in the next round, not whenever chance picks it; a wrong address costs rounds only
+ * until the failure detector marks it down. Otherwise every peer that is not leaving is a
+ * candidate, down ones included: were they skipped, the two sides of a healed partition, each
+ * believing the other down, would never talk again.
+ */
+export function pickGossipTarget(state: MembershipState, random: number): Member | null {
+  assert(random >= 0 && random < 1, 'random number in [0, 1)');
+  const peers = state.members.filter((m) => m.id !== state.selfId && m.status !== 'leaving');
+  const freshSeeds = peers.filter((m) => !m.confirmed && m.status === 'up');
+  const candidates = freshSeeds.length > 0 ? freshSeeds : peers;
+  if (candidates.length === 0) return null;
+  return candidates[Math.floor(random * candidates.length)];
+}
+
+/** The list this node gossips and persists: confirmed members only, so no placeholder spreads. */
+export function toWire(state: MembershipState): WireMember[] {
+  return state.members.filter((m) => m.confirmed).map(memberToWire);
+}
+
+export type WireMembersResult =
+  | { readonly ok: true; readonly members: readonly WireMember[] }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Validates a member list that came from a peer or from disk. Bad input is an operating error
+ * (a peer of another version, a damaged file), returned as a value for the caller to log.
+ */
+export function fromWire(value: unknown): WireMembersResult {
+  if (!Array.isArray(value)) return { ok: false, reason: 'member list is not an array' };
+  if (value.length > wireMembersMax) return { ok: false, reason: `more than ${wireMembersMax} members` };
+  const ids = new Set<string>();
+  const members: WireMember[] = [];
+  for (const [index, item] of value.entries()) {
+    const problem = checkWireMember(item);
+    if (problem !== null) return { ok: false, reason: `member ${index}: ${problem}` };
+    const member = memberToWire(item as WireMember);
+    if (ids.has(member.id)) return { ok: false, reason: `member ${index}: duplicate id` };
+    ids.add(member.id);
+    members.push(member);
+  }
+  return { ok: true, members };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function checkAddress(address: unknown): string | null {
+  if (typeof address !== 'string' || address.length === 0 || address.length > memberIdLengthMax) return 'address';
+  const colon = address.lastIndexOf(':');
+  const portText = address.slice(colon + 1);
+  const port = Number(portText);
+  if (colon <= 0 || !/^\d+$/.test(portText) || port < 1 || port > 65535) return 'address is not host:port';
+  return null;
+}
+
+/** Null when `value` is a valid WireMember, else what is wrong with it. */
+export function checkWireMember(value: unknown): string | null {
+  if (!isRecord(value)) return 'not an object';
+  const { id, address, zone, weight, status, incarnation, heartbeat } = value;
+  if (typeof id !== 'string' || id.length === 0 || id.length > memberIdLengthMax) return 'id';
+  const addressProblem = checkAddress(address);
+  if (addressProblem !== null) return addressProblem;
+  if (typeof zone !== 'string' || zone.length > zoneLengthMax) return 'zone';
+  if (typeof weight !== 'number' || !Number.isFinite(weight)) return 'weight';
+  if (weight <= 0 || weight > memberWeightMax) return 'weight';
+  if (typeof status !== 'string' || !statuses.includes(status as MemberStatus)) return 'status';
+  if (!isCounter(incarnation)) return 'incarnation';
+  if (!isCounter(heartbeat)) return 'heartbeat';
+  return null;
+}
