@@ -1,15 +1,18 @@
 /**
- * The `kai` command line. Exit codes: 0 after a clean stop, 1 when the node fails to start or
- * stop, 2 for a usage or settings error. Errors are one line on stderr, `kai: <message>`.
+ * The `kai` command line. Exit codes: 0 after a clean stop (or a command that succeeded), 1 when
+ * the node fails to start or stop or a command fails (an unreachable node), 2 for a usage or
+ * settings error. Errors are one line on stderr, `kai: <message>`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { ConfigError, oneLineMessage, settingFields, settingNames } from '../config/fields';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, oneLineMessage, settingFields, settingNames, type SettingName } from '../config/fields';
 import { defaultConfigFileName, loadSettings, type SettingsFlags } from '../config/load';
 import { closeLogger, createLogger, type Logger } from '../log';
 import type { RunningNode } from '../server/node';
+import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
+import { checkNode, clusterStatus, CommandError, parseNodeAddress, statusJson, statusTable } from './membership-commands';
 
 export const exitCodes = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -23,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(error.exitCode === 0 ? exitCodes.stopped : exitCodes.usage);
     }
     if (error instanceof ConfigError) exitWithError(error.message, exitCodes.usage);
+    if (error instanceof CommandError) exitWithError(error.message, exitCodes.failed);
     exitWithError(oneLineMessage(error), exitCodes.failed);
   }
 }
@@ -42,11 +46,69 @@ function buildProgram(): Command {
     .helpOption('-h, --help', 'print this help');
   for (const name of settingNames) {
     const field = settingFields[name];
-    start.option(field.flag, `${field.description} (default: ${field.defaultText})`);
+    const option = new Option(field.flag, `${field.description} (default: ${field.defaultText})`);
+    settingOfAttribute.set(option.attributeName(), name);
+    start.addOption(option);
   }
   start.option('--config <file>', `JSON config file (default: ./${defaultConfigFileName} when present)`);
   start.action((options: Record<string, unknown>) => startCommand(options));
+  addMembershipCommands(program);
   return program;
+}
+
+/** Commander's name for each setting's option (`--seed` is `seed`), mapped to the setting. */
+const settingOfAttribute = new Map<string, SettingName>();
+
+function addMembershipCommands(program: Command): void {
+  program
+    .command('check-node')
+    .description("tell the node at <node> (its internal API, host:port) about the node at <other>; they then gossip")
+    .argument('<node>', 'internal API address of a running node')
+    .argument('<other>', 'internal API address of the node it should know')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (node: string, other: string) => {
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'));
+      process.stdout.write(`${line}\n`);
+    });
+  program
+    .command('status')
+    .description('print the members a node knows, up or down, with their share of the ring')
+    .requiredOption('--node <host:port>', 'internal API address of a running node')
+    .option('--json', 'print {"members": [{"id", "address", "status", "zone", "ownership"}, ...]}')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (options: { node: string; json?: boolean }) => {
+      const rows = await clusterStatus(parseNodeAddress(options.node, '--node'));
+      process.stdout.write(`${options.json ? statusJson(rows) : statusTable(rows)}\n`);
+    });
+  program
+    .command('cluster')
+    .description('start a local cluster on 127.0.0.1 in the foreground, linked by gossip; Ctrl-C stops it')
+    .option('--nodes <count>', 'nodes to start', '3')
+    .option('--base-dir <dir>', 'directory of the nodes\' data dirs and logs', './kai-cluster')
+    .option('--port <port>', 'internal API port of the first node, the next nodes count up (default: the last run\'s, or free ports)')
+    .option('--memcache-port <port>', 'memcache port of the first node, the next nodes count up (default: the last run\'s, or free ports)')
+    .helpOption('-h, --help', 'print this help')
+    .allowExcessArguments(false)
+    .action(async (options: { nodes: string; baseDir: string; port?: string; memcachePort?: string }) => {
+      const nodes = parseNodeCount(options.nodes);
+      const exitCode = await runLocalCluster(
+        kaiBinPath(),
+        {
+          nodes,
+          baseDir: options.baseDir,
+          firstPort: options.port === undefined ? undefined : parseFirstPort(options.port, '--port', nodes),
+          firstMemcachePort:
+            options.memcachePort === undefined ? undefined : parseFirstPort(options.memcachePort, '--memcache-port', nodes),
+        },
+        (line) => process.stdout.write(`${line}\n`),
+      );
+      process.exit(exitCode);
+    });
+}
+
+/** bin/kai, from dist/src/cli where this file runs once compiled. */
+function kaiBinPath(): string {
+  return path.resolve(__dirname, '../../../bin/kai');
 }
 
 async function startCommand(options: Record<string, unknown>): Promise<void> {
@@ -63,16 +125,15 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
     await closeLogger(log);
     exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
   }
-  log.info({ memcachePort: node.memcachePort, port: settings.port, dataDir: settings.dataDir }, 'listening');
+  log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, dataDir: settings.dataDir }, 'listening');
   stopOnSignals(node, log);
   reloadOnHangup(node, log);
 }
 
-/** Commander names each option after its flag, which is the setting's own name. */
 function flagsFrom(options: Record<string, unknown>): SettingsFlags {
   const flags: Record<string, unknown> = {};
-  for (const name of settingNames) {
-    if (typeof options[name] === 'string') flags[name] = options[name];
+  for (const [attribute, name] of settingOfAttribute) {
+    if (typeof options[attribute] === 'string') flags[name] = options[attribute];
   }
   return flags as SettingsFlags;
 }

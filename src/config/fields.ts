@@ -3,6 +3,9 @@
  * and how a raw value is checked. The loader, the command line and docs/configuration.md all
  * follow this table, so a setting cannot be added to one and forgotten in another.
  */
+import { downAfterRounds } from '../gossip';
+import { memberWeightMax, zoneLengthMax } from '../membership';
+import { conflictResolutions, siblingsMaxLimit } from '../coordinator/siblings';
 import { defaultSettings, type Settings } from './settings';
 
 export type SettingName = keyof Settings;
@@ -23,10 +26,21 @@ export const settingLimits = {
   itemSizeBytesMin: 1024,
   itemSizeBytesMax: 1024 * 1024 * 1024,
   connectionsMax: 65536,
+  /** Siblings per key: each may be a whole value, and a record and a message carry them all. */
+  siblingsMax: siblingsMaxLimit,
   /** The read cache lives in the node's heap; past this it is a typo, not a plan. */
   cacheBytesMax: 64 * 1024 * 1024 * 1024,
   /** The longest DNS name (RFC 1035). */
   hostnameLengthMax: 253,
+  /** A few seeds are enough to join: gossip finds the rest. */
+  seedsMax: 64,
+  zoneLengthMax,
+  /** Weights below this would give a node almost no share of the ring; above, too much of it. */
+  weightMin: 0.1,
+  weightMax: memberWeightMax,
+  /** Faster gossip than this is network noise; slower makes failure detection take minutes. */
+  gossipIntervalMsMin: 10,
+  gossipIntervalMsMax: 60_000,
 } as const;
 
 /** Thrown for any bad setting; `message` is one line, fit to print after `kai: `. */
@@ -154,11 +168,13 @@ const parseCacheSize = byteSizeIn(
   `must be a size from 0 (no cache) to ${settingLimits.cacheBytesMax} (64g) bytes`,
 );
 
+const hostnamePattern = /^[A-Za-z0-9.\-:]+$/;
+
 function parseHostname(raw: RawSetting): string {
   const rule = `must be a host name or IP address (letters, digits, '.', '-', ':'; at most ${settingLimits.hostnameLengthMax} characters)`;
   const { value } = raw;
   if (typeof value !== 'string' || value.length > settingLimits.hostnameLengthMax) return reject(raw, rule);
-  if (!/^[A-Za-z0-9.\-:]+$/.test(value)) return reject(raw, rule);
+  if (!hostnamePattern.test(value)) return reject(raw, rule);
   return value;
 }
 
@@ -177,6 +193,56 @@ function parseAuthFilePath(raw: RawSetting): string | undefined {
 function parseLogFile(raw: RawSetting): string | undefined {
   if (raw.value === null && !raw.fromFlag) return undefined;
   return parsePath(raw);
+}
+
+/** `host:port` with a port from 1 to 65535: where a node's internal API is reached. */
+export function checkNodeAddress(text: string): boolean {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0 || colon > settingLimits.hostnameLengthMax) return false;
+  const portText = text.slice(colon + 1);
+  const port = Number(portText);
+  return hostnamePattern.test(text.slice(0, colon)) && /^\d{1,5}$/.test(portText) && port >= 1 && port <= settingLimits.portMax;
+}
+
+/** A comma-separated list as a flag, a JSON array of strings in a config file. */
+function parseSeeds(raw: RawSetting): readonly string[] {
+  const rule = `must be a list of at most ${settingLimits.seedsMax} host:port addresses`;
+  const { value } = raw;
+  let items: unknown[];
+  if (raw.fromFlag && typeof value === 'string') items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  else if (Array.isArray(value)) items = value;
+  else return reject(raw, rule);
+  if (items.length > settingLimits.seedsMax) return reject(raw, rule);
+  for (const item of items) {
+    if (typeof item !== 'string' || !checkNodeAddress(item)) {
+      throw new ConfigError(`${raw.origin}: ${rule}, got ${describeValue(item)}`);
+    }
+  }
+  return items as string[];
+}
+
+function parseZone(raw: RawSetting): string {
+  const rule = `must be at most ${settingLimits.zoneLengthMax} letters, digits, '.', '_' or '-'`;
+  const { value } = raw;
+  if (typeof value !== 'string' || value.length > settingLimits.zoneLengthMax) return reject(raw, rule);
+  if (!/^[A-Za-z0-9._-]*$/.test(value)) return reject(raw, rule);
+  return value;
+}
+
+function parseWeight(raw: RawSetting): number {
+  const { weightMin, weightMax } = settingLimits;
+  const rule = `must be a number from ${weightMin} to ${weightMax}`;
+  const { value } = raw;
+  const decimalText = raw.fromFlag && typeof value === 'string' && /^\d{1,2}(\.\d{1,3})?$/.test(value);
+  const weight = typeof value === 'number' ? value : decimalText ? Number(value) : NaN;
+  if (!Number.isFinite(weight) || weight < weightMin || weight > weightMax) return reject(raw, rule);
+  return weight;
+}
+
+function parseConflictResolution(raw: RawSetting): Settings['conflictResolution'] {
+  const resolution = conflictResolutions.find((candidate) => candidate === raw.value);
+  if (resolution === undefined) return reject(raw, `must be one of ${conflictResolutions.join(', ')}`);
+  return resolution;
 }
 
 function parseLogLevel(raw: RawSetting): LogLevel {
@@ -260,6 +326,40 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     defaultText: String(defaultSettings.vnodes),
     parse: integerIn(1, vnodesMax),
   },
+  seeds: {
+    name: 'seeds',
+    fileKey: 'seeds',
+    flag: '--seed <host:port,...>',
+    description: 'internal API addresses of nodes to join through at start, comma-separated',
+    defaultText: 'none',
+    parse: parseSeeds,
+  },
+  zone: {
+    name: 'zone',
+    fileKey: 'zone',
+    flag: '--zone <zone>',
+    description: "this node's failure domain (rack, availability zone); replicas spread over zones",
+    defaultText: "'' (the default zone)",
+    parse: parseZone,
+  },
+  weight: {
+    name: 'weight',
+    fileKey: 'weight',
+    flag: '--weight <number>',
+    description: `this node's share of the ring relative to others (${settingLimits.weightMin} to ${settingLimits.weightMax})`,
+    defaultText: String(defaultSettings.weight),
+    parse: parseWeight,
+  },
+  gossipIntervalMs: {
+    name: 'gossipIntervalMs',
+    fileKey: 'gossip_interval_ms',
+    flag: '--gossip-interval <ms>',
+    description:
+      `how often the node gossips with a random peer, in ms (${settingLimits.gossipIntervalMsMin} to ` +
+      `${settingLimits.gossipIntervalMsMax}); a peer silent for ${downAfterRounds} intervals is down`,
+    defaultText: String(defaultSettings.gossipIntervalMs),
+    parse: integerIn(settingLimits.gossipIntervalMsMin, settingLimits.gossipIntervalMsMax),
+  },
   maxItemSize: {
     name: 'maxItemSize',
     fileKey: 'max_item_size',
@@ -283,6 +383,22 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `client connections accepted at once (1 to ${connectionsMax})`,
     defaultText: String(defaultSettings.maxConnections),
     parse: integerIn(1, connectionsMax),
+  },
+  conflictResolution: {
+    name: 'conflictResolution',
+    fileKey: 'conflict_resolution',
+    flag: '--conflict-resolution <mode>',
+    description: "concurrent writes to a key: 'siblings' keeps them all (get answers each), 'lww' keeps the latest",
+    defaultText: defaultSettings.conflictResolution,
+    parse: parseConflictResolution,
+  },
+  siblingsMax: {
+    name: 'siblingsMax',
+    fileKey: 'siblings_max',
+    flag: '--siblings-max <count>',
+    description: `siblings kept per key; past it the oldest by write time are dropped (1 to ${settingLimits.siblingsMax})`,
+    defaultText: String(defaultSettings.siblingsMax),
+    parse: integerIn(1, settingLimits.siblingsMax),
   },
   authFile: {
     name: 'authFile',

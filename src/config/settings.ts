@@ -13,12 +13,24 @@ export interface Settings {
   readonly w: number;
   readonly buckets: number;
   readonly vnodes: number;
+  /** Internal API addresses (host:port) of nodes to join through at start. */
+  readonly seeds: readonly string[];
+  /** Failure domain (rack, availability zone); replicas spread over zones. '' is the default zone. */
+  readonly zone: string;
+  /** Share of the ring relative to other nodes: scales this node's virtual nodes. */
+  readonly weight: number;
+  /** How often the node gossips its member list with a random peer. */
+  readonly gossipIntervalMs: number;
   /** Largest value accepted, in bytes (memcached's -I). */
   readonly maxItemSize: number;
   /** Bytes of decoded items kept in memory so reads skip SQLite; 0 disables the cache. */
   readonly cacheSize: number;
   /** Client connections accepted at once (memcached's -c). */
   readonly maxConnections: number;
+  /** How concurrent writes to a key are kept: all as siblings, or only the latest (last write wins). */
+  readonly conflictResolution: 'siblings' | 'lww';
+  /** Siblings kept per key at most; past it the oldest by write time are dropped. */
+  readonly siblingsMax: number;
   /**
    * File of `user:password` lines (memcached's -Y format) clients must authenticate against;
    * absent, every client is trusted. Read at start and again on SIGHUP.
@@ -39,9 +51,15 @@ export const defaultSettings: Settings = {
   w: 2,
   buckets: 1024,
   vnodes: 128,
+  seeds: [],
+  zone: '',
+  weight: 1,
+  gossipIntervalMs: 1_000,
   maxItemSize: 1024 * 1024,
   cacheSize: 64 * 1024 * 1024,
   maxConnections: 1024,
+  conflictResolution: 'siblings',
+  siblingsMax: 25,
   authFile: undefined,
   logFile: undefined,
   logLevel: 'info',

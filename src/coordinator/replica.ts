@@ -1,13 +1,16 @@
 /**
  * A replica of a key: where the coordinator reads versions from and writes them to. The local
- * replica works on this node's store; remote replicas (over the internal API) share the interface.
+ * replica works on this node's store; remote replicas (remote-replica.ts) reach a peer's over the
+ * internal API and share the interface.
  */
 import type { Env } from '../env';
 import type { KaiError } from '../errors';
 import type { ReplicaStore } from '../storage';
 import type { Version } from '../storage/record';
-import { increment, merge, prune, reconcile } from '../vclock';
+import { compare, increment, merge, prune } from '../vclock';
 import type { Mutation } from './mutations';
+import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
+import type { SpecKind, SpecOf, SpecOutcome } from './specs';
 
 /**
  * What a mutation did on the replica that applied it: the client's result, or the operating error
@@ -26,24 +29,39 @@ export type Applied<R> = {
   | { readonly result?: undefined; readonly error: KaiError; readonly written: undefined }
 );
 
+/** A write coordinated from a spec: what the dispatcher of the client's node needs. */
+export type Coordinated<K extends SpecKind> = Applied<SpecOutcome<K>>;
+
 export interface Replica {
   readonly nodeId: string;
   /** Every version held for the key: siblings, tombstones and expired ones alike. */
   fetch(key: Buffer): Promise<readonly Version[]>;
   /** The same, answered at once; only a replica on this node can. */
   fetchNow?(key: Buffer): readonly Version[];
-  /** Reads, decides and writes atomically on this replica; acts as the write's coordinator. */
-  apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>): Promise<Applied<R>>;
   /** Merges versions written elsewhere into what the replica holds. */
   store(key: Buffer, bucket: number, versions: readonly Version[]): Promise<void>;
+  /**
+   * Reads, decides and writes atomically on this replica; acts as the write's coordinator. Only
+   * this node's replica can, since a mutation is a function.
+   */
+  apply?<R>(key: Buffer, bucket: number, mutation: Mutation<R>): Promise<Applied<R>>;
+  /**
+   * Asks the replica's node to coordinate a write described as data, waiting at most
+   * `timeoutMs`; how a node outside a key's preference list forwards a write.
+   */
+  coordinate?<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, timeoutMs: number): Promise<Coordinated<K>>;
 }
 
 export class LocalReplica implements Replica {
+  /** Siblings dropped for the siblings cap on this replica (kai's `siblings_dropped`). */
+  siblingsDropped = 0;
+
   constructor(
     readonly nodeId: string,
     private readonly storage: ReplicaStore,
     private readonly env: Env,
-    private readonly valueBytesMax: number,
+    readonly valueBytesMax: number,
+    readonly siblingPolicy: SiblingPolicy = defaultSiblingPolicy,
   ) {}
 
   /** Synchronous read for the coordinator's fast path. */
@@ -64,13 +82,27 @@ export class LocalReplica implements Replica {
     if (!decision.write) return { result: decision.result, versions: held, written: undefined };
     const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, nowMs), nowMs);
     const written: Version = { ...decision.write, clock, writtenAtMs: nowMs };
-    const versions = reconcile([...held, written]);
+    const versions = this.resolve([...held, written]);
     await this.storage.write({ key, bucket, versions });
     return { result: decision.result, versions, written };
   }
 
   async store(key: Buffer, bucket: number, incoming: readonly Version[]): Promise<void> {
-    const versions = reconcile([...this.fetchNow(key), ...incoming]);
-    await this.storage.write({ key, bucket, versions });
+    const held = this.fetchNow(key);
+    // Versions this replica already has or has superseded change nothing: no write, no commit.
+    if (incoming.every((version) => held.some((mine) => isAtLeast(mine, version)))) return;
+    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) });
   }
+
+  private resolve(versions: readonly Version[]): readonly Version[] {
+    const resolved = resolveVersions(versions, this.siblingPolicy);
+    this.siblingsDropped += resolved.dropped;
+    return resolved.versions;
+  }
+}
+
+/** Whether `mine` already covers `other`: it descends from it (equal clocks: the same write). */
+function isAtLeast(mine: Version, other: Version): boolean {
+  const order = compare(mine.clock, other.clock);
+  return order === 'after' || (order === 'equal' && mine.writtenAtMs >= other.writtenAtMs);
 }

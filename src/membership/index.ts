@@ -95,7 +95,18 @@ export function createMembership(self: SelfDescription, nowMs: number): Membersh
  * incarnation, so its fresh heartbeat (counted from 0 again) wins over what peers remember.
  * Every restored member counts as just heard, so the failure detector gives each a full timeout.
  */
-export function restoreMembership(self: SelfDescription, saved: readonly WireMember[], nowMs: number): MembershipState {
+/**
+ * The state of a restarted node from its saved list. When the node comes back under another id
+ * (a new hostname or port for the same data), `previousSelfId` names the id it had: that member
+ * is this node's old identity, not a peer, so it is announced as leaving with a newer
+ * incarnation, which every member adopts and which takes it out of the ring.
+ */
+export function restoreMembership(
+  self: SelfDescription,
+  saved: readonly WireMember[],
+  nowMs: number,
+  previousSelfId?: string,
+): MembershipState {
   assertValidSelf(self);
   const savedSelf = saved.find((m) => m.id === self.id);
   const incarnation = savedSelf ? savedSelf.incarnation + 1 : 0;
@@ -103,7 +114,11 @@ export function restoreMembership(self: SelfDescription, saved: readonly WireMem
   const others = saved
     .filter((m) => m.id !== self.id)
     .slice(0, membersMax - 1)
-    .map((m): Member => ({ ...memberToWire(m), lastHeardMs: nowMs, confirmed: true }));
+    .map((m): Member => {
+      const member: Member = { ...memberToWire(m), lastHeardMs: nowMs, confirmed: true };
+      if (previousSelfId === undefined || m.id !== previousSelfId) return member;
+      return { ...member, status: 'leaving', incarnation: m.incarnation + 1 };
+    });
   return { selfId: self.id, members: [selfEntry, ...others].sort(byId) };
 }
 

@@ -141,16 +141,22 @@ const requestShape = union('type', {
   replicaFetch: record({ key: isBuffer }),
   replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) }),
   coordinate: record({ key: isBuffer, mutation }),
+  flushAll: record({ deadlineMs: isSafeInteger }),
   gossip: record({ members: arrayOf(wireMember) }),
   nodeInfo: record({}),
+  addSeed: record({ address: isString }),
 });
 
 const replyShape = union('type', {
   versions: record({ versions: arrayOf(wireVersion) }),
   stored: record({}),
+  flushed: record({}),
   coordinated: record({ result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion) }),
   gossip: record({ members: arrayOf(wireMember) }),
-  nodeInfo: record({ id: isString, members: arrayOf(wireMember) }),
+  nodeInfo: record(
+    { id: isString, members: arrayOf(wireMember), buckets: isNonNegativeInteger, vnodes: isNonNegativeInteger },
+    ['buckets', 'vnodes'],
+  ),
   error: record({ code: isString, detail: isString }),
 });
 

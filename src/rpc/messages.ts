@@ -55,12 +55,24 @@ export type RpcRequest =
   | { readonly type: 'replicaFetch'; readonly key: Buffer }
   | { readonly type: 'replicaStore'; readonly key: Buffer; readonly bucket: number; readonly versions: readonly WireVersion[] }
   | { readonly type: 'coordinate'; readonly key: Buffer; readonly mutation: MutationSpec }
+  /**
+   * flush_all reaches every node: from `deadlineMs` (unix ms, the sender's clock) every version
+   * written before it reads as absent, and the node's data is removed once it has come; 0 flushes
+   * at once.
+   */
+  | { readonly type: 'flushAll'; readonly deadlineMs: number }
   | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
-  | { readonly type: 'nodeInfo' };
+  | { readonly type: 'nodeInfo' }
+  /**
+   * `kai check-node`: the receiving node learns the internal address of another node and gossips
+   * with it at once. Answered with a `nodeInfo` reply, after that first exchange.
+   */
+  | { readonly type: 'addSeed'; readonly address: string };
 
 export type RpcReply =
   | { readonly type: 'versions'; readonly versions: readonly WireVersion[] }
   | { readonly type: 'stored' }
+  | { readonly type: 'flushed' }
   | {
       readonly type: 'coordinated';
       /** The mutation's result as the coordinating node's dispatcher needs it, msgpack-safe. */
@@ -69,7 +81,14 @@ export type RpcReply =
       readonly written: WireVersion | null;
     }
   | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
-  | { readonly type: 'nodeInfo'; readonly id: string; readonly members: readonly WireMember[] }
+  | {
+      readonly type: 'nodeInfo';
+      readonly id: string;
+      readonly members: readonly WireMember[];
+      /** The node's ring layout, so a reader of the member list computes the same ownership. */
+      readonly buckets?: number;
+      readonly vnodes?: number;
+    }
   /** The request failed on the peer; `code` is a code of src/errors.ts. */
   | { readonly type: 'error'; readonly code: string; readonly detail: string };
 

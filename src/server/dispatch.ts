@@ -3,17 +3,8 @@
  * keeping memcached's counters on the way. Both the text and the binary front ends use it.
  */
 import type { Coordinator } from '../coordinator';
-import {
-  arithMutation,
-  casOfVersions,
-  deleteMutation,
-  latestLive,
-  storeMutation,
-  storesAsCas,
-  touchMutation,
-  type Mutation,
-} from '../coordinator/mutations';
-import type { Applied } from '../coordinator/replica';
+import { casOfVersions, latestLive, storesAsCas } from '../coordinator/mutations';
+import { arithSpec, deleteSpec, storeSpec, touchSpec, type SpecKind, type SpecOf, type SpecOutcome } from '../coordinator/specs';
 import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import type { Command, ItemView, Reply } from '../protocol/command';
@@ -29,6 +20,12 @@ export interface DispatchOptions {
   readonly version: string;
   /** Empties the node (flush_all). */
   readonly flushAll: () => Promise<void>;
+  /**
+   * Sends a flush_all's deadline (unix ms) to every other node of the cluster, which applies it
+   * with its own `flushUntil`; resolves once the reachable nodes have answered. Absent on a
+   * single node.
+   */
+  readonly broadcastFlush?: (deadlineMs: number) => Promise<void>;
   /** The general and settings statistics, computed on request. */
   readonly statistics: (group: string) => ReadonlyArray<readonly [string, string]> | undefined;
 }
@@ -52,15 +49,12 @@ const allocatorStatistics: ReadonlyMap<string, ReadonlyArray<readonly [string, s
   ['sizes', [['sizes_status', 'disabled']]],
 ]);
 
-/** A mutation that was applied, its operating error (if any) already answered. */
-type Succeeded<R> = Extract<Applied<R>, { readonly error?: undefined }>;
-
-/** What a mutation's lookup found, as memcached's counters need it. */
-interface Lookup {
-  /** Only values that have expired: memcached's get_expired. */
-  expired: boolean;
-  /** The bytes of the value the mutation started from (the live sibling written last), or -1. */
-  previousValueBytes: number;
+/** A write that was applied, its operating error (if any) already answered, its lookup counted. */
+interface Unwrapped<K extends SpecKind> {
+  readonly result: SpecOutcome<K>['result'];
+  /** Every version the coordinating replica holds after the write. */
+  readonly versions: readonly Version[];
+  readonly written: Version | undefined;
 }
 
 /** Whether the key holds no live value, but a value that has expired. */
@@ -75,11 +69,6 @@ function onlyExpired(versions: readonly Version[], nowMs: number): boolean {
 
 export class Dispatcher {
   private verbosityLevel = 0;
-  /**
-   * memcached's flush deadline (unix ms, 0 for none): once it has come, every version written
-   * before it reads as absent, and the node's data is removed. A later flush_all replaces it.
-   */
-  private flushDeadlineMs = 0;
   private flushTimer: TimerHandle | undefined;
 
   constructor(private readonly options: DispatchOptions) {}
@@ -166,7 +155,7 @@ export class Dispatcher {
     const items: ItemView[] = [];
     // memcached counts gat and gats, text and binary, as touches only: no cmd_get, get_hits or get_misses.
     for (const key of keys) {
-      const applied = await this.mutate(key, touchMutation(expiresAtMs));
+      const applied = await this.mutate(key, touchSpec(expiresAtMs));
       stats.cmdTouch++;
       if (applied.result) {
         stats.touchHits++;
@@ -185,7 +174,7 @@ export class Dispatcher {
     stats.cmdSet++;
     const applied = await this.mutate(
       command.key,
-      storeMutation({
+      storeSpec({
         mode: command.mode,
         value: command.value,
         flags: command.flags,
@@ -206,7 +195,7 @@ export class Dispatcher {
   /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */
   private async delete(key: Buffer, casUnique: bigint): Promise<Reply> {
     const { stats } = this.options;
-    const applied = await this.mutate(key, deleteMutation(casUnique));
+    const applied = await this.mutate(key, deleteSpec(casUnique));
     if (applied.result === 'DELETED') stats.deleteHits++;
     else if (applied.result === 'NOT_FOUND') stats.deleteMisses++;
     return { kind: 'deleted', outcome: applied.result };
@@ -221,14 +210,13 @@ export class Dispatcher {
   private async arith(command: Extract<Command, { op: 'arith' }>): Promise<Reply> {
     const { stats, env } = this.options;
     const { incr, delta, casUnique, initial } = command;
-    const mutation = arithMutation({
+    const spec = arithSpec({
       incr,
       delta,
       casUnique,
       initial: initial && { value: initial.value, expiresAtMs: expiresAtMsOf(initial.exptime, env.nowMs()) },
     });
-    const lookup: Lookup = { expired: false, previousValueBytes: -1 };
-    const applied = await this.mutate(command.key, mutation, lookup);
+    const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
     const { outcome, value, created } = applied.result;
     // A created counter has no previous value, so it counts here too.
     if (applied.written && applied.written.value.length > lookup.previousValueBytes) stats.totalItems++;
@@ -247,7 +235,7 @@ export class Dispatcher {
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
-    const applied = await this.mutate(key, touchMutation(expiresAtMsOf(exptime, env.nowMs())));
+    const applied = await this.mutate(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;
     return { kind: 'touched', found: applied.result !== undefined };
@@ -259,34 +247,35 @@ export class Dispatcher {
    */
   private async refuseStore(key: Buffer, removeOld: boolean): Promise<Reply> {
     this.options.stats.storeTooLarge++;
-    if (removeOld) await this.mutate(key, deleteMutation(0n));
+    if (removeOld) await this.mutate(key, deleteSpec(0n));
     return { kind: 'ok' };
   }
 
   /**
-   * Runs a mutation on the key as this node's clients see it: versions written before a flush
-   * deadline that has come are left out, and what the lookup found is counted as memcached counts
-   * it. An operating error the mutation decided on is answered as the client's error reply.
+   * Runs a write on the key, wherever the coordinator has it coordinated: the coordinating node
+   * leaves out versions written before its flush deadline, and reports what its lookup found,
+   * which is counted here, on the node the client talks to. An operating error the write decided
+   * on is answered as the client's error reply.
    */
-  private async mutate<R>(key: Buffer, mutation: Mutation<R>, lookup?: Lookup): Promise<Succeeded<R>> {
-    const { coordinator, stats } = this.options;
-    const seen: Lookup = lookup ?? { expired: false, previousValueBytes: -1 };
-    const applied = await coordinator.mutate(key, (held, context) => {
-      const versions = this.unflushed(held, context.nowMs);
-      seen.expired = onlyExpired(versions, context.nowMs);
-      seen.previousValueBytes = latestLive(versions, context.nowMs)?.value.length ?? -1;
-      return mutation(versions, context);
-    });
-    if (seen.expired) stats.getExpired++;
-    if (applied.error) throw applied.error;
+  private async mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Unwrapped<K>> {
+    const { applied } = await this.mutateLookingUp(key, spec);
     return applied;
+  }
+
+  private async mutateLookingUp<K extends SpecKind>(
+    key: Buffer,
+    spec: SpecOf<K>,
+  ): Promise<{ readonly applied: Unwrapped<K>; readonly lookup: SpecOutcome<K>['lookup'] }> {
+    const applied = await this.options.coordinator.mutate(key, spec);
+    if (applied.error) throw applied.error;
+    const { lookup, result } = applied.result;
+    if (lookup.expired) this.options.stats.getExpired++;
+    return { applied: { result, versions: applied.versions, written: applied.written }, lookup };
   }
 
   /** The versions a client may see: none written before a flush deadline that has come. */
   private unflushed(versions: readonly Version[], nowMs: number): readonly Version[] {
-    const deadlineMs = this.flushDeadlineMs;
-    if (deadlineMs === 0 || nowMs < deadlineMs) return versions;
-    return versions.filter((version) => version.writtenAtMs >= deadlineMs);
+    return this.options.coordinator.flushDeadline.visible(versions, nowMs);
   }
 
   /**
@@ -297,17 +286,28 @@ export class Dispatcher {
    */
   private async flushAll(delaySeconds: number): Promise<Reply> {
     this.options.stats.cmdFlush++;
+    // 0 flushes now on every node, by its own clock, so a node whose clock is behind does not wait.
+    const deadlineMs = delaySeconds > 0 ? expiresAtMsOf(delaySeconds, this.options.env.nowMs()) : 0;
+    await Promise.all([this.flushUntil(deadlineMs), this.options.broadcastFlush?.(deadlineMs)]);
+    return { kind: 'ok' };
+  }
+
+  /**
+   * Applies a flush deadline (unix ms; 0 for now) on this node: one that has come removes the node's data
+   * now; a later one hides what was written before it from then on, and removes the data when it
+   * comes. Called for this node's flush_all and for one another node received, with the
+   * deadline that node computed.
+   */
+  async flushUntil(deadlineMs: number): Promise<void> {
+    const flushDeadline = this.options.coordinator.flushDeadline;
     this.cancelTimers();
-    this.flushDeadlineMs = 0;
-    const nowMs = this.options.env.nowMs();
-    const deadlineMs = delaySeconds > 0 ? expiresAtMsOf(delaySeconds, nowMs) : nowMs;
-    if (deadlineMs <= nowMs) {
+    flushDeadline.deadlineMs = 0;
+    if (deadlineMs <= this.options.env.nowMs()) {
       await this.options.flushAll();
     } else {
-      this.flushDeadlineMs = deadlineMs;
+      flushDeadline.deadlineMs = deadlineMs;
       this.armFlush(deadlineMs);
     }
-    return { kind: 'ok' };
   }
 
   /**
@@ -324,7 +324,8 @@ export class Dispatcher {
     this.flushTimer = undefined;
     this.options.flushAll().then(
       () => {
-        if (this.flushDeadlineMs === deadlineMs) this.flushDeadlineMs = 0;
+        const flushDeadline = this.options.coordinator.flushDeadline;
+        if (flushDeadline.deadlineMs === deadlineMs) flushDeadline.deadlineMs = 0;
       },
       () => undefined,
     );
@@ -335,7 +336,9 @@ export class Dispatcher {
       this.options.stats.reset();
       return { kind: 'reset' };
     }
-    const stats = allocatorStatistics.get(group) ?? this.options.statistics(group);
+    const stats =
+      allocatorStatistics.get(group) ??
+      (group === 'kai' ? this.options.coordinator.statistics() : this.options.statistics(group));
     if (!stats) throw new KaiError('KAI_UNKNOWN_COMMAND');
     return { kind: 'stats', stats };
   }

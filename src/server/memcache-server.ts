@@ -45,6 +45,9 @@ export class MemcacheServer {
     if (this.connections.size >= this.options.connectionsMax) {
       stats.rejectedConnections++;
       socket.end(tooManyConnectionsReply);
+      // Read and drop whatever the client sends: a socket nobody reads never sees the client's
+      // FIN, so it would stay half-open forever and hold up the listener's close at stop.
+      socket.resume();
       return;
     }
     stats.currConnections++;

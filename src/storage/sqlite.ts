@@ -36,6 +36,11 @@ export const defaultWritesPerCommitMax = 1000;
  */
 const busyTimeoutMs = 250;
 
+/** Notes share the `meta` table with the schema's own rows; the prefix keeps their names apart. */
+const notePrefix = 'note:';
+/** A note is a small value (a member list is a few tens of KiB at most). */
+export const noteLengthMax = 1024 * 1024;
+
 /** How long close() lets the commit worker close its connection before terminating it. */
 const workerCloseWaitMsMax = 5000;
 
@@ -289,6 +294,34 @@ export class SqliteStore implements ReplicaStore {
       cacheEntries: this.cache.size,
       cacheBytes: this.cache.bytes,
     };
+  }
+
+  /**
+   * A small value the node keeps beside its items (its member list), from the `meta` table;
+   * undefined when none was written under `name`.
+   */
+  readNote(name: string): string | undefined {
+    assert(this.state === 'open', 'notes are read while the store is open');
+    const row = this.db.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE name = ?').get(notePrefix + name);
+    return typeof row?.value === 'string' ? row.value : undefined;
+  }
+
+  /**
+   * Replaces the note `name`, durably, before returning (synchronous = FULL). Written on this
+   * connection rather than through the commit worker: notes are small and rare, and a caller
+   * such as gossip must know the value is on disk before it acts on it. Throws KAI_STORAGE_FAILURE
+   * when SQLite refuses, for instance while another writer holds the lock past the busy timeout.
+   */
+  writeNote(name: string, value: string): void {
+    assert(this.state === 'open', 'notes are written while the store is open');
+    assert(value.length <= noteLengthMax, `a note is at most ${noteLengthMax} characters`);
+    try {
+      this.db
+        .prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value')
+        .run(notePrefix + name, value);
+    } catch (error) {
+      throw storageFailure(error);
+    }
   }
 
   close(): Promise<void> {

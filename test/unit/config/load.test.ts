@@ -52,6 +52,10 @@ describe('loadSettings precedence and discovery', () => {
       w: 4,
       buckets: 256,
       vnodes: 64,
+      seeds: ['node2.example:12011', '10.0.0.3:12011'],
+      zone: 'rack-2',
+      weight: 1.5,
+      gossip_interval_ms: 500,
       max_item_size: '2m',
       cache_size: '8m',
       max_connections: 50,
@@ -68,9 +72,15 @@ describe('loadSettings precedence and discovery', () => {
       w: 4,
       buckets: 256,
       vnodes: 64,
+      seeds: ['node2.example:12011', '10.0.0.3:12011'],
+      zone: 'rack-2',
+      weight: 1.5,
+      gossipIntervalMs: 500,
       maxItemSize: 2 * 1024 * 1024,
       cacheSize: 8 * 1024 * 1024,
       maxConnections: 50,
+      conflictResolution: 'siblings',
+      siblingsMax: 25,
       logFile: path.join(cwd, 'kai.log'),
       logLevel: 'debug',
     });
@@ -129,7 +139,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, max_item_size, cache_size, max_connections, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, conflict_resolution, siblings_max, auth_file, log_file, log_level)`,
     );
   });
 
@@ -197,6 +207,12 @@ describe('loadSettings value rules', () => {
     ['hostname with a space', { hostname: 'a b' }, `--hostname: must be a host name or IP address (letters, digits, '.', '-', ':'; at most 253 characters), got a b`],
     ['empty data dir', { dataDir: '' }, '--data-dir: must be a non-empty path, got ""'],
     ['equal ports', { port: '12000', memcachePort: '12000' }, 'port and memcache_port must differ, both are 12000'],
+    ['seed without a port', { seeds: 'node2' }, '--seed: must be a list of at most 64 host:port addresses, got the string "node2"'],
+    ['seed with port 0', { seeds: 'a:1,b:0' }, '--seed: must be a list of at most 64 host:port addresses, got the string "b:0"'],
+    ['zone with a space', { zone: 'rack 1' }, "--zone: must be at most 64 letters, digits, '.', '_' or '-', got rack 1"],
+    ['weight of 0', { weight: '0' }, '--weight: must be a number from 0.1 to 16, got 0'],
+    ['weight above the cap', { weight: '17' }, '--weight: must be a number from 0.1 to 16, got 17'],
+    ['gossip interval of 5 ms', { gossipIntervalMs: '5' }, '--gossip-interval: must be an integer from 10 to 60000, got 5'],
   ])('%s is rejected', (_case, flags, expected) => {
     // Proves each rule fails with its own one-line message naming the flag.
     expect(errorOf(flags)).toBe(expected);
@@ -217,6 +233,15 @@ describe('loadSettings value rules', () => {
   ])('max item size %s is %d bytes', (text, bytes) => {
     // Proves size suffixes are powers of 1024 and case-insensitive.
     expect(loadSettings({ maxItemSize: text }, { cwd }).maxItemSize).toBe(bytes);
+  });
+
+  test('seeds are a comma-separated flag or a JSON array, blanks ignored', () => {
+    // Proves both forms of the seed list parse to the same addresses.
+    expect(loadSettings({ seeds: ' a.example:1 ,, 10.0.0.2:11011,' }, { cwd }).seeds).toEqual(['a.example:1', '10.0.0.2:11011']);
+    writeConfig({ seeds: ['a.example:1'] });
+    expect(loadSettings({}, { cwd }).seeds).toEqual(['a.example:1']);
+    writeConfig({ seeds: 'a.example:1' });
+    expect(errorOf({})).toMatch(/"seeds": must be a list of at most 64 host:port addresses, got the string "a.example:1"$/);
   });
 
   test('parseByteSize rejects what is not a size', () => {

@@ -1,5 +1,6 @@
 import { Coordinator } from '../../../src/coordinator';
-import { storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
+import { casOfVersions, type StoreRequest } from '../../../src/coordinator/mutations';
+import { storeSpec, type SpecOf } from '../../../src/coordinator/specs';
 import { LocalReplica } from '../../../src/coordinator/replica';
 import { KaiError } from '../../../src/errors';
 import { bucketOfKey, buildRing, preferenceList, type Ring } from '../../../src/ring';
@@ -43,21 +44,22 @@ function cluster(memberIds: readonly string[], quorum: { n: number; r: number; w
   );
   const stores = new Map(memberIds.map((id) => [id, new FaultyStore()]));
   const replicas = new Map(memberIds.map((id) => [id, new LocalReplica(id, stores.get(id)!, env, valueBytesMax)]));
+  const order = preferenceList(ring, bucketOfKey(key, ring.config.buckets), quorum.n);
+  // The key's first replica coordinates, so tests can name it.
   const coordinator = new Coordinator({
-    nodeId: memberIds[0],
+    nodeId: order[0],
     env,
     ring: () => ring,
     replicaOf: (id) => replicas.get(id)!,
     quorum,
     requestTimeoutMs,
   });
-  const order = preferenceList(ring, bucketOfKey(key, ring.config.buckets), quorum.n);
   return { env, ring, coordinator, replicas, stores, order };
 }
 
-function set(value: string): ReturnType<typeof storeMutation> {
+function set(value: string): SpecOf<'store'> {
   const request: StoreRequest = { mode: 'set', value: Buffer.from(value), flags: 0, expiresAtMs: 0, casUnique: 0n };
-  return storeMutation(request);
+  return storeSpec(request);
 }
 
 function addRequest(value: string): StoreRequest {
@@ -103,12 +105,12 @@ describe('one replica', () => {
     const { coordinator, stores, env } = cluster(['solo'], { n: 3, r: 2, w: 2 });
     expect(await coordinator.read(key)).toEqual([]);
     const applied = await coordinator.mutate(key, set('v1'));
-    expect(applied.result).toBe('STORED');
+    expect(applied.result?.result).toBe('STORED');
     expect(values(await coordinator.read(key))).toEqual(['v1']);
     expect(values(stores.get('solo')!.read(key)!.versions)).toEqual(['v1']);
     expect(env.pendingTimers).toBe(0);
-    const notStored = await coordinator.mutate(key, storeMutation(addRequest('v2')));
-    expect(notStored.result).toBe('NOT_STORED');
+    const notStored = await coordinator.mutate(key, storeSpec(addRequest('v2')));
+    expect(notStored.result?.result).toBe('NOT_STORED');
     expect(notStored.written).toBeUndefined();
   });
 });
@@ -121,7 +123,7 @@ describe('three replicas, n=3 w=2', () => {
     const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 2 });
     expect([...order].sort()).toEqual(members);
     const applied = await coordinator.mutate(key, set('v1'));
-    expect(applied.result).toBe('STORED');
+    expect(applied.result?.result).toBe('STORED');
     expect(applied.written!.clock.map((entry) => entry.node)).toEqual([order[0]]);
     await flush();
     for (const id of members) expect(stores.get(id)!.read(key)!.versions).toEqual([applied.written]);
@@ -133,7 +135,7 @@ describe('three replicas, n=3 w=2', () => {
     const { coordinator, stores, order } = cluster(members, { n: 3, r: 2, w: 2 });
     stores.get(order[2])!.mode = 'fail';
     const applied = await coordinator.mutate(key, set('v1'));
-    expect(applied.result).toBe('STORED');
+    expect(applied.result?.result).toBe('STORED');
     expect(stores.get(order[1])!.read(key)!.versions).toEqual([applied.written]);
     expect(stores.get(order[2])!.read(key)).toBeUndefined();
   });
@@ -193,7 +195,7 @@ describe('three replicas, n=3 w=2', () => {
     const { coordinator, stores, order, env } = cluster(members, { n: 3, r: 2, w: 2 });
     stores.get(order[2])!.mode = 'hang';
     const applied = await coordinator.mutate(key, set('v1'));
-    expect(applied.result).toBe('STORED');
+    expect(applied.result?.result).toBe('STORED');
     expect(env.pendingTimers).toBe(0);
   });
 
@@ -208,7 +210,7 @@ describe('three replicas, n=3 w=2', () => {
     await replicas.get(order[2])!.store(key, 0, [right]);
     expect(values(await coordinator.read(key))).toEqual(['base', 'left', 'right']);
     // A set supersedes what the coordinating replica holds; a sibling only another replica held
-    // was concurrent with it and stays (docs/architecture.md, "Versions when several siblings").
+    // was concurrent with it and stays (docs/architecture.md, "Writes on a key with siblings").
     const applied = await coordinator.mutate(key, set('resolved'));
     await flush();
     expect(values(await coordinator.read(key))).toEqual(['resolved', 'right']);
@@ -246,5 +248,46 @@ describe('three replicas, n=3 w=2', () => {
     await coordinator.mutate(key, set('v1'));
     replicas.get(order[0])!.fetch = () => Promise.reject(new Error('down'));
     expect(values(await coordinator.read(key))).toEqual(['v1']);
+  });
+});
+
+describe('siblings and contexts', () => {
+  const members = ['node-a', 'node-b', 'node-c'];
+
+  // A cas naming the context read through R replicas supersedes siblings the coordinating replica never held.
+  test('cas compares against the context a quorum read sees', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 3, w: 2 });
+    const left = versionWith('left', order[0], 1, 20);
+    const right = versionWith('right', order[2], 1, 30);
+    await replicas.get(order[0])!.store(key, 0, [left]);
+    await replicas.get(order[1])!.store(key, 0, [right]);
+    await replicas.get(order[2])!.store(key, 0, [right]);
+    const read = await coordinator.read(key);
+    expect(values(read)).toEqual(['left', 'right']);
+    const cas = casOfVersions(read);
+    const request: StoreRequest = { mode: 'cas', value: Buffer.from('merged'), flags: 0, expiresAtMs: 0, casUnique: cas };
+    const applied = await coordinator.mutate(key, storeSpec(request));
+    expect(applied.result?.result).toBe('STORED');
+    await flush();
+    expect(values(await coordinator.read(key))).toEqual(['merged']);
+    expect(coordinator.counters.contextReads).toBe(1);
+  });
+
+  // Under lww a read answers only the latest of concurrent versions.
+  test('lww reads answer one version', async () => {
+    const { env, replicas, order, ring } = cluster(members, { n: 3, r: 3, w: 2 });
+    const coordinator = new Coordinator({
+      nodeId: order[0],
+      env,
+      ring: () => ring,
+      replicaOf: (id) => replicas.get(id)!,
+      quorum: { n: 3, r: 3, w: 2 },
+      requestTimeoutMs,
+      siblings: { conflictResolution: 'lww', siblingsMax: 25 },
+    });
+    await replicas.get(order[0])!.store(key, 0, [versionWith('older', order[0], 1, 20)]);
+    await replicas.get(order[1])!.store(key, 0, [versionWith('newer', order[1], 1, 30)]);
+    expect(values(await coordinator.read(key))).toEqual(['newer']);
+    expect(new Map(coordinator.statistics()).get('conflict_resolution')).toBe('lww');
   });
 });

@@ -1,0 +1,66 @@
+/**
+ * What a replica keeps of a key's concurrent versions, pure: every version no other dominates
+ * (Dynamo's reconciliation), then the node's conflict resolution: `siblings` keeps them all up to
+ * `siblingsMax` (the newest by write time), `lww` keeps only the latest write. Every node resolves
+ * the same set of versions to the same result, so replicas converge whatever order versions
+ * arrive in: ties in write time are broken by clock, then by content.
+ */
+import type { Version } from '../storage/record';
+import { merge, reconcile, type VClock } from '../vclock';
+
+export type ConflictResolution = 'siblings' | 'lww';
+
+export const conflictResolutions: readonly ConflictResolution[] = ['siblings', 'lww'];
+
+export interface SiblingPolicy {
+  readonly conflictResolution: ConflictResolution;
+  /** Versions kept per key at most; past it the oldest by write time are dropped. */
+  readonly siblingsMax: number;
+}
+
+/**
+ * 25 siblings of a 1 MiB value is 25 MiB in one record and one message: enough for any
+ * reasonable number of concurrent writers between two reconciling reads, small enough that a
+ * runaway (clients that never send a context) costs a bounded amount.
+ */
+export const siblingsMaxDefault = 25;
+/** The largest siblings cap a setting may ask for; internal messages carry at most one more. */
+export const siblingsMaxLimit = 1000;
+
+export const defaultSiblingPolicy: SiblingPolicy = { conflictResolution: 'siblings', siblingsMax: siblingsMaxDefault };
+
+export interface Resolved {
+  readonly versions: readonly Version[];
+  /** Siblings dropped for the cap (not versions superseded, nor lww losers). */
+  readonly dropped: number;
+}
+
+function clockText(clock: VClock): string {
+  return clock.map((entry) => `${entry.node}\u0000${entry.counter}\u0000${entry.timestampMs}`).join('\u0001');
+}
+
+/** Orders versions newest first: by write time, then deterministically by clock and content. */
+export function newerFirst(a: Version, b: Version): number {
+  if (a.writtenAtMs !== b.writtenAtMs) return b.writtenAtMs - a.writtenAtMs;
+  const clockA = clockText(a.clock);
+  const clockB = clockText(b.clock);
+  if (clockA !== clockB) return clockA < clockB ? 1 : -1;
+  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
+  return Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
+}
+
+/**
+ * The versions a replica keeps. Under `lww` the latest write wins and takes the merged clock of
+ * every version it beat, as Riak does without allow_mult: it then dominates them, so a loser
+ * arriving again from another replica is superseded instead of resolved anew.
+ */
+export function resolveVersions(versions: readonly Version[], policy: SiblingPolicy): Resolved {
+  const kept = reconcile(versions);
+  if (kept.length <= 1) return { versions: kept, dropped: 0 };
+  const newestFirst = [...kept].sort(newerFirst);
+  if (policy.conflictResolution === 'lww') {
+    return { versions: [{ ...newestFirst[0], clock: merge(kept.map((version) => version.clock)) }], dropped: 0 };
+  }
+  if (kept.length <= policy.siblingsMax) return { versions: kept, dropped: 0 };
+  return { versions: newestFirst.slice(0, policy.siblingsMax), dropped: kept.length - policy.siblingsMax };
+}

@@ -1,0 +1,65 @@
+/**
+ * Versions as they cross the internal API, and back. The frame layer has already checked each
+ * field's type (rpc/message-shapes.ts); here the invariants a stored Version must hold are checked
+ * before a peer's version is used or stored, since a peer is another process and its data input:
+ * distinct clock entries with positive counters, a tombstone without a value, a value within the
+ * size limit. A version that breaks one is refused with KAI_BAD_FRAME, never stored.
+ */
+import { KaiError } from '../errors';
+import type { WireVersion } from '../rpc/messages';
+import type { Version } from '../storage/record';
+import { defaultPruneLimits, type VClock } from '../vclock';
+
+export function versionToWire(version: Version): WireVersion {
+  return {
+    clock: version.clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const),
+    value: version.value,
+    flags: version.flags,
+    expiresAtMs: version.expiresAtMs,
+    tombstone: version.tombstone,
+    writtenAtMs: version.writtenAtMs,
+  };
+}
+
+export function versionsToWire(versions: readonly Version[]): WireVersion[] {
+  return versions.map(versionToWire);
+}
+
+/** Why the wire version cannot be a stored Version, or undefined when it can. */
+export function wireVersionProblem(wire: WireVersion, valueBytesMax: number): string | undefined {
+  if (wire.clock.length === 0) return 'a version has an empty clock';
+  // A clock is pruned to entriesMax on every write; more than that was not written by a kai node.
+  if (wire.clock.length > defaultPruneLimits.entriesMax) return `a clock has over ${defaultPruneLimits.entriesMax} entries`;
+  const nodes = new Set<string>();
+  for (const [node, counter] of wire.clock) {
+    if (nodes.has(node)) return `clock entry ${node} appears twice`;
+    nodes.add(node);
+    if (counter < 1) return `clock entry ${node} has counter ${counter}`;
+  }
+  if (wire.tombstone && wire.value.length > 0) return 'a tombstone carries a value';
+  if (wire.value.length > valueBytesMax) return `a value of ${wire.value.length} bytes is over ${valueBytesMax}`;
+  if (wire.expiresAtMs < 0) return 'a negative expiry';
+  return undefined;
+}
+
+/** The stored Version a peer sent, or KAI_BAD_FRAME naming the first problem. */
+export function versionFromWire(wire: WireVersion, valueBytesMax: number): Version {
+  const problem = wireVersionProblem(wire, valueBytesMax);
+  if (problem) throw new KaiError('KAI_BAD_FRAME', problem);
+  // Entries sorted by node, as vclock.merge keeps them, so equal clocks compare equal in any order.
+  const clock: VClock = wire.clock
+    .map(([node, counter, timestampMs]) => ({ node, counter, timestampMs }))
+    .sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0));
+  return {
+    clock,
+    value: wire.value,
+    flags: wire.flags,
+    expiresAtMs: wire.expiresAtMs,
+    tombstone: wire.tombstone,
+    writtenAtMs: wire.writtenAtMs,
+  };
+}
+
+export function versionsFromWire(wires: readonly WireVersion[], valueBytesMax: number): Version[] {
+  return wires.map((wire) => versionFromWire(wire, valueBytesMax));
+}

@@ -1,0 +1,318 @@
+/**
+ * The gossip shell around the pure membership core (src/membership). Every interval it raises
+ * this node's heartbeat, runs the failure detector, and swaps member lists with one random peer
+ * over the Transport; both sides merge what they hear. It logs membership events, tells listeners
+ * (the node rebuilds its ring), persists the member list so a restarted node rejoins on its own,
+ * and answers the `gossip`, `nodeInfo` and `addSeed` requests of the internal API.
+ *
+ * Time, timers and randomness come from the Env and peers are reached through the Transport, so
+ * whole clusters of shells run in one process under test/sim. As etcd's raft does, the list is
+ * persisted before anything that depends on it is sent: `apply` writes it before returning.
+ */
+import type { Env, TimerHandle } from '../env';
+import { KaiError, assert } from '../errors';
+import type { Logger } from '../log';
+import {
+  addSeed,
+  checkWireMember,
+  createMembership,
+  detectFailures,
+  fromWire,
+  mergeGossip,
+  pickGossipTarget,
+  restoreMembership,
+  selfMember,
+  tick,
+  toWire,
+  type FailureDetectorOptions,
+  type MembershipEvent,
+  type MembershipState,
+  type MembershipUpdate,
+  type SelfDescription,
+} from '../membership';
+import type { RpcReply, RpcRequest, WireMember } from '../rpc/messages';
+import type { Transport } from '../rpc/transport';
+
+/** Where the member list survives a restart: the node's SQLite file, or memory in tests. */
+export interface MembershipPersistence {
+  /** The list saved last, as saved and not yet validated; undefined when none was saved. */
+  load(): unknown;
+  /** Saves the list durably before returning; throws when it cannot. */
+  save(members: readonly WireMember[]): void;
+  /** The id this node had when it last started; undefined on a first start. */
+  loadSelfId(): string | undefined;
+  /** Saves the id this node runs under, durably. */
+  saveSelfId(id: string): void;
+}
+
+export interface GossipOptions {
+  readonly self: SelfDescription;
+  readonly env: Env;
+  readonly transport: Pick<Transport, 'request'>;
+  readonly log: Logger;
+  readonly persistence: MembershipPersistence;
+  /** Internal addresses to join through at start (`--seed`). */
+  readonly seeds?: readonly string[];
+  readonly intervalMs?: number;
+  /** By default a member is down after `downAfterRounds` intervals without news of it. */
+  readonly failureDetector?: FailureDetectorOptions;
+  /** How long one exchange waits for the peer's reply; one interval by default. */
+  readonly exchangeTimeoutMs?: number;
+  /** The node's ring layout, reported by `nodeInfo` so readers compute the same ownership. */
+  readonly ringLayout?: { readonly buckets: number; readonly vnodes: number };
+}
+
+export type MembershipListener = (state: MembershipState, events: readonly MembershipEvent[]) => void;
+
+export const gossipIntervalMsDefault = 1_000;
+/** Missed rounds before a silent member is marked down: Dynamo-style tolerance of a slow round. */
+export const downAfterRounds = 5;
+/**
+ * Exchanges one node has in flight at once. A peer that does not answer holds one for a whole
+ * timeout; past this many, rounds still tick and detect but send nothing.
+ */
+export const exchangesInFlightMax = 4;
+
+/** The persisted list, validated; an unusable one is reported and the node starts afresh. */
+function savedMembers(persistence: MembershipPersistence, log: Logger): readonly WireMember[] | undefined {
+  let saved: unknown;
+  try {
+    saved = persistence.load();
+  } catch (error) {
+    log.warn({ err: error }, 'saved member list cannot be read; starting with none');
+    return undefined;
+  }
+  if (saved === undefined) return undefined;
+  const checked = fromWire(saved);
+  if (!checked.ok) {
+    log.warn({ reason: checked.reason }, 'saved member list is invalid; starting with none');
+    return undefined;
+  }
+  return checked.members;
+}
+
+/** What a saved list must keep: everything but heartbeats, which change every round. */
+function persistedKey(members: readonly WireMember[]): string {
+  return JSON.stringify(members.map((m) => [m.id, m.address, m.zone, m.weight, m.status, m.incarnation]));
+}
+
+export class Gossip {
+  readonly selfId: string;
+  private state: MembershipState;
+  private readonly intervalMs: number;
+  private readonly exchangeTimeoutMs: number;
+  private readonly failureDetector: FailureDetectorOptions;
+  private readonly listeners = new Set<MembershipListener>();
+  private timer: TimerHandle | undefined;
+  private exchangesInFlight = 0;
+  private lastPersistedKey = '';
+  private stopped = false;
+
+  constructor(private readonly options: GossipOptions) {
+    this.intervalMs = options.intervalMs ?? gossipIntervalMsDefault;
+    assert(Number.isInteger(this.intervalMs) && this.intervalMs > 0, 'gossip interval is a positive integer');
+    this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? this.intervalMs;
+    assert(this.exchangeTimeoutMs > 0, 'exchange timeout is positive');
+    this.failureDetector = options.failureDetector ?? { downAfterMs: downAfterRounds * this.intervalMs };
+    this.selfId = options.self.id;
+    const nowMs = options.env.nowMs();
+    const saved = savedMembers(options.persistence, options.log);
+    const previousSelfId = options.persistence.loadSelfId();
+    this.state = saved
+      ? restoreMembership(options.self, saved, nowMs, previousSelfId)
+      : createMembership(options.self, nowMs);
+    if (saved) {
+      options.log.info({ members: saved.length, incarnation: selfMember(this.state).incarnation }, 'member list restored');
+    }
+    if (previousSelfId !== undefined && previousSelfId !== this.selfId) {
+      options.log.warn({ previous: previousSelfId, current: this.selfId }, 'node id changed; the previous id is leaving the ring');
+    }
+    options.persistence.saveSelfId(this.selfId);
+    for (const seed of options.seeds ?? []) this.state = addSeed(this.state, seed, nowMs).state;
+    // Saved at once, so the incarnation a restore raised is on disk before any peer hears it.
+    this.persist();
+  }
+
+  /** This node's current view. */
+  get membership(): MembershipState {
+    return this.state;
+  }
+
+  /** The confirmed members, as gossiped and persisted. */
+  get members(): WireMember[] {
+    return toWire(this.state);
+  }
+
+  /** Calls `listener` after every change that produced events; returns the unsubscribe. */
+  onChange(listener: MembershipListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  start(): void {
+    assert(this.timer === undefined && !this.stopped, 'gossip starts once');
+    this.timer = this.options.env.every(this.intervalMs, () => this.round());
+  }
+
+  /** No more rounds; replies to exchanges still in flight are ignored. */
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /** One round: heartbeat, failure detection, and an exchange with a random peer. */
+  round(): void {
+    if (this.stopped) return;
+    const nowMs = this.options.env.nowMs();
+    this.state = tick(this.state, nowMs);
+    this.apply(detectFailures(this.state, nowMs, this.failureDetector));
+    if (this.exchangesInFlight >= exchangesInFlightMax) return;
+    const target = pickGossipTarget(this.state, this.options.env.random());
+    if (target !== null) void this.exchange(target.address);
+  }
+
+  /** Answers the membership requests of the internal API; other types are not this shell's. */
+  handle(request: RpcRequest): RpcReply | Promise<RpcReply> {
+    switch (request.type) {
+      case 'gossip':
+        this.merge(request.members, 'gossip request');
+        return { type: 'gossip', members: this.members };
+      case 'nodeInfo':
+        return this.nodeInfo();
+      case 'addSeed':
+        return this.addSeedAndExchange(request.address);
+      default:
+        throw new KaiError('KAI_INTERNAL', `gossip does not answer ${request.type}`);
+    }
+  }
+
+  nodeInfo(): RpcReply {
+    const layout = this.options.ringLayout;
+    return { type: 'nodeInfo', id: this.selfId, members: this.members, ...layout };
+  }
+
+  /**
+   * `kai check-node`: learns `address`, then gossips with it at once, so the reply says whether
+   * this node could reach it. An unreachable seed stays a gossip target until the failure
+   * detector gives up on it.
+   */
+  private async addSeedAndExchange(address: string): Promise<RpcReply> {
+    // The address comes from a peer: checked by the core's own rule, on a placeholder entry.
+    const problem = checkWireMember({ id: address, address, zone: '', weight: 1, status: 'up', incarnation: 0, heartbeat: 0 });
+    if (problem !== null) throw new KaiError('KAI_BAD_COMMAND_LINE', `seed ${address}: ${problem}`);
+    if (address !== selfMember(this.state).address) {
+      this.apply(addSeed(this.state, address, this.options.env.nowMs()));
+      this.options.log.info({ seed: address }, 'seed added');
+      await this.exchange(address);
+    }
+    return this.nodeInfo();
+  }
+
+  /** Sends this node's list to `address` and merges the list it answers with. */
+  private async exchange(address: string): Promise<boolean> {
+    this.exchangesInFlight++;
+    try {
+      const request: RpcRequest = { type: 'gossip', members: this.members };
+      const reply = await this.options.transport.request(address, request, this.exchangeTimeoutMs);
+      // Stopped while waiting: the node may have closed its storage.
+      if (this.stopped) return false;
+      if (reply.type !== 'gossip') {
+        this.options.log.warn({ peer: address, reply: reply.type === 'error' ? reply.code : reply.type }, 'gossip refused');
+        return false;
+      }
+      this.merge(reply.members, address);
+      return true;
+    } catch (error) {
+      this.options.log.debug({ peer: address, err: error }, 'gossip exchange failed');
+      return false;
+    } finally {
+      this.exchangesInFlight--;
+    }
+  }
+
+  private merge(remote: unknown, from: string): void {
+    if (this.stopped) return;
+    const checked = fromWire(remote);
+    if (!checked.ok) {
+      this.options.log.warn({ from, reason: checked.reason }, 'gossip list rejected');
+      return;
+    }
+    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs()));
+  }
+
+  private apply(update: MembershipUpdate): void {
+    if (this.stopped) return;
+    this.state = update.state;
+    if (update.events.length === 0) return;
+    for (const event of update.events) this.logEvent(event);
+    this.persist();
+    for (const listener of this.listeners) listener(this.state, update.events);
+  }
+
+  private persist(): void {
+    const members = this.members;
+    const key = persistedKey(members);
+    if (key === this.lastPersistedKey) return;
+    try {
+      this.options.persistence.save(members);
+      this.lastPersistedKey = key;
+    } catch (error) {
+      // Gossip goes on: the list is saved again with the next change.
+      this.options.log.error({ err: error }, 'member list cannot be saved');
+    }
+  }
+
+  private logEvent(event: MembershipEvent): void {
+    const { log } = this.options;
+    switch (event.kind) {
+      case 'down':
+      case 'dropped':
+        log.warn({ member: event.id }, `member ${event.kind}`);
+        return;
+      case 'refuted':
+        log.info({ incarnation: event.incarnation }, 'rumour about this node refuted');
+        return;
+      default:
+        log.info({ member: event.id }, `member ${event.kind}`);
+    }
+  }
+}
+
+/** The member list kept as one JSON note of the node's SQLite store. */
+export function notePersistence(store: {
+  readNote(name: string): string | undefined;
+  writeNote(name: string, value: string): void;
+}): MembershipPersistence {
+  const name = 'members';
+  const selfIdName = 'selfId';
+  return {
+    load: () => {
+      const text = store.readNote(name);
+      return text === undefined ? undefined : (JSON.parse(text) as unknown);
+    },
+    save: (members) => store.writeNote(name, JSON.stringify(members)),
+    loadSelfId: () => store.readNote(selfIdName),
+    saveSelfId: (id) => store.writeNote(selfIdName, id),
+  };
+}
+
+/** Memory only, for nodes and tests that need no restart. */
+export function memoryPersistence(): MembershipPersistence & {
+  saved: readonly WireMember[] | undefined;
+  selfId: string | undefined;
+} {
+  const persistence = {
+    saved: undefined as readonly WireMember[] | undefined,
+    selfId: undefined as string | undefined,
+    load: () => persistence.saved,
+    save: (members: readonly WireMember[]) => {
+      persistence.saved = members.map((m) => ({ ...m }));
+    },
+    loadSelfId: () => persistence.selfId,
+    saveSelfId: (id: string) => {
+      persistence.selfId = id;
+    },
+  };
+  return persistence;
+}

@@ -1,0 +1,178 @@
+/**
+ * Membership across real `bin/kai` processes: linked with `kai check-node`, seen with `kai status`,
+ * a node killed -9 is seen down and, restarted with no seed, up again from its saved member list.
+ * Also the one-line errors of check-node and status when a node cannot be reached.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { getFreePort, kaiBin, killStartedKai, runKai, startKai, type KaiProcess } from '../support/process';
+import { spawnTracked } from '../support/servers';
+
+/** Fast gossip keeps the test short: a silent node is down after 5 intervals (1 s). */
+const gossipIntervalMs = 200;
+/** Down after 1 s, plus rounds for the mark to spread and a status command to run. */
+const detectMsMax = 8_000;
+const statusPollMs = 200;
+
+interface StatusMember {
+  readonly id: string;
+  readonly address: string;
+  readonly status: string;
+  readonly zone: string;
+  readonly ownership: number;
+}
+
+let workDir: string;
+const running: KaiProcess[] = [];
+/** Nodes `kai cluster` started: its own children, so the tracked-process cleanup does not see them. */
+const clusterPids: number[] = [];
+
+beforeAll(() => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-membership-'));
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((kai) => kai.stop().catch(() => undefined)));
+  await killStartedKai();
+  for (const pid of clusterPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone, as it should be.
+    }
+  }
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+async function startNode(name: string, port: number, zone: string): Promise<KaiProcess> {
+  const kai = await startKai({
+    dataDir: path.join(workDir, name),
+    port,
+    args: ['--gossip-interval', String(gossipIntervalMs), '--zone', zone, '--log-level', 'warn'],
+  });
+  running.push(kai);
+  return kai;
+}
+
+async function statusOf(port: number): Promise<StatusMember[]> {
+  const run = await runKai(['status', '--node', `127.0.0.1:${port}`, '--json'], { cwd: workDir });
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  const parsed = JSON.parse(run.stdout) as { members: StatusMember[] };
+  expect(Object.keys(parsed)).toEqual(['members']);
+  return parsed.members;
+}
+
+/** Polls `kai status` until `accept` holds, for at most `timeoutMs`; returns the last answer. */
+async function pollStatus(port: number, accept: (members: StatusMember[]) => boolean, timeoutMs: number): Promise<StatusMember[]> {
+  const deadlineMs = Date.now() + timeoutMs;
+  let members = await statusOf(port);
+  while (!accept(members) && Date.now() < deadlineMs) {
+    await new Promise((resolve) => setTimeout(resolve, statusPollMs));
+    members = await statusOf(port);
+  }
+  return members;
+}
+
+function statuses(members: readonly StatusMember[]): Record<string, string> {
+  return Object.fromEntries(members.map((m) => [m.id, m.status]));
+}
+
+describe('a cluster of three kai processes', () => {
+  test('check-node links them; kill -9 is seen down; a restart rejoins without check-node', async () => {
+    // Proves membership end to end: linking, status, failure detection and persisted rejoin.
+    const ports = [await getFreePort(), await getFreePort(), await getFreePort()];
+    const ids = ports.map((port) => `127.0.0.1:${port}`);
+    const zones = ['a', 'b', 'a'];
+    const nodes = await Promise.all(ports.map((port, index) => startNode(`node${index + 1}`, port, zones[index])));
+
+    for (const other of [ids[1], ids[2]]) {
+      const run = await runKai(['check-node', ids[0], other], { cwd: workDir });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`knows ${other} (up)`);
+    }
+    const allUp = (members: StatusMember[]): boolean => members.length === 3 && members.every((m) => m.status === 'up');
+    // The third node learns of the second by gossip alone.
+    const seen = await pollStatus(ports[2], allUp, detectMsMax);
+    expect(statuses(seen)).toEqual({ [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'up' });
+    expect(seen.map((m) => [m.id, m.address, m.zone])).toEqual(ids.map((id, index) => [id, id, zones[index]]).sort());
+    const ownershipSum = seen.reduce((sum, m) => sum + m.ownership, 0);
+    expect(ownershipSum).toBeCloseTo(1, 6);
+    for (const member of seen) expect(member.ownership).toBeGreaterThan(0.1);
+
+    await nodes[2].kill();
+    const down = await pollStatus(ports[0], (members) => statuses(members)[ids[2]] === 'down', detectMsMax);
+    expect(statuses(down)).toEqual({ [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'down' });
+    // A down member keeps its share of the ring: requests route around it, data does not move.
+    expect(down.find((m) => m.id === ids[2])?.ownership).toBeGreaterThan(0.1);
+
+    // Same data dir and port, no --seed, no check-node: the saved member list is enough.
+    await startNode('node3', ports[2], zones[2]);
+    const back = await pollStatus(ports[0], allUp, detectMsMax);
+    expect(statuses(back)).toEqual({ [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'up' });
+    const restartedView = await pollStatus(ports[2], allUp, detectMsMax);
+    expect(restartedView).toHaveLength(3);
+
+    // A second node that does not answer: the first keeps trying, and check-node says so.
+    const nobody = `127.0.0.1:${await getFreePort()}`;
+    const unreachable = await runKai(['check-node', ids[0], nobody], { cwd: workDir });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toBe(`kai: ${ids[0]} could not reach ${nobody} yet; it keeps trying\n`);
+  }, 30_000);
+});
+
+describe('kai cluster', () => {
+  test('starts three linked nodes in the foreground and stops them all on SIGINT', async () => {
+    // Proves the one-command cluster: ports printed, every node up in every view, a clean stop.
+    const baseDir = path.join(workDir, 'cluster');
+    const cluster = spawnTracked({ command: process.execPath, args: [kaiBin, 'cluster', '--nodes', '3', '--base-dir', baseDir], cwd: workDir });
+    const deadlineMs = Date.now() + detectMsMax;
+    while (!cluster.stdout().includes('stop: Ctrl-C') && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 50));
+    const printed = cluster.stdout();
+    const internalPorts = [...printed.matchAll(/internal 127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]));
+    const pids = [...printed.matchAll(/pid (\d+)/g)].map((match) => Number(match[1]));
+    clusterPids.push(...pids);
+    expect(printed).toMatch(/node1: memcache 127\.0\.0\.1:\d+ {2}internal/);
+    expect(internalPorts).toHaveLength(3);
+    const allUp = (members: StatusMember[]): boolean => members.length === 3 && members.every((m) => m.status === 'up');
+    for (const port of internalPorts) expect(allUp(await pollStatus(port, allUp, detectMsMax))).toBe(true);
+    cluster.child.kill('SIGINT');
+    expect(await cluster.exited).toEqual({ code: 0, signal: null });
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 30_000);
+});
+
+describe('check-node and status errors', () => {
+  /** Asserts one `kai: ...` line on stderr matching `pattern`, and the exit code. */
+  function expectOneLine(run: { code: number | null; stderr: string; stdout: string }, code: number, pattern: RegExp): void {
+    expect(run.code).toBe(code);
+    const lines = run.stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^kai: /);
+    expect(lines[0]).toMatch(pattern);
+    expect(run.stdout).toBe('');
+  }
+
+  test('status of an unreachable node is one line and exit 1', async () => {
+    // Proves a node that is not running is reported plainly, without a stack trace.
+    const port = await getFreePort();
+    const run = await runKai(['status', '--node', `127.0.0.1:${port}`], { cwd: workDir });
+    expectOneLine(run, 1, new RegExp(`cannot reach 127\\.0\\.0\\.1:${port}`));
+  });
+
+  test('check-node to an unreachable first node is one line and exit 1', async () => {
+    // Proves check-node fails plainly when the node it talks to is not running.
+    const port = await getFreePort();
+    const run = await runKai(['check-node', `127.0.0.1:${port}`, '127.0.0.1:1'], { cwd: workDir });
+    expectOneLine(run, 1, new RegExp(`cannot reach 127\\.0\\.0\\.1:${port}`));
+  });
+
+  test('bad addresses are usage errors, exit 2', async () => {
+    // Proves addresses are checked before anything is sent.
+    expectOneLine(await runKai(['check-node', 'nonsense', '127.0.0.1:1'], { cwd: workDir }), 2, /<node>: must be host:port/);
+    expectOneLine(await runKai(['status', '--node', '127.0.0.1:99999'], { cwd: workDir }), 2, /--node: must be host:port/);
+    expectOneLine(await runKai(['status'], { cwd: workDir }), 2, /--node/);
+  });
+});

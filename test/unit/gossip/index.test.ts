@@ -1,0 +1,115 @@
+/**
+ * The gossip shell's edges on one node: what it does with a bad saved list, a failing disk, a bad
+ * seed address, and the request router's answer to a type nobody serves.
+ */
+import pino from 'pino';
+import { ringMembers } from '../../../src/membership';
+import { KaiError } from '../../../src/errors';
+import { Gossip, memoryPersistence, type MembershipPersistence } from '../../../src/gossip';
+import type { RpcReply, RpcRequest } from '../../../src/rpc/messages';
+import { routeRequests } from '../../../src/rpc/router';
+import type { Transport } from '../../../src/rpc/transport';
+import { ManualEnv } from '../../support/manual-env';
+
+const self = { id: 'n1:7001', address: 'n1:7001', zone: '', weight: 1 };
+const silentLog = pino({ level: 'silent' });
+
+/** A transport whose every peer is unreachable. */
+const nowhere: Pick<Transport, 'request'> = {
+  request: (address) => Promise.reject(new KaiError('KAI_PEER_UNREACHABLE', `${address}: refused`)),
+};
+
+function shell(persistence: MembershipPersistence, seeds: readonly string[] = []): Gossip {
+  return new Gossip({ self, env: new ManualEnv(), transport: nowhere, log: silentLog, persistence, seeds, intervalMs: 100 });
+}
+
+describe('gossip shell on one node', () => {
+  test('an invalid saved list is ignored and replaced by a fresh one', () => {
+    // Proves a damaged list cannot stop a node from starting, and is overwritten with a valid one.
+    const persistence: MembershipPersistence & { saved: unknown } = {
+      saved: [{ id: 'x' }],
+      load: () => persistence.saved,
+      save: (members) => {
+        persistence.saved = members;
+      },
+      loadSelfId: () => undefined,
+      saveSelfId: () => undefined,
+    };
+    const gossip = shell(persistence);
+    expect(gossip.members.map((m) => m.id)).toEqual([self.id]);
+    expect(persistence.saved).toEqual(gossip.members);
+  });
+
+  test('a restored list raises the incarnation and keeps the other members', () => {
+    // Proves restart semantics: the saved members come back, and the new incarnation is saved at once.
+    const persistence = memoryPersistence();
+    persistence.save([
+      { ...self, status: 'up', incarnation: 3, heartbeat: 40 },
+      { id: 'n2:7002', address: 'n2:7002', zone: 'b', weight: 2, status: 'up', incarnation: 1, heartbeat: 9 },
+    ]);
+    const gossip = shell(persistence);
+    expect(gossip.members.map((m) => [m.id, m.incarnation])).toEqual([
+      [self.id, 4],
+      ['n2:7002', 1],
+    ]);
+    expect(persistence.saved?.find((m) => m.id === self.id)?.incarnation).toBe(4);
+  });
+
+  test('a node restarted under another id announces its old id as leaving', () => {
+    // Proves a new port for the same data does not leave a ghost member in the ring.
+    const persistence = memoryPersistence();
+    const oldId = 'n1:6999';
+    persistence.save([
+      { id: oldId, address: oldId, zone: 'a', weight: 1, status: 'up', incarnation: 2, heartbeat: 40 },
+      { id: 'n2:7002', address: 'n2:7002', zone: 'b', weight: 1, status: 'up', incarnation: 1, heartbeat: 9 },
+    ]);
+    persistence.saveSelfId(oldId);
+    const gossip = shell(persistence);
+    const old = gossip.membership.members.find((m) => m.id === oldId);
+    expect(old?.status).toBe('leaving');
+    expect(old?.incarnation).toBe(3);
+    expect(ringMembers(gossip.membership).map((m) => m.id).sort()).toEqual(['n2:7002', self.id].sort());
+    expect(persistence.selfId).toBe(self.id);
+  });
+
+  test('a disk that refuses writes does not stop rounds', () => {
+    // Proves persistence failures are logged, not thrown into the gossip timer.
+    const persistence: MembershipPersistence = {
+      load: () => undefined,
+      save: () => {
+        throw new KaiError('KAI_STORAGE_FAILURE', 'disk full');
+      },
+      loadSelfId: () => undefined,
+      saveSelfId: () => undefined,
+    };
+    const gossip = shell(persistence, ['n2:7002']);
+    expect(() => gossip.round()).not.toThrow();
+    expect(gossip.membership.members.find((m) => m.id === self.id)?.heartbeat).toBe(1);
+  });
+
+  test('addSeed refuses an address that is not host:port', async () => {
+    // Proves a peer's bad seed address is an operating error, not an assertion failure.
+    const gossip = shell(memoryPersistence());
+    await expect(Promise.resolve(gossip.handle({ type: 'addSeed', address: 'no-port' }))).rejects.toThrow(
+      'seed no-port: address is not host:port',
+    );
+  });
+
+  test('addSeed of an unreachable node answers with the list, without it', async () => {
+    // Proves check-node gets an answer even when the other node is down.
+    const gossip = shell(memoryPersistence());
+    const reply = await gossip.handle({ type: 'addSeed', address: 'n9:7009' });
+    expect(reply).toEqual({ type: 'nodeInfo', id: self.id, members: gossip.members });
+    expect(gossip.membership.members.map((m) => m.id)).toContain('n9:7009');
+  });
+});
+
+describe('routeRequests', () => {
+  test('routes by type and refuses a type without a route', async () => {
+    // Proves the internal API answers every request: by its route, or with an operating error.
+    const handler = routeRequests({ nodeInfo: (): RpcReply => ({ type: 'nodeInfo', id: 'a:1', members: [] }) });
+    expect(await handler({ type: 'nodeInfo' })).toEqual({ type: 'nodeInfo', id: 'a:1', members: [] });
+    const fetch: RpcRequest = { type: 'replicaFetch', key: Buffer.from('k') };
+    expect(() => handler(fetch)).toThrow('does not answer replicaFetch requests');
+  });
+});
