@@ -116,7 +116,8 @@ describe('gossip shells over the simulated network', () => {
       const live = [n1, n2, n4, n5];
       await assertEventually(world.scheduler, () => cluster.allSee(live, [n3], 'down'), detectMsMax, 'n3 down everywhere');
       await world.runFor(2 * detectMsMax);
-      expect(cluster.allSee(live, live, 'up')).toBe(true);
+      // With messages lost, a live member may be suspected for a round; it must not stay down.
+      await assertEventually(world.scheduler, () => cluster.allSee(live, live, 'up'), settleMsMax, 'live members up');
       const restarted = await cluster.start(world.restart(n3), []);
       expect(restarted.members.map((m) => m.id)).toEqual(addresses);
       await assertEventually(world.scheduler, () => cluster.allSee(addresses, addresses, 'up'), settleMsMax, 'n3 up again');
