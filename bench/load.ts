@@ -12,6 +12,7 @@ import {
   Address,
   RunningTarget,
   comparedTargets,
+  defaultTargets,
   formatAddress,
   killStartedProcessesNow,
   memcachedVersion,
@@ -59,6 +60,8 @@ interface TargetResult {
   gets: number;
   sets: number;
   misses: number;
+  // Gets answered with several VALUE lines (a cluster's siblings), each value checked: not errors.
+  siblingReplies: number;
   errors: number;
   errorsByKind: Record<ErrorKind, number>;
   errorSamples: string[];
@@ -101,7 +104,7 @@ function parseSettings(argv: string[]): BenchSettings {
     .option('--keys <count>', 'distinct keys, chosen uniformly', parseNumberFlag(1, keysMax, true), 10_000)
     .option('--value-bytes <bytes>', 'value size', parseNumberFlag(1, valueBytesMax, true), 100)
     .option('--get-ratio <ratio>', 'fraction of requests that are gets', parseNumberFlag(0, 1, false), 0.9)
-    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, 'memcached,kai,memcached-binary,kai-binary')
+    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, defaultTargets.join(','))
     .option('--memcached-address <host:port>', 'bench an already-running memcached instead of starting one')
     .option('--kai-address <host:port>', 'bench an already-running kai node instead of starting one')
     .option('--json', 'print one machine-readable JSON document on stdout', false);
@@ -286,6 +289,7 @@ function summarize(target: RunningTarget, results: WorkerResult[], preloadErrors
     gets: sum((result) => result.gets),
     sets: sum((result) => result.sets),
     misses: sum((result) => result.misses),
+    siblingReplies: sum((result) => result.siblingReplies),
     errors: Object.values(errorsByKind).reduce((total, count) => total + count, 0),
     errorsByKind,
     errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),
@@ -340,13 +344,13 @@ function printHuman(machine: MachineInfo, settings: BenchSettings, results: Targ
       `${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`,
     '',
     `${'target'.padEnd(18)}${'ops/s'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}` +
-      `${'p99.9 µs'.padStart(10)}${'errors'.padStart(8)}${'misses'.padStart(8)}`,
+      `${'p99.9 µs'.padStart(10)}${'errors'.padStart(8)}${'misses'.padStart(8)}${'siblings'.padStart(10)}`,
   ];
   for (const result of results) {
     lines.push(
       `${result.target.padEnd(18)}${String(result.opsPerSecond).padStart(10)}${String(result.latencyUs.p50).padStart(10)}` +
         `${String(result.latencyUs.p99).padStart(10)}${String(result.latencyUs.p999).padStart(10)}` +
-        `${String(result.errors).padStart(8)}${String(result.misses).padStart(8)}`,
+        `${String(result.errors).padStart(8)}${String(result.misses).padStart(8)}${String(result.siblingReplies).padStart(10)}`,
     );
     for (const sample of result.errorSamples) lines.push(`  ${result.target} error: ${sample}`);
   }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 // Process handling is shared with the integration and differential tests; that module is plain
 // Node without jest, so the benchmark runs without any test framework loaded.
+import { startCluster, type ClusterNode } from '../test/support/cluster';
 import {
   getFreePort,
   killStartedProcessesNow as killServersNow,
@@ -155,6 +156,38 @@ const startKai: TargetFactory = async (options) => {
   return { name: 'kai', protocol: 'text', addresses: [address], version, stop };
 };
 
+// Nodes in the cluster target, and the quorum they run with: every key on all three nodes, a read
+// or write answered once two of them have.
+export const clusterSize = 3;
+export const clusterQuorum = { n: 3, r: 2, w: 2 } as const;
+
+// A cluster of kai nodes started and linked as an operator would (`kai check-node`), benched
+// through every node's memcache port: the load generator spreads its connections over them, so
+// each node coordinates its share of the requests.
+const startKaiCluster: TargetFactory = async (options) => {
+  const version = `${kaiVersion(options.repositoryRoot)} (${clusterSize} nodes, N=${clusterQuorum.n} R=${clusterQuorum.r} W=${clusterQuorum.w})`;
+  if (options.address !== undefined) throw new Error('kai-cluster starts its own nodes; it has no external address');
+  const baseDirectory = mkdtempSync(path.join(os.tmpdir(), 'kai-bench-cluster-'));
+  temporaryDirectories.add(baseDirectory);
+  const { n, r, w } = clusterQuorum;
+  const args = ['--n', String(n), '--r', String(r), '--w', String(w), '--log-level', 'warn'];
+  let nodes: ClusterNode[];
+  try {
+    nodes = await startCluster({ baseDir: baseDirectory, size: clusterSize, args, convergeTimeoutMs: startupTimeoutMs });
+  } catch (error) {
+    // Targets run one at a time, so the only servers running now are this cluster's nodes.
+    killServersNow();
+    removeTemporaryDirectory(baseDirectory);
+    throw error;
+  }
+  const stop = async (): Promise<void> => {
+    await Promise.allSettled(nodes.map((node) => node.stop('SIGTERM', stopTimeoutMs)));
+    removeTemporaryDirectory(baseDirectory);
+  };
+  const addresses = nodes.map((node) => ({ host: '127.0.0.1', port: node.memcachePort }));
+  return { name: 'kai-cluster', protocol: 'text', addresses, version, stop };
+};
+
 // The same server driven over the binary protocol (as memjs speaks it), under its own name.
 function overBinary(name: string, factory: TargetFactory): TargetFactory {
   return async (options) => ({ ...(await factory(options)), name, protocol: 'binary' });
@@ -163,12 +196,17 @@ function overBinary(name: string, factory: TargetFactory): TargetFactory {
 export const targetFactories: ReadonlyMap<string, TargetFactory> = new Map([
   ['memcached', startMemcached],
   ['kai', startKai],
+  ['kai-cluster', startKaiCluster],
   ['memcached-binary', overBinary('memcached-binary', startMemcached)],
   ['kai-binary', overBinary('kai-binary', startKai)],
 ]);
 
+// What `npm run bench` runs when no --targets is given: each server over text, then over binary.
+export const defaultTargets: readonly string[] = ['memcached', 'kai', 'kai-cluster', 'memcached-binary', 'kai-binary'];
+
 // Each kai target and the memcached target it is compared with.
 export const comparedTargets: ReadonlyArray<{ kai: string; memcached: string }> = [
   { kai: 'kai', memcached: 'memcached' },
+  { kai: 'kai-cluster', memcached: 'memcached' },
   { kai: 'kai-binary', memcached: 'memcached-binary' },
 ];

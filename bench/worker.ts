@@ -32,6 +32,8 @@ export interface WorkerResult {
   gets: number;
   sets: number;
   misses: number;
+  // Gets answered with more than one VALUE line (siblings, from a cluster), every one checked.
+  siblingReplies: number;
   // Errors over the whole run of the target: preload, warm-up and measurement.
   errors: Record<ErrorKind, number>;
   errorSamples: string[];
@@ -49,7 +51,8 @@ type Phase = 'preload' | 'preloaded' | 'warmup' | 'measure' | 'stopping' | 'fini
 
 type ReplyOutcome =
   | { kind: 'incomplete' }
-  | { kind: 'hit' }
+  // `values`: VALUE lines in the reply, more than one when a cluster answers siblings.
+  | { kind: 'hit'; values: number }
   | { kind: 'miss' }
   | { kind: 'stored' }
   | { kind: 'error'; errorKind: ErrorKind; message: string };
@@ -63,6 +66,8 @@ interface PendingRequest {
 // A reply line longer than this cannot be valid for our requests: fail instead of buffering on.
 export const replyLineBytesMax = 1024;
 export const errorSamplesMax = 5;
+// VALUE lines accepted in one get reply: kai's default siblings cap (docs/configuration.md).
+export const valuesPerGetMax = 25;
 export const reconnectAttemptsMax = 20;
 const reconnectDelayMs = 100;
 const watchdogIntervalMs = 250;
@@ -152,14 +157,15 @@ function protocolError(message: string): ReplyOutcome {
   return { kind: 'error', errorKind: 'protocol', message };
 }
 
-function readLine(reader: ChunkReader): string | null {
-  const newline = reader.indexOfNewline(0);
+// The line starting at `offset` (relative to the cursor), with its CRLF, or null while incomplete.
+function readLine(reader: ChunkReader, offset = 0): string | null {
+  const newline = reader.indexOfNewline(offset);
   if (newline === -1) return null;
-  return reader.slice(0, newline + 1).toString('latin1');
+  return reader.slice(offset, newline + 1).toString('latin1');
 }
 
-function lineTooLong(reader: ChunkReader): boolean {
-  return reader.indexOfNewline(0) === -1 && reader.bufferedBytes > replyLineBytesMax;
+function lineTooLong(reader: ChunkReader, offset = 0): boolean {
+  return reader.indexOfNewline(offset) === -1 && reader.bufferedBytes - offset > replyLineBytesMax;
 }
 
 export function parseSetReply(reader: ChunkReader): ReplyOutcome {
@@ -171,35 +177,51 @@ export function parseSetReply(reader: ChunkReader): ReplyOutcome {
   return protocolError(`set: unexpected reply ${JSON.stringify(line.trimEnd())}`);
 }
 
+// A get reply: END alone (a miss), or up to valuesPerGetMax VALUE blocks then END. A kai cluster
+// answers one VALUE line per sibling when concurrent writes of a key met (docs/protocol.md); every
+// set of a key writes the same bytes, so each sibling is checked like a single value. Nothing is
+// consumed until the reply is complete or wrong.
 export function parseGetReply(reader: ChunkReader, keyIndex: number, valueBytes: number): ReplyOutcome {
-  if (lineTooLong(reader)) return protocolError('reply line too long');
-  const line = readLine(reader);
-  if (line === null) return { kind: 'incomplete' };
-  if (line === endLine) {
-    reader.consume(line.length);
-    return { kind: 'miss' };
+  let offset = 0;
+  for (let values = 0; ; values++) {
+    if (lineTooLong(reader, offset)) return protocolError('reply line too long');
+    const line = readLine(reader, offset);
+    if (line === null) return { kind: 'incomplete' };
+    const lineEnd = offset + line.length;
+    if (line === endLine) {
+      reader.consume(lineEnd);
+      return values === 0 ? { kind: 'miss' } : { kind: 'hit', values };
+    }
+    const header = line.endsWith('\r\n') ? line.slice(0, -2).split(' ') : [];
+    if (header.length < 4 || header[0] !== 'VALUE') {
+      reader.consume(lineEnd);
+      return protocolError(`get: unexpected reply ${JSON.stringify(line.trimEnd())}`);
+    }
+    const [, key, , declaredBytes] = header;
+    if (key !== keyName(keyIndex) || Number(declaredBytes) !== valueBytes) {
+      reader.consume(lineEnd);
+      return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: header ${line.trimEnd()}` };
+    }
+    if (values === valuesPerGetMax) {
+      reader.consume(lineEnd);
+      return protocolError(`get: more than ${valuesPerGetMax} values`);
+    }
+    // The declared length equals valueBytes, checked above, so the wait below is bounded.
+    const dataEnd = lineEnd + valueBytes;
+    const blockEnd = dataEnd + crlf.length;
+    if (reader.bufferedBytes < blockEnd) return { kind: 'incomplete' };
+    const dataMatches = reader.slice(lineEnd, dataEnd).equals(valueFor(keyIndex, valueBytes));
+    const terminator = reader.slice(dataEnd, blockEnd);
+    if (!terminator.equals(crlf)) {
+      reader.consume(blockEnd);
+      return protocolError(`get: bad trailer ${JSON.stringify(terminator.toString('latin1'))}`);
+    }
+    if (!dataMatches) {
+      reader.consume(blockEnd);
+      return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
+    }
+    offset = blockEnd;
   }
-  const header = line.endsWith('\r\n') ? line.slice(0, -2).split(' ') : [];
-  if (header.length < 4 || header[0] !== 'VALUE') {
-    reader.consume(line.length);
-    return protocolError(`get: unexpected reply ${JSON.stringify(line.trimEnd())}`);
-  }
-  const [, key, , declaredBytes] = header;
-  if (key !== keyName(keyIndex) || Number(declaredBytes) !== valueBytes) {
-    reader.consume(line.length);
-    return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: header ${line.trimEnd()}` };
-  }
-  // The declared length equals valueBytes, checked above, so the wait below is bounded.
-  const dataEnd = line.length + valueBytes;
-  const replyEnd = dataEnd + crlf.length + endLine.length;
-  if (reader.bufferedBytes < replyEnd) return { kind: 'incomplete' };
-  const data = reader.slice(line.length, dataEnd);
-  const trailer = reader.slice(dataEnd, replyEnd).toString('latin1');
-  const dataMatches = data.equals(valueFor(keyIndex, valueBytes));
-  reader.consume(replyEnd);
-  if (trailer !== `\r\n${endLine}`) return protocolError(`get: bad trailer ${JSON.stringify(trailer)}`);
-  if (!dataMatches) return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
-  return { kind: 'hit' };
 }
 
 // Binary protocol (memjs's framing): a GET is opcode 0x00 with the key; a SET is opcode 0x01 with
@@ -245,7 +267,7 @@ export function parseBinaryReply(reader: ChunkReader, isGet: boolean, keyIndex: 
   if (!body.subarray(binaryFlagsBytes).equals(valueFor(keyIndex, valueBytes))) {
     return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
   }
-  return { kind: 'hit' };
+  return { kind: 'hit', values: 1 };
 }
 
 class LoadWorker {
@@ -259,6 +281,7 @@ class LoadWorker {
   private gets = 0;
   private sets = 0;
   private misses = 0;
+  private siblingReplies = 0;
   private preloadErrors = 0;
   private measureStartMs = 0;
   private measureEndMs = 0;
@@ -345,6 +368,7 @@ class LoadWorker {
     if (pending.isGet) this.gets++;
     else this.sets++;
     if (outcome.kind === 'miss') this.misses++;
+    if (outcome.kind === 'hit' && outcome.values > 1) this.siblingReplies++;
     const latencyUs = Math.round((completedMs - pending.startedMs) * 1000);
     this.histogram.recordValue(Math.min(Math.max(latencyUs, 1), latencyUsMax));
   }
@@ -382,6 +406,7 @@ class LoadWorker {
       gets: this.gets,
       sets: this.sets,
       misses: this.misses,
+      siblingReplies: this.siblingReplies,
       errors: this.errors,
       errorSamples: this.errorSamples,
       windowMs: this.measureEndMs - this.measureStartMs,

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pollStatus as pollStatusIn, statuses, type StatusMember } from '../support/cluster';
 import { getFreePort, kaiBin, killStartedKai, runKai, startKai, type KaiProcess } from '../support/process';
 import { spawnTracked } from '../support/servers';
 
@@ -13,15 +14,6 @@ import { spawnTracked } from '../support/servers';
 const gossipIntervalMs = 200;
 /** Down after 1 s, plus rounds for the mark to spread and a status command to run. */
 const detectMsMax = 8_000;
-const statusPollMs = 200;
-
-interface StatusMember {
-  readonly id: string;
-  readonly address: string;
-  readonly status: string;
-  readonly zone: string;
-  readonly ownership: number;
-}
 
 let workDir: string;
 const running: KaiProcess[] = [];
@@ -55,28 +47,9 @@ async function startNode(name: string, port: number, zone: string): Promise<KaiP
   return kai;
 }
 
-async function statusOf(port: number): Promise<StatusMember[]> {
-  const run = await runKai(['status', '--node', `127.0.0.1:${port}`, '--json'], { cwd: workDir });
-  expect(run.stderr).toBe('');
-  expect(run.code).toBe(0);
-  const parsed = JSON.parse(run.stdout) as { members: StatusMember[] };
-  expect(Object.keys(parsed)).toEqual(['members']);
-  return parsed.members;
-}
-
-/** Polls `kai status` until `accept` holds, for at most `timeoutMs`; returns the last answer. */
-async function pollStatus(port: number, accept: (members: StatusMember[]) => boolean, timeoutMs: number): Promise<StatusMember[]> {
-  const deadlineMs = Date.now() + timeoutMs;
-  let members = await statusOf(port);
-  while (!accept(members) && Date.now() < deadlineMs) {
-    await new Promise((resolve) => setTimeout(resolve, statusPollMs));
-    members = await statusOf(port);
-  }
-  return members;
-}
-
-function statuses(members: readonly StatusMember[]): Record<string, string> {
-  return Object.fromEntries(members.map((m) => [m.id, m.status]));
+/** Polls `kai status` of the node at `port` until `accept` holds, for at most `timeoutMs`. */
+function pollStatus(port: number, accept: (members: StatusMember[]) => boolean, timeoutMs: number): Promise<StatusMember[]> {
+  return pollStatusIn(port, accept, timeoutMs, workDir);
 }
 
 describe('a cluster of three kai processes', () => {

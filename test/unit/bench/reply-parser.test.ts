@@ -6,14 +6,18 @@ import {
   parseSetReply,
   replyLineBytesMax,
   valueFor,
+  valuesPerGetMax,
 } from '../../../bench/worker';
 
 const valueBytes = 100;
 const keyIndex = 42;
 
+function valueBlock(value = valueFor(keyIndex, valueBytes)): Buffer {
+  return Buffer.concat([Buffer.from(`VALUE ${keyName(keyIndex)} 0 ${valueBytes}\r\n`), value, Buffer.from('\r\n')]);
+}
+
 function hitReply(): Buffer {
-  const value = valueFor(keyIndex, valueBytes);
-  return Buffer.concat([Buffer.from(`VALUE ${keyName(keyIndex)} 0 ${valueBytes}\r\n`), value, Buffer.from('\r\nEND\r\n')]);
+  return Buffer.concat([valueBlock(), Buffer.from('END\r\n')]);
 }
 
 // Feeds `reply` split at the given points and returns the outcome after each piece.
@@ -113,5 +117,26 @@ describe('bench reply parser', () => {
     const huge = response(0x00, 0, Buffer.alloc(0), Buffer.alloc(0));
     huge.writeUInt32BE(0xffffffff, 8);
     expect(parse(huge, true)).toBe('error');
+  });
+
+  // A cluster's siblings (several VALUE lines) are one hit once END arrives, each value checked.
+  test('get reply with siblings', () => {
+    const reply = Buffer.concat([valueBlock(), valueBlock(), Buffer.from('END\r\n')]);
+    for (let split = 1; split < reply.length; split++) {
+      const reader = new ChunkReader();
+      reader.push(reply.subarray(0, split));
+      expect(parseGetReply(reader, keyIndex, valueBytes).kind).toBe('incomplete');
+      reader.push(reply.subarray(split));
+      expect(parseGetReply(reader, keyIndex, valueBytes)).toEqual({ kind: 'hit', values: 2 });
+      expect(reader.bufferedBytes).toBe(0);
+    }
+    const parse = (blocks: Buffer[]): { kind: string } => {
+      const reader = new ChunkReader();
+      reader.push(Buffer.concat([...blocks, Buffer.from('END\r\n')]));
+      return parseGetReply(reader, keyIndex, valueBytes);
+    };
+    expect(parse(Array.from({ length: valuesPerGetMax }, () => valueBlock()))).toEqual({ kind: 'hit', values: valuesPerGetMax });
+    expect(parse(Array.from({ length: valuesPerGetMax + 1 }, () => valueBlock())).kind).toBe('error');
+    expect(parse([valueBlock(), valueBlock(valueFor(keyIndex + 1, valueBytes))])).toMatchObject({ kind: 'error', errorKind: 'value' });
   });
 });
