@@ -41,6 +41,12 @@ export interface CoordinatorOptions {
   readonly siblings?: SiblingPolicy;
   /** Shared with the dispatcher, which sets it on flush_all; one per node. */
   readonly flushDeadline?: FlushDeadline;
+  /**
+   * How many nodes the cluster has as far as this node knows, counting seeds it was told about
+   * but has not heard from yet; N, R and W are capped at it. By default the ring's size. A node
+   * still joining thus refuses what it cannot replicate, instead of acting as a cluster of one.
+   */
+  readonly clusterSize?: () => number;
 }
 
 interface Placement {
@@ -101,7 +107,8 @@ export class Coordinator {
   private place(key: Buffer): Placement {
     const ring = this.options.ring();
     const bucket = bucketOfKey(key, ring.config.buckets);
-    const { n, r, w } = effectiveQuorum(this.options.quorum, ring.members.length);
+    const clusterSize = Math.max(ring.members.length, this.options.clusterSize?.() ?? 0);
+    const { n, r, w } = effectiveQuorum(this.options.quorum, clusterSize);
     const isUp = this.options.isUp ?? (() => true);
     // This node takes its own requests, whatever the membership says of it.
     const upOrSelf = (nodeId: string): boolean => nodeId === this.options.nodeId || isUp(nodeId);

@@ -6,7 +6,7 @@
  * Overload is refused, not queued: a request past `requestsInFlightPerPeerMax`, to a peer whose
  * connection is backing off, or to a peer that is not reading, rejects at once with
  * KAI_PEER_UNREACHABLE naming the reason. The coordinator already treats an unreachable replica
- * as a failed one and moves on to the next of the preference list; a queue would only turn the
+ * as a failed one, and its quorum is met by the others or answered as unmet; a queue would only turn the
  * same failure into a later one, after a timeout.
  */
 import net from 'node:net';

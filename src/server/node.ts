@@ -267,6 +267,8 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     quorum: settings,
     requestTimeoutMs,
     siblings,
+    // Seeds not yet heard from count: until they answer, this node cannot meet N on its own.
+    clusterSize: () => gossip.membership.members.filter((member) => member.status !== 'leaving').length,
   });
   const stats = new NodeStats();
   const dispatcher: Dispatcher = new Dispatcher({

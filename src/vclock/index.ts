@@ -55,9 +55,15 @@ export function merge(clocks: readonly VClock[]): VClock {
   return [...byNode.values()].sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0));
 }
 
-/** Advances `node`'s counter, stamping it with the given time. */
-export function increment(clock: VClock, node: string, nowMs: number): VClock {
-  const next: ClockEntry = { node, counter: counterOf(clock, node) + 1, timestampMs: nowMs };
+/**
+ * Advances `node`'s counter, stamping it with the given time. `counterAtLeast` lets the caller
+ * keep a node's counter from ever being reused: a node that lost a key's history (its row was
+ * purged, or flushed) must not count again from 1, or peers still holding its older, larger
+ * counters would take the new write for an old one.
+ */
+export function increment(clock: VClock, node: string, nowMs: number, counterAtLeast = 0): VClock {
+  const counter = Math.max(counterOf(clock, node) + 1, counterAtLeast);
+  const next: ClockEntry = { node, counter, timestampMs: nowMs };
   return merge([clock.filter((entry) => entry.node !== node), [next]]);
 }
 

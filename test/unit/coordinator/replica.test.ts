@@ -30,11 +30,12 @@ beforeEach(() => {
 
 const values = (versions: readonly Version[]): string[] => versions.map((v) => v.value.toString()).sort();
 
-// A first write gets a one-entry clock stamped with the replica's node and the Env's time.
+// A first write gets a one-entry clock stamped with the replica's node and the Env's time; the
+// counter starts at the time in ms, so it is never below a counter this node used before.
 test('apply on an empty key writes a fresh version', async () => {
   const applied = await replica.apply(key, bucket, storeMutation(setRequest('one')));
   expect(applied.result).toBe('STORED');
-  expect(applied.written?.clock).toEqual([{ node: 'node-a', counter: 1, timestampMs: env.nowMs() }]);
+  expect(applied.written?.clock).toEqual([{ node: 'node-a', counter: env.nowMs(), timestampMs: env.nowMs() }]);
   expect(applied.written?.writtenAtMs).toBe(env.nowMs());
   expect(applied.written?.flags).toBe(5);
   expect(applied.versions).toEqual([applied.written]);
@@ -49,8 +50,30 @@ test('successive applies supersede', async () => {
   env.advance(10);
   const second = await replica.apply(key, bucket, storeMutation(setRequest('two')));
   expect(compare(second.written!.clock, first.written!.clock)).toBe('after');
-  expect(second.written!.clock).toEqual([{ node: 'node-a', counter: 2, timestampMs: env.nowMs() }]);
+  expect(second.written!.clock).toEqual([{ node: 'node-a', counter: env.nowMs(), timestampMs: env.nowMs() }]);
   expect(values(replica.fetchNow(key))).toEqual(['two']);
+  // Two writes in the same millisecond still count up.
+  const third = await replica.apply(key, bucket, storeMutation(setRequest('three')));
+  expect(third.written!.clock[0].counter).toBe(env.nowMs() + 1);
+});
+
+// A node whose history of a key is gone (its row purged or flushed) never reuses a counter: its
+// next write still supersedes the old versions a peer holds, instead of looking older than them.
+test('a write after the row of a key was purged supersedes what peers still hold', async () => {
+  let written: Version | undefined;
+  for (let round = 0; round < 3; round++) {
+    written = (await replica.apply(key, bucket, storeMutation(setRequest(`old-${round}`)))).written;
+    env.advance(1);
+  }
+  const peerHolds = written!;
+  store.records.clear();
+  env.advance(1);
+  const fresh = (await replica.apply(key, bucket, storeMutation(setRequest('new')))).written!;
+  expect(compare(fresh.clock, peerHolds.clock)).toBe('after');
+  const peer = new LocalReplica('node-b', new MemoryStore(), env, valueBytesMax);
+  await peer.store(key, bucket, [peerHolds]);
+  await peer.store(key, bucket, [fresh]);
+  expect(values(peer.fetchNow(key))).toEqual(['new']);
 });
 
 // A write over siblings resolves them: its clock dominates every version held.
