@@ -9,10 +9,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../config/fields';
+import { clusterStatus } from './membership-commands';
 
 export const clusterNodesMax = 16;
 /** How long a node may take to accept memcache connections before the cluster gives up. */
 export const nodeReadyTimeoutMs = 15_000;
+/** How long the nodes of a new cluster may take to see each other up through gossip. */
+export const linkTimeoutMs = 30_000;
 const readyPollIntervalMs = 100;
 /** How long the cluster waits for its nodes to stop before killing them. */
 export const stopTimeoutMs = 10_000;
@@ -122,6 +125,20 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Waits until the first node sees every node up, so that the cluster printed as ready really
+ * replicates: before gossip links them, each node would refuse writes it cannot replicate.
+ */
+async function waitUntilLinked(seed: string, nodeCount: number): Promise<void> {
+  const deadlineMs = Date.now() + linkTimeoutMs;
+  while (Date.now() < deadlineMs) {
+    const rows = await clusterStatus(seed).catch(() => []);
+    if (rows.length === nodeCount && rows.every((row) => row.status === 'up')) return;
+    await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
+  }
+  throw new Error(`the nodes did not all see each other up within ${linkTimeoutMs} ms`);
+}
+
 async function waitUntilReady(node: ClusterNode): Promise<void> {
   let exitCode: number | null | undefined;
   void node.exited.then((code) => (exitCode = code));
@@ -204,6 +221,7 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
       nodes.push(node);
       await waitUntilReady(node);
     }
+    await waitUntilLinked(seed, nodes.length);
   } catch (error) {
     await stopAll(nodes);
     throw error;

@@ -86,7 +86,7 @@ export async function checkNode(first: string, second: string): Promise<string> 
 export interface MemberStatusRow {
   readonly id: string;
   readonly address: string;
-  readonly status: WireMember['status'];
+  readonly status: 'up' | 'down';
   readonly zone: string;
   /** Fraction of buckets the member is first replica of, on the ring built from these members. */
   readonly ownership: number;
@@ -100,9 +100,10 @@ export async function clusterStatus(address: string): Promise<MemberStatusRow[]>
   const ringConfig = { buckets: info.buckets, vnodesPerNode: info.vnodes };
   const ringMembers = owners.map((m) => ({ id: m.id, weight: m.weight, zone: m.zone }));
   const owned = owners.length === 0 ? new Map<string, number>() : ownership(buildRing(ringMembers, ringConfig));
-  return info.members.map((m) => {
-    const { id, address, status, zone } = m;
-    return { id, address, status, zone, ownership: owned.get(id) ?? 0 };
+  // A member that left (the old id of a node restarted under a new one) is no longer a member.
+  return owners.map((m) => {
+    const { id, address, zone } = m;
+    return { id, address, status: m.status === 'up' ? 'up' : 'down', zone, ownership: owned.get(id) ?? 0 };
   });
 }
 
