@@ -77,10 +77,17 @@ function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
  * Throws CommandError when it did not: `first` keeps trying, but the operator should know.
  */
 export async function checkNode(first: string, second: string): Promise<string> {
-  const info = nodeInfoOf(first, await ask(first, { type: 'addSeed', address: second }));
-  const known = info.members.find((m) => m.address === second);
+  // The second node is passed on under the id and address it gives itself, not as typed here:
+  // `localhost:11012` and `127.0.0.1:11012` are one node, and every member must name it alike.
+  const secondInfo = await ask(second, { type: 'nodeInfo' })
+    .then((reply) => nodeInfoOf(second, reply))
+    .catch(() => undefined);
+  const secondAddress = secondInfo?.members.find((m) => m.id === secondInfo.id)?.address ?? second;
+  const secondId = secondInfo?.id ?? second;
+  const info = nodeInfoOf(first, await ask(first, { type: 'addSeed', address: secondAddress }));
+  const known = info.members.find((m) => m.id === secondId || m.address === secondAddress);
   if (known === undefined) throw new CommandError(`${first} could not reach ${second} yet; it keeps trying`);
-  return `${first} knows ${second} (${known.status}); ${info.members.length} members: ${info.members.map((m) => m.id).join(', ')}`;
+  return `${first} knows ${known.id} (${known.status}); ${info.members.length} members: ${info.members.map((m) => m.id).join(', ')}`;
 }
 
 export interface MemberStatusRow {
