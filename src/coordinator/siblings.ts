@@ -6,7 +6,7 @@
  * arrive in: ties in write time are broken by clock, then by content.
  */
 import type { Version } from '../storage/record';
-import { merge, reconcile, type VClock } from '../vclock';
+import { merge, prune, reconcile, type VClock } from '../vclock';
 
 export type ConflictResolution = 'siblings' | 'lww';
 
@@ -59,7 +59,11 @@ export function resolveVersions(versions: readonly Version[], policy: SiblingPol
   if (kept.length <= 1) return { versions: kept, dropped: 0 };
   const newestFirst = [...kept].sort(newerFirst);
   if (policy.conflictResolution === 'lww') {
-    return { versions: [{ ...newestFirst[0], clock: merge(kept.map((version) => version.clock)) }], dropped: 0 };
+    // Pruned like any written clock, against the winner's own write time (the core reads no
+    // clock), so merging many writers' entries cannot grow it past the bound peers accept.
+    const winner = newestFirst[0];
+    const clock = prune(merge(kept.map((version) => version.clock)), winner.writtenAtMs);
+    return { versions: [{ ...winner, clock }], dropped: 0 };
   }
   if (kept.length <= policy.siblingsMax) return { versions: kept, dropped: 0 };
   return { versions: newestFirst.slice(0, policy.siblingsMax), dropped: kept.length - policy.siblingsMax };

@@ -1,6 +1,6 @@
 import { newerFirst, resolveVersions } from '../../../src/coordinator/siblings';
 import type { Version } from '../../../src/storage/record';
-import { descends } from '../../../src/vclock';
+import { defaultPruneLimits, descends } from '../../../src/vclock';
 
 function sibling(node: string, writtenAtMs: number, value = node): Version {
   return {
@@ -37,6 +37,15 @@ describe('resolveVersions', () => {
     expect(winner.value.toString()).toBe('a');
     expect(dropped).toBe(0);
     for (const version of versions) expect(descends(winner.clock, version.clock)).toBe(true);
+  });
+
+  // The merged clock of many concurrent writers is pruned, so it stays within what peers accept.
+  test('lww prunes the merged clock of many writers', () => {
+    const versions = Array.from({ length: 80 }, (_, index) => sibling(`node-${index}`, 1_000 + index));
+    const { versions: [winner] } = resolveVersions(versions, { conflictResolution: 'lww', siblingsMax: 25 });
+    expect(winner.value.toString()).toBe('node-79');
+    expect(winner.clock.length).toBe(defaultPruneLimits.entriesMax);
+    expect(winner.clock.some((entry) => entry.node === 'node-79')).toBe(true);
   });
 
   // Ties in write time resolve the same way whatever order the versions arrive in.
