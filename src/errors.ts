@@ -86,6 +86,11 @@ export const errorRegistry = {
   KAI_PEER_UNREACHABLE: { textReply: 'SERVER_ERROR peer unreachable', binaryStatus: BinaryStatus.temporaryFailure },
   /** A frame of the internal API was malformed or over its size cap. */
   KAI_BAD_FRAME: { textReply: 'SERVER_ERROR bad internal frame', binaryStatus: BinaryStatus.internalError },
+  /** A peer cuts its ring differently (--buckets, --vnodes): gossip with it is refused. */
+  KAI_RING_LAYOUT_MISMATCH: {
+    textReply: 'SERVER_ERROR ring layout differs between nodes',
+    binaryStatus: BinaryStatus.internalError,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

@@ -30,7 +30,7 @@ import {
   type MembershipUpdate,
   type SelfDescription,
 } from '../membership';
-import type { RpcReply, RpcRequest, WireMember } from '../rpc/messages';
+import type { RingLayout, RpcReply, RpcRequest, WireMember } from '../rpc/messages';
 import type { Transport } from '../rpc/transport';
 
 /** Where the member list survives a restart: the node's SQLite file, or memory in tests. */
@@ -59,7 +59,7 @@ export interface GossipOptions {
   /** How long one exchange waits for the peer's reply; one interval by default. */
   readonly exchangeTimeoutMs?: number;
   /** The node's ring layout, reported by `nodeInfo` so readers compute the same ownership. */
-  readonly ringLayout?: { readonly buckets: number; readonly vnodes: number };
+  readonly ringLayout?: RingLayout;
 }
 
 export type MembershipListener = (state: MembershipState, events: readonly MembershipEvent[]) => void;
@@ -175,9 +175,12 @@ export class Gossip {
   /** Answers the membership requests of the internal API; other types are not this shell's. */
   handle(request: RpcRequest): RpcReply | Promise<RpcReply> {
     switch (request.type) {
-      case 'gossip':
+      case 'gossip': {
+        const mismatch = this.layoutMismatch(request.layout);
+        if (mismatch) throw new KaiError('KAI_RING_LAYOUT_MISMATCH', mismatch);
         this.merge(request.members, 'gossip request');
-        return { type: 'gossip', members: this.members };
+        return { type: 'gossip', members: this.members, layout: this.options.ringLayout };
+      }
       case 'nodeInfo':
         return this.nodeInfo();
       case 'addSeed':
@@ -185,6 +188,17 @@ export class Gossip {
       default:
         throw new KaiError('KAI_INTERNAL', `gossip does not answer ${request.type}`);
     }
+  }
+
+  /**
+   * Why a peer's ring layout cannot be gossiped with, or undefined when it matches (or either
+   * side does not say: a node without a layout, as in tests, takes any).
+   */
+  private layoutMismatch(layout: RingLayout | undefined): string | undefined {
+    const own = this.options.ringLayout;
+    if (!own || !layout) return undefined;
+    if (own.buckets === layout.buckets && own.vnodes === layout.vnodes) return undefined;
+    return `peer has ${layout.buckets} buckets and ${layout.vnodes} vnodes, this node ${own.buckets} and ${own.vnodes}`;
   }
 
   nodeInfo(): RpcReply {
@@ -213,12 +227,17 @@ export class Gossip {
   private async exchange(address: string): Promise<boolean> {
     this.exchangesInFlight++;
     try {
-      const request: RpcRequest = { type: 'gossip', members: this.members };
+      const request: RpcRequest = { type: 'gossip', members: this.members, layout: this.options.ringLayout };
       const reply = await this.options.transport.request(address, request, this.exchangeTimeoutMs);
       // Stopped while waiting: the node may have closed its storage.
       if (this.stopped) return false;
       if (reply.type !== 'gossip') {
         this.options.log.warn({ peer: address, reply: reply.type === 'error' ? reply.code : reply.type }, 'gossip refused');
+        return false;
+      }
+      const mismatch = this.layoutMismatch(reply.layout);
+      if (mismatch) {
+        this.options.log.error({ peer: address, mismatch }, 'gossip refused: the peer cuts its ring differently');
         return false;
       }
       this.merge(reply.members, address);

@@ -77,6 +77,9 @@ function nullable(check: Check): Check {
 
 const anything: Check = () => undefined;
 
+const ringLayout: Check = (value, path) =>
+  record({ buckets: isNonNegativeInteger, vnodes: isNonNegativeInteger })(value, path);
+
 function firstProblem(checks: readonly (() => ShapeProblem)[]): ShapeProblem {
   for (const check of checks) {
     const problem = check();
@@ -142,7 +145,7 @@ const requestShape = union('type', {
   replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) }),
   coordinate: record({ key: isBuffer, mutation }),
   flushAll: record({ deadlineMs: isSafeInteger }),
-  gossip: record({ members: arrayOf(wireMember) }),
+  gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
   nodeInfo: record({}),
   addSeed: record({ address: isString }),
 });
@@ -152,7 +155,7 @@ const replyShape = union('type', {
   stored: record({}),
   flushed: record({}),
   coordinated: record({ result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion) }),
-  gossip: record({ members: arrayOf(wireMember) }),
+  gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
   nodeInfo: record(
     { id: isString, members: arrayOf(wireMember), buckets: isNonNegativeInteger, vnodes: isNonNegativeInteger },
     ['buckets', 'vnodes'],

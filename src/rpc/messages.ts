@@ -37,6 +37,15 @@ export type MutationSpec =
       readonly initial?: { readonly value: string; readonly expiresAtMs: number };
     };
 
+/**
+ * How a node cuts its ring (`--buckets`, `--vnodes`): nodes with different layouts would place
+ * keys differently, so gossip refuses a peer whose layout differs from its own.
+ */
+export interface RingLayout {
+  readonly buckets: number;
+  readonly vnodes: number;
+}
+
 /** What a member says about itself and others in gossip. */
 export interface WireMember {
   readonly id: string;
@@ -61,7 +70,7 @@ export type RpcRequest =
    * at once.
    */
   | { readonly type: 'flushAll'; readonly deadlineMs: number }
-  | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
+  | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout }
   | { readonly type: 'nodeInfo' }
   /**
    * `kai check-node`: the receiving node learns the internal address of another node and gossips
@@ -80,7 +89,7 @@ export type RpcReply =
       readonly versions: readonly WireVersion[];
       readonly written: WireVersion | null;
     }
-  | { readonly type: 'gossip'; readonly members: readonly WireMember[] }
+  | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout }
   | {
       readonly type: 'nodeInfo';
       readonly id: string;
