@@ -196,17 +196,22 @@ export class Coordinator {
    * replicas and waits until W replicas (this one included) hold it. Fewer than W up replicas
    * fail the write before anything is written.
    */
-  private async coordinateHere<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, placement: Placement): Promise<Coordinated<K>> {
-    const { bucket, replicas, w, n } = placement;
+  private async coordinateHere<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, first: Placement): Promise<Coordinated<K>> {
     const local = this.local;
     if (!local.apply) throw new Error(`assertion failed: the replica of ${this.options.nodeId} cannot apply`);
-    const others = replicas.filter((replica) => replica.nodeId !== this.options.nodeId);
-    const holders = others.length + 1;
-    if (holders < w) {
-      this.counters.writeQuorumUnmet++;
-      throw unmet(`write ${w} of ${n}: ${holders} up`);
+    let placement = first;
+    let others = this.replicasToWrite(first);
+    if (casUniqueOf(spec) !== 0n && others.length > 0) {
+      await this.learnContext(key, first);
+      // The context read waited on peers: membership may have moved meanwhile, so place again.
+      placement = this.place(key);
+      if (!placement.replicas.some((replica) => replica.nodeId === this.options.nodeId)) {
+        this.counters.writeQuorumUnmet++;
+        throw unmet(`write ${placement.w} of ${placement.n}: the key's replicas changed during the write`);
+      }
+      others = this.replicasToWrite(placement);
     }
-    if (casUniqueOf(spec) !== 0n && others.length > 0) await this.learnContext(key, placement);
+    const { bucket, w, n } = placement;
     const applied = await local.apply(key, bucket, mutationOf(spec, this.flushDeadline.visible));
     const written = applied.written;
     if (!written || others.length === 0) return applied;
@@ -221,6 +226,18 @@ export class Coordinator {
       throw error;
     }
     return applied;
+  }
+
+  /** The replicas other than this node that a write goes to; refuses when W cannot be had. */
+  private replicasToWrite(placement: Placement): readonly Replica[] {
+    const { replicas, w, n } = placement;
+    const others = replicas.filter((replica) => replica.nodeId !== this.options.nodeId);
+    const holders = others.length + 1;
+    if (holders < w) {
+      this.counters.writeQuorumUnmet++;
+      throw unmet(`write ${w} of ${n}: ${holders} up`);
+    }
+    return others;
   }
 
   /**

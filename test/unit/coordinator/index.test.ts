@@ -273,6 +273,40 @@ describe('siblings and contexts', () => {
     expect(coordinator.counters.contextReads).toBe(1);
   });
 
+  // A conditional write places the key again after its context read, which waited on peers: if
+  // this node has left the key's replicas meanwhile, it refuses rather than write to a stale set.
+  test('a cas whose replicas changed during its context read is refused', async () => {
+    const { env, replicas, order, ring } = cluster(members, { n: 2, r: 2, w: 2 });
+    const outsider = members.find((id) => !order.includes(id))!;
+    let down = new Set<string>();
+    const coordinator = new Coordinator({
+      nodeId: order[0],
+      env,
+      ring: () => ring,
+      isUp: (id) => !down.has(id),
+      replicaOf: (id) => replicas.get(id)!,
+      quorum: { n: 2, r: 2, w: 2 },
+      requestTimeoutMs,
+    });
+    await replicas.get(order[0])!.store(key, 0, [versionWith('v', order[0], 1, 20)]);
+    await replicas.get(order[1])!.store(key, 0, [versionWith('v', order[0], 1, 20)]);
+    const cas = casOfVersions(await coordinator.read(key));
+    // The second replica's answer to the context read comes after this node is taken for down:
+    // its next placement no longer includes itself as a holder alongside the others.
+    const second = replicas.get(order[1])!;
+    const fetch = second.fetch.bind(second);
+    second.fetch = async (fetched) => {
+      const versions = await fetch(fetched);
+      down = new Set([order[1], outsider]);
+      return versions;
+    };
+    const request: StoreRequest = { mode: 'cas', value: Buffer.from('new'), flags: 0, expiresAtMs: 0, casUnique: cas };
+    const outcome = outcomeOf(coordinator.mutate(key, storeSpec(request)));
+    await flush();
+    expectQuorumUnmet(outcome.error);
+    expect(values(replicas.get(order[0])!.fetchNow(key))).toEqual(['v']);
+  });
+
   // Under lww a read answers only the latest of concurrent versions.
   test('lww reads answer one version', async () => {
     const { env, replicas, order, ring } = cluster(members, { n: 3, r: 3, w: 2 });
