@@ -9,7 +9,7 @@ import { KaiError } from '../errors';
 import type { ArithOutcome, DeleteOutcome, StoreOutcome } from '../protocol/command';
 import { uint64Max } from '../protocol/numbers';
 import type { MutationSpec } from '../rpc/messages';
-import { isLive, type Version } from '../storage/record';
+import { holdsOnlyExpired, type Version } from '../storage/record';
 import {
   arithMutation,
   deleteMutation,
@@ -138,16 +138,6 @@ function baseMutation(spec: MutationSpec): Mutation<SpecResults[SpecKind]> {
   }
 }
 
-/** Whether the key holds no live value, but a value that has expired. */
-function onlyExpired(versions: readonly Version[], nowMs: number): boolean {
-  let expired = false;
-  for (const version of versions) {
-    if (isLive(version, nowMs)) return false;
-    if (!version.tombstone) expired = true;
-  }
-  return expired;
-}
-
 /**
  * The mutation a spec describes, deciding on the versions `visible` leaves (the coordinating
  * node's flush deadline), with the lookup the client's node counts. Spec fields are checked
@@ -161,7 +151,7 @@ export function mutationOf<K extends SpecKind>(
   return (held, context) => {
     const versions = visible(held, context.nowMs);
     const lookup: Lookup = {
-      expired: onlyExpired(versions, context.nowMs),
+      expired: holdsOnlyExpired(versions, context.nowMs),
       previousValueBytes: latestLive(versions, context.nowMs)?.value.length ?? -1,
     };
     const decision = base(versions, context);

@@ -10,7 +10,7 @@ import { KaiError } from '../errors';
 import type { Command, ItemView, Reply } from '../protocol/command';
 import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
-import { isLive } from '../storage/record';
+import { holdsOnlyExpired, isLive } from '../storage/record';
 import type { NodeStats } from './stats';
 
 export interface DispatchOptions {
@@ -55,16 +55,6 @@ interface Unwrapped<K extends SpecKind> {
   /** Every version the coordinating replica holds after the write. */
   readonly versions: readonly Version[];
   readonly written: Version | undefined;
-}
-
-/** Whether the key holds no live value, but a value that has expired. */
-function onlyExpired(versions: readonly Version[], nowMs: number): boolean {
-  let expired = false;
-  for (const version of versions) {
-    if (isLive(version, nowMs)) return false;
-    if (!version.tombstone) expired = true;
-  }
-  return expired;
 }
 
 export class Dispatcher {
@@ -115,7 +105,7 @@ export class Dispatcher {
   private itemsOf(key: Buffer, held: readonly Version[], withCas: boolean, latestOnly: boolean): ItemView[] {
     const nowMs = this.options.env.nowMs();
     const versions = this.unflushed(held, nowMs);
-    if (onlyExpired(versions, nowMs)) this.options.stats.getExpired++;
+    if (holdsOnlyExpired(versions, nowMs)) this.options.stats.getExpired++;
     const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
     if (live.length === 0) return [];

@@ -31,6 +31,16 @@ export function isLive(version: Version, nowMs: number): boolean {
   return !version.tombstone && (version.expiresAtMs === 0 || version.expiresAtMs > nowMs);
 }
 
+/** Whether the key holds no live value, but a value that has expired (memcached's get_expired). */
+export function holdsOnlyExpired(versions: readonly Version[], nowMs: number): boolean {
+  let expired = false;
+  for (const version of versions) {
+    if (isLive(version, nowMs)) return false;
+    if (!version.tombstone) expired = true;
+  }
+  return expired;
+}
+
 /**
  * How long a tombstone is kept after its delete. A tombstone must outlive every copy of the value it
  * deleted: once it is purged, an older version still held by a replica that missed the delete (down,
