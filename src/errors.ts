@@ -86,6 +86,11 @@ export const errorRegistry = {
   KAI_PEER_UNREACHABLE: { textReply: 'SERVER_ERROR peer unreachable', binaryStatus: BinaryStatus.temporaryFailure },
   /** A frame of the internal API was malformed or over its size cap. */
   KAI_BAD_FRAME: { textReply: 'SERVER_ERROR bad internal frame', binaryStatus: BinaryStatus.internalError },
+  /**
+   * A fallback refused to stand in for a down node: it already holds its most hints for that node
+   * (`hints_per_target_max`, `hint_bytes_per_target_max`). The coordinator counts it as a failed replica.
+   */
+  KAI_HINTS_FULL: { textReply: 'SERVER_ERROR hints full', binaryStatus: BinaryStatus.temporaryFailure },
   /** A peer cuts its ring differently (--buckets, --vnodes): gossip with it is refused. */
   KAI_RING_LAYOUT_MISMATCH: {
     textReply: 'SERVER_ERROR ring layout differs between nodes',

@@ -41,6 +41,19 @@ export const settingLimits = {
   /** Faster gossip than this is network noise; slower makes failure detection take minutes. */
   gossipIntervalMsMin: 10,
   gossipIntervalMsMax: 60_000,
+  /** A grace under a second would race the deletes it protects; over 30 days, dead records pile up. */
+  reapGraceMsMin: 1000,
+  reapGraceMsMax: 30 * 24 * 60 * 60 * 1000,
+  /** Exchanges more often than this only repeat one another; a day apart is the slowest useful. */
+  antiEntropyIntervalMsMin: 100,
+  antiEntropyIntervalMsMax: 24 * 60 * 60 * 1000,
+  /** Keys or repairs per second: past this the limit no longer limits anything a node can do. */
+  ratePerSecondMax: 10_000_000,
+  rateBytesPerSecondMin: 1024,
+  rateBytesPerSecondMax: 64 * 1024 * 1024 * 1024,
+  hintsPerTargetMax: 100_000_000,
+  hintBytesPerTargetMin: 1024 * 1024,
+  hintBytesPerTargetMax: 1024 * 1024 * 1024 * 1024,
 } as const;
 
 /** Thrown for any bad setting; `message` is one line, fit to print after `kai: `. */
@@ -161,6 +174,27 @@ const parseMaxItemSize = byteSizeIn(
   settingLimits.itemSizeBytesMax,
   `must be a size from ${settingLimits.itemSizeBytesMin} (1k) to ${settingLimits.itemSizeBytesMax} (1g) bytes`,
 );
+
+const parseBytesPerSecond = byteSizeIn(
+  settingLimits.rateBytesPerSecondMin,
+  settingLimits.rateBytesPerSecondMax,
+  `must be a size from ${settingLimits.rateBytesPerSecondMin} (1k) to ${settingLimits.rateBytesPerSecondMax} (64g) bytes`,
+);
+
+const parseHintBytes = byteSizeIn(
+  settingLimits.hintBytesPerTargetMin,
+  settingLimits.hintBytesPerTargetMax,
+  `must be a size from ${settingLimits.hintBytesPerTargetMin} (1m) to ${settingLimits.hintBytesPerTargetMax} (1024g) bytes`,
+);
+
+/** 0 (off) or an interval within the bounds. */
+function parseAntiEntropyInterval(raw: RawSetting): number {
+  const { antiEntropyIntervalMsMin: min, antiEntropyIntervalMsMax: max } = settingLimits;
+  const rule = `must be 0 (only when a peer comes back) or an integer from ${min} to ${max}`;
+  const interval = integerIn(0, max, rule)(raw);
+  if (interval !== 0 && interval < min) reject(raw, rule);
+  return interval;
+}
 
 const parseCacheSize = byteSizeIn(
   0,
@@ -399,6 +433,82 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `siblings kept per key; past it the oldest by write time are dropped (1 to ${settingLimits.siblingsMax})`,
     defaultText: String(defaultSettings.siblingsMax),
     parse: integerIn(1, settingLimits.siblingsMax),
+  },
+  reapGraceMs: {
+    name: 'reapGraceMs',
+    fileKey: 'reap_grace_ms',
+    flag: '--reap-grace <ms>',
+    description:
+      `how long a deleted or expired key is kept at least, in ms, before it is removed once every replica holds ` +
+      `its deletion (${settingLimits.reapGraceMsMin} to ${settingLimits.reapGraceMsMax})`,
+    defaultText: `${defaultSettings.reapGraceMs} (1 hour)`,
+    parse: integerIn(settingLimits.reapGraceMsMin, settingLimits.reapGraceMsMax),
+  },
+  antiEntropyIntervalMs: {
+    name: 'antiEntropyIntervalMs',
+    fileKey: 'anti_entropy_interval_ms',
+    flag: '--anti-entropy-interval <ms>',
+    description:
+      `how often the node compares its Merkle trees with its next peer, in ms (${settingLimits.antiEntropyIntervalMsMin} ` +
+      `to ${settingLimits.antiEntropyIntervalMsMax}); 0 compares only with a peer that comes back up`,
+    defaultText: String(defaultSettings.antiEntropyIntervalMs),
+    parse: parseAntiEntropyInterval,
+  },
+  antiEntropyKeysPerSecond: {
+    name: 'antiEntropyKeysPerSecond',
+    fileKey: 'anti_entropy_keys_per_second',
+    flag: '--anti-entropy-keys-per-second <count>',
+    description: `keys anti-entropy reconciles per second at most (1 to ${settingLimits.ratePerSecondMax})`,
+    defaultText: String(defaultSettings.antiEntropyKeysPerSecond),
+    parse: integerIn(1, settingLimits.ratePerSecondMax),
+  },
+  antiEntropyBytesPerSecond: {
+    name: 'antiEntropyBytesPerSecond',
+    fileKey: 'anti_entropy_bytes_per_second',
+    flag: '--anti-entropy-bytes-per-second <bytes>',
+    description: 'bytes of values anti-entropy moves per second at most; suffixes k, m, g allowed',
+    defaultText: `${defaultSettings.antiEntropyBytesPerSecond} (32m)`,
+    parse: parseBytesPerSecond,
+  },
+  handoffKeysPerSecond: {
+    name: 'handoffKeysPerSecond',
+    fileKey: 'handoff_keys_per_second',
+    flag: '--handoff-keys-per-second <count>',
+    description: `hinted copies handed to a returning node per second at most (1 to ${settingLimits.ratePerSecondMax})`,
+    defaultText: String(defaultSettings.handoffKeysPerSecond),
+    parse: integerIn(1, settingLimits.ratePerSecondMax),
+  },
+  handoffBytesPerSecond: {
+    name: 'handoffBytesPerSecond',
+    fileKey: 'handoff_bytes_per_second',
+    flag: '--handoff-bytes-per-second <bytes>',
+    description: 'bytes of hinted copies handed off per second at most; suffixes k, m, g allowed',
+    defaultText: `${defaultSettings.handoffBytesPerSecond} (32m)`,
+    parse: parseBytesPerSecond,
+  },
+  hintsPerTargetMax: {
+    name: 'hintsPerTargetMax',
+    fileKey: 'hints_per_target_max',
+    flag: '--hints-per-target-max <count>',
+    description: `hinted copies kept for one down node at most; past it this node refuses to stand in for it (1 to ${settingLimits.hintsPerTargetMax})`,
+    defaultText: String(defaultSettings.hintsPerTargetMax),
+    parse: integerIn(1, settingLimits.hintsPerTargetMax),
+  },
+  hintBytesPerTargetMax: {
+    name: 'hintBytesPerTargetMax',
+    fileKey: 'hint_bytes_per_target_max',
+    flag: '--hint-bytes-per-target-max <bytes>',
+    description: 'bytes of hinted copies kept for one down node at most; suffixes k, m, g allowed (1m to 1024g)',
+    defaultText: `${defaultSettings.hintBytesPerTargetMax} (1g)`,
+    parse: parseHintBytes,
+  },
+  readRepairsPerSecond: {
+    name: 'readRepairsPerSecond',
+    fileKey: 'read_repairs_per_second',
+    flag: '--read-repairs-per-second <count>',
+    description: `stale replicas repaired by reads per second at most; more are left to anti-entropy (1 to ${settingLimits.ratePerSecondMax})`,
+    defaultText: String(defaultSettings.readRepairsPerSecond),
+    parse: integerIn(1, settingLimits.ratePerSecondMax),
   },
   authFile: {
     name: 'authFile',

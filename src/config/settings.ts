@@ -31,6 +31,24 @@ export interface Settings {
   readonly conflictResolution: 'siblings' | 'lww';
   /** Siblings kept per key at most; past it the oldest by write time are dropped. */
   readonly siblingsMax: number;
+  /** How long a dead record (tombstone, expired value) is kept at least before it may be reaped. */
+  readonly reapGraceMs: number;
+  /** How often a node starts a Merkle exchange with its next peer; 0 only when a peer comes back. */
+  readonly antiEntropyIntervalMs: number;
+  /** Keys anti-entropy reconciles per second at most. */
+  readonly antiEntropyKeysPerSecond: number;
+  /** Bytes of versions anti-entropy moves per second at most. */
+  readonly antiEntropyBytesPerSecond: number;
+  /** Hinted copies handed off per second at most. */
+  readonly handoffKeysPerSecond: number;
+  /** Bytes of hinted copies handed off per second at most. */
+  readonly handoffBytesPerSecond: number;
+  /** Hints kept for one down node at most; past it, the node refuses to stand in for it. */
+  readonly hintsPerTargetMax: number;
+  /** Bytes of hinted copies kept for one down node at most. */
+  readonly hintBytesPerTargetMax: number;
+  /** Read repairs started per second at most. */
+  readonly readRepairsPerSecond: number;
   /**
    * File of `user:password` lines (memcached's -Y format) clients must authenticate against;
    * absent, every client is trusted. Read at start and again on SIGHUP.
@@ -60,6 +78,15 @@ export const defaultSettings: Settings = {
   maxConnections: 1024,
   conflictResolution: 'siblings',
   siblingsMax: 25,
+  reapGraceMs: 60 * 60 * 1000,
+  antiEntropyIntervalMs: 10_000,
+  antiEntropyKeysPerSecond: 5000,
+  antiEntropyBytesPerSecond: 32 * 1024 * 1024,
+  handoffKeysPerSecond: 5000,
+  handoffBytesPerSecond: 32 * 1024 * 1024,
+  hintsPerTargetMax: 1_000_000,
+  hintBytesPerTargetMax: 1024 * 1024 * 1024,
+  readRepairsPerSecond: 1000,
   authFile: undefined,
   logFile: undefined,
   logLevel: 'info',

@@ -8,11 +8,13 @@
  */
 import type { Env } from '../env';
 import { KaiError } from '../errors';
-import { addFailure, addSuccess, effectiveQuorum, startQuorum, verdict, type QuorumState } from '../quorum';
-import { bucketOfKey, preferenceListUp, type Ring } from '../ring';
+import { effectiveQuorum } from '../quorum';
+import { getFinalAction, getResponse } from '../quorum/get';
+import { annotatedPreferenceList, bucketOfKey, type Ring } from '../ring';
 import type { Version } from '../storage/record';
-import { reconcile } from '../vclock';
 import { FlushDeadline } from './flush';
+import { gather } from './gather';
+import { ReadRepairs } from './read-repair';
 import type { Coordinated, Replica } from './replica';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
 import { casUniqueOf, mutationOf, type SpecKind, type SpecOf } from './specs';
@@ -47,15 +49,32 @@ export interface CoordinatorOptions {
    * still joining thus refuses what it cannot replicate, instead of acting as a cluster of one.
    */
   readonly clusterSize?: () => number;
+  /** Read repairs started per second at most (read-repair.ts). */
+  readonly readRepairsPerSecond?: number;
+}
+
+/** A replica a request goes to, with the primary it stands in for when it is a fallback. */
+export interface Target {
+  readonly replica: Replica;
+  readonly hintFor?: string;
 }
 
 interface Placement {
   readonly bucket: number;
-  /** The up members of the key's preference list, in order: at most N. */
-  readonly replicas: readonly Replica[];
+  /**
+   * The first N up members of the key's extended preference list, in order: the primaries that
+   * are up, and fallbacks (with their hint) in place of those that are down (sloppy quorum).
+   */
+  readonly targets: readonly Target[];
   readonly n: number;
   readonly r: number;
   readonly w: number;
+}
+
+/** A read's reconciled versions and the replicas whose answers it reconciled. */
+export interface ReadResult {
+  readonly versions: readonly Version[];
+  readonly answeredBy: readonly string[];
 }
 
 /** kai's own counters, under `stats kai` (docs/protocol.md). */
@@ -88,11 +107,13 @@ export class Coordinator {
     readsWithSiblings: 0,
     siblingsDroppedOnRead: 0,
   };
+  readonly readRepairs: ReadRepairs;
   private readonly siblingPolicy: SiblingPolicy;
 
   constructor(private readonly options: CoordinatorOptions) {
     this.flushDeadline = options.flushDeadline ?? new FlushDeadline();
     this.siblingPolicy = options.siblings ?? defaultSiblingPolicy;
+    this.readRepairs = new ReadRepairs(options.env, options.readRepairsPerSecond);
   }
 
   get nodeId(): string {
@@ -112,8 +133,18 @@ export class Coordinator {
     const isUp = this.options.isUp ?? (() => true);
     // This node takes its own requests, whatever the membership says of it.
     const upOrSelf = (nodeId: string): boolean => nodeId === this.options.nodeId || isUp(nodeId);
-    const replicas = preferenceListUp(ring, bucket, n, upOrSelf).map((nodeId) => this.options.replicaOf(nodeId));
-    return { bucket, replicas, n, r, w };
+    const targets = annotatedPreferenceList(ring, bucket, n, upOrSelf).targets.map(
+      (target): Target => ({
+        replica: this.options.replicaOf(target.node),
+        ...(target.primary ? {} : { hintFor: target.standsInFor }),
+      }),
+    );
+    return { bucket, targets, n, r, w };
+  }
+
+  /** Whether this node is one of the placement's targets, and for whom it stands in if a fallback. */
+  private localTarget(placement: Placement): Target | undefined {
+    return placement.targets.find((target) => target.replica.nodeId === this.options.nodeId);
   }
 
   /**
@@ -122,32 +153,53 @@ export class Coordinator {
    */
   read(key: Buffer): Promise<readonly Version[]> | readonly Version[] {
     const placement = this.place(key);
-    const { replicas, r, n } = placement;
-    if (replicas.length === 1 && r === 1) {
-      const only = replicas[0];
+    const { targets, r } = placement;
+    if (targets.length === 1 && r === 1) {
+      const only = targets[0].replica;
       const held = only.fetchNow?.(key);
       if (held) return held.length > 1 ? this.resolveRead(held) : held;
       return only.fetch(key).then((versions) => this.resolveRead(versions));
     }
-    return this.gatherVersions(key, placement, `read ${r} of ${n}`).then(
-      (versions) => this.resolveRead(versions),
-      (error: unknown) => {
-        this.counters.readQuorumUnmet++;
-        throw error;
-      },
-    );
+    return this.readWithReplicas(key, placement).then((result) => result.versions);
   }
 
-  /** Versions from R of the placement's replicas, reconciled; KAI_QUORUM_UNMET when R cannot answer. */
-  private async gatherVersions(key: Buffer, placement: Placement, what: string): Promise<Version[]> {
-    const { replicas, r } = placement;
-    if (replicas.length < r) throw unmet(`${what}: ${replicas.length} up`);
-    const state = await this.gather(
-      replicas.map((replica) => () => replica.fetch(key)),
-      r,
-      (answered) => `${what}: ${answered} answered`,
+  /** A read through R replicas, with which replicas answered: what the simulation's checker needs. */
+  async readWithReplicas(key: Buffer, placement: Placement = this.place(key)): Promise<ReadResult> {
+    try {
+      const answered = await this.gatherVersions(key, placement, `read ${placement.r} of ${placement.n}`);
+      return { versions: this.resolveRead(answered.versions), answeredBy: answered.answeredBy };
+    } catch (error) {
+      this.counters.readQuorumUnmet++;
+      throw error;
+    }
+  }
+
+  /**
+   * Versions from R of the placement's targets, reconciled; KAI_QUORUM_UNMET when R cannot
+   * answer. Every target is asked; once all have answered (or the request timeout has passed) the
+   * read's final action repairs those that answered with less than the others.
+   */
+  private async gatherVersions(key: Buffer, placement: Placement, what: string): Promise<ReadResult> {
+    const { targets, r, bucket } = placement;
+    if (targets.length < r) throw unmet(`${what}: ${targets.length} up`);
+    const byNode = new Map(targets.map((target) => [target.replica.nodeId, target]));
+    const state = await gather(
+      targets.map((target) => ({ node: target.replica.nodeId, call: () => target.replica.fetch(key) })),
+      {
+        env: this.options.env,
+        timeoutMs: this.options.requestTimeoutMs,
+        needed: r,
+        describe: (answered) => `${what}: ${answered} answered`,
+        onFinal: (final) => {
+          const repairs = getFinalAction(final, this.siblingPolicy).repairs.map((repair) => {
+            const target = byNode.get(repair.node)!;
+            return { replica: target.replica, versions: repair.versions, hintFor: target.hintFor };
+          });
+          if (repairs.length > 0) this.readRepairs.repair(key, bucket, repairs);
+        },
+      },
     );
-    return reconcile(state.successes.flat());
+    return { versions: getResponse(state), answeredBy: state.successes.map((success) => success.node) };
   }
 
   private resolveRead(versions: readonly Version[]): readonly Version[] {
@@ -164,9 +216,9 @@ export class Coordinator {
    */
   async mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Coordinated<K>> {
     const placement = this.place(key);
-    const { replicas, w, n } = placement;
-    if (replicas.some((replica) => replica.nodeId === this.options.nodeId)) return this.coordinateHere(key, spec, placement);
-    const first = replicas[0];
+    const { targets, w, n } = placement;
+    if (this.localTarget(placement)) return this.coordinateHere(key, spec, placement);
+    const first = targets[0]?.replica;
     if (!first) {
       this.counters.writeQuorumUnmet++;
       throw unmet(`write ${w} of ${n}: 0 up`);
@@ -192,46 +244,54 @@ export class Coordinator {
   }
 
   /**
-   * Applies the write on this node's replica, then sends the written version to the other up
-   * replicas and waits until W replicas (this one included) hold it. Fewer than W up replicas
-   * fail the write before anything is written.
+   * Applies the write on this node's replica, then sends the written version to the other
+   * targets (fallbacks with their hint) and waits until W replicas (this one included) hold it.
+   * Fewer than W up replicas fail the write before anything is written.
    */
   private async coordinateHere<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, first: Placement): Promise<Coordinated<K>> {
     const local = this.local;
     if (!local.apply) throw new Error(`assertion failed: the replica of ${this.options.nodeId} cannot apply`);
     let placement = first;
-    let others = this.replicasToWrite(first);
+    let others = this.targetsToWrite(first);
     if (casUniqueOf(spec) !== 0n && others.length > 0) {
       await this.learnContext(key, first);
       // The context read waited on peers: membership may have moved meanwhile, so place again.
       placement = this.place(key);
-      if (!placement.replicas.some((replica) => replica.nodeId === this.options.nodeId)) {
+      if (!this.localTarget(placement)) {
         this.counters.writeQuorumUnmet++;
         throw unmet(`write ${placement.w} of ${placement.n}: the key's replicas changed during the write`);
       }
-      others = this.replicasToWrite(placement);
+      others = this.targetsToWrite(placement);
     }
     const { bucket, w, n } = placement;
-    const applied = await local.apply(key, bucket, mutationOf(spec, this.flushDeadline.visible));
+    const hintFor = this.localTarget(placement)?.hintFor;
+    const applied = await local.apply(key, bucket, mutationOf(spec, this.flushDeadline.visible), hintFor);
     const written = applied.written;
-    if (!written || others.length === 0) return applied;
+    if (!written || others.length === 0) return { ...applied, acknowledgedBy: [this.options.nodeId] };
     try {
-      await this.gather(
-        others.map((replica) => () => replica.store(key, bucket, [written])),
-        w - 1,
-        (acknowledged) => `write ${w} of ${n}: ${acknowledged + 1} acknowledged`,
+      const state = await gather(
+        others.map((target) => ({
+          node: target.replica.nodeId,
+          call: () => target.replica.store(key, bucket, [written], target.hintFor),
+        })),
+        {
+          env: this.options.env,
+          timeoutMs: this.options.requestTimeoutMs,
+          needed: w - 1,
+          describe: (acknowledged) => `write ${w} of ${n}: ${acknowledged + 1} acknowledged`,
+        },
       );
+      return { ...applied, acknowledgedBy: [this.options.nodeId, ...state.successes.map((success) => success.node)] };
     } catch (error) {
       this.counters.writeQuorumUnmet++;
       throw error;
     }
-    return applied;
   }
 
-  /** The replicas other than this node that a write goes to; refuses when W cannot be had. */
-  private replicasToWrite(placement: Placement): readonly Replica[] {
-    const { replicas, w, n } = placement;
-    const others = replicas.filter((replica) => replica.nodeId !== this.options.nodeId);
+  /** The targets other than this node that a write goes to; refuses when W cannot be had. */
+  private targetsToWrite(placement: Placement): readonly Target[] {
+    const { targets, w, n } = placement;
+    const others = targets.filter((target) => target.replica.nodeId !== this.options.nodeId);
     const holders = others.length + 1;
     if (holders < w) {
       this.counters.writeQuorumUnmet++;
@@ -249,57 +309,14 @@ export class Coordinator {
    */
   private async learnContext(key: Buffer, placement: Placement): Promise<void> {
     this.counters.contextReads++;
-    let versions: Version[];
+    let versions: readonly Version[];
     try {
-      versions = await this.gatherVersions(key, placement, `context read ${placement.r} of ${placement.n}`);
+      versions = (await this.gatherVersions(key, placement, `context read ${placement.r} of ${placement.n}`)).versions;
     } catch (error) {
       this.counters.writeQuorumUnmet++;
       throw error;
     }
-    if (versions.length > 0) await this.local.store(key, placement.bucket, versions);
-  }
-
-  /**
-   * Runs the calls in parallel and resolves once `needed` succeed; rejects with KAI_QUORUM_UNMET,
-   * its detail from `describe(successes)`, when they cannot or when the timeout passes first.
-   */
-  private gather<T>(
-    calls: readonly (() => Promise<T>)[],
-    needed: number,
-    describe: (successes: number) => string,
-  ): Promise<QuorumState<T>> {
-    return new Promise((resolve, reject) => {
-      let state = startQuorum<T>(calls.length, needed);
-      let settled = false;
-      const timer = this.options.env.after(this.options.requestTimeoutMs, () => {
-        finish(unmet(`${describe(state.successes.length)} within ${this.options.requestTimeoutMs} ms`));
-      });
-      const finish = (error?: KaiError): void => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        if (error) reject(error);
-        else resolve(state);
-      };
-      const check = (): void => {
-        const outcome = verdict(state);
-        if (outcome === 'met') finish();
-        else if (outcome === 'unmet') finish(unmet(describe(state.successes.length)));
-      };
-      check();
-      for (const call of calls) {
-        call().then(
-          (result) => {
-            state = addSuccess(state, result);
-            check();
-          },
-          (error: unknown) => {
-            state = addFailure(state, error instanceof Error ? error.message : String(error));
-            check();
-          },
-        );
-      }
-    });
+    if (versions.length > 0) await this.local.store(key, placement.bucket, versions, this.localTarget(placement)?.hintFor);
   }
 
   /** kai's own counters for `stats kai`, with the local replica's sibling drops. */
@@ -316,6 +333,9 @@ export class Coordinator {
       ['context_reads', counters.contextReads],
       ['read_quorum_unmet', counters.readQuorumUnmet],
       ['write_quorum_unmet', counters.writeQuorumUnmet],
+      ['read_repairs', this.readRepairs.counters.readRepairs],
+      ['read_repairs_skipped', this.readRepairs.counters.readRepairsSkipped],
+      ['read_repairs_failed', this.readRepairs.counters.readRepairsFailed],
     ];
     return rows.map(([name, value]) => [name, String(value)]);
   }

@@ -4,11 +4,13 @@
  * this boundary (wire.ts, specs.ts) before the coordinator uses it.
  */
 import { KaiError } from '../errors';
+import { isTreeHash } from '../merkle';
 import type { RpcReply, RpcRequest } from '../rpc/messages';
 import { errorFromReply } from '../rpc/peer-connection';
 import type { Transport } from '../rpc/transport';
 import type { Version } from '../storage/record';
-import type { Coordinated, Replica } from './replica';
+import type { KeyHash } from '../storage/sqlite-queries';
+import type { Coordinated, Replica, StoreItem } from './replica';
 import { outcomeFromWire, type SpecKind, type SpecOf } from './specs';
 import { versionFromWire, versionsFromWire, versionsToWire } from './wire';
 
@@ -26,7 +28,7 @@ export class RemoteReplica implements Replica {
     readonly nodeId: string,
     /** host:port of the peer's internal API. */
     readonly address: string,
-    private readonly transport: Transport,
+    private readonly transport: Pick<Transport, 'request'>,
     private readonly options: RemoteReplicaOptions,
   ) {}
 
@@ -35,9 +37,33 @@ export class RemoteReplica implements Replica {
     return versionsFromWire(reply.versions, this.options.valueBytesMax);
   }
 
-  async store(key: Buffer, bucket: number, versions: readonly Version[]): Promise<void> {
-    const request: RpcRequest = { type: 'replicaStore', key, bucket, versions: versionsToWire(versions) };
+  async store(key: Buffer, bucket: number, versions: readonly Version[], hintFor?: string): Promise<void> {
+    const request: RpcRequest = {
+      type: 'replicaStore',
+      key,
+      bucket,
+      versions: versionsToWire(versions),
+      ...(hintFor === undefined ? {} : { hintFor }),
+    };
     await this.call(request, 'stored', this.options.requestTimeoutMs);
+  }
+
+  /** Merges many keys' versions on the peer; resolves once it has committed them all. */
+  async storeMany(items: readonly StoreItem[], timeoutMs = this.options.requestTimeoutMs): Promise<void> {
+    const wire = items.map((item) => ({ key: item.key, bucket: item.bucket, versions: versionsToWire(item.versions) }));
+    await this.call({ type: 'storeMany', items: wire }, 'stored', timeoutMs);
+  }
+
+  /**
+   * The versions the peer holds for the first keys of `keys`, in order; it may answer fewer than
+   * asked (a frame's worth), never none unless `keys` is empty.
+   */
+  async fetchMany(keys: readonly Buffer[], timeoutMs = this.options.requestTimeoutMs): Promise<Version[][]> {
+    const reply = await this.call({ type: 'fetchMany', keys }, 'versionsMany', timeoutMs);
+    if (reply.items.length > keys.length || (keys.length > 0 && reply.items.length === 0)) {
+      throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered ${reply.items.length} of ${keys.length} keys`);
+    }
+    return reply.items.map((versions) => versionsFromWire(versions, this.options.valueBytesMax));
   }
 
   async coordinate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, timeoutMs: number): Promise<Coordinated<K>> {
@@ -47,7 +73,46 @@ export class RemoteReplica implements Replica {
       result: outcomeFromWire(spec.kind as K, reply.result),
       versions: versionsFromWire(reply.versions, valueBytesMax),
       written: reply.written === null ? undefined : versionFromWire(reply.written, valueBytesMax),
+      ...(reply.acknowledgedBy === undefined ? {} : { acknowledgedBy: reply.acknowledgedBy }),
     };
+  }
+
+  /** Anti-entropy: the root hash of each of `buckets`' trees on the peer. */
+  async treeRoots(buckets: readonly number[], timeoutMs = this.options.requestTimeoutMs): Promise<number[]> {
+    const reply = await this.call({ type: 'treeRoots', buckets }, 'treeHashes', timeoutMs);
+    return this.checkedHashes(reply.hashes, buckets.length);
+  }
+
+  /** Anti-entropy: hashes of nodes `indexes` at `level` of a bucket's tree on the peer. */
+  async treeNodes(bucket: number, level: number, indexes: readonly number[], timeoutMs = this.options.requestTimeoutMs): Promise<number[]> {
+    const reply = await this.call({ type: 'treeNodes', bucket, level, indexes }, 'treeHashes', timeoutMs);
+    return this.checkedHashes(reply.hashes, indexes.length);
+  }
+
+  /**
+   * Anti-entropy: the keys and hashes of some of `segments` of a bucket on the peer, and which
+   * segments they cover (a prefix of those asked, at least one).
+   */
+  async segmentKeys(
+    bucket: number,
+    segments: readonly number[],
+    timeoutMs = this.options.requestTimeoutMs,
+  ): Promise<{ readonly segments: readonly number[]; readonly keys: readonly KeyHash[] }> {
+    const reply = await this.call({ type: 'segmentKeys', bucket, segments }, 'segmentKeys', timeoutMs);
+    const covered = reply.segments;
+    const isPrefix = covered.length > 0 && covered.length <= segments.length && covered.every((segment, index) => segment === segments[index]);
+    if ((segments.length > 0 && !isPrefix) || reply.keys.length !== reply.hashes.length) {
+      throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered segmentKeys with a malformed list`);
+    }
+    this.checkedHashes(reply.hashes, reply.keys.length);
+    return { segments: covered, keys: reply.keys.map((key, index) => ({ key, hash: reply.hashes[index] })) };
+  }
+
+  private checkedHashes(hashes: readonly number[], expected: number): number[] {
+    if (hashes.length !== expected || !hashes.every(isTreeHash)) {
+      throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered ${hashes.length} tree hashes, not ${expected} valid ones`);
+    }
+    return [...hashes];
   }
 
   /** Sends a request and expects a reply of type `expected`; an error reply rejects as its KaiError. */

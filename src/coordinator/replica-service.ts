@@ -5,18 +5,24 @@
  * send is checked here (wire.ts, specs.ts) before it reaches the store.
  */
 import { KaiError } from '../errors';
-import type { RpcReply, RpcRequest } from '../rpc/messages';
+import type { RpcReply, RpcRequest, WireVersion } from '../rpc/messages';
+import type { Version } from '../storage/record';
 import type { Coordinator } from './index';
 import type { LocalReplica } from './replica';
 import { siblingsMaxLimit } from './siblings';
 import { outcomeToWire, type SpecKind, type SpecOf } from './specs';
-import { versionsFromWire, versionsToWire, versionToWire } from './wire';
+import { versionsFromWire, versionsToWire, versionsWireBytes, versionToWire } from './wire';
 
-export type ReplicaRequest = Extract<RpcRequest, { readonly type: 'replicaFetch' | 'replicaStore' | 'coordinate' | 'flushAll' }>;
+export type ReplicaRequest = Extract<
+  RpcRequest,
+  { readonly type: 'replicaFetch' | 'replicaStore' | 'storeMany' | 'fetchMany' | 'coordinate' | 'flushAll' }
+>;
 
 const replicaRequestTypes: ReadonlySet<string> = new Set<ReplicaRequest['type']>([
   'replicaFetch',
   'replicaStore',
+  'storeMany',
+  'fetchMany',
   'coordinate',
   'flushAll',
 ]);
@@ -34,10 +40,16 @@ export interface ReplicaServiceOptions {
    * and removes the node's data once it has come. Resolves once done (or armed, for a later one).
    */
   readonly flushUntil: (deadlineMs: number) => Promise<void>;
+  /** Bytes of versions one fetchMany reply carries at most, so it stays within a frame. */
+  readonly replyBatchBytesMax?: number;
 }
 
 /** Versions one store request may carry: a key's siblings at the cap, plus the write. */
 export const versionsPerStoreMax = siblingsMaxLimit + 1;
+/** Keys one storeMany or fetchMany request may name. */
+export const itemsPerBatchMax = 1000;
+/** What a fetchMany reply holds at most, beyond its first key (which is always answered). */
+export const replyBatchBytesMaxDefault = 4 * 1024 * 1024;
 
 export class ReplicaService {
   constructor(private readonly options: ReplicaServiceOptions) {}
@@ -49,19 +61,49 @@ export class ReplicaService {
       case 'replicaFetch':
         return { type: 'versions', versions: versionsToWire(local.fetchNow(request.key)) };
       case 'replicaStore': {
-        if (request.versions.length > versionsPerStoreMax) {
-          throw new KaiError('KAI_BAD_FRAME', `a store of ${request.versions.length} versions is over ${versionsPerStoreMax}`);
-        }
-        const versions = versionsFromWire(request.versions, local.valueBytesMax);
-        await local.store(request.key, request.bucket, versions);
+        const versions = this.checkedVersions(request.versions);
+        await local.store(request.key, request.bucket, versions, request.hintFor);
         return { type: 'stored' };
       }
+      case 'storeMany': {
+        if (request.items.length > itemsPerBatchMax) {
+          throw new KaiError('KAI_BAD_FRAME', `a store of ${request.items.length} keys is over ${itemsPerBatchMax}`);
+        }
+        // Every item is checked before any is stored, so a bad one stores nothing.
+        const items = request.items.map((item) => ({ key: item.key, bucket: item.bucket, versions: this.checkedVersions(item.versions) }));
+        await local.storeMany(items);
+        return { type: 'stored' };
+      }
+      case 'fetchMany':
+        return this.fetchMany(request.keys);
       case 'coordinate':
         return this.coordinate(request.key, request.mutation);
       case 'flushAll':
         await this.options.flushUntil(request.deadlineMs);
         return { type: 'flushed' };
     }
+  }
+
+  private checkedVersions(wire: readonly WireVersion[]): Version[] {
+    if (wire.length > versionsPerStoreMax) {
+      throw new KaiError('KAI_BAD_FRAME', `a store of ${wire.length} versions is over ${versionsPerStoreMax}`);
+    }
+    return versionsFromWire(wire, this.options.local.valueBytesMax);
+  }
+
+  /** The versions of the first keys asked, as many as fit in one reply (at least one). */
+  private fetchMany(keys: readonly Buffer[]): RpcReply {
+    if (keys.length > itemsPerBatchMax) throw new KaiError('KAI_BAD_FRAME', `a fetch of ${keys.length} keys is over ${itemsPerBatchMax}`);
+    const bytesMax = this.options.replyBatchBytesMax ?? replyBatchBytesMaxDefault;
+    const items: WireVersion[][] = [];
+    let bytes = 0;
+    for (const key of keys) {
+      const versions = this.options.local.fetchNow(key);
+      bytes += versionsWireBytes(versions) + key.length;
+      if (items.length > 0 && bytes > bytesMax) break;
+      items.push(versionsToWire(versions));
+    }
+    return { type: 'versionsMany', items };
   }
 
   private async coordinate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<RpcReply> {
@@ -72,6 +114,7 @@ export class ReplicaService {
       result: outcomeToWire(spec.kind as K, applied.result),
       versions: versionsToWire(applied.versions),
       written: applied.written ? versionToWire(applied.written) : null,
+      ...(applied.acknowledgedBy === undefined ? {} : { acknowledgedBy: applied.acknowledgedBy }),
     };
   }
 }

@@ -6,7 +6,7 @@
 import type { Env } from '../env';
 import type { KaiError } from '../errors';
 import type { ReplicaStore } from '../storage';
-import type { Version } from '../storage/record';
+import { deadPastGrace, reapGraceMsDefault, type Version } from '../storage/record';
 import { compare, increment, merge, prune } from '../vclock';
 import type { Mutation } from './mutations';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
@@ -29,8 +29,18 @@ export type Applied<R> = {
   | { readonly result?: undefined; readonly error: KaiError; readonly written: undefined }
 );
 
-/** A write coordinated from a spec: what the dispatcher of the client's node needs. */
-export type Coordinated<K extends SpecKind> = Applied<SpecOutcome<K>>;
+/** One key's versions, as batches of stores carry them. */
+export interface StoreItem {
+  readonly key: Buffer;
+  readonly bucket: number;
+  readonly versions: readonly Version[];
+}
+
+/**
+ * A write coordinated from a spec: what the dispatcher of the client's node needs, and which
+ * replicas acknowledged it (the coordinating one first) when it wrote.
+ */
+export type Coordinated<K extends SpecKind> = Applied<SpecOutcome<K>> & { readonly acknowledgedBy?: readonly string[] };
 
 export interface Replica {
   readonly nodeId: string;
@@ -38,13 +48,17 @@ export interface Replica {
   fetch(key: Buffer): Promise<readonly Version[]>;
   /** The same, answered at once; only a replica on this node can. */
   fetchNow?(key: Buffer): readonly Version[];
-  /** Merges versions written elsewhere into what the replica holds. */
-  store(key: Buffer, bucket: number, versions: readonly Version[]): Promise<void>;
+  /**
+   * Merges versions written elsewhere into what the replica holds; resolves once they (or versions
+   * that supersede them) are committed there. `hintFor` names the primary this replica stands in
+   * for, when it is a fallback: its copy then carries a hint for hinted handoff.
+   */
+  store(key: Buffer, bucket: number, versions: readonly Version[], hintFor?: string): Promise<void>;
   /**
    * Reads, decides and writes atomically on this replica; acts as the write's coordinator. Only
    * this node's replica can, since a mutation is a function.
    */
-  apply?<R>(key: Buffer, bucket: number, mutation: Mutation<R>): Promise<Applied<R>>;
+  apply?<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>>;
   /**
    * Asks the replica's node to coordinate a write described as data, waiting at most
    * `timeoutMs`; how a node outside a key's preference list forwards a write.
@@ -62,6 +76,8 @@ export class LocalReplica implements Replica {
     private readonly env: Env,
     readonly valueBytesMax: number,
     readonly siblingPolicy: SiblingPolicy = defaultSiblingPolicy,
+    /** How long dead records are kept at least (storage/record.ts, reapGraceMsDefault). */
+    readonly reapGraceMs: number = reapGraceMsDefault,
   ) {}
 
   /** Synchronous read for the coordinator's fast path. */
@@ -73,7 +89,7 @@ export class LocalReplica implements Replica {
     return Promise.resolve(this.fetchNow(key));
   }
 
-  async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>): Promise<Applied<R>> {
+  async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>> {
     // Read, decide and queue the write in one synchronous step, so no other request interleaves.
     const held = this.fetchNow(key);
     const nowMs = this.env.nowMs();
@@ -87,15 +103,30 @@ export class LocalReplica implements Replica {
     const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, nowMs, nowMs), nowMs);
     const written: Version = { ...decision.write, clock, writtenAtMs: nowMs };
     const versions = this.resolve([...held, written]);
-    await this.storage.write({ key, bucket, versions });
+    await this.storage.write({ key, bucket, versions }, { hintFor });
     return { result: decision.result, versions, written };
   }
 
-  async store(key: Buffer, bucket: number, incoming: readonly Version[]): Promise<void> {
+  async store(key: Buffer, bucket: number, incoming: readonly Version[], hintFor?: string): Promise<void> {
     const held = this.fetchNow(key);
-    // Versions this replica already has or has superseded change nothing: no write, no commit.
-    if (incoming.every((version) => held.some((mine) => isAtLeast(mine, version)))) return;
-    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) });
+    if (held.length === 0 && deadPastGrace(incoming, this.env.nowMs(), this.reapGraceMs)) {
+      // Nothing here for them to supersede, and their holders may reap them any time now: taking
+      // them would only bring them back after the reaper removed them everywhere else.
+      return;
+    }
+    // Versions this replica already has or has superseded change nothing: no new write. But what
+    // it holds may still be waiting for its commit, and "stored" means committed, so it waits for
+    // that. A fallback's copy must carry its hint, so a hinted store always writes.
+    if (hintFor === undefined && incoming.every((version) => held.some((mine) => isAtLeast(mine, version)))) {
+      await this.storage.whenCommitted(key);
+      return;
+    }
+    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) }, { hintFor });
+  }
+
+  /** Stores each item; resolves once all are committed. */
+  async storeMany(items: readonly StoreItem[]): Promise<void> {
+    await Promise.all(items.map((item) => this.store(item.key, item.bucket, item.versions)));
   }
 
   private resolve(versions: readonly Version[]): readonly Version[] {

@@ -5,8 +5,10 @@
  * the same set of versions to the same result, so replicas converge whatever order versions
  * arrive in: ties in write time are broken by clock, then by content.
  */
-import type { Version } from '../storage/record';
-import { merge, prune, reconcile, type VClock } from '../vclock';
+import { newerFirst, type Version } from '../storage/record';
+import { merge, prune, reconcile } from '../vclock';
+
+export { newerFirst } from '../storage/record';
 
 export type ConflictResolution = 'siblings' | 'lww';
 
@@ -35,24 +37,11 @@ export interface Resolved {
   readonly dropped: number;
 }
 
-function clockText(clock: VClock): string {
-  return clock.map((entry) => `${entry.node}\u0000${entry.counter}\u0000${entry.timestampMs}`).join('\u0001');
-}
-
-/** Orders versions newest first: by write time, then deterministically by clock and content. */
-export function newerFirst(a: Version, b: Version): number {
-  if (a.writtenAtMs !== b.writtenAtMs) return b.writtenAtMs - a.writtenAtMs;
-  const clockA = clockText(a.clock);
-  const clockB = clockText(b.clock);
-  if (clockA !== clockB) return clockA < clockB ? 1 : -1;
-  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
-  return Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
-}
-
 /**
- * The versions a replica keeps. Under `lww` the latest write wins and takes the merged clock of
- * every version it beat, as Riak does without allow_mult: it then dominates them, so a loser
- * arriving again from another replica is superseded instead of resolved anew.
+ * The versions a replica keeps, newest first (the canonical order records are stored in). Under
+ * `lww` the latest write wins and takes the merged clock of every version it beat, as Riak does
+ * without allow_mult: it then dominates them, so a loser arriving again from another replica is
+ * superseded instead of resolved anew.
  */
 export function resolveVersions(versions: readonly Version[], policy: SiblingPolicy): Resolved {
   const kept = reconcile(versions);
@@ -65,6 +54,6 @@ export function resolveVersions(versions: readonly Version[], policy: SiblingPol
     const clock = prune(merge(kept.map((version) => version.clock)), winner.writtenAtMs);
     return { versions: [{ ...winner, clock }], dropped: 0 };
   }
-  if (kept.length <= policy.siblingsMax) return { versions: kept, dropped: 0 };
+  if (kept.length <= policy.siblingsMax) return { versions: newestFirst, dropped: 0 };
   return { versions: newestFirst.slice(0, policy.siblingsMax), dropped: kept.length - policy.siblingsMax };
 }

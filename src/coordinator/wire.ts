@@ -63,3 +63,38 @@ export function versionFromWire(wire: WireVersion, valueBytesMax: number): Versi
 export function versionsFromWire(wires: readonly WireVersion[], valueBytesMax: number): Version[] {
   return wires.map((wire) => versionFromWire(wire, valueBytesMax));
 }
+
+/**
+ * A generous estimate of what versions take in a frame: value bytes, plus room for the fields and
+ * clock entries msgpack adds. Batches are cut by it so a frame never exceeds its cap.
+ */
+export function versionsWireBytes(versions: readonly Version[]): number {
+  let bytes = 16;
+  for (const version of versions) {
+    bytes += version.value.length + 48;
+    for (const entry of version.clock) bytes += entry.node.length + 32;
+  }
+  return bytes;
+}
+
+/**
+ * Cuts items into batches of at most `itemsMax` items and about `bytesMax` bytes each, in order.
+ * An item larger than `bytesMax` on its own makes a batch of one: any one key fits a frame.
+ */
+export function batchesOf<T>(items: readonly T[], bytesOf: (item: T) => number, bytesMax: number, itemsMax: number): T[][] {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  let batchBytes = 0;
+  for (const item of items) {
+    const bytes = bytesOf(item);
+    if (batch.length > 0 && (batchBytes + bytes > bytesMax || batch.length >= itemsMax)) {
+      batches.push(batch);
+      batch = [];
+      batchBytes = 0;
+    }
+    batch.push(item);
+    batchBytes += bytes;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}

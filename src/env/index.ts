@@ -16,6 +16,11 @@ export interface Env {
   after(delayMs: number, action: () => void): TimerHandle;
   /** Runs `action` every `intervalMs` until cancelled. */
   every(intervalMs: number, action: () => void): TimerHandle;
+  /**
+   * Runs `action` once the current turn of the event loop is over, after I/O already received:
+   * how work accepted in one turn (writes to commit together) is gathered before it runs.
+   */
+  soon(action: () => void): void;
 }
 
 export const realEnv: Env = {
@@ -30,5 +35,8 @@ export const realEnv: Env = {
     const timer = setInterval(action, intervalMs);
     timer.unref();
     return { cancel: () => clearInterval(timer) };
+  },
+  soon(action) {
+    setImmediate(action);
   },
 };

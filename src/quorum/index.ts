@@ -1,36 +1,58 @@
 /**
- * Quorum bookkeeping for one request, pure, after riak_kv_get_core / put_core: replies are added as
- * they arrive, and the state says when enough have succeeded, or when too many failed for the
- * quorum ever to be met.
+ * Quorum bookkeeping for one request, pure, after riak_kv_get_core / put_core: each replica's
+ * reply is added as it arrives, and the state says when enough have succeeded, or when too many
+ * failed for the quorum ever to be met. The get core (./get.ts) adds the read's final action.
  */
 
+export interface Success<T> {
+  readonly node: string;
+  readonly result: T;
+}
+
+export interface Failure {
+  readonly node: string;
+  readonly reason: string;
+}
+
 export interface QuorumState<T> {
-  /** Replicas asked. */
-  readonly asked: number;
+  /** Replicas asked, by node id. */
+  readonly asked: readonly string[];
   /** Successes needed. */
   readonly needed: number;
-  readonly successes: readonly T[];
-  readonly failures: readonly string[];
+  readonly successes: readonly Success<T>[];
+  readonly failures: readonly Failure[];
 }
 
 export type QuorumVerdict = 'pending' | 'met' | 'unmet';
 
-export function startQuorum<T>(asked: number, needed: number): QuorumState<T> {
-  return { asked, needed: Math.min(needed, asked), successes: [], failures: [] };
+export function startQuorum<T>(asked: readonly string[], needed: number): QuorumState<T> {
+  return { asked, needed: Math.min(needed, asked.length), successes: [], failures: [] };
 }
 
-export function addSuccess<T>(state: QuorumState<T>, result: T): QuorumState<T> {
-  return { ...state, successes: [...state.successes, result] };
+function answered(state: QuorumState<unknown>, node: string): boolean {
+  return state.successes.some((success) => success.node === node) || state.failures.some((failure) => failure.node === node);
 }
 
-export function addFailure<T>(state: QuorumState<T>, reason: string): QuorumState<T> {
-  return { ...state, failures: [...state.failures, reason] };
+/** A replica's success; a second answer from one replica changes nothing. */
+export function addSuccess<T>(state: QuorumState<T>, node: string, result: T): QuorumState<T> {
+  if (answered(state, node)) return state;
+  return { ...state, successes: [...state.successes, { node, result }] };
+}
+
+export function addFailure<T>(state: QuorumState<T>, node: string, reason: string): QuorumState<T> {
+  if (answered(state, node)) return state;
+  return { ...state, failures: [...state.failures, { node, reason }] };
 }
 
 export function verdict(state: QuorumState<unknown>): QuorumVerdict {
   if (state.successes.length >= state.needed) return 'met';
-  const outstanding = state.asked - state.successes.length - state.failures.length;
+  const outstanding = state.asked.length - state.successes.length - state.failures.length;
   return state.successes.length + outstanding < state.needed ? 'unmet' : 'pending';
+}
+
+/** Whether every replica asked has answered, one way or the other. */
+export function allAnswered(state: QuorumState<unknown>): boolean {
+  return state.successes.length + state.failures.length >= state.asked.length;
 }
 
 /** N, R and W capped at the ring size, so a cluster smaller than N still serves. */

@@ -183,6 +183,49 @@ export function preferenceListUp(
   return zoneSpreadWalk(ring, start, { wanted: n, zones: zonesUp.size }, isUp);
 }
 
+/** A replica a request goes to: a primary of the bucket, or a fallback standing in for one that is down. */
+export type ReplicaTarget =
+  | { readonly node: string; readonly primary: true }
+  | { readonly node: string; readonly primary: false; readonly standsInFor: string };
+
+export interface AnnotatedPreferenceList {
+  /** The bucket's first `n` members in preference order, up or down: the key's home replicas. */
+  readonly primaries: readonly string[];
+  /**
+   * The first `n` up members of the extended list (sloppy quorum), in order: every up primary
+   * in its place, and for each primary that is down the fallback that takes its place, paired
+   * in order as `riak_core_apl` pairs them. A fallback's copy carries a hint naming its primary.
+   */
+  readonly targets: readonly ReplicaTarget[];
+}
+
+/**
+ * Who a request for `bucket` goes to, and for whom each fallback stands in: pure, as
+ * `riak_core_apl:get_apl_ann`. Fewer than `n` targets when fewer members are up.
+ */
+export function annotatedPreferenceList(
+  ring: Ring,
+  bucket: number,
+  n: number,
+  isUp: (memberId: string) => boolean,
+): AnnotatedPreferenceList {
+  const primaries = preferenceList(ring, bucket, n);
+  const up = preferenceListUp(ring, bucket, n, isUp);
+  const standIns = primaries.filter((primary) => !up.includes(primary));
+  let nextStandIn = 0;
+  const targets = up.map((node): ReplicaTarget => {
+    if (primaries.includes(node)) return { node, primary: true };
+    assert(nextStandIn < standIns.length, 'a fallback for each primary not taken');
+    return { node, primary: false, standsInFor: standIns[nextStandIn++] };
+  });
+  return { primaries, targets };
+}
+
+/** Whether `node` is one of the bucket's `n` primaries. */
+export function isPrimary(ring: Ring, bucket: number, n: number, node: string): boolean {
+  return preferenceList(ring, bucket, n).includes(node);
+}
+
 /** The fraction of buckets for which each member is the first replica. */
 export function ownership(ring: Ring): Map<string, number> {
   const owned = new Map<string, number>(ring.members.map((m) => [m.id, 0]));

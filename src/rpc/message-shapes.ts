@@ -140,9 +140,18 @@ const mutation = union('kind', {
   ),
 });
 
+const wireItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) });
+
+const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes: isNonNegativeInteger });
+
 const requestShape = union('type', {
   replicaFetch: record({ key: isBuffer }),
-  replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) }),
+  replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']),
+  storeMany: record({ items: arrayOf(wireItem) }),
+  fetchMany: record({ keys: arrayOf(isBuffer) }),
+  treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
+  treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),
+  segmentKeys: record({ bucket: isNonNegativeInteger, segments: arrayOf(isNonNegativeInteger) }),
   coordinate: record({ key: isBuffer, mutation }),
   flushAll: record({ deadlineMs: isSafeInteger }),
   gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
@@ -152,13 +161,25 @@ const requestShape = union('type', {
 
 const replyShape = union('type', {
   versions: record({ versions: arrayOf(wireVersion) }),
+  versionsMany: record({ items: arrayOf(arrayOf(wireVersion)) }),
+  treeHashes: record({ hashes: arrayOf(isNonNegativeInteger) }),
+  segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isBuffer), hashes: arrayOf(isNonNegativeInteger) }),
   stored: record({}),
   flushed: record({}),
-  coordinated: record({ result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion) }),
+  coordinated: record(
+    { result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion), acknowledgedBy: arrayOf(isString) },
+    ['acknowledgedBy'],
+  ),
   gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
   nodeInfo: record(
-    { id: isString, members: arrayOf(wireMember), buckets: isNonNegativeInteger, vnodes: isNonNegativeInteger },
-    ['buckets', 'vnodes'],
+    {
+      id: isString,
+      members: arrayOf(wireMember),
+      buckets: isNonNegativeInteger,
+      vnodes: isNonNegativeInteger,
+      hints: arrayOf(hintCount),
+    },
+    ['buckets', 'vnodes', 'hints'],
   ),
   error: record({ code: isString, detail: isString }),
 });

@@ -60,9 +60,39 @@ export interface WireMember {
   readonly heartbeat: number;
 }
 
+/** One key's versions, as a batch of stores carries them. */
+export interface WireItem {
+  readonly key: Buffer;
+  readonly bucket: number;
+  readonly versions: readonly WireVersion[];
+}
+
 export type RpcRequest =
   | { readonly type: 'replicaFetch'; readonly key: Buffer }
-  | { readonly type: 'replicaStore'; readonly key: Buffer; readonly bucket: number; readonly versions: readonly WireVersion[] }
+  /**
+   * `hintFor`: the receiver is a fallback standing in for that primary, and keeps a hint with the
+   * copy so that hinted handoff delivers it once the primary is back.
+   */
+  | {
+      readonly type: 'replicaStore';
+      readonly key: Buffer;
+      readonly bucket: number;
+      readonly versions: readonly WireVersion[];
+      readonly hintFor?: string;
+    }
+  /**
+   * Versions of many keys merged at once (hinted handoff, anti-entropy, the reaper); answered with
+   * `stored` once all are committed.
+   */
+  | { readonly type: 'storeMany'; readonly items: readonly WireItem[] }
+  /** The versions of many keys; the reply may answer only the first ones, to stay within a frame. */
+  | { readonly type: 'fetchMany'; readonly keys: readonly Buffer[] }
+  /** Anti-entropy: the root hash of each bucket's tree. */
+  | { readonly type: 'treeRoots'; readonly buckets: readonly number[] }
+  /** Anti-entropy: the hashes of some nodes of one level of a bucket's tree. */
+  | { readonly type: 'treeNodes'; readonly bucket: number; readonly level: number; readonly indexes: readonly number[] }
+  /** Anti-entropy: the keys of some segments (leaves) of a bucket, with their hashes. */
+  | { readonly type: 'segmentKeys'; readonly bucket: number; readonly segments: readonly number[] }
   | { readonly type: 'coordinate'; readonly key: Buffer; readonly mutation: MutationSpec }
   /**
    * flush_all reaches every node: from `deadlineMs` (unix ms, the sender's clock) every version
@@ -80,6 +110,14 @@ export type RpcRequest =
 
 export type RpcReply =
   | { readonly type: 'versions'; readonly versions: readonly WireVersion[] }
+  /** For the first `items.length` keys asked, in order, the versions held (empty when none). */
+  | { readonly type: 'versionsMany'; readonly items: readonly (readonly WireVersion[])[] }
+  | { readonly type: 'treeHashes'; readonly hashes: readonly number[] }
+  /**
+   * The keys and hashes of the segments listed in `segments`, which are those asked that fit in
+   * one reply, in the order asked: the requester asks again for the others.
+   */
+  | { readonly type: 'segmentKeys'; readonly segments: readonly number[]; readonly keys: readonly Buffer[]; readonly hashes: readonly number[] }
   | { readonly type: 'stored' }
   | { readonly type: 'flushed' }
   | {
@@ -88,6 +126,8 @@ export type RpcReply =
       readonly result: unknown;
       readonly versions: readonly WireVersion[];
       readonly written: WireVersion | null;
+      /** The replicas that acknowledged the write, the coordinating one first. */
+      readonly acknowledgedBy?: readonly string[];
     }
   | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout }
   | {
@@ -97,6 +137,8 @@ export type RpcReply =
       /** The node's ring layout, so a reader of the member list computes the same ownership. */
       readonly buckets?: number;
       readonly vnodes?: number;
+      /** Hints the node holds, per target node, waiting for hinted handoff. */
+      readonly hints?: readonly { readonly target: string; readonly count: number; readonly bytes: number }[];
     }
   /** The request failed on the peer; `code` is a code of src/errors.ts. */
   | { readonly type: 'error'; readonly code: string; readonly detail: string };

@@ -328,7 +328,8 @@ export class Dispatcher {
     }
     const stats =
       allocatorStatistics.get(group) ??
-      (group === 'kai' ? this.options.coordinator.statistics() : this.options.statistics(group));
+      this.options.statistics(group) ??
+      (group === 'kai' ? this.options.coordinator.statistics() : undefined);
     if (!stats) throw new KaiError('KAI_UNKNOWN_COMMAND');
     return { kind: 'stats', stats };
   }

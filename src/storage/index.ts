@@ -2,6 +2,14 @@ import type { StoredRecord } from './record';
 
 export type { StoredRecord, Version } from './record';
 
+export interface WriteOptions {
+  /**
+   * The primary this copy stands in for, when the write reaches a fallback (sloppy quorum): the
+   * store records a hint in the same transaction, and hinted handoff delivers the copy later.
+   */
+  readonly hintFor?: string;
+}
+
 /**
  * What a node needs from its local storage. Reads are synchronous and see every write already
  * accepted by `write`, committed or not, so a read-modify-write on one node is atomic.
@@ -11,11 +19,15 @@ export type { StoredRecord, Version } from './record';
 export interface ReplicaStore {
   read(key: Buffer): StoredRecord | undefined;
   /** Replaces everything stored under the record's key. */
-  write(record: StoredRecord): Promise<void>;
+  write(record: StoredRecord, options?: WriteOptions): Promise<void>;
+  /**
+   * Settles once the latest write accepted for the key has committed (rejects if it failed); at
+   * once when none is pending. What `read` shows may not be on disk yet: a replica that answers
+   * "stored" because it already holds a version waits for that version's commit first.
+   */
+  whenCommitted(key: Buffer): Promise<void>;
   /** Removes every record; ordered with writes (a write accepted before is removed, one after is kept). */
   removeAll(): Promise<void>;
-  /** Deletes up to `limit` records whose every version expired before `nowMs`; resolves to how many. */
-  purgeExpired(nowMs: number, limit: number): Promise<number>;
   /** Records holding at least one non-tombstone version, and their key plus value bytes. */
   counts(): { readonly items: number; readonly bytes: number };
   /** Finishes pending writes and closes the database. */

@@ -1,5 +1,6 @@
 import type { VClock } from '../vclock';
 
+
 /**
  * One version of a key's value. A key holds one or more versions (siblings) that no other
  * version's clock dominates; a deletion is a version too (a tombstone), so it can supersede
@@ -42,26 +43,53 @@ export function holdsOnlyExpired(versions: readonly Version[], nowMs: number): b
 }
 
 /**
- * How long a tombstone is kept after its delete. A tombstone must outlive every copy of the value it
- * deleted: once it is purged, an older version still held by a replica that missed the delete (down,
- * partitioned, or behind in hinted handoff) would come back through read repair or anti-entropy.
- * One day covers a replica down overnight or a handoff queue drained after a long partition, at the
- * cost of one small row per deleted key for a day. Riak keeps them 3 s by default (delete_mode)
- * and relies on its repair being quick; kai prefers the wider margin. docs/architecture.md.
+ * How long a dead record (only tombstones and expired values) is kept at least, even once every
+ * replica holds it: the margin for copies the replicas cannot see, a fallback's hinted copy not yet
+ * delivered or a replica restored from a backup, which would otherwise bring an older value back
+ * after the record that superseded it was reaped. docs/architecture.md states the rule.
  */
-export const tombstoneRetentionMs = 24 * 60 * 60 * 1000;
+export const reapGraceMsDefault = 60 * 60 * 1000;
 
 /**
- * The time after which the record's row may be purged: no version is readable and every
- * tombstone has been kept `retentionMs` past its delete. 0 while some version never
- * expires.
+ * When the record stops holding anything live: the latest of its versions' ends (a tombstone ends
+ * when its delete was written, an expiring value when it expires); null while some version never
+ * ends. A dead record is not removed at once: it supersedes older versions that other replicas may
+ * still hold, so the reaper (src/antientropy/reaper.ts) removes it only once every replica has
+ * something that supersedes them, and a grace period has passed (docs/architecture.md).
  */
-export function recordPurgeAtMs(versions: readonly Version[], retentionMs: number = tombstoneRetentionMs): number {
+export function recordDeadAtMs(versions: readonly Version[]): number | null {
   let latestMs = 0;
   for (const version of versions) {
-    const goneAtMs = version.tombstone ? version.writtenAtMs + retentionMs : version.expiresAtMs;
-    if (goneAtMs === 0) return 0;
-    if (goneAtMs > latestMs) latestMs = goneAtMs;
+    const endMs = version.tombstone ? version.writtenAtMs : version.expiresAtMs;
+    if (endMs === 0) return null;
+    if (endMs > latestMs) latestMs = endMs;
   }
   return latestMs;
+}
+
+function clockText(clock: VClock): string {
+  return clock.map((entry) => `${entry.node}\u0000${entry.counter}\u0000${entry.timestampMs}`).join('\u0001');
+}
+
+/**
+ * The canonical order of a key's versions, newest first: by write time, then by clock and content,
+ * so that every node orders the same versions alike. Records are stored in this order, so two
+ * replicas holding the same versions hold the same bytes (and the same hash-tree entry).
+ */
+export function newerFirst(a: Version, b: Version): number {
+  if (a.writtenAtMs !== b.writtenAtMs) return b.writtenAtMs - a.writtenAtMs;
+  const clockA = clockText(a.clock);
+  const clockB = clockText(b.clock);
+  if (clockA !== clockB) return clockA < clockB ? 1 : -1;
+  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
+  return Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
+}
+
+/**
+ * Whether every version is dead and has been so for `graceMs`: such versions may be reaped, so
+ * a replica that holds nothing for the key need not take them (it holds nothing they supersede).
+ */
+export function deadPastGrace(versions: readonly Version[], nowMs: number, graceMs: number): boolean {
+  const deadAtMs = recordDeadAtMs(versions);
+  return deadAtMs !== null && deadAtMs + graceMs <= nowMs;
 }

@@ -1,24 +1,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { realEnv, type Env } from '../env';
 import { KaiError, assert } from '../errors';
-import type { ReplicaStore } from './index';
-import { recordPurgeAtMs, tombstoneRetentionMs, type StoredRecord } from './record';
+import { MerkleForest } from '../merkle';
+import type { ReplicaStore, WriteOptions } from './index';
+import { newerFirst, recordDeadAtMs, type StoredRecord, type Version } from './record';
 import { RecordCache, compactRecord, defaultCacheBytesMax } from './record-cache';
-import { assertValidRecord, decodeVersions, encodeVersions, itemBytesOf } from './record-codec';
+import { assertValidRecord, encodeVersions, itemBytesOf } from './record-codec';
+import { forEachTreeChange } from './sqlite-apply';
 import {
-  encodeBatch,
   keyIdOf,
-  type CommitWorkerData,
+  type CommitOperation,
   type CommitWorkerReply,
-  type CommitWorkerRequest,
   type CommittedReply,
   type Counts,
-} from './sqlite-commit-protocol';
-import { prepareSchema, selectCountsSql } from './sqlite-schema';
+  type HintCount,
+  type KeyAtHash,
+} from './sqlite-batch';
+import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
+import { prepareSchema } from './sqlite-schema';
+import { StoreQueries, decodeRecordRow, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
 
 export { defaultCacheBytesMax } from './record-cache';
+export type { HashedRecord, KeyHash, PendingHint } from './sqlite-queries';
+export type { HintCount, KeyAtHash } from './sqlite-batch';
 
 /** The database file of a node, inside its data dir. */
 export const databaseFileName = 'kai.sqlite3';
@@ -28,6 +34,10 @@ export const databaseFileName = 'kai.sqlite3';
  * failed commit takes down with it, and how long the next batch waits behind one in flight.
  */
 export const defaultWritesPerCommitMax = 1000;
+
+/** Hints one node keeps for one target node at most, by count and by bytes (key plus versions). */
+export const hintsPerTargetMaxDefault = 1_000_000;
+export const hintBytesPerTargetMaxDefault = 1024 * 1024 * 1024;
 
 /**
  * How long SQLite waits for a lock held by another connection. Only this process writes the
@@ -41,26 +51,36 @@ const notePrefix = 'note:';
 /** A note is a small value (a member list is a few tens of KiB at most). */
 export const noteLengthMax = 1024 * 1024;
 
-/** How long close() lets the commit worker close its connection before terminating it. */
-const workerCloseWaitMsMax = 5000;
-
-/** The compiled commit worker; tests and bin/kai both run the compiled tree, so it sits next to this file. */
-const commitWorkerPath = path.join(__dirname, 'sqlite-commit-worker.js');
-
-export interface SqliteStoreOptions {
-  readonly dataDir: string;
+/** The settings shared by a store on a file and one on a connection it is handed. */
+export interface StoreTuning {
+  /** The ring's bucket count: the file records it, and the hash trees are cut by it. */
+  readonly buckets?: number;
   readonly writesPerCommitMax?: number;
   /** Estimated bytes of decoded records the read cache may hold; 0 disables the cache. */
   readonly cacheBytesMax?: number;
-  /** How long a tombstone is kept after its delete before its row may be purged. */
-  readonly tombstoneRetentionMs?: number;
+  readonly hintsPerTargetMax?: number;
+  readonly hintBytesPerTargetMax?: number;
+  /** Gathers each turn's writes into one batch; realEnv by default. */
+  readonly env?: Env;
+}
+
+export interface SqliteStoreOptions extends StoreTuning {
+  readonly dataDir: string;
+}
+
+/** A store on a connection the caller keeps (an in-memory "disk" that outlives the store). */
+export interface InlineStoreOptions extends StoreTuning {
+  readonly database: Database.Database;
+  readonly env: Env;
+  /** How long each commit takes, in the Env's time. */
+  readonly commitDelayMs: () => number;
 }
 
 /** Counters for monitoring and for tests that observe group commit and the cache. */
 export interface SqliteStoreStats {
   /** Group-commit transactions that committed. */
   readonly commits: number;
-  /** Writes, removeAlls and purges that those transactions committed. */
+  /** Operations that those transactions committed. */
   readonly operationsCommitted: number;
   /** Group-commit transactions that failed; each rejected all of its operations. */
   readonly commitFailures: number;
@@ -77,48 +97,32 @@ export interface SqliteStoreStats {
   readonly cacheBytes: number;
 }
 
-interface Settlement<T> {
-  resolve(value: T): void;
+interface Settlement {
+  resolve(outcome: number): void;
   reject(error: KaiError): void;
 }
 
-interface QueuedWrite {
-  readonly kind: 'write';
-  readonly record: StoredRecord;
-  readonly key: Buffer;
-  readonly bucket: number;
-  readonly keyId: string;
-  readonly sequence: number;
-  readonly versionsBlob: Buffer;
-  readonly purgeAtMs: number | null;
-  readonly itemBytes: number | null;
-  readonly settlement: Settlement<void>;
+interface QueuedOperation {
+  readonly operation: CommitOperation;
+  readonly settlement: Settlement;
+  /** For a write: its key's id and sequence, to retire its pending entry. */
+  readonly keyId?: string;
+  readonly sequence?: number;
+  /** For a write: the record as reads see it, cached once committed. */
+  readonly record?: StoredRecord;
 }
-
-interface QueuedRemoveAll {
-  readonly kind: 'removeAll';
-  readonly settlement: Settlement<void>;
-}
-
-interface QueuedPurge {
-  readonly kind: 'purge';
-  readonly nowMs: number;
-  readonly limit: number;
-  readonly settlement: Settlement<number>;
-}
-
-/** Each is also the CommitOperation the worker applies, so a batch encodes without conversion. */
-type QueuedOperation = QueuedWrite | QueuedRemoveAll | QueuedPurge;
 
 /** An accepted write not yet committed, as reads must see it. */
 interface PendingRecord {
   readonly record: StoredRecord;
   readonly sequence: number;
+  /** Settles with the write's commit. */
+  readonly committed: Promise<void>;
 }
 
 interface InFlightBatch {
   readonly batchId: number;
-  readonly operations: readonly QueuedOperation[];
+  readonly queued: readonly QueuedOperation[];
 }
 
 interface ItemRow {
@@ -127,17 +131,13 @@ interface ItemRow {
   readonly versions: Buffer;
 }
 
-function storageFailure(error: unknown): KaiError {
-  return new KaiError('KAI_STORAGE_FAILURE', error instanceof Error ? error.message : String(error));
-}
-
-/** Opens the store's own connection, which prepares the schema and then only reads. */
-function openReadConnection(filePath: string): Database.Database {
+/** Opens the store's own connection to a file, which prepares the schema and then only reads. */
+function openReadConnection(filePath: string, buckets: number): Database.Database {
   const db = new Database(filePath, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    prepareSchema(db);
+    prepareSchema(db, buckets);
     return db;
   } catch (error) {
     db.close();
@@ -145,20 +145,32 @@ function openReadConnection(filePath: string): Database.Database {
   }
 }
 
+function isCanonical(versions: readonly Version[]): boolean {
+  for (let index = 1; index < versions.length; index++) if (newerFirst(versions[index - 1], versions[index]) > 0) return false;
+  return true;
+}
+
 /**
  * The SQLite backend of a node's ReplicaStore: one WAL database per node, written by group
- * commit in a worker thread. Writes accepted while a batch is in flight form the next batch, one
- * batch at a time; until its commit is reported, reads answer from a map of pending records.
- * Committed records read recently stay decoded in an LRU cache, so hot keys cost no SQLite lookup.
+ * commit. Writes accepted while a batch is in flight form the next batch, one batch at a time;
+ * until its commit is reported, reads answer from a map of pending records. Committed records
+ * read recently stay decoded in an LRU cache, so hot keys cost no SQLite lookup. Each commit also
+ * reports how the records it changed move the bucket hash trees (`tree`), which anti-entropy
+ * compares with other replicas', and how many hints each target has.
  */
 export class SqliteStore implements ReplicaStore {
-  readonly filePath: string;
-  private readonly db: Database.Database;
+  readonly filePath: string | undefined;
+  /** Every bucket's hash tree over the committed records. */
+  readonly tree: MerkleForest;
+  readonly buckets: number;
   private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
-  private readonly worker: Worker;
+  private readonly queries: StoreQueries;
+  private readonly executor: CommitExecutor;
   private readonly cache: RecordCache;
+  private readonly env: Env;
   private readonly writesPerCommitMax: number;
-  private readonly tombstoneRetentionMs: number;
+  private readonly hintsPerTargetMax: number;
+  private readonly hintBytesPerTargetMax: number;
   private readonly pending = new Map<string, PendingRecord>();
   private queue: QueuedOperation[] = [];
   private inFlight: InFlightBatch | undefined;
@@ -168,36 +180,54 @@ export class SqliteStore implements ReplicaStore {
   private removeAllsQueued = 0;
   private nextSequence = 1;
   private committedCounts: Counts;
+  private readonly committedHints = new Map<string, HintCount>();
+  /** Hinted writes accepted and not yet settled, per target: they count against the bounds too. */
+  private readonly queuedHints = new Map<string, { count: number; bytes: number }>();
   private state: 'open' | 'closing' | 'closed' = 'open';
-  /** Set once the worker is gone for good: every later write fails with it. */
-  private workerLost: KaiError | undefined;
-  private workerExited = false;
+  /** Set once the executor is gone for good: every later operation fails with it. */
+  private executorLost: KaiError | undefined;
   private whenClosed: Promise<void> | undefined;
   private drainWaiters: (() => void)[] = [];
+  /** Hinted writes refused because their target had its most hints. */
+  hintsRefused = 0;
+  /** Fallback copies removed once their hints were delivered. */
+  copiesDropped = 0;
   private commits = 0;
   private operationsCommitted = 0;
   private commitFailures = 0;
   private cacheHits = 0;
   private cacheMisses = 0;
 
-  constructor(options: SqliteStoreOptions) {
-    this.writesPerCommitMax = options.writesPerCommitMax ?? defaultWritesPerCommitMax;
+  constructor(
+    private readonly db: Database.Database,
+    tuning: StoreTuning,
+    filePath: string | undefined,
+    startExecutor: (listener: CommitListener) => CommitExecutor,
+  ) {
+    this.filePath = filePath;
+    this.env = tuning.env ?? realEnv;
+    this.buckets = tuning.buckets ?? 1024;
+    this.writesPerCommitMax = tuning.writesPerCommitMax ?? defaultWritesPerCommitMax;
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
-    this.tombstoneRetentionMs = options.tombstoneRetentionMs ?? tombstoneRetentionMs;
-    assert(Number.isSafeInteger(this.tombstoneRetentionMs) && this.tombstoneRetentionMs >= 0, 'tombstoneRetentionMs >= 0');
-    this.cache = new RecordCache(options.cacheBytesMax ?? defaultCacheBytesMax);
-    fs.mkdirSync(options.dataDir, { recursive: true });
-    this.filePath = path.join(options.dataDir, databaseFileName);
-    this.db = openReadConnection(this.filePath);
-    try {
-      schedulePurgeOfTombstones(this.db, this.tombstoneRetentionMs);
-      this.selectItem = this.db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
-      this.committedCounts = { ...this.db.prepare<[], Counts>(selectCountsSql).get()! };
-    } catch (error) {
-      this.db.close();
-      throw error;
+    this.hintsPerTargetMax = tuning.hintsPerTargetMax ?? hintsPerTargetMaxDefault;
+    this.hintBytesPerTargetMax = tuning.hintBytesPerTargetMax ?? hintBytesPerTargetMaxDefault;
+    this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
+    this.tree = new MerkleForest(this.buckets);
+    this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
+    this.queries = new StoreQueries(db);
+    this.committedCounts = { items: 0, bytes: 0 };
+    // The executor reads the committed counts and hints itself; the store's copies follow its
+    // replies, starting from the same file.
+    const counts = db.prepare<[], Counts>('SELECT COUNT(item_bytes) AS items, COALESCE(SUM(item_bytes), 0) AS bytes FROM items').get()!;
+    this.committedCounts = { ...counts };
+    for (const row of db.prepare<[], HintCount>('SELECT target, COUNT(*) AS count, SUM(bytes) AS bytes FROM hints GROUP BY target').all()) {
+      this.committedHints.set(row.target, { ...row });
     }
-    this.worker = this.startWorker();
+    this.queries.forEachTreeEntry((bucket, segment, hash) => this.tree.apply(bucket, segment, hash));
+    this.executor = startExecutor({
+      onReply: (reply) => this.onReply(reply),
+      onLost: (error) => this.onExecutorLost(error),
+    });
   }
 
   read(key: Buffer): StoredRecord | undefined {
@@ -220,34 +250,56 @@ export class SqliteStore implements ReplicaStore {
     }
     // The key is in no batch in flight (it would be pending), so the row is its committed state
     // until a later commit report, which updates the cache itself.
-    const record = row === undefined ? undefined : decodeRow(row);
+    const record = row === undefined ? undefined : decodeRecordRow(row);
     this.cache.put(keyId, record);
     return record;
   }
 
-  write(record: StoredRecord): Promise<void> {
+  write(record: StoredRecord, options: WriteOptions = {}): Promise<void> {
     assertValidRecord(record);
     const refusal = this.refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
-    const purgeAtMs = recordPurgeAtMs(record.versions, this.tombstoneRetentionMs);
+    const canonical = isCanonical(record.versions) ? record : { ...record, versions: [...record.versions].sort(newerFirst) };
+    const versionsBlob = encodeVersions(canonical.versions);
+    const hintTarget = options.hintFor ?? null;
+    if (hintTarget !== null) {
+      const full = this.hintsFull(hintTarget, record.key.length + versionsBlob.length);
+      if (full !== undefined) {
+        this.hintsRefused += 1;
+        return Promise.reject(full);
+      }
+    }
     const keyId = keyIdOf(record.key);
     const sequence = this.nextSequence++;
-    const versionsBlob = encodeVersions(record.versions);
-    this.pending.set(keyId, { record, sequence });
-    return new Promise<void>((resolve, reject) => {
-      this.enqueue({
+    const deadAtMs = recordDeadAtMs(canonical.versions);
+    let settlement: Settlement | undefined;
+    const committed = new Promise<void>((resolve, reject) => {
+      settlement = { resolve: () => resolve(), reject };
+    });
+    this.pending.set(keyId, { record: canonical, sequence, committed });
+    // A waiter may come later (whenCommitted); until then a failure must not count as unhandled.
+    committed.catch(() => undefined);
+    this.enqueue({
+      operation: {
         kind: 'write',
-        record,
         key: record.key,
         bucket: record.bucket,
-        keyId,
-        sequence,
-        versionsBlob,
-        purgeAtMs: purgeAtMs === 0 ? null : purgeAtMs,
+        deadAtMs,
         itemBytes: itemBytesOf(record) ?? null,
-        settlement: { resolve, reject },
-      });
+        versionsBlob,
+        hintTarget,
+      },
+      settlement: settlement!,
+      keyId,
+      sequence,
+      record: canonical,
     });
+    return committed;
+  }
+
+  /** Settles when the latest write accepted for the key has committed (at once when none is pending). */
+  whenCommitted(key: Buffer): Promise<void> {
+    return this.pending.get(keyIdOf(key))?.committed ?? Promise.resolve();
   }
 
   removeAll(): Promise<void> {
@@ -257,24 +309,60 @@ export class SqliteStore implements ReplicaStore {
     // now and their commits cannot outlive it.
     this.pending.clear();
     this.removeAllsQueued += 1;
-    return new Promise<void>((resolve, reject) => {
-      this.enqueue({ kind: 'removeAll', settlement: { resolve, reject } });
-    });
+    return this.submit({ kind: 'removeAll' }).then(() => undefined);
   }
 
   /**
-   * Queued behind the writes accepted before it: a record a queued write is about to refresh is
-   * judged by what that write stores, and a write accepted later replaces what the purge removed.
+   * Deletes up to `limit` records dead since `deadBeforeMs` that hold no hint, whatever other
+   * replicas hold: for a node that is the only replica of its keys. Queued behind the writes
+   * accepted before it; a write accepted later replaces what it removed.
    */
-  purgeExpired(nowMs: number, limit: number): Promise<number> {
-    assert(Number.isSafeInteger(nowMs), 'purgeExpired nowMs is an integer');
+  purgeExpired(deadBeforeMs: number, limit: number): Promise<number> {
+    assert(Number.isSafeInteger(deadBeforeMs), 'purgeExpired deadBeforeMs is an integer');
     assert(Number.isSafeInteger(limit) && limit >= 0, 'purgeExpired limit is an integer >= 0');
-    const refusal = this.refusal();
-    if (refusal !== undefined) return Promise.reject(refusal);
     if (limit === 0) return Promise.resolve(0);
-    return new Promise<number>((resolve, reject) => {
-      this.enqueue({ kind: 'purge', nowMs, limit, settlement: { resolve, reject } });
-    });
+    return this.submit({ kind: 'purge', deadBeforeMs, limit });
+  }
+
+  /** Deletes each record that still has its hash and holds no hint; resolves to how many went. */
+  reap(items: readonly KeyAtHash[]): Promise<number> {
+    return items.length === 0 ? Promise.resolve(0) : this.submit({ kind: 'reap', items });
+  }
+
+  /** Holds records that still have their hash back from reaping until `untilMs`. */
+  deferReap(items: readonly KeyAtHash[], untilMs: number): Promise<number> {
+    return items.length === 0 ? Promise.resolve(0) : this.submit({ kind: 'deferReap', items, untilMs });
+  }
+
+  /**
+   * Hints for `target` whose records it has committed: each is removed if the record still has the
+   * hash that was sent, and with `dropCopy` the record too, once no other hint holds it.
+   * Resolves to how many hints were removed.
+   */
+  handedOff(target: string, dropCopy: boolean, items: readonly KeyAtHash[]): Promise<number> {
+    return items.length === 0 ? Promise.resolve(0) : this.submit({ kind: 'handedOff', target, dropCopy, items });
+  }
+
+  /** Committed hints per target. */
+  hintCounts(): HintCount[] {
+    return [...this.committedHints.values()];
+  }
+
+  /** Up to `limit` committed hints for `target`, in key order after `afterKey`. */
+  hintsFor(target: string, afterKey: Buffer, limit: number): PendingHint[] {
+    return this.queries.hints(target, afterKey, limit);
+  }
+
+  reapCandidates(deadBeforeMs: number, nowMs: number, limit: number): HashedRecord[] {
+    return this.queries.reapCandidates(deadBeforeMs, nowMs, limit);
+  }
+
+  segmentKeys(bucket: number, segment: number, limit: number): KeyHash[] {
+    return this.queries.segmentKeys(bucket, segment, limit);
+  }
+
+  committedRecord(key: Buffer): HashedRecord | undefined {
+    return this.queries.committedRecord(key);
   }
 
   /** Counts of committed records: a write shows in them once its commit is reported. */
@@ -287,7 +375,7 @@ export class SqliteStore implements ReplicaStore {
       commits: this.commits,
       operationsCommitted: this.operationsCommitted,
       commitFailures: this.commitFailures,
-      operationsQueued: this.queue.length + (this.inFlight?.operations.length ?? 0),
+      operationsQueued: this.queue.length + (this.inFlight?.queued.length ?? 0),
       pendingKeys: this.pending.size,
       cacheHits: this.cacheHits,
       cacheMisses: this.cacheMisses,
@@ -308,7 +396,7 @@ export class SqliteStore implements ReplicaStore {
 
   /**
    * Replaces the note `name`, durably, before returning (synchronous = FULL). Written on this
-   * connection rather than through the commit worker: notes are small and rare, and a caller
+   * connection rather than through the commit executor: notes are small and rare, and a caller
    * such as gossip must know the value is on disk before it acts on it. Throws KAI_STORAGE_FAILURE
    * when SQLite refuses, for instance while another writer holds the lock past the busy timeout.
    */
@@ -328,10 +416,15 @@ export class SqliteStore implements ReplicaStore {
     if (this.whenClosed !== undefined) return this.whenClosed;
     this.state = 'closing';
     this.whenClosed = this.whenDrained()
-      .then(() => this.stopWorker())
       .then(() => {
-        // Closing last, this connection checkpoints the WAL into the database file.
-        this.db.close();
+        // From here an exit of the executor is the expected end, not a failure.
+        this.executorLost ??= new KaiError('KAI_SHUTTING_DOWN');
+        return this.executor.close();
+      })
+      .then(() => {
+        // Closing last, this connection checkpoints the WAL into the database file. A connection
+        // the store was handed belongs to the caller.
+        if (this.filePath !== undefined) this.db.close();
         this.cache.clear();
         this.state = 'closed';
       });
@@ -340,26 +433,40 @@ export class SqliteStore implements ReplicaStore {
 
   private refusal(): KaiError | undefined {
     if (this.state !== 'open') return new KaiError('KAI_SHUTTING_DOWN');
-    return this.workerLost;
+    return this.executorLost;
   }
 
-  private startWorker(): Worker {
-    const workerData: CommitWorkerData = { filePath: this.filePath, busyTimeoutMs };
-    const worker = new Worker(commitWorkerPath, { workerData });
-    worker.on('message', (reply: CommitWorkerReply) => this.onReply(reply));
-    worker.on('error', (error) => this.onWorkerLost(storageFailure(error)));
-    worker.on('messageerror', (error) => this.onWorkerLost(storageFailure(error)));
-    worker.on('exit', (exitCode) => {
-      this.workerExited = true;
-      this.onWorkerLost(new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
-    });
-    // An idle worker does not keep the process alive; one with a batch in flight does.
-    worker.unref();
-    return worker;
+  /** KAI_HINTS_FULL when `target` already has its most hints, counting those not yet committed. */
+  private hintsFull(target: string, bytes: number): KaiError | undefined {
+    const committed = this.committedHints.get(target);
+    const queued = this.queuedHints.get(target);
+    const count = (committed?.count ?? 0) + (queued?.count ?? 0) + 1;
+    const totalBytes = (committed?.bytes ?? 0) + (queued?.bytes ?? 0) + bytes;
+    if (count > this.hintsPerTargetMax) return new KaiError('KAI_HINTS_FULL', `${target} has ${this.hintsPerTargetMax} hints`);
+    if (totalBytes > this.hintBytesPerTargetMax) {
+      return new KaiError('KAI_HINTS_FULL', `${target} has ${this.hintBytesPerTargetMax} bytes of hints`);
+    }
+    return undefined;
   }
 
-  private enqueue(operation: QueuedOperation): void {
-    this.queue.push(operation);
+  private countQueuedHint(operation: CommitOperation, sign: 1 | -1): void {
+    if (operation.kind !== 'write' || operation.hintTarget === null) return;
+    const queued = this.queuedHints.get(operation.hintTarget) ?? { count: 0, bytes: 0 };
+    queued.count += sign;
+    queued.bytes += sign * (operation.key.length + operation.versionsBlob.length);
+    if (queued.count === 0) this.queuedHints.delete(operation.hintTarget);
+    else this.queuedHints.set(operation.hintTarget, queued);
+  }
+
+  private submit(operation: CommitOperation): Promise<number> {
+    const refusal = this.refusal();
+    if (refusal !== undefined) return Promise.reject(refusal);
+    return new Promise<number>((resolve, reject) => this.enqueue({ operation, settlement: { resolve, reject } }));
+  }
+
+  private enqueue(queued: QueuedOperation): void {
+    this.countQueuedHint(queued.operation, 1);
+    this.queue.push(queued);
     this.scheduleDispatch();
   }
 
@@ -367,20 +474,20 @@ export class SqliteStore implements ReplicaStore {
   private scheduleDispatch(): void {
     if (this.dispatchScheduled || this.inFlight !== undefined || this.queue.length === 0) return;
     this.dispatchScheduled = true;
-    setImmediate(() => this.dispatchNextBatch());
+    this.env.soon(() => this.dispatchNextBatch());
   }
 
   private dispatchNextBatch(): void {
     this.dispatchScheduled = false;
-    if (this.inFlight !== undefined || this.workerLost !== undefined) return;
+    if (this.inFlight !== undefined || this.executorLost !== undefined) return;
     if (this.queue.length === 0) return this.notifyIfDrained();
-    const batch = this.takeBatch();
+    const queued = this.takeBatch();
     const batchId = this.nextBatchId++;
-    this.inFlight = { batchId, operations: batch };
-    const operations = encodeBatch(batch);
-    const request: CommitWorkerRequest = { type: 'commit', batchId, operations };
-    this.worker.ref();
-    this.worker.postMessage(request, [operations]);
+    this.inFlight = { batchId, queued };
+    this.executor.commit(
+      batchId,
+      queued.map((item) => item.operation),
+    );
   }
 
   private takeBatch(): QueuedOperation[] {
@@ -396,50 +503,54 @@ export class SqliteStore implements ReplicaStore {
     const batch = this.inFlight;
     if (batch === undefined || batch.batchId !== reply.batchId) {
       // Only a bug could cause this; the store can no longer tell what committed.
-      this.onWorkerLost(new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`));
-      void this.worker.terminate();
+      this.onExecutorLost(new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`));
       return;
     }
     this.inFlight = undefined;
-    this.worker.unref();
-    if (reply.type === 'committed') this.settleCommitted(batch.operations, reply);
-    else this.failOperations(batch.operations, new KaiError('KAI_STORAGE_FAILURE', reply.message));
+    if (reply.type === 'committed') this.settleCommitted(batch.queued, reply);
+    else this.failOperations(batch.queued, new KaiError('KAI_STORAGE_FAILURE', reply.message));
     this.scheduleDispatch();
     this.notifyIfDrained();
   }
 
-  /** Applies the batch to the cache in commit order, then settles its operations. */
+  /** Applies the batch to the cache, counts and trees in commit order, then settles its operations. */
   private settleCommitted(batch: readonly QueuedOperation[], reply: CommittedReply): void {
     this.committedCounts = reply.counts;
+    for (const hintCount of reply.hintCounts) {
+      if (hintCount.count === 0) this.committedHints.delete(hintCount.target);
+      else this.committedHints.set(hintCount.target, hintCount);
+    }
+    if (reply.treeCleared) this.tree.clear();
+    forEachTreeChange(reply.treeChanges, (bucket, segment, change) => this.tree.apply(bucket, segment, change));
     this.commits += 1;
+    this.copiesDropped += reply.copiesDropped;
     this.operationsCommitted += batch.length;
-    let purgeIndex = 0;
-    for (const operation of batch) {
+    for (const queued of batch) {
+      const { operation } = queued;
+      this.countQueuedHint(operation, -1);
       if (operation.kind === 'write') {
-        this.cacheCommittedWrite(operation);
-        this.dropPendingIfLatest(operation);
-        operation.settlement.resolve();
+        this.cacheCommittedWrite(queued);
+        this.dropPendingIfLatest(queued);
       } else if (operation.kind === 'removeAll') {
         this.cache.clear();
         this.removeAllsQueued -= 1;
-        operation.settlement.resolve();
-      } else {
-        const purgedKeyIds = reply.purgedKeyIds[purgeIndex++];
-        for (const keyId of purgedKeyIds) this.cache.delete(keyId);
-        operation.settlement.resolve(purgedKeyIds.length);
       }
     }
+    // Evicting is always safe, so removals go after the writes whatever their order in the batch.
+    for (const keyId of reply.removedKeyIds) this.cache.delete(keyId);
+    batch.forEach((queued, index) => queued.settlement.resolve(reply.outcomes[index] ?? 0));
   }
 
   /**
    * Caches the record a write committed. A later write of the key is still pending and answers
    * reads until its own commit updates the cache, so this one only has to evict the stale entry.
    */
-  private cacheCommittedWrite(write: QueuedWrite): void {
-    if (this.pending.get(write.keyId)?.sequence === write.sequence && this.cache.enabled) {
-      this.cache.put(write.keyId, compactRecord(write.record));
+  private cacheCommittedWrite(queued: QueuedOperation): void {
+    const keyId = queued.keyId!;
+    if (this.pending.get(keyId)?.sequence === queued.sequence && this.cache.enabled) {
+      this.cache.put(keyId, compactRecord(queued.record!));
     } else {
-      this.cache.delete(write.keyId);
+      this.cache.delete(keyId);
     }
   }
 
@@ -448,47 +559,33 @@ export class SqliteStore implements ReplicaStore {
    * cache is emptied too: a commit that failed at its very end, or a worker lost mid-batch, may
    * have changed rows after all, and the next reads must fetch what the file really holds.
    */
-  private failOperations(operations: readonly QueuedOperation[], error: KaiError): void {
+  private failOperations(batch: readonly QueuedOperation[], error: KaiError): void {
     this.commitFailures += 1;
     this.cache.clear();
-    for (const operation of operations) {
-      if (operation.kind === 'write') this.dropPendingIfLatest(operation);
-      else if (operation.kind === 'removeAll') this.removeAllsQueued -= 1;
-      operation.settlement.reject(error);
+    for (const queued of batch) {
+      this.countQueuedHint(queued.operation, -1);
+      if (queued.operation.kind === 'write') this.dropPendingIfLatest(queued);
+      else if (queued.operation.kind === 'removeAll') this.removeAllsQueued -= 1;
+      queued.settlement.reject(error);
     }
   }
 
   /** A later write of the same key keeps its pending entry until its own commit settles. */
-  private dropPendingIfLatest(write: QueuedWrite): void {
-    if (this.pending.get(write.keyId)?.sequence === write.sequence) this.pending.delete(write.keyId);
+  private dropPendingIfLatest(queued: QueuedOperation): void {
+    const keyId = queued.keyId!;
+    if (this.pending.get(keyId)?.sequence === queued.sequence) this.pending.delete(keyId);
   }
 
-  /** Fails the batch in flight and everything queued; writes from now on fail at once. */
-  private onWorkerLost(error: KaiError): void {
-    if (this.workerLost !== undefined) return;
-    this.workerLost = error;
-    const unsettled = [...(this.inFlight?.operations ?? []), ...this.queue];
+  /** Fails the batch in flight and everything queued; operations from now on fail at once. */
+  private onExecutorLost(error: KaiError): void {
+    if (this.executorLost !== undefined) return;
+    this.executorLost = error;
+    const unsettled = [...(this.inFlight?.queued ?? []), ...this.queue];
     this.inFlight = undefined;
     this.queue = [];
     this.cache.clear();
     if (unsettled.length > 0) this.failOperations(unsettled, error);
     this.notifyIfDrained();
-  }
-
-  private stopWorker(): Promise<void> {
-    if (this.workerExited) return Promise.resolve();
-    // From here an exit is the expected end, not a failure.
-    this.workerLost ??= new KaiError('KAI_SHUTTING_DOWN');
-    return new Promise((resolve) => {
-      const forceTimer = setTimeout(() => void this.worker.terminate(), workerCloseWaitMsMax);
-      this.worker.once('exit', () => {
-        clearTimeout(forceTimer);
-        resolve();
-      });
-      this.worker.ref();
-      const request: CommitWorkerRequest = { type: 'close' };
-      this.worker.postMessage(request);
-    });
   }
 
   private notifyIfDrained(): void {
@@ -504,46 +601,28 @@ export class SqliteStore implements ReplicaStore {
   }
 }
 
-/** Rows scanned per transaction while giving an older file's tombstones their purge times. */
-const rowsScannedPerTransactionMax = 1000;
-
-/** The meta row that records that every tombstone-only row of the file has a purge time. */
-const tombstonesScheduledName = 'tombstonesScheduled';
+/** Opens (creating it when missing) the store in `dataDir`, committed by a worker thread. */
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  const buckets = options.buckets ?? 1024;
+  fs.mkdirSync(options.dataDir, { recursive: true });
+  const filePath = path.join(options.dataDir, databaseFileName);
+  const db = openReadConnection(filePath, buckets);
+  try {
+    return new SqliteStore(db, options, filePath, (listener) => new WorkerCommitExecutor({ filePath, busyTimeoutMs, buckets }, listener));
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
 
 /**
- * Gives a purge time to rows holding only tombstones that have none: files written before
- * tombstones were purged kept them forever. It walks the table once per file, in key order and in
- * transactions of a bounded size, then records in `meta` that it is done; every later write sets
- * the time itself.
+ * A store on a connection the caller keeps, committing on this thread after `commitDelayMs` of
+ * the Env's time: the simulated disk of test/sim, where a crash before the delay loses the batch.
  */
-function schedulePurgeOfTombstones(db: Database.Database, retentionMs: number): void {
-  const done = db.prepare('SELECT 1 FROM meta WHERE name = ?').get(tombstonesScheduledName);
-  if (done !== undefined) return;
-  const select = db.prepare<[Buffer, number], ItemRow & { purgeAtMs: number | null; itemBytes: number | null }>(
-    `SELECT key, bucket, versions, record_expires_at_ms AS purgeAtMs, item_bytes AS itemBytes
-       FROM items WHERE key > ? ORDER BY key LIMIT ?`,
+export function openInlineStore(options: InlineStoreOptions): SqliteStore {
+  const buckets = options.buckets ?? 1024;
+  prepareSchema(options.database, buckets);
+  return new SqliteStore(options.database, options, undefined, (listener) =>
+    new InlineCommitExecutor(options.database, buckets, options.env, options.commitDelayMs, listener),
   );
-  const update = db.prepare<[number, Buffer]>('UPDATE items SET record_expires_at_ms = ? WHERE key = ?');
-  // Returns the last key scanned, or undefined once the table has been walked.
-  const scheduleSome = db.transaction((after: Buffer): Buffer | undefined => {
-    const rows = select.all(after, rowsScannedPerTransactionMax);
-    for (const row of rows) {
-      if (row.itemBytes !== null || row.purgeAtMs !== null) continue;
-      update.run(recordPurgeAtMs(decodeRow(row).versions, retentionMs), row.key);
-    }
-    return rows.length === rowsScannedPerTransactionMax ? rows[rows.length - 1].key : undefined;
-  });
-  // Every key sorts after the empty blob; each pass starts after the last key of the one before.
-  for (let after: Buffer | undefined = Buffer.alloc(0); after !== undefined; ) after = scheduleSome(after);
-  db.prepare('INSERT INTO meta (name, value) VALUES (?, 1)').run(tombstonesScheduledName);
-}
-
-function decodeRow(row: ItemRow): StoredRecord {
-  const record: StoredRecord = { key: row.key, bucket: row.bucket, versions: decodeVersions(row.versions) };
-  assertValidRecord(record);
-  return record;
-}
-
-export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  return new SqliteStore(options);
 }

@@ -264,13 +264,17 @@ describe('writes on both sides of a split, N=3 R=3 W=1', () => {
   test('come back as siblings from get, and gets + cas through another node merges them', async () => {
     // Proves concurrent writes are both kept (no lost update) and a client's cas reconciles them.
     const [a, b, c] = nodes;
-    // Side one: C is cut off (paused) and A knows it, so A's write does not even queue for C.
+    // Side one: B and C are cut off (paused) and A knows it, so only A holds its write: once the
+    // others are back, anti-entropy would hand it to them before side two writes, and side two's
+    // write would then supersede it rather than be concurrent with it.
+    pause(b);
     pause(c);
-    await waitForView(a, { [c.id]: 'down' });
+    await waitForView(a, { [b.id]: 'down', [c.id]: 'down' });
     expect(await rawSet(a, 'split:k', 'side-a')).toBe('STORED\r\n');
 
-    // Side two: A is cut off, C is back and knows A is gone but B is not.
+    // Side two: A is cut off, B and C are back and know A is gone.
     pause(a);
+    resume(b.pid);
     resume(c.pid);
     await waitForView(c, { [a.id]: 'down', [b.id]: 'up', [c.id]: 'up' });
     expect(await rawSet(c, 'split:k', 'side-c')).toBe('STORED\r\n');

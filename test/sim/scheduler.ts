@@ -373,6 +373,10 @@ export class SimEnv implements Env {
     return handle;
   }
 
+  soon(action: () => void): void {
+    this.after(0, action);
+  }
+
   /** The process died: every timer is cancelled and none will be armed again. */
   halt(): void {
     this.halted = true;

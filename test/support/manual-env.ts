@@ -49,6 +49,10 @@ export class ManualEnv implements Env {
     return this.schedule(intervalMs, intervalMs, action);
   }
 
+  soon(action: () => void): void {
+    this.schedule(0, undefined, action);
+  }
+
   /** Timers armed and not yet run (one-shot) or cancelled. */
   get pendingTimers(): number {
     return this.timers.filter((timer) => !timer.cancelled).length;

@@ -59,6 +59,15 @@ describe('loadSettings precedence and discovery', () => {
       max_item_size: '2m',
       cache_size: '8m',
       max_connections: 50,
+      reap_grace_ms: 5000,
+      anti_entropy_interval_ms: 0,
+      anti_entropy_keys_per_second: 100,
+      anti_entropy_bytes_per_second: '1m',
+      handoff_keys_per_second: 200,
+      handoff_bytes_per_second: 4096,
+      hints_per_target_max: 10,
+      hint_bytes_per_target_max: '2m',
+      read_repairs_per_second: 7,
       log_file: 'kai.log',
       log_level: 'debug',
     });
@@ -78,6 +87,15 @@ describe('loadSettings precedence and discovery', () => {
       gossipIntervalMs: 500,
       maxItemSize: 2 * 1024 * 1024,
       cacheSize: 8 * 1024 * 1024,
+      reapGraceMs: 5000,
+      antiEntropyIntervalMs: 0,
+      antiEntropyKeysPerSecond: 100,
+      antiEntropyBytesPerSecond: 1024 * 1024,
+      handoffKeysPerSecond: 200,
+      handoffBytesPerSecond: 4096,
+      hintsPerTargetMax: 10,
+      hintBytesPerTargetMax: 2 * 1024 * 1024,
+      readRepairsPerSecond: 7,
       maxConnections: 50,
       conflictResolution: 'siblings',
       siblingsMax: 25,
@@ -139,7 +157,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, conflict_resolution, siblings_max, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
     );
   });
 

@@ -6,7 +6,7 @@ import { arithSpec, storeSpec, touchSpec } from '../../../src/coordinator/specs'
 import { versionToWire } from '../../../src/coordinator/wire';
 import { KaiError } from '../../../src/errors';
 import { buildRing } from '../../../src/ring';
-import type { Version } from '../../../src/storage/record';
+import { newerFirst, type Version } from '../../../src/storage/record';
 import { SimWorld } from '../../sim';
 import { MemoryStore } from '../../support/memory-store';
 
@@ -81,7 +81,8 @@ describe('RemoteReplica over the simulated transport', () => {
   // Versions stored through the remote replica are held by the peer's store and fetched back equal.
   test('store and fetch round trip', async () => {
     const { world, remote, local } = setup();
-    const versions = [version('left', 'x', 1), version('right', 'y', 1)];
+    // In the canonical order a replica keeps them in (newest first, then by clock).
+    const versions = [version('left', 'x', 1), version('right', 'y', 1)].sort(newerFirst);
     await drive(world, remote.store(key, 2, versions));
     expect(local.fetchNow(key)).toEqual(versions);
     expect(await drive(world, remote.fetch(key))).toEqual(versions);

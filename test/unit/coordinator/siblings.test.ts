@@ -16,10 +16,13 @@ function sibling(node: string, writtenAtMs: number, value = node): Version {
 const values = (versions: readonly Version[]): string[] => versions.map((v) => v.value.toString()).sort();
 
 describe('resolveVersions', () => {
-  // Under the cap every concurrent version is kept.
+  // Under the cap every concurrent version is kept, newest first (the order records are stored in).
   test('siblings are kept up to the cap', () => {
     const versions = [sibling('a', 1), sibling('b', 2), sibling('c', 3)];
-    expect(resolveVersions(versions, { conflictResolution: 'siblings', siblingsMax: 3 })).toEqual({ versions, dropped: 0 });
+    expect(resolveVersions(versions, { conflictResolution: 'siblings', siblingsMax: 3 })).toEqual({
+      versions: [...versions].reverse(),
+      dropped: 0,
+    });
   });
 
   // Past the cap the oldest by write time go, and are counted.

@@ -1,53 +1,67 @@
-import { addFailure, addSuccess, effectiveQuorum, startQuorum, verdict } from '../../../src/quorum';
+import { addFailure, addSuccess, allAnswered, effectiveQuorum, startQuorum, verdict } from '../../../src/quorum';
 
 // With 3 asked and 2 needed: pending until 2 succeed (met) or 2 fail (unmet).
 test('verdicts for 2 of 3', () => {
-  let state = startQuorum<string>(3, 2);
+  let state = startQuorum<string>(['a', 'b', 'c'], 2);
   expect(verdict(state)).toBe('pending');
-  state = addSuccess(state, 'a');
+  state = addSuccess(state, 'a', 'va');
   expect(verdict(state)).toBe('pending');
-  state = addFailure(state, 'b down');
+  state = addFailure(state, 'b', 'b down');
   expect(verdict(state)).toBe('pending');
-  state = addSuccess(state, 'c');
+  state = addSuccess(state, 'c', 'vc');
   expect(verdict(state)).toBe('met');
-  expect(state.successes).toEqual(['a', 'c']);
-  expect(state.failures).toEqual(['b down']);
+  expect(state.successes).toEqual([
+    { node: 'a', result: 'va' },
+    { node: 'c', result: 'vc' },
+  ]);
+  expect(state.failures).toEqual([{ node: 'b', reason: 'b down' }]);
+  expect(allAnswered(state)).toBe(true);
 
-  let failing = startQuorum<string>(3, 2);
-  failing = addFailure(failing, 'x');
+  let failing = startQuorum<string>(['a', 'b', 'c'], 2);
+  failing = addFailure(failing, 'a', 'x');
   expect(verdict(failing)).toBe('pending');
-  failing = addFailure(failing, 'y');
+  failing = addFailure(failing, 'b', 'y');
   expect(verdict(failing)).toBe('unmet');
+  expect(allAnswered(failing)).toBe(false);
 });
 
 // Once met, later failures do not undo the verdict.
 test('met stays met', () => {
-  let state = startQuorum<number>(3, 1);
-  state = addSuccess(state, 1);
-  state = addFailure(addFailure(state, 'x'), 'y');
+  let state = startQuorum<number>(['a', 'b', 'c'], 1);
+  state = addSuccess(state, 'a', 1);
+  state = addFailure(addFailure(state, 'b', 'x'), 'c', 'y');
   expect(verdict(state)).toBe('met');
+});
+
+// A replica answers once: a second answer from it, success or failure, changes nothing.
+test('one answer per replica', () => {
+  let state = startQuorum<number>(['a', 'b'], 2);
+  state = addSuccess(state, 'a', 1);
+  expect(addSuccess(state, 'a', 2)).toBe(state);
+  expect(addFailure(state, 'a', 'late')).toBe(state);
+  expect(verdict(addSuccess(state, 'a', 3))).toBe('pending');
 });
 
 // The states are values: adding to one leaves the earlier state unchanged.
 test('states are immutable', () => {
-  const start = startQuorum<number>(2, 2);
-  const next = addSuccess(start, 7);
+  const start = startQuorum<number>(['a', 'b'], 2);
+  const next = addSuccess(start, 'a', 7);
   expect(start.successes).toEqual([]);
-  expect(next.successes).toEqual([7]);
-  expect(addFailure(start, 'e').failures).toEqual(['e']);
+  expect(next.successes).toEqual([{ node: 'a', result: 7 }]);
+  expect(addFailure(start, 'b', 'e').failures).toEqual([{ node: 'b', reason: 'e' }]);
   expect(start.failures).toEqual([]);
 });
 
 // Needing nothing is met at once; needing more than asked is capped at asked.
 test('edge quorums', () => {
-  expect(verdict(startQuorum(2, 0))).toBe('met');
-  expect(verdict(startQuorum(0, 0))).toBe('met');
-  const capped = startQuorum<number>(2, 5);
+  expect(verdict(startQuorum(['a', 'b'], 0))).toBe('met');
+  expect(verdict(startQuorum([], 0))).toBe('met');
+  const capped = startQuorum<number>(['a', 'b'], 5);
   expect(capped.needed).toBe(2);
-  expect(verdict(addSuccess(addSuccess(capped, 1), 2))).toBe('met');
-  expect(verdict(addFailure(capped, 'e'))).toBe('unmet');
+  expect(verdict(addSuccess(addSuccess(capped, 'a', 1), 'b', 2))).toBe('met');
+  expect(verdict(addFailure(capped, 'a', 'e'))).toBe('unmet');
   // Every one of the asked must answer when all are needed.
-  expect(verdict(addSuccess(startQuorum<number>(3, 3), 1))).toBe('pending');
+  expect(verdict(addSuccess(startQuorum<number>(['a', 'b', 'c'], 3), 'a', 1))).toBe('pending');
 });
 
 // N is capped at the ring size, and R and W at N.

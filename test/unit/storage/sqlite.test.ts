@@ -5,8 +5,9 @@ import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { KaiError } from '../../../src/errors';
 import type { StoredRecord, Version } from '../../../src/storage';
+import { newerFirst } from '../../../src/storage/record';
 import { cachedBytesOf } from '../../../src/storage/record-cache';
-import { tombstoneRetentionMs } from '../../../src/storage/record';
+import { encodeVersions } from '../../../src/storage/record-codec';
 import { databaseFileName, openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite';
 
 const nowMs = 1_700_000_000_000;
@@ -34,8 +35,11 @@ function record(key: string | Buffer, versions: Version[], bucket = 7): StoredRe
 let dataDir: string;
 const openStores: SqliteStore[] = [];
 
-function open(writesPerCommitMax?: number, cacheBytesMax?: number, retentionMs?: number): SqliteStore {
-  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax, tombstoneRetentionMs: retentionMs });
+/** Long ago enough that any record written with it is dead whatever the grace. */
+const longAgoMs = 24 * 60 * 60 * 1000;
+
+function open(writesPerCommitMax?: number, cacheBytesMax?: number): SqliteStore {
+  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax });
   openStores.push(store);
   return store;
 }
@@ -60,7 +64,8 @@ async function expectKaiError(promise: Promise<unknown>, code: string): Promise<
 
 /** The store's read connection and commit worker, to inject faults into them. */
 function internals(store: SqliteStore): { db: Database.Database; worker: Worker } {
-  return store as unknown as { db: Database.Database; worker: Worker };
+  const parts = store as unknown as { db: Database.Database; executor: { worker: Worker } };
+  return { db: parts.db, worker: parts.executor.worker };
 }
 
 /** A second connection to the same file, to inject faults the way an outside writer would. */
@@ -91,7 +96,8 @@ describe('SqliteStore', () => {
         }),
         tombstone({ clock: [{ node: 'node-c', counter: 1, timestampMs: nowMs + 1 }], writtenAtMs: nowMs + 1 }),
         version('', { clock: [], flags: 42 }),
-      ],
+        // The store keeps a key's versions in one canonical order (newest first).
+      ].sort(newerFirst),
       1023,
     );
     const plain = record('plain', [version('hello')], 0);
@@ -168,11 +174,11 @@ describe('SqliteStore', () => {
     expect(reopened.read(Buffer.from('late'))).toBeUndefined();
   });
 
-  test('purgeExpired deletes up to limit expired records and skips keys with a pending write', async () => {
-    // Proves purge honours the purge time, records that never expire, the limit, and pending writes.
+  test('purgeExpired deletes up to limit dead records and skips keys with a pending write', async () => {
+    // Proves purge honours the dead time, records that never expire, the limit, and pending writes.
     const store = open();
     const expired = (key: string) =>
-      record(key, [version('v', { expiresAtMs: nowMs - 10 }), tombstone({ writtenAtMs: nowMs - tombstoneRetentionMs - 5 })]);
+      record(key, [version('v', { expiresAtMs: nowMs - 10 }), tombstone({ writtenAtMs: nowMs - longAgoMs })]);
     await Promise.all([
       store.write(expired('e1')),
       store.write(expired('e2')),
@@ -196,56 +202,56 @@ describe('SqliteStore', () => {
     expect(store.read(Buffer.from('future'))).toBeUndefined();
   });
 
-  test('a deleted key is purged once its tombstone has been kept for the retention time', async () => {
+  test('a deleted key is purged once it has been dead since the time given', async () => {
     // Proves tombstone-only records, and records of tombstones and expired values, leave the file.
     const store = open();
     const deletedAtMs = nowMs;
     await Promise.all([
       store.write(record('deleted', [tombstone({ writtenAtMs: deletedAtMs })])),
-      store.write(
-        record('value-and-delete', [
-          version('v', { expiresAtMs: nowMs + tombstoneRetentionMs + 50 }),
-          tombstone({ writtenAtMs: deletedAtMs }),
-        ]),
-      ),
+      store.write(record('value-and-delete', [version('v', { expiresAtMs: nowMs + 50 }), tombstone({ writtenAtMs: deletedAtMs })])),
     ]);
-    expect(await store.purgeExpired(deletedAtMs + tombstoneRetentionMs - 1, 100)).toBe(0);
-    expect(await store.purgeExpired(deletedAtMs + tombstoneRetentionMs, 100)).toBe(1);
+    expect(await store.purgeExpired(deletedAtMs - 1, 100)).toBe(0);
+    expect(await store.purgeExpired(deletedAtMs, 100)).toBe(1);
     expect(store.read(Buffer.from('deleted'))).toBeUndefined();
     expect(store.read(Buffer.from('value-and-delete'))).toBeDefined();
-    expect(await store.purgeExpired(nowMs + tombstoneRetentionMs + 50, 100)).toBe(1);
+    expect(await store.purgeExpired(nowMs + 50, 100)).toBe(1);
     await store.close();
     withSideConnection((db) => {
       expect(db.prepare('SELECT COUNT(*) AS rows FROM items').get()).toEqual({ rows: 0 });
     });
   });
 
-  test('the tombstone retention is a store option', async () => {
-    // Proves a store keeps tombstones exactly as long as it was told to.
-    const store = open(undefined, undefined, 1000);
-    await store.write(record('deleted', [tombstone({ writtenAtMs: nowMs })]));
-    expect(await store.purgeExpired(nowMs + 999, 100)).toBe(0);
-    expect(await store.purgeExpired(nowMs + 1000, 100)).toBe(1);
-  });
+  test('a version 1 file is migrated at open: every record stays readable and gets its hash, segment and dead time', async () => {
+    // Proves files written before hash trees and reaping keep their data and join the new scheme.
+    const file = path.join(dataDir, databaseFileName);
+    const legacy = new Database(file);
+    legacy.pragma('journal_mode = WAL');
+    legacy.exec(`CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+      CREATE TABLE items (key BLOB PRIMARY KEY NOT NULL, bucket INTEGER NOT NULL, record_expires_at_ms INTEGER,
+        item_bytes INTEGER, versions BLOB NOT NULL) WITHOUT ROWID;
+      CREATE INDEX items_by_bucket ON items (bucket);
+      INSERT INTO meta (name, value) VALUES ('schemaVersion', 1), ('note:members', '[]');`);
+    const insert = legacy.prepare('INSERT INTO items (key, bucket, record_expires_at_ms, item_bytes, versions) VALUES (?, ?, ?, ?, ?)');
+    const keys = Array.from({ length: 2500 }, (_, index) => `key-${index}`);
+    for (const key of keys) insert.run(Buffer.from(key), 7, null, key.length + 1, encodeVersions([version('v')]));
+    insert.run(Buffer.from('deleted'), 7, nowMs + 1000, null, encodeVersions([tombstone({ writtenAtMs: nowMs })]));
+    legacy.close();
 
-  test('tombstones a file holds without a purge time are given one when it is opened', async () => {
-    // Proves files written before tombstones were purged lose them too, across several transactions.
-    const deletedKeys = Array.from({ length: 2500 }, (_, index) => `deleted-${index}`);
-    const first = open();
-    await Promise.all([
-      ...deletedKeys.map((key) => first.write(record(key, [tombstone({ writtenAtMs: nowMs })]))),
-      first.write(record('live', [version('v')])),
-    ]);
-    await first.close();
-    withSideConnection((db) => {
-      db.prepare('UPDATE items SET record_expires_at_ms = NULL').run();
-      db.prepare("DELETE FROM meta WHERE name = 'tombstonesScheduled'").run();
-    });
     const reopened = open();
-    expect(await reopened.purgeExpired(nowMs + tombstoneRetentionMs - 1, 10_000)).toBe(0);
-    expect(await reopened.purgeExpired(nowMs + tombstoneRetentionMs, 10_000)).toBe(deletedKeys.length);
-    expect(reopened.read(Buffer.from('deleted-0'))).toBeUndefined();
-    expect(reopened.read(Buffer.from('live'))).toBeDefined();
+    expect(reopened.read(Buffer.from('key-2499'))?.versions[0].value.toString()).toBe('v');
+    expect(reopened.counts().items).toBe(keys.length);
+    expect(reopened.readNote('members')).toBe('[]');
+    // Every record is in the hash tree: the tree equals one built from a fresh file of the same records.
+    const fresh = openSqliteStore({ dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'kai-sqlite-fresh-')) });
+    openStores.push(fresh);
+    await Promise.all([
+      ...keys.map((key) => fresh.write(record(key, [version('v')]))),
+      fresh.write(record('deleted', [tombstone({ writtenAtMs: nowMs })])),
+    ]);
+    expect(reopened.tree.roots([7])).toEqual(fresh.tree.roots([7]));
+    expect(reopened.tree.roots([7])[0]).not.toBe(0);
+    expect(await reopened.purgeExpired(nowMs, 10)).toBe(1);
+    expect(reopened.read(Buffer.from('deleted'))).toBeUndefined();
   });
 
   test('removeAll removes writes accepted before it and keeps writes accepted after it', async () => {

@@ -1,0 +1,135 @@
+/**
+ * Hinted handoff: a fallback that took writes for a primary that was down keeps each copy with a
+ * hint naming that primary (written in the same transaction as the copy, storage/sqlite.ts). This
+ * shell delivers them: every interval, and when membership changes, for each target with hints
+ * that the membership holds up, it reads the hinted copies in key order, in batches bounded by
+ * keys and bytes and paced by a keys-per-second and a bytes-per-second budget, and sends each
+ * batch with `storeMany`. The primary answers once it has committed the batch; only then are the
+ * hints removed, each only if its copy did not change meanwhile (a newer write is delivered
+ * again), and the fallback's copy is dropped too unless this node is by now a primary of the key.
+ */
+import type { Env, TimerHandle } from '../env';
+import { KaiError } from '../errors';
+import type { Logger } from '../log';
+import { Pacer } from '../limits/pacer';
+import type { StoreItem } from '../coordinator/replica';
+import { batchesOf, versionsWireBytes } from '../coordinator/wire';
+import type { HintCount, KeyAtHash, PendingHint } from '../storage/sqlite';
+
+/** What handoff needs from the node's store. */
+export interface HintStore {
+  hintCounts(): HintCount[];
+  hintsFor(target: string, afterKey: Buffer, limit: number): PendingHint[];
+  handedOff(target: string, dropCopy: boolean, items: readonly KeyAtHash[]): Promise<number>;
+}
+
+/** What handoff needs of a target node. */
+export interface HandoffPeer {
+  storeMany(items: readonly StoreItem[], timeoutMs?: number): Promise<void>;
+}
+
+export interface HandoffOptions {
+  readonly env: Env;
+  readonly store: HintStore;
+  readonly log: Logger;
+  /** Whether the membership holds the node up: hints wait for their target to be up. */
+  readonly isUp: (nodeId: string) => boolean;
+  readonly peerOf: (nodeId: string) => HandoffPeer;
+  /** Whether this node is, under the current ring, a primary of `bucket`: its copy then stays. */
+  readonly isPrimaryHere: (bucket: number) => boolean;
+  readonly keysPerSecond: number;
+  readonly bytesPerSecond: number;
+  readonly requestTimeoutMs: number;
+  readonly intervalMs?: number;
+}
+
+export const handoffIntervalMsDefault = 1000;
+/** Hints read from the store per step, and so keys per batch at most. */
+export const hintsPerBatchMax = 500;
+/** Bytes of versions one batch carries at most (one larger copy goes alone). */
+export const handoffBatchBytesMax = 4 * 1024 * 1024;
+/** Targets delivered to at once. */
+export const handoffTargetsInFlightMax = 2;
+
+export interface HandoffCounters {
+  /** Hints whose copy the primary committed. */
+  hintsDelivered: number;
+  /** Batches a target failed to take; they are tried again on a later round. */
+  deliveryFailures: number;
+}
+
+export class Handoff {
+  readonly counters: HandoffCounters = { hintsDelivered: 0, deliveryFailures: 0 };
+  private readonly delivering = new Set<string>();
+  private readonly pacer: Pacer;
+  private timer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: HandoffOptions) {
+    this.pacer = new Pacer(options.env, options.keysPerSecond, options.bytesPerSecond);
+  }
+
+  start(): void {
+    this.timer = this.options.env.every(this.options.intervalMs ?? handoffIntervalMsDefault, () => this.deliverDue());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  /** Targets delivering now. */
+  get targetsInFlight(): number {
+    return this.delivering.size;
+  }
+
+  /** Starts a delivery to every target that has hints, is up and is not being delivered to. */
+  deliverDue(): void {
+    if (this.stopped) return;
+    for (const { target, count } of this.options.store.hintCounts()) {
+      if (this.delivering.size >= handoffTargetsInFlightMax) return;
+      if (count === 0 || this.delivering.has(target) || !this.options.isUp(target)) continue;
+      this.delivering.add(target);
+      void this.deliver(target).finally(() => this.delivering.delete(target));
+    }
+  }
+
+  /** Delivers every hint of `target`, in key order, until none is left or a batch fails. */
+  private async deliver(target: string): Promise<void> {
+    let afterKey: Buffer = Buffer.alloc(0);
+    // Each step starts after the last key of the one before, so the walk ends.
+    for (;;) {
+      if (this.stopped || !this.options.isUp(target)) return;
+      const hints = this.options.store.hintsFor(target, afterKey, hintsPerBatchMax);
+      if (hints.length === 0) return;
+      afterKey = hints[hints.length - 1].key;
+      try {
+        await this.deliverBatch(target, hints);
+      } catch (error) {
+        this.counters.deliveryFailures++;
+        const detail = error instanceof KaiError ? error.message : String(error);
+        this.options.log.info({ target, detail }, 'hinted handoff paused: the target did not take a batch');
+        return;
+      }
+    }
+  }
+
+  private async deliverBatch(target: string, hints: readonly PendingHint[]): Promise<void> {
+    const gone = hints.filter((hint) => hint.record === undefined).map((hint) => ({ key: hint.key, expectedHash: -1 }));
+    const withCopies = hints.flatMap((hint) => (hint.record === undefined ? [] : [hint.record]));
+    for (const batch of batchesOf(withCopies, (record) => versionsWireBytes(record.versions) + record.key.length, handoffBatchBytesMax, hintsPerBatchMax)) {
+      const bytes = batch.reduce((sum, record) => sum + versionsWireBytes(record.versions), 0);
+      await this.pacer.pace(batch.length, bytes);
+      if (this.stopped) return;
+      await this.options.peerOf(target).storeMany(batch, this.options.requestTimeoutMs);
+      const dropped = batch.filter((record) => !this.options.isPrimaryHere(record.bucket));
+      const kept = batch.filter((record) => this.options.isPrimaryHere(record.bucket));
+      const toKeyAtHash = (record: { key: Buffer; hash: number }): KeyAtHash => ({ key: record.key, expectedHash: record.hash });
+      const deliveredDropping = await this.options.store.handedOff(target, true, dropped.map(toKeyAtHash));
+      const deliveredKeeping = await this.options.store.handedOff(target, false, kept.map(toKeyAtHash));
+      this.counters.hintsDelivered += deliveredDropping + deliveredKeeping;
+    }
+    // Hints whose copy is gone (a flush removed it) have nothing left to deliver.
+    if (gone.length > 0) await this.options.store.handedOff(target, false, gone);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * What `stats` answers, group by group: memcached's general and settings groups, and kai's own
+ * (`stats kai`), gathered from the parts of the node that keep each counter.
+ */
+import * as os from 'node:os';
+import type { Settings } from '../config/settings';
+import type { AntiEntropy } from '../antientropy';
+import type { Reaper } from '../antientropy/reaper';
+import type { Coordinator } from '../coordinator';
+import type { Handoff } from '../handoff';
+import type { SqliteStore } from '../storage/sqlite';
+import type { NodeStats } from './stats';
+import { kaiVersion } from './version';
+
+type Rows = [string, string][];
+
+function rowsOf(rows: readonly (readonly [string, number | string])[]): Rows {
+  return rows.map(([name, value]) => [name, String(value)]);
+}
+
+function cpuSeconds(microseconds: number): string {
+  return (microseconds / 1e6).toFixed(6);
+}
+
+export function generalStatistics(
+  stats: NodeStats,
+  settings: Settings,
+  counts: { items: number; bytes: number },
+  startedAtMs: number,
+  nowMs: number,
+): Rows {
+  const usage = process.resourceUsage();
+  return rowsOf([
+    ['pid', process.pid],
+    ['uptime', Math.floor((nowMs - startedAtMs) / 1000)],
+    ['time', Math.floor(nowMs / 1000)],
+    ['version', kaiVersion],
+    ['pointer_size', 64],
+    ['rusage_user', cpuSeconds(usage.userCPUTime)],
+    ['rusage_system', cpuSeconds(usage.systemCPUTime)],
+    ['max_connections', settings.maxConnections],
+    ['curr_connections', stats.currConnections],
+    ['total_connections', stats.totalConnections],
+    ['rejected_connections', stats.rejectedConnections],
+    ['cmd_get', stats.cmdGet],
+    ['cmd_set', stats.cmdSet],
+    ['cmd_flush', stats.cmdFlush],
+    ['cmd_touch', stats.cmdTouch],
+    ['get_hits', stats.getHits],
+    ['get_misses', stats.getMisses],
+    ['get_expired', stats.getExpired],
+    ['delete_misses', stats.deleteMisses],
+    ['delete_hits', stats.deleteHits],
+    ['incr_misses', stats.incrMisses],
+    ['incr_hits', stats.incrHits],
+    ['decr_misses', stats.decrMisses],
+    ['decr_hits', stats.decrHits],
+    ['cas_misses', stats.casMisses],
+    ['cas_hits', stats.casHits],
+    ['cas_badval', stats.casBadval],
+    ['touch_hits', stats.touchHits],
+    ['touch_misses', stats.touchMisses],
+    ['store_too_large', stats.storeTooLarge],
+    ['auth_cmds', stats.authCmds],
+    ['auth_errors', stats.authErrors],
+    ['bytes_read', stats.bytesRead],
+    ['bytes_written', stats.bytesWritten],
+    ['limit_maxbytes', os.totalmem()],
+    ['threads', 1],
+    ['bytes', counts.bytes],
+    ['curr_items', counts.items],
+    ['total_items', stats.totalItems],
+    ['evictions', 0],
+  ]);
+}
+
+export function settingsStatistics(settings: Settings, verbosity: number): Rows {
+  return rowsOf([
+    ['maxbytes', os.totalmem()],
+    ['maxconns', settings.maxConnections],
+    ['tcpport', settings.memcachePort],
+    ['udpport', 0],
+    ['inter', settings.hostname],
+    ['verbosity', verbosity],
+    ['evictions', 'off'],
+    ['item_size_max', settings.maxItemSize],
+    ['cas_enabled', 'yes'],
+    ['num_threads', 1],
+    ['binding_protocol', 'ascii'],
+    // memcached names the ascii auth file here, or says no.
+    ['auth_enabled_sasl', settings.authFile === undefined ? 'no' : 'yes'],
+    ['auth_enabled_ascii', settings.authFile ?? 'no'],
+  ]);
+}
+
+export interface HealingParts {
+  readonly store: SqliteStore;
+  readonly handoff: Handoff;
+  readonly antiEntropy: AntiEntropy;
+  readonly reaper: Reaper;
+}
+
+/**
+ * `stats kai`: the coordinator's counters, then hinted handoff (hints pending in all, and per
+ * target as `hints_pending:<node>` with the count and bytes), anti-entropy and reaping.
+ */
+export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): ReadonlyArray<readonly [string, string]> {
+  const { store, handoff, antiEntropy, reaper } = healing;
+  const hintCounts = store.hintCounts().sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+  const pending = hintCounts.reduce((sum, hint) => sum + hint.count, 0);
+  const pendingBytes = hintCounts.reduce((sum, hint) => sum + hint.bytes, 0);
+  return [
+    ...coordinator.statistics(),
+    ...rowsOf([
+      ['hints_pending', pending],
+      ['hints_pending_bytes', pendingBytes],
+      ...hintCounts.map((hint): [string, string] => [`hints_pending:${hint.target}`, `${hint.count} ${hint.bytes}`]),
+      ['hints_delivered', handoff.counters.hintsDelivered],
+      ['hints_refused', store.hintsRefused],
+      ['handoff_copies_dropped', store.copiesDropped],
+      ['handoff_failures', handoff.counters.deliveryFailures],
+      ['anti_entropy_exchanges', antiEntropy.counters.exchanges],
+      ['anti_entropy_failures', antiEntropy.counters.exchangeFailures],
+      ['anti_entropy_buckets_differing', antiEntropy.counters.bucketsDiffering],
+      ['anti_entropy_keys_fetched', antiEntropy.counters.keysFetched],
+      ['anti_entropy_keys_pushed', antiEntropy.counters.keysPushed],
+      ['reaped', reaper.counters.reaped],
+      ['reaps_deferred', reaper.counters.reapsDeferred],
+    ]),
+  ];
+}

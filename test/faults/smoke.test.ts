@@ -1,0 +1,98 @@
+/**
+ * The fault harness end to end: three real `bin/kai` processes, each in its own network namespace
+ * on one bridge, linked by `kai check-node` from the root namespace. A key written through one
+ * node reads back through the others; node 3 cut off by iptables is seen down while writes still
+ * meet W=2; healed, it is seen up again. Needs root, iproute2 and iptables (test/faults/README.md).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { allUp, statuses, type StatusMember } from '../support/cluster';
+import { killStartedKai } from '../support/process';
+import { linkNodes, memcacheGet, memcacheRequest, memcacheSet, pollStatusAt } from './cluster';
+import { FaultNetwork, faultHostsAvailable, type NamespacedKai } from './netns';
+
+/** Fast gossip keeps the file short: a silent node is marked down after 5 intervals (1 s). */
+const gossipIntervalMs = 200;
+const nodeArgs = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', String(gossipIntervalMs), '--log-level', 'warn'];
+const convergeTimeoutMs = 15_000;
+/** Down after 1 s, plus rounds for the mark to spread and a status command to run. */
+const detectTimeoutMs = 10_000;
+/** After a heal a peer connection may sit in its reconnect backoff (at most 5 s) before gossip resumes. */
+const healTimeoutMs = 15_000;
+
+let workDir: string | undefined;
+let network: FaultNetwork | undefined;
+let nodes: NamespacedKai[] = [];
+
+beforeAll(async () => {
+  // Root CI runs these: a host that cannot build namespaces fails here with the reason, never skips.
+  const availability = faultHostsAvailable();
+  if (!availability.ok) throw new Error(`fault hosts unavailable: ${availability.why}`);
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-faults-'));
+  const baseDir = workDir;
+  const created = await FaultNetwork.create({ hostCount: 3 });
+  network = created;
+  nodes = await Promise.all(
+    created.hosts.map((host) => created.startKaiIn(host, { dataDir: path.join(baseDir, `node${host.index}`), args: nodeArgs })),
+  );
+  await linkNodes(nodes, baseDir, convergeTimeoutMs);
+}, 40_000);
+
+afterAll(async () => {
+  try {
+    await network?.cleanup();
+  } finally {
+    await killStartedKai();
+    if (workDir !== undefined) fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}, 30_000);
+
+function requireDirectory(): string {
+  if (workDir === undefined) throw new Error('beforeAll did not create the work directory');
+  return workDir;
+}
+
+function requireNetwork(): FaultNetwork {
+  if (network === undefined) throw new Error('beforeAll did not create the fault network');
+  return network;
+}
+
+test('nodes in separate namespaces serve one key: set through node 1, read through nodes 2 and 3', async () => {
+  // Proves the bridge carries kai's replication between namespaces and the test reaches every node.
+  const [first, second, third] = nodes;
+  expect(new Set(nodes.map((node) => node.address)).size).toBe(3);
+  expect(await memcacheSet(first, 'smoke:k', 'across-namespaces')).toBe('STORED\r\n');
+  for (const reader of [second, third]) {
+    expect(await memcacheGet(reader, 'smoke:k')).toBe('VALUE smoke:k 0 17\r\nacross-namespaces\r\nEND\r\n');
+  }
+});
+
+test('node 3 isolated by iptables is seen down, writes still meet W=2, and healed it is seen up', async () => {
+  // Proves isolate() cuts node links both ways while the host still reaches the node, and heal() undoes it.
+  const cwd = requireDirectory();
+  const faults = requireNetwork();
+  const [first, second, third] = nodes;
+  const ids = nodes.map((node) => node.id);
+  const thirdDown = (members: StatusMember[]): boolean => statuses(members)[third.id] === 'down';
+  const othersDown = (members: StatusMember[]): boolean =>
+    statuses(members)[first.id] === 'down' && statuses(members)[second.id] === 'down';
+
+  await faults.isolate(third);
+  const firstView = await pollStatusAt(first, thirdDown, detectTimeoutMs, cwd);
+  expect(statuses(firstView)).toEqual({ [first.id]: 'up', [second.id]: 'up', [third.id]: 'down' });
+  // The cut is symmetric: node 3 hears from neither other node.
+  const thirdView = await pollStatusAt(third, othersDown, detectTimeoutMs, cwd);
+  expect(statuses(thirdView)).toEqual({ [first.id]: 'down', [second.id]: 'down', [third.id]: 'up' });
+  // The host is not cut: node 3 still answers the test process.
+  expect(await memcacheRequest(third, 'version\r\n')).toMatch(/^VERSION \S+\r\n$/);
+
+  expect(await memcacheSet(first, 'smoke:during', 'two-of-three')).toBe('STORED\r\n');
+  expect(await memcacheGet(second, 'smoke:during')).toBe('VALUE smoke:during 0 12\r\ntwo-of-three\r\nEND\r\n');
+
+  await faults.heal();
+  for (const observer of [first, third]) {
+    const view = await pollStatusAt(observer, (members) => allUp(members, ids), healTimeoutMs, cwd);
+    expect(statuses(view)).toEqual({ [first.id]: 'up', [second.id]: 'up', [third.id]: 'up' });
+  }
+}, 45_000);
