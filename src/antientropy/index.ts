@@ -16,7 +16,7 @@ import type { Logger } from '../log';
 import { Pacer } from '../limits/pacer';
 import { childrenOf, differingPositions, type MerkleForest } from '../merkle';
 import { coversAll } from '../quorum/get';
-import type { Ring } from '../ring';
+import { preferenceList, type Ring } from '../ring';
 import type { RpcReply, RpcRequest } from '../rpc/messages';
 import type { StoreItem } from '../coordinator/replica';
 import { batchesOf, versionsWireBytes } from '../coordinator/wire';
@@ -174,7 +174,7 @@ export class AntiEntropy {
         this.counters.bucketsDiffering += differing.length;
         for (const bucket of differing) {
           if (this.stopped) return;
-          await this.reconcileBucket(peer, bucket);
+          await this.reconcileBucket(peer, peerId, bucket);
         }
       }
       this.counters.exchanges++;
@@ -186,7 +186,12 @@ export class AntiEntropy {
   }
 
   /** Walks down a bucket's tree where it differs from the peer's, then reconciles those segments' keys. */
-  private async reconcileBucket(peer: ExchangePeer, bucket: number): Promise<void> {
+  private stillShared(bucket: number, peerId: string): boolean {
+    const primaries = preferenceList(this.options.ring(), bucket, this.options.replicas());
+    return primaries.includes(this.options.nodeId) && primaries.includes(peerId);
+  }
+
+  private async reconcileBucket(peer: ExchangePeer, peerId: string, bucket: number): Promise<void> {
     const { tree } = this.options.store;
     const timeoutMs = this.options.requestTimeoutMs;
     const levels = tree.shape.levelWidths.length;
@@ -206,13 +211,15 @@ export class AntiEntropy {
     const localKeys = differing.flatMap((segment) => this.options.store.segmentKeys(bucket, segment, segmentKeysMax));
     const keys = keysToReconcile(localKeys, remoteKeys);
     for (let start = 0; start < keys.length; start += keysPerReconcileBatchMax) {
-      if (this.stopped) return;
-      await this.reconcileKeys(peer, bucket, keys.slice(start, start + keysPerReconcileBatchMax));
+      // The exchange waited on the peer: if the ring moved meanwhile and the two no longer share
+      // the bucket, a copy sent now would sit on a node that is not the key's replica.
+      if (this.stopped || !this.stillShared(bucket, peerId)) return;
+      await this.reconcileKeys(peer, peerId, bucket, keys.slice(start, start + keysPerReconcileBatchMax));
     }
   }
 
   /** Fetches the peer's versions of `keys`, merges them here, and sends the peer what it lacks. */
-  private async reconcileKeys(peer: ExchangePeer, bucket: number, keys: readonly Buffer[]): Promise<void> {
+  private async reconcileKeys(peer: ExchangePeer, peerId: string, bucket: number, keys: readonly Buffer[]): Promise<void> {
     const timeoutMs = this.options.requestTimeoutMs;
     const { local } = this.options;
     for (let remaining = keys; remaining.length > 0; ) {
@@ -230,6 +237,7 @@ export class AntiEntropy {
         .map(({ key, versions }): StoreItem => ({ key, bucket, versions }));
       for (const batch of batchesOf(lacking, (item) => versionsWireBytes(item.versions) + item.key.length, reconcileBatchBytesMax, keysPerReconcileBatchMax)) {
         await this.pacer.pace(0, batch.reduce((sum, item) => sum + versionsWireBytes(item.versions), 0));
+        if (this.stopped || !this.stillShared(bucket, peerId)) return;
         await peer.storeMany(batch, timeoutMs);
         this.counters.keysPushed += batch.length;
       }

@@ -5,6 +5,7 @@
  * send is checked here (wire.ts, specs.ts) before it reaches the store.
  */
 import { KaiError } from '../errors';
+import { bucketOfKey } from '../ring';
 import type { RpcReply, RpcRequest, WireVersion } from '../rpc/messages';
 import type { Version } from '../storage/record';
 import type { Coordinator } from './index';
@@ -42,6 +43,8 @@ export interface ReplicaServiceOptions {
   readonly flushUntil: (deadlineMs: number) => Promise<void>;
   /** Bytes of versions one fetchMany reply carries at most, so it stays within a frame. */
   readonly replyBatchBytesMax?: number;
+  /** The ring's bucket count: a peer's store must name the bucket its key hashes to. */
+  readonly buckets: number;
 }
 
 /** Versions one store request may carry: a key's siblings at the cap, plus the write. */
@@ -61,6 +64,7 @@ export class ReplicaService {
       case 'replicaFetch':
         return { type: 'versions', versions: versionsToWire(local.fetchNow(request.key)) };
       case 'replicaStore': {
+        this.checkBucket(request.key, request.bucket);
         const versions = this.checkedVersions(request.versions);
         await local.store(request.key, request.bucket, versions, request.hintFor);
         return { type: 'stored' };
@@ -70,7 +74,10 @@ export class ReplicaService {
           throw new KaiError('KAI_BAD_FRAME', `a store of ${request.items.length} keys is over ${itemsPerBatchMax}`);
         }
         // Every item is checked before any is stored, so a bad one stores nothing.
-        const items = request.items.map((item) => ({ key: item.key, bucket: item.bucket, versions: this.checkedVersions(item.versions) }));
+        const items = request.items.map((item) => {
+          this.checkBucket(item.key, item.bucket);
+          return { key: item.key, bucket: item.bucket, versions: this.checkedVersions(item.versions) };
+        });
         await local.storeMany(items);
         return { type: 'stored' };
       }
@@ -82,6 +89,12 @@ export class ReplicaService {
         await this.options.flushUntil(request.deadlineMs);
         return { type: 'flushed' };
     }
+  }
+
+  /** A key stored under another bucket than its own would hide it from its bucket's hash tree. */
+  private checkBucket(key: Buffer, bucket: number): void {
+    const expected = bucketOfKey(key, this.options.buckets);
+    if (bucket !== expected) throw new KaiError('KAI_BAD_FRAME', `a key of bucket ${expected} was sent as bucket ${bucket}`);
   }
 
   private checkedVersions(wire: readonly WireVersion[]): Version[] {

@@ -96,12 +96,17 @@ export class LocalReplica implements Replica {
     const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax });
     if (decision.error) return { error: decision.error, versions: held, written: undefined };
     if (!decision.write) return { result: decision.result, versions: held, written: undefined };
-    // The wall clock in ms is a floor for this node's counter: it only grows, so a counter is
+    // A write is stamped later than every version it supersedes, even when the wall clock says
+    // otherwise (two writes in one ms, a clock behind a peer's): last-write-wins then never lets
+    // a version beat its own successor, whatever other versions the two meet.
+    let writtenAtMs = nowMs;
+    for (const version of held) writtenAtMs = Math.max(writtenAtMs, version.writtenAtMs + 1);
+    // The write time in ms is a floor for this node's counter: it only grows, so a counter is
     // never reused after the key's history here is gone (expired and purged, flushed), while
     // peers may still hold the older entries. A clock set back by more than the time between two
     // writes of one key is the one case this does not cover.
-    const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, nowMs, nowMs), nowMs);
-    const written: Version = { ...decision.write, clock, writtenAtMs: nowMs };
+    const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, writtenAtMs, writtenAtMs), writtenAtMs);
+    const written: Version = { ...decision.write, clock, writtenAtMs };
     const versions = this.resolve([...held, written]);
     await this.storage.write({ key, bucket, versions }, { hintFor });
     return { result: decision.result, versions, written };

@@ -217,6 +217,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     local,
     flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs),
     replyBatchBytesMax: replyBytesMax,
+    buckets: settings.buckets,
   });
   routes.gossip = (request) => gossip.handle(request);
   routes.nodeInfo = () => {

@@ -72,17 +72,22 @@ function clockText(clock: VClock): string {
 }
 
 /**
- * The canonical order of a key's versions, newest first: by write time, then by clock and content,
- * so that every node orders the same versions alike. Records are stored in this order, so two
- * replicas holding the same versions hold the same bytes (and the same hash-tree entry).
+ * The canonical order of a key's versions, newest first: by write time, then by content, then by
+ * clock, so that every node orders the same versions alike. Records are stored in this order, so
+ * two replicas holding the same versions hold the same bytes (and the same hash-tree entry). The
+ * first of this order is also last-write-wins' winner, so ties in write time are broken by
+ * content before clock: a winner's clock grows as it absorbs the clocks of the versions it beat,
+ * and a choice made on clocks could then fall differently on two replicas that merged the same
+ * versions in another order.
  */
 export function newerFirst(a: Version, b: Version): number {
   if (a.writtenAtMs !== b.writtenAtMs) return b.writtenAtMs - a.writtenAtMs;
+  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
+  const byContent = Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
+  if (byContent !== 0) return byContent;
   const clockA = clockText(a.clock);
   const clockB = clockText(b.clock);
-  if (clockA !== clockB) return clockA < clockB ? 1 : -1;
-  if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
-  return Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
+  return clockA === clockB ? 0 : clockA < clockB ? 1 : -1;
 }
 
 /**

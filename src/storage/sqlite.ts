@@ -164,6 +164,7 @@ export class SqliteStore implements ReplicaStore {
   readonly tree: MerkleForest;
   readonly buckets: number;
   private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
+  private readonly selectHint: Database.Statement<[string, Buffer], { bytes: number }>;
   private readonly queries: StoreQueries;
   private readonly executor: CommitExecutor;
   private readonly cache: RecordCache;
@@ -214,6 +215,7 @@ export class SqliteStore implements ReplicaStore {
     this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
     this.tree = new MerkleForest(this.buckets);
     this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
+    this.selectHint = db.prepare<[string, Buffer], { bytes: number }>('SELECT bytes FROM hints WHERE target = ? AND key = ?');
     this.queries = new StoreQueries(db);
     this.committedCounts = { items: 0, bytes: 0 };
     // The executor reads the committed counts and hints itself; the store's copies follow its
@@ -257,13 +259,14 @@ export class SqliteStore implements ReplicaStore {
 
   write(record: StoredRecord, options: WriteOptions = {}): Promise<void> {
     assertValidRecord(record);
+    assert(record.bucket < this.buckets, `record bucket ${record.bucket} is within the ring's ${this.buckets}`);
     const refusal = this.refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
     const canonical = isCanonical(record.versions) ? record : { ...record, versions: [...record.versions].sort(newerFirst) };
     const versionsBlob = encodeVersions(canonical.versions);
     const hintTarget = options.hintFor ?? null;
     if (hintTarget !== null) {
-      const full = this.hintsFull(hintTarget, record.key.length + versionsBlob.length);
+      const full = this.hintsFull(hintTarget, record.key, record.key.length + versionsBlob.length);
       if (full !== undefined) {
         this.hintsRefused += 1;
         return Promise.reject(full);
@@ -436,10 +439,14 @@ export class SqliteStore implements ReplicaStore {
     return this.executorLost;
   }
 
-  /** KAI_HINTS_FULL when `target` already has its most hints, counting those not yet committed. */
-  private hintsFull(target: string, bytes: number): KaiError | undefined {
+  /**
+   * KAI_HINTS_FULL when `target` already has its most hints, counting those not yet committed. A
+   * newer copy of a key already hinted for the target replaces its hint: it adds no hint.
+   */
+  private hintsFull(target: string, key: Buffer, bytes: number): KaiError | undefined {
     const committed = this.committedHints.get(target);
     const queued = this.queuedHints.get(target);
+    if (this.selectHint.get(target, key) !== undefined) return undefined;
     const count = (committed?.count ?? 0) + (queued?.count ?? 0) + 1;
     const totalBytes = (committed?.bytes ?? 0) + (queued?.bytes ?? 0) + bytes;
     if (count > this.hintsPerTargetMax) return new KaiError('KAI_HINTS_FULL', `${target} has ${this.hintsPerTargetMax} hints`);

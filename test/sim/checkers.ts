@@ -15,7 +15,7 @@ const failuresShownMax = 10;
 /** Operations one history records; a longer history means a workload without a bound. */
 export const historyOperationsMaxDefault = 100_000;
 
-function listFailures<T>(failures: readonly T[], describe: (failure: T) => string): string {
+export function listFailures<T>(failures: readonly T[], describe: (failure: T) => string): string {
   const shown = failures.slice(0, failuresShownMax).map((failure) => `  - ${describe(failure)}`);
   if (failures.length > failuresShownMax) shown.push(`  ... and ${failures.length - failuresShownMax} more`);
   return shown.join('\n');

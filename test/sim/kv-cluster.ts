@@ -110,7 +110,12 @@ export class KvCluster {
         );
       },
     });
-    const service = new ReplicaService({ coordinator, local, flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs) });
+    const service = new ReplicaService({
+      coordinator,
+      local,
+      flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs),
+      buckets: this.ring.config.buckets,
+    });
     void host.transport.serve((request) => {
       if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', `no route for ${request.type}`);
       return service.handleReplicaRequest(request);

@@ -5,7 +5,7 @@ import { isReplicaRequest, ReplicaService } from '../../../src/coordinator/repli
 import { arithSpec, storeSpec, touchSpec } from '../../../src/coordinator/specs';
 import { versionToWire } from '../../../src/coordinator/wire';
 import { KaiError } from '../../../src/errors';
-import { buildRing } from '../../../src/ring';
+import { bucketOfKey, buildRing } from '../../../src/ring';
 import { newerFirst, type Version } from '../../../src/storage/record';
 import { SimWorld } from '../../sim';
 import { MemoryStore } from '../../support/memory-store';
@@ -46,6 +46,7 @@ function setup(): Setup {
       flushed.push(deadlineMs);
       return Promise.resolve();
     },
+    buckets: ring.config.buckets,
   });
   void serverHost.transport.serve((request) => {
     if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', 'not a replica request');
@@ -83,7 +84,7 @@ describe('RemoteReplica over the simulated transport', () => {
     const { world, remote, local } = setup();
     // In the canonical order a replica keeps them in (newest first, then by clock).
     const versions = [version('left', 'x', 1), version('right', 'y', 1)].sort(newerFirst);
-    await drive(world, remote.store(key, 2, versions));
+    await drive(world, remote.store(key, bucketOfKey(key, 8), versions));
     expect(local.fetchNow(key)).toEqual(versions);
     expect(await drive(world, remote.fetch(key))).toEqual(versions);
   });

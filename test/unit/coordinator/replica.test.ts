@@ -1,7 +1,9 @@
+import Database from 'better-sqlite3';
 import { arithMutation, deleteMutation, storeMutation, type StoreRequest } from '../../../src/coordinator/mutations';
 import { LocalReplica } from '../../../src/coordinator/replica';
 import { KaiError } from '../../../src/errors';
 import type { Version } from '../../../src/storage/record';
+import { openInlineStore, type SqliteStore } from '../../../src/storage/sqlite';
 import { compare, descends, type VClock } from '../../../src/vclock';
 import { ManualEnv } from '../../support/manual-env';
 import { MemoryStore } from '../../support/memory-store';
@@ -136,4 +138,155 @@ test('apply returns a refused mutation as an error value and leaves the key as i
   expect(applied.result).toBeUndefined();
   expect(applied.written).toBeUndefined();
   expect(store.read(key)).toBe(held);
+});
+
+describe('LocalReplica.store on a store whose commits take time', () => {
+  const commitDelayMs = 10;
+  const reapGraceMs = 60_000;
+  let database: Database.Database;
+  let sqlite: SqliteStore;
+  let onDisk: LocalReplica;
+
+  beforeEach(() => {
+    database = new Database(':memory:');
+    sqlite = openInlineStore({ database, env, commitDelayMs: () => commitDelayMs, buckets: 1024 });
+    onDisk = new LocalReplica('node-a', sqlite, env, valueBytesMax, undefined, reapGraceMs);
+  });
+
+  afterEach(() => database.close());
+
+  /** Lets settled promises run their callbacks. */
+  async function flushMicrotasks(): Promise<void> {
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  }
+
+  /** Whether a promise has settled, and how. */
+  function tracked(promise: Promise<unknown>): () => 'pending' | 'resolved' | 'rejected' {
+    let state: 'pending' | 'resolved' | 'rejected' = 'pending';
+    promise.then(
+      () => (state = 'resolved'),
+      () => (state = 'rejected'),
+    );
+    return () => state;
+  }
+
+  const committedRows = (): number => (database.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n;
+
+  // "Stored" means committed: versions already held but not yet committed are acknowledged only after that commit.
+  test('a store of versions already held resolves only after their commit', async () => {
+    const held = versionWith('held', [{ node: 'node-b', counter: 2, timestampMs: env.nowMs() }], env.nowMs());
+    const older = versionWith('older', [{ node: 'node-b', counter: 1, timestampMs: env.nowMs() }], env.nowMs() - 1);
+    const firstWrite = tracked(onDisk.store(key, bucket, [held]));
+    expect(sqlite.stats().operationsQueued).toBe(1);
+    const same = tracked(onDisk.store(key, bucket, [held]));
+    const superseded = tracked(onDisk.store(key, bucket, [older]));
+    // Neither queued a write of its own: the held version covers what they bring.
+    expect(sqlite.stats().operationsQueued).toBe(1);
+    env.advance(commitDelayMs - 1);
+    await flushMicrotasks();
+    expect([firstWrite(), same(), superseded()]).toEqual(['pending', 'pending', 'pending']);
+    expect(committedRows()).toBe(0);
+    env.advance(1);
+    await flushMicrotasks();
+    expect([firstWrite(), same(), superseded()]).toEqual(['resolved', 'resolved', 'resolved']);
+    expect(sqlite.stats()).toMatchObject({ commits: 1, operationsCommitted: 1 });
+    expect(values(onDisk.fetchNow(key))).toEqual(['held']);
+    // Once committed, a store of covered versions answers at once and writes nothing.
+    const again = tracked(onDisk.store(key, bucket, [older, held]));
+    await flushMicrotasks();
+    expect(again()).toBe('resolved');
+    expect(sqlite.stats().operationsQueued).toBe(0);
+  });
+
+  // A store that waited on a held version's commit fails with it, rather than acknowledge what never reached the disk.
+  test('a store waiting on a held version fails when that commit fails', async () => {
+    const held = versionWith('held', [{ node: 'node-b', counter: 1, timestampMs: env.nowMs() }], env.nowMs());
+    database.exec(`CREATE TRIGGER refuse BEFORE INSERT ON items BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
+    const first = onDisk.store(key, bucket, [held]);
+    const waiting = onDisk.store(key, bucket, [held]);
+    first.catch(() => undefined);
+    waiting.catch(() => undefined);
+    env.advance(commitDelayMs);
+    await expect(first).rejects.toMatchObject({ code: 'KAI_STORAGE_FAILURE' });
+    await expect(waiting).rejects.toMatchObject({ code: 'KAI_STORAGE_FAILURE' });
+    expect(onDisk.fetchNow(key)).toEqual([]);
+  });
+
+  // Versions dead for longer than reapGraceMs are not written into a replica that holds nothing for the key.
+  test('versions dead past the grace are not written into a replica that holds nothing', async () => {
+    const longDeleted: Version = {
+      ...versionWith('', [{ node: 'node-b', counter: 2, timestampMs: 1 }], env.nowMs() - reapGraceMs - 1),
+      tombstone: true,
+    };
+    const longExpired: Version = {
+      ...versionWith('gone', [{ node: 'node-c', counter: 1, timestampMs: 1 }], env.nowMs() - 2 * reapGraceMs),
+      expiresAtMs: env.nowMs() - reapGraceMs,
+    };
+    const stored = tracked(onDisk.store(key, bucket, [longDeleted, longExpired]));
+    await flushMicrotasks();
+    expect(stored()).toBe('resolved');
+    expect(sqlite.stats().operationsQueued).toBe(0);
+    expect(onDisk.fetchNow(key)).toEqual([]);
+    env.advance(commitDelayMs);
+    expect(committedRows()).toBe(0);
+
+    // Dead for less than the grace, the same kind of version is taken.
+    const recentlyDeleted: Version = {
+      ...longDeleted,
+      clock: [{ node: 'node-d', counter: 1, timestampMs: 1 }],
+      writtenAtMs: env.nowMs() - reapGraceMs + 1,
+    };
+    const recent = onDisk.store(Buffer.from('recent'), bucket, [recentlyDeleted]);
+    env.advance(commitDelayMs);
+    await recent;
+    expect(sqlite.read(Buffer.from('recent'))?.versions).toEqual([recentlyDeleted]);
+    // A replica holding something for the key takes them: the tombstone supersedes what it holds.
+    const live = versionWith('live', [{ node: 'node-b', counter: 1, timestampMs: 1 }], 1);
+    const withLive = onDisk.store(Buffer.from('held'), bucket, [live]);
+    env.advance(commitDelayMs);
+    await withLive;
+    const superseding = onDisk.store(Buffer.from('held'), bucket, [longDeleted]);
+    env.advance(commitDelayMs);
+    await superseding;
+    expect(sqlite.read(Buffer.from('held'))?.versions).toEqual([longDeleted]);
+  });
+
+  // A hinted store writes even when the versions are already held, and records a hint naming the primary.
+  test('a hinted store always writes and records the hint', async () => {
+    const held = versionWith('held', [{ node: 'node-b', counter: 1, timestampMs: env.nowMs() }], env.nowMs());
+    const plain = onDisk.store(key, bucket, [held]);
+    env.advance(commitDelayMs);
+    await plain;
+    expect(sqlite.hintCounts()).toEqual([]);
+    expect(sqlite.stats().commits).toBe(1);
+
+    const hinted = tracked(onDisk.store(key, bucket, [held], 'node-c:11011'));
+    expect(sqlite.stats().operationsQueued).toBe(1);
+    env.advance(commitDelayMs);
+    await flushMicrotasks();
+    expect(hinted()).toBe('resolved');
+    expect(sqlite.stats().commits).toBe(2);
+    expect(sqlite.hintCounts()).toMatchObject([{ target: 'node-c:11011', count: 1 }]);
+    const hints = sqlite.hintsFor('node-c:11011', Buffer.alloc(0), 10);
+    expect(hints.map((hint) => hint.key)).toEqual([key]);
+    expect(hints[0].record?.versions).toEqual([held]);
+    // A hinted store into an empty replica writes the versions with the hint too.
+    const fresh = versionWith('fresh', [{ node: 'node-d', counter: 1, timestampMs: env.nowMs() }], env.nowMs());
+    const other = onDisk.store(Buffer.from('other'), bucket, [fresh], 'node-e:11011');
+    env.advance(commitDelayMs);
+    await other;
+    expect(sqlite.hintsFor('node-e:11011', Buffer.alloc(0), 10).map((hint) => hint.record?.versions)).toEqual([[fresh]]);
+  });
+
+  // The same on the map-backed store double: a hinted store of held versions writes, and hints.
+  test('a hinted store of held versions writes on any store', async () => {
+    const held = versionWith('held', [{ node: 'node-b', counter: 1, timestampMs: 1 }], 1);
+    await replica.store(key, bucket, [held]);
+    const recordBefore = store.read(key);
+    await replica.store(key, bucket, [held]);
+    expect(store.read(key)).toBe(recordBefore);
+    await replica.store(key, bucket, [held], 'node-c');
+    expect(store.read(key)).not.toBe(recordBefore);
+    expect([...(store.hints.get('node-c') ?? [])]).toEqual([key.toString('hex')]);
+  });
 });
