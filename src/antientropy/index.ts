@@ -62,6 +62,8 @@ export interface AntiEntropyOptions {
   readonly keysPerSecond: number;
   readonly bytesPerSecond: number;
   readonly requestTimeoutMs: number;
+  /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
+  readonly ready?: () => boolean;
   /** Bytes of keys one segmentKeys reply carries at most (the first segment always goes whole). */
   readonly replyBytesMax?: number;
 }
@@ -131,7 +133,7 @@ export class AntiEntropy {
 
   /** Starts an exchange with the next partner in turn (or a wanted one), if none is running. */
   exchangeNext(): void {
-    if (this.stopped || this.inFlight.size >= exchangesInFlightMax) return;
+    if (this.stopped || this.inFlight.size >= exchangesInFlightMax || this.options.ready?.() === false) return;
     if (this.startWanted()) return;
     const partners = exchangePartners(this.options.ring(), this.options.replicas(), this.options.nodeId).filter((peer) =>
       this.options.isUp(peer),
@@ -142,6 +144,7 @@ export class AntiEntropy {
   }
 
   private startWanted(): boolean {
+    if (this.options.ready?.() === false) return false;
     for (const peer of this.wanted) {
       if (this.inFlight.size >= exchangesInFlightMax) return true;
       this.wanted.delete(peer);

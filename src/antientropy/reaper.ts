@@ -45,6 +45,8 @@ export interface ReaperOptions {
   readonly replicas: () => number;
   readonly isUp: (nodeId: string) => boolean;
   readonly peerOf: (nodeId: string) => ReapPeer;
+  /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
+  readonly ready?: () => boolean;
   readonly reapGraceMs: number;
   readonly requestTimeoutMs: number;
   readonly intervalMs?: number;
@@ -85,7 +87,7 @@ export class Reaper {
 
   /** One pass over the oldest candidates; a pass still running makes this one a no-op. */
   async pass(): Promise<void> {
-    if (this.running || this.stopped) return;
+    if (this.running || this.stopped || this.options.ready?.() === false) return;
     this.running = true;
     try {
       await this.reapSome();

@@ -49,6 +49,12 @@ export interface CoordinatorOptions {
    * still joining thus refuses what it cannot replicate, instead of acting as a cluster of one.
    */
   readonly clusterSize?: () => number;
+  /**
+   * Why this node cannot place keys yet, or undefined when it can: a node that has not heard from
+   * a seed it was given does not know the whole ring, and keys it placed now could land on nodes
+   * that are not their replicas. Requests are refused meanwhile.
+   */
+  readonly notReady?: () => string | undefined;
   /** Read repairs started per second at most (read-repair.ts). */
   readonly readRepairsPerSecond?: number;
 }
@@ -126,6 +132,8 @@ export class Coordinator {
   }
 
   private place(key: Buffer): Placement {
+    const notReady = this.options.notReady?.();
+    if (notReady !== undefined) throw unmet(notReady);
     const ring = this.options.ring();
     const bucket = bucketOfKey(key, ring.config.buckets);
     const clusterSize = Math.max(ring.members.length, this.options.clusterSize?.() ?? 0);

@@ -37,6 +37,8 @@ export interface HandoffOptions {
   readonly peerOf: (nodeId: string) => HandoffPeer;
   /** Whether this node is, under the current ring, a primary of `bucket`: its copy then stays. */
   readonly isPrimaryHere: (bucket: number) => boolean;
+  /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
+  readonly ready?: () => boolean;
   readonly keysPerSecond: number;
   readonly bytesPerSecond: number;
   readonly requestTimeoutMs: number;
@@ -85,7 +87,7 @@ export class Handoff {
 
   /** Starts a delivery to every target that has hints, is up and is not being delivered to. */
   deliverDue(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.options.ready?.() === false) return;
     for (const { target, count } of this.options.store.hintCounts()) {
       if (this.delivering.size >= handoffTargetsInFlightMax) return;
       if (count === 0 || this.delivering.has(target) || !this.options.isUp(target)) continue;

@@ -366,6 +366,14 @@ export function ringMembers(state: MembershipState): RingMember[] {
     .map((m) => ({ id: m.id, weight: m.weight, zone: m.zone }));
 }
 
+/**
+ * Seeds this node was given and has neither heard from nor given up on: until their own entries
+ * arrive (or the failure detector marks them down) the ring this node builds may lack members.
+ */
+export function seedsAwaited(state: MembershipState): string[] {
+  return state.members.filter((m) => !m.confirmed && m.status === 'up').map((m) => m.address);
+}
+
 /** Whether the member takes requests now: the coordinator skips the others. */
 export function isUp(state: MembershipState, id: string): boolean {
   const member = findMember(state, id);

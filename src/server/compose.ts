@@ -20,7 +20,7 @@ import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
 import type { Logger } from '../log';
-import { findMember, isUp, ringMembers, type MembershipState } from '../membership';
+import { findMember, isUp, ringMembers, seedsAwaited, type MembershipState } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { buildRing, isPrimary, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
@@ -133,6 +133,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   // Seeds not yet heard from count: until they answer, this node cannot meet N on its own.
   const clusterSize = (): number => gossip.membership.members.filter((member) => member.status !== 'leaving').length;
   const replicas = (): number => effectiveQuorum(settings, Math.max(ring().members.length, clusterSize())).n;
+  const ready = (): boolean => seedsAwaited(gossip.membership).length === 0;
   const coordinator = new Coordinator({
     nodeId,
     env,
@@ -143,6 +144,10 @@ export function composeNode(parts: NodeParts): ComposedNode {
     requestTimeoutMs: timeoutMs,
     siblings,
     clusterSize,
+    notReady: () => {
+      const awaited = seedsAwaited(gossip.membership);
+      return awaited.length === 0 ? undefined : `joining: waiting to hear from ${awaited.join(', ')}`;
+    },
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
@@ -154,6 +159,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     isUp: memberIsUp,
     peerOf: remoteOf,
     isPrimaryHere: (bucket) => isPrimary(ring(), bucket, replicas(), nodeId),
+    ready,
     keysPerSecond: settings.handoffKeysPerSecond,
     bytesPerSecond: settings.handoffBytesPerSecond,
     requestTimeoutMs: timeoutMs,
@@ -173,6 +179,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     bytesPerSecond: settings.antiEntropyBytesPerSecond,
     requestTimeoutMs: timeoutMs,
     replyBytesMax,
+    ready,
   });
   const reaper = new Reaper({
     env,
@@ -185,6 +192,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     peerOf: remoteOf,
     reapGraceMs: settings.reapGraceMs,
     requestTimeoutMs: timeoutMs,
+    ready,
   });
   // A member seen up again (back from a crash or a partition) is what handoff and anti-entropy
   // wait for: its hints go at once, and an exchange with it starts as soon as one may.

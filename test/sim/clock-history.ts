@@ -137,17 +137,51 @@ function valueOf(version: Version): string {
   return version.tombstone ? '<tombstone>' : version.value.toString();
 }
 
-/** Every violation of the read checks, one sentence each. */
+/** Reads that acknowledged, with the writes that completed before each began. */
+function readsWithEarlierWrites(history: ClockHistory): { read: ClockOperation; earlier: ClockOperation[] }[] {
+  const writes = history.writes();
+  return history.operations
+    .filter((operation) => operation.kind === 'read' && operation.outcome === 'ok')
+    .map((read) => ({ read, earlier: writes.filter((write) => write.key === read.key && write.completedAtMs! < read.invokedAtMs) }));
+}
+
+function answeredByHolder(read: ClockOperation, write: ClockOperation, context: CheckContext): boolean {
+  const holders = durableHolders(write, context, read.completedAtMs!);
+  return read.answeredBy.some((node) => holders.includes(node));
+}
+
+/**
+ * Reads that returned a live value an earlier acknowledged write or delete superseded. A read is
+ * held to this when a primary that acknowledged the superseding write answered it, or, from
+ * `strictSinceMs` on (once the cluster has healed), always.
+ */
+export function staleViolations(history: ClockHistory, context: CheckContext, strictSinceMs = Number.MAX_SAFE_INTEGER): string[] {
+  const violations: string[] = [];
+  for (const { read, earlier } of readsWithEarlierWrites(history)) {
+    for (const write of earlier) {
+      if (read.invokedAtMs < strictSinceMs && !answeredByHolder(read, write, context)) continue;
+      for (const version of read.readVersions ?? []) {
+        const live = isLive(version, read.completedAtMs! + context.expiryMarginMs);
+        if (live && compare(write.written!.clock, version.clock) === 'after') {
+          violations.push(`${describe(read)} returned ${valueOf(version)}, superseded by ${describe(write)} before the read began`);
+        }
+      }
+    }
+  }
+  return violations;
+}
+
+/**
+ * Every violation of the read checks, one sentence each: reads that missed an earlier write a
+ * primary answering them had acknowledged, and stale reads (staleViolations). For histories in
+ * which nothing is reaped: a reaped tombstone legitimately leaves nothing behind.
+ */
 export function readViolations(history: ClockHistory, context: CheckContext): string[] {
   const violations: string[] = [];
-  const writes = history.writes();
-  for (const read of history.operations) {
-    if (read.kind !== 'read' || read.outcome !== 'ok') continue;
+  for (const { read, earlier } of readsWithEarlierWrites(history)) {
     const versions = read.readVersions ?? [];
-    for (const write of writes) {
-      if (write.key !== read.key || write.completedAtMs! >= read.invokedAtMs) continue;
-      const holders = durableHolders(write, context, read.completedAtMs!);
-      if (!read.answeredBy.some((node) => holders.includes(node))) continue;
+    for (const write of earlier) {
+      if (!answeredByHolder(read, write, context)) continue;
       const writtenClock = write.written!.clock;
       if (!versions.some((version) => descends(version.clock, writtenClock))) {
         violations.push(
@@ -155,15 +189,9 @@ export function readViolations(history: ClockHistory, context: CheckContext): st
             `acknowledged by ${write.acknowledgedBy.join(', ')}; it returned ${versions.map(valueOf).join(', ') || 'nothing'}`,
         );
       }
-      for (const version of versions) {
-        const live = isLive(version, read.completedAtMs! + context.expiryMarginMs);
-        if (live && compare(writtenClock, version.clock) === 'after') {
-          violations.push(`${describe(read)} returned ${valueOf(version)}, superseded by ${describe(write)} before the read began`);
-        }
-      }
     }
   }
-  return violations;
+  return [...violations, ...staleViolations(history, context)];
 }
 
 /**
