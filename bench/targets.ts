@@ -163,30 +163,33 @@ export const clusterQuorum = { n: 3, r: 2, w: 2 } as const;
 
 // A cluster of kai nodes started and linked as an operator would (`kai check-node`), benched
 // through every node's memcache port: the load generator spreads its connections over them, so
-// each node coordinates its share of the requests.
-const startKaiCluster: TargetFactory = async (options) => {
-  const version = `${kaiVersion(options.repositoryRoot)} (${clusterSize} nodes, N=${clusterQuorum.n} R=${clusterQuorum.r} W=${clusterQuorum.w})`;
-  if (options.address !== undefined) throw new Error('kai-cluster starts its own nodes; it has no external address');
-  const baseDirectory = mkdtempSync(path.join(os.tmpdir(), 'kai-bench-cluster-'));
-  temporaryDirectories.add(baseDirectory);
-  const { n, r, w } = clusterQuorum;
-  const args = ['--n', String(n), '--r', String(r), '--w', String(w), '--log-level', 'warn'];
-  let nodes: ClusterNode[];
-  try {
-    nodes = await startCluster({ baseDir: baseDirectory, size: clusterSize, args, convergeTimeoutMs: startupTimeoutMs });
-  } catch (error) {
-    // Targets run one at a time, so the only servers running now are this cluster's nodes.
-    killServersNow();
-    removeTemporaryDirectory(baseDirectory);
-    throw error;
-  }
-  const stop = async (): Promise<void> => {
-    await Promise.allSettled(nodes.map((node) => node.stop('SIGTERM', stopTimeoutMs)));
-    removeTemporaryDirectory(baseDirectory);
+// each node coordinates its share of the requests. `extraArgs` go to every node: the variants
+// below run anti-entropy more often, or only when a node comes back, to measure what it costs.
+function kaiClusterTarget(name: string, extraArgs: readonly string[], description: string): TargetFactory {
+  return async (options) => {
+    const version = `${kaiVersion(options.repositoryRoot)} (${clusterSize} nodes, N=${clusterQuorum.n} R=${clusterQuorum.r} W=${clusterQuorum.w}${description})`;
+    if (options.address !== undefined) throw new Error(`${name} starts its own nodes; it has no external address`);
+    const baseDirectory = mkdtempSync(path.join(os.tmpdir(), 'kai-bench-cluster-'));
+    temporaryDirectories.add(baseDirectory);
+    const { n, r, w } = clusterQuorum;
+    const args = ['--n', String(n), '--r', String(r), '--w', String(w), '--log-level', 'warn', ...extraArgs];
+    let nodes: ClusterNode[];
+    try {
+      nodes = await startCluster({ baseDir: baseDirectory, size: clusterSize, args, convergeTimeoutMs: startupTimeoutMs });
+    } catch (error) {
+      // Targets run one at a time, so the only servers running now are this cluster's nodes.
+      killServersNow();
+      removeTemporaryDirectory(baseDirectory);
+      throw error;
+    }
+    const stop = async (): Promise<void> => {
+      await Promise.allSettled(nodes.map((node) => node.stop('SIGTERM', stopTimeoutMs)));
+      removeTemporaryDirectory(baseDirectory);
+    };
+    const addresses = nodes.map((node) => ({ host: '127.0.0.1', port: node.memcachePort }));
+    return { name, protocol: 'text', addresses, version, stop };
   };
-  const addresses = nodes.map((node) => ({ host: '127.0.0.1', port: node.memcachePort }));
-  return { name: 'kai-cluster', protocol: 'text', addresses, version, stop };
-};
+}
 
 // The same server driven over the binary protocol (as memjs speaks it), under its own name.
 function overBinary(name: string, factory: TargetFactory): TargetFactory {
@@ -196,7 +199,12 @@ function overBinary(name: string, factory: TargetFactory): TargetFactory {
 export const targetFactories: ReadonlyMap<string, TargetFactory> = new Map([
   ['memcached', startMemcached],
   ['kai', startKai],
-  ['kai-cluster', startKaiCluster],
+  // Anti-entropy every 10 s (the default), hinted handoff and read repair on: as deployed.
+  ['kai-cluster', kaiClusterTarget('kai-cluster', [], '')],
+  // Anti-entropy exchanges every second: ten times the default's background work.
+  ['kai-cluster-ae-1s', kaiClusterTarget('kai-cluster-ae-1s', ['--anti-entropy-interval', '1000'], ', anti-entropy every 1 s')],
+  // Anti-entropy only when a peer comes back (none does here): the request path alone.
+  ['kai-cluster-no-ae', kaiClusterTarget('kai-cluster-no-ae', ['--anti-entropy-interval', '0'], ', anti-entropy off')],
   ['memcached-binary', overBinary('memcached-binary', startMemcached)],
   ['kai-binary', overBinary('kai-binary', startKai)],
 ]);
@@ -208,5 +216,10 @@ export const defaultTargets: readonly string[] = ['memcached', 'kai', 'kai-clust
 export const comparedTargets: ReadonlyArray<{ kai: string; memcached: string }> = [
   { kai: 'kai', memcached: 'memcached' },
   { kai: 'kai-cluster', memcached: 'memcached' },
+  { kai: 'kai-cluster-ae-1s', memcached: 'memcached' },
+  { kai: 'kai-cluster-no-ae', memcached: 'memcached' },
+  // What running anti-entropy costs the same workload.
+  { kai: 'kai-cluster', memcached: 'kai-cluster-no-ae' },
+  { kai: 'kai-cluster-ae-1s', memcached: 'kai-cluster-no-ae' },
   { kai: 'kai-binary', memcached: 'memcached-binary' },
 ];

@@ -1,21 +1,24 @@
 /**
  * Reaping that never resurrects. A record that holds nothing live (tombstones, expired values) still
  * supersedes older versions that another replica may hold; removed too early, it lets such a
- * version come back through a read, a repair or an exchange. So a dead record is removed only when
+ * version come back through a read, a repair, an exchange or a hint's delivery. So a dead record
+ * is removed only when
  *
  *   1. it has been dead for the grace period (`reapGraceMs`), and
- *   2. every other primary replica of its key has committed it, or something that supersedes it,
- *      or holds nothing at all for the key (then it holds nothing it could bring back).
+ *   2. every node that could hold a copy of its key has committed it, or something that supersedes
+ *      it, or holds nothing at all for the key (then it holds nothing it could bring back). Those
+ *      nodes are the key's primaries, and the nodes after them in the bucket's preference order,
+ *      which are the ones that stand in for primaries that are down (fallbacks, with hinted copies).
  *
- * The reaper establishes (2) the way anti-entropy repairs a key: it sends the record to every
- * other primary with `storeMany`, which merges it and answers once committed. A primary that holds
- * nothing skips a record already dead past the grace period (coordinator/replica.ts), so reaping
- * does not re-create what others have reaped. When every other primary has answered, the record is
+ * The reaper establishes (2) the way anti-entropy repairs a key: it sends the record to each of
+ * those nodes with `storeMany`, which merges it into the copy the node holds and answers once
+ * committed. A fallback's hinted copy then carries the record too, so its later delivery brings
+ * nothing older back. A node that holds nothing for the key takes nothing (`ifHeld`): it holds
+ * nothing the record supersedes, and reaping must not re-create what others have reaped. When every node has answered, the record is
  * removed, if it has not changed meanwhile; when one is down or does not answer, the record is held
- * back for `reapRetryMs` and tried again. A key whose only replica is this node is reaped as soon as
- * it is dead. The worst case (docs/architecture.md): a copy none of the primaries can see, a
- * fallback's undelivered hint or a replica restored from an old backup, that surfaces after the
- * grace period.
+ * back for `reapRetryMs` and tried again. A node alone in its ring reaps a record as soon as it is
+ * dead. The worst case (docs/architecture.md): a copy outside those nodes, such as a replica
+ * restored from an old backup, that surfaces after the record was reaped.
  */
 import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
@@ -33,7 +36,7 @@ export interface ReapStore {
 }
 
 export interface ReapPeer {
-  storeMany(items: readonly StoreItem[], timeoutMs?: number): Promise<void>;
+  storeMany(items: readonly StoreItem[], timeoutMs?: number, ifHeld?: boolean): Promise<void>;
 }
 
 export interface ReaperOptions {
@@ -104,8 +107,8 @@ export class Reaper {
     const nowMs = options.env.nowMs();
     const ring = options.ring();
     const n = options.replicas();
-    // Where every key has one replica, nothing elsewhere can hold an older version.
-    const graceMs = n <= 1 ? 0 : options.reapGraceMs;
+    // A node alone in its ring holds the only copy of everything: nothing can come back.
+    const graceMs = ring.members.length <= 1 ? 0 : options.reapGraceMs;
     const candidates = options.store.reapCandidates(nowMs - graceMs, nowMs, reapCandidatesPerPassMax);
     if (candidates.length === 0) return;
     const othersOf = new Map<HashedRecord, string[]>();
@@ -113,7 +116,8 @@ export class Reaper {
     const blocked = new Set<HashedRecord>();
     for (const record of candidates) {
       const primaries = preferenceList(ring, record.bucket, n);
-      const others = primaries.filter((node) => node !== options.nodeId);
+      // Every member the bucket's preference order names: the primaries and their stand-ins.
+      const others = ring.successors[record.bucket].filter((node) => node !== options.nodeId);
       othersOf.set(record, others);
       // A copy of a key this node is no longer a primary of waits for the ring's new owners.
       if (!primaries.includes(options.nodeId) || others.some((node) => !options.isUp(node))) {
@@ -128,7 +132,7 @@ export class Reaper {
         const bytesOf = (record: HashedRecord): number => versionsWireBytes(record.versions) + record.key.length;
         for (const batch of batchesOf(records, bytesOf, reapBatchBytesMax, records.length)) {
           try {
-            await options.peerOf(node).storeMany(batch, options.requestTimeoutMs);
+            await options.peerOf(node).storeMany(batch, options.requestTimeoutMs, true);
             for (const record of batch) confirmedBy.set(record, (confirmedBy.get(record) ?? 0) + 1);
           } catch {
             // Those records stay unconfirmed and are held back below.

@@ -74,7 +74,7 @@ function addMembershipCommands(program: Command): void {
     .command('status')
     .description('print the members a node knows, up or down, with their share of the ring')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"members": [{"id", "address", "status", "zone", "ownership"}, ...]}')
+    .option('--json', 'print {"members": [{"id", "address", "status", "zone", "ownership", "hintsPending", "hintBytesPending"}, ...]}')
     .helpOption('-h, --help', 'print this help')
     .action(async (options: { node: string; json?: boolean }) => {
       const rows = await clusterStatus(parseNodeAddress(options.node, '--node'));

@@ -58,6 +58,8 @@ interface NodeInfo {
   readonly members: readonly WireMember[];
   readonly buckets: number;
   readonly vnodes: number;
+  /** Hints the node holds per target node, waiting for hinted handoff. */
+  readonly hints: ReadonlyMap<string, { readonly count: number; readonly bytes: number }>;
 }
 
 function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
@@ -69,6 +71,7 @@ function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
     members: checked.members,
     buckets: reply.buckets ?? defaultSettings.buckets,
     vnodes: reply.vnodes ?? defaultSettings.vnodes,
+    hints: new Map((reply.hints ?? []).map((hint) => [hint.target, { count: hint.count, bytes: hint.bytes }])),
   };
 }
 
@@ -97,6 +100,9 @@ export interface MemberStatusRow {
   readonly zone: string;
   /** Fraction of buckets the member is first replica of, on the ring built from these members. */
   readonly ownership: number;
+  /** Copies the asked node holds for this member (it stood in while the member was down), not yet handed off. */
+  readonly hintsPending: number;
+  readonly hintBytesPending: number;
 }
 
 /** Members as the node at `address` sees them, with ownership from the ring they form. */
@@ -110,7 +116,16 @@ export async function clusterStatus(address: string): Promise<MemberStatusRow[]>
   // A member that left (the old id of a node restarted under a new one) is no longer a member.
   return owners.map((m) => {
     const { id, address, zone } = m;
-    return { id, address, status: m.status === 'up' ? 'up' : 'down', zone, ownership: owned.get(id) ?? 0 };
+    const hints = info.hints.get(id);
+    return {
+      id,
+      address,
+      status: m.status === 'up' ? 'up' : 'down',
+      zone,
+      ownership: owned.get(id) ?? 0,
+      hintsPending: hints?.count ?? 0,
+      hintBytesPending: hints?.bytes ?? 0,
+    };
   });
 }
 
@@ -119,9 +134,10 @@ export function statusJson(rows: readonly MemberStatusRow[]): string {
 }
 
 export function statusTable(rows: readonly MemberStatusRow[]): string {
-  const header = ['ID', 'ADDRESS', 'STATUS', 'ZONE', 'OWNERSHIP'];
+  const header = ['ID', 'ADDRESS', 'STATUS', 'ZONE', 'OWNERSHIP', 'HINTS HELD FOR IT'];
   const percent = (fraction: number): string => `${(fraction * 100).toFixed(1)}%`;
-  const lines = rows.map((row) => [row.id, row.address, row.status, row.zone === '' ? '-' : row.zone, percent(row.ownership)]);
+  const hints = (row: MemberStatusRow): string => (row.hintsPending === 0 ? '-' : `${row.hintsPending} (${row.hintBytesPending} bytes)`);
+  const lines = rows.map((row) => [row.id, row.address, row.status, row.zone === '' ? '-' : row.zone, percent(row.ownership), hints(row)]);
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column].length)));
   const format = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd();
   return [format(header), ...lines.map(format)].join('\n');

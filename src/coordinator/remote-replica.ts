@@ -48,10 +48,13 @@ export class RemoteReplica implements Replica {
     await this.call(request, 'stored', this.options.requestTimeoutMs);
   }
 
-  /** Merges many keys' versions on the peer; resolves once it has committed them all. */
-  async storeMany(items: readonly StoreItem[], timeoutMs = this.options.requestTimeoutMs): Promise<void> {
+  /**
+   * Merges many keys' versions on the peer; resolves once it has committed them all. With
+   * `ifHeld`, the peer merges only into keys it holds something for.
+   */
+  async storeMany(items: readonly StoreItem[], timeoutMs = this.options.requestTimeoutMs, ifHeld = false): Promise<void> {
     const wire = items.map((item) => ({ key: item.key, bucket: item.bucket, versions: versionsToWire(item.versions) }));
-    await this.call({ type: 'storeMany', items: wire }, 'stored', timeoutMs);
+    await this.call({ type: 'storeMany', items: wire, ...(ifHeld ? { ifHeld } : {}) }, 'stored', timeoutMs);
   }
 
   /**

@@ -78,7 +78,7 @@ export class ReplicaService {
           this.checkBucket(item.key, item.bucket);
           return { key: item.key, bucket: item.bucket, versions: this.checkedVersions(item.versions) };
         });
-        await local.storeMany(items);
+        await local.storeMany(items, { ifHeld: request.ifHeld === true });
         return { type: 'stored' };
       }
       case 'fetchMany':

@@ -129,9 +129,13 @@ export class LocalReplica implements Replica {
     await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) }, { hintFor });
   }
 
-  /** Stores each item; resolves once all are committed. */
-  async storeMany(items: readonly StoreItem[]): Promise<void> {
-    await Promise.all(items.map((item) => this.store(item.key, item.bucket, item.versions)));
+  /**
+   * Stores each item; resolves once all are committed. With `ifHeld`, only the items whose key
+   * this replica already holds something for.
+   */
+  async storeMany(items: readonly StoreItem[], options: { readonly ifHeld?: boolean } = {}): Promise<void> {
+    const wanted = options.ifHeld ? items.filter((item) => this.fetchNow(item.key).length > 0) : items;
+    await Promise.all(wanted.map((item) => this.store(item.key, item.bucket, item.versions)));
   }
 
   private resolve(versions: readonly Version[]): readonly Version[] {

@@ -147,7 +147,7 @@ const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes:
 const requestShape = union('type', {
   replicaFetch: record({ key: isBuffer }),
   replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']),
-  storeMany: record({ items: arrayOf(wireItem) }),
+  storeMany: record({ items: arrayOf(wireItem), ifHeld: isBoolean }, ['ifHeld']),
   fetchMany: record({ keys: arrayOf(isBuffer) }),
   treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
   treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),

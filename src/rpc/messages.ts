@@ -82,9 +82,10 @@ export type RpcRequest =
     }
   /**
    * Versions of many keys merged at once (hinted handoff, anti-entropy, the reaper); answered with
-   * `stored` once all are committed.
+   * `stored` once all are committed. With `ifHeld`, only into keys the receiver holds something
+   * for: the reaper updates copies that exist and creates none.
    */
-  | { readonly type: 'storeMany'; readonly items: readonly WireItem[] }
+  | { readonly type: 'storeMany'; readonly items: readonly WireItem[]; readonly ifHeld?: boolean }
   /** The versions of many keys; the reply may answer only the first ones, to stay within a frame. */
   | { readonly type: 'fetchMany'; readonly keys: readonly Buffer[] }
   /** Anti-entropy: the root hash of each bucket's tree. */

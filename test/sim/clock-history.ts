@@ -160,6 +160,8 @@ export function staleViolations(history: ClockHistory, context: CheckContext, st
   for (const { read, earlier } of readsWithEarlierWrites(history)) {
     for (const write of earlier) {
       if (read.invokedAtMs < strictSinceMs && !answeredByHolder(read, write, context)) continue;
+      // Every primary that acknowledged it was wiped since: the write is lost with those disks.
+      if (durableHolders(write, context, read.completedAtMs!).length === 0) continue;
       for (const version of read.readVersions ?? []) {
         const live = isLive(version, read.completedAtMs! + context.expiryMarginMs);
         if (live && compare(write.written!.clock, version.clock) === 'after') {
