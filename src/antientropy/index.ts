@@ -70,6 +70,13 @@ export interface AntiEntropyOptions {
 
 /** Exchanges running at once. */
 export const exchangesInFlightMax = 1;
+/**
+ * A peer that just came back may not answer at first (its connection is still backing off, it is
+ * still opening its file): an exchange with it that stops early is tried again this much later,
+ * at most `wantedExchangeAttemptsMax` times, rather than waiting for the next periodic round.
+ */
+export const wantedExchangeRetryMs = 1000;
+export const wantedExchangeAttemptsMax = 5;
 /** Buckets per treeRoots request. */
 export const bucketsPerRootsRequestMax = 4096;
 /** Keys per fetch and per push while reconciling. */
@@ -103,6 +110,8 @@ export class AntiEntropy {
   private readonly inFlight = new Set<string>();
   /** Peers to exchange with before the round-robin goes on: those just seen up again. */
   private readonly wanted = new Set<string>();
+  /** Failed attempts of each wanted exchange, so its retries stay bounded. */
+  private readonly wantedAttempts = new Map<string, number>();
   private nextPartner = 0;
   private timer: TimerHandle | undefined;
   private stopped = false;
@@ -127,6 +136,11 @@ export class AntiEntropy {
   /** Exchanges with `peer` as soon as one may start: a peer back from a failure has catching up to do. */
   exchangeSoon(peer: string): void {
     if (peer === this.options.nodeId || this.stopped) return;
+    this.wantedAttempts.set(peer, 0);
+    this.want(peer);
+  }
+
+  private want(peer: string): void {
     this.wanted.add(peer);
     this.startWanted();
   }
@@ -149,22 +163,32 @@ export class AntiEntropy {
       if (this.inFlight.size >= exchangesInFlightMax) return true;
       this.wanted.delete(peer);
       if (!this.options.isUp(peer) || this.inFlight.has(peer)) continue;
-      this.begin(peer);
+      this.begin(peer, true);
       return true;
     }
     return false;
   }
 
-  private begin(peer: string): void {
+  private begin(peer: string, wanted = false): void {
     this.inFlight.add(peer);
-    void this.exchange(peer).finally(() => {
+    void this.exchange(peer).then((completed) => {
       this.inFlight.delete(peer);
+      if (wanted && !completed && !this.stopped) this.retryWanted(peer);
       if (this.wanted.size > 0) this.startWanted();
     });
   }
 
-  /** One exchange: every bucket both nodes replicate, compared and reconciled. */
-  async exchange(peerId: string): Promise<void> {
+  private retryWanted(peer: string): void {
+    const attempts = (this.wantedAttempts.get(peer) ?? 0) + 1;
+    this.wantedAttempts.set(peer, attempts);
+    if (attempts >= wantedExchangeAttemptsMax) return;
+    this.options.env.after(wantedExchangeRetryMs, () => {
+      if (!this.stopped) this.want(peer);
+    });
+  }
+
+  /** One exchange: every bucket both nodes replicate, compared and reconciled; whether it completed. */
+  async exchange(peerId: string): Promise<boolean> {
     const { options } = this;
     const peer = options.peerOf(peerId);
     const timeoutMs = options.requestTimeoutMs;
@@ -176,15 +200,17 @@ export class AntiEntropy {
         const differing = differingPositions(options.store.tree.roots(buckets), remote).map((position) => buckets[position]);
         this.counters.bucketsDiffering += differing.length;
         for (const bucket of differing) {
-          if (this.stopped) return;
+          if (this.stopped) return false;
           await this.reconcileBucket(peer, peerId, bucket);
         }
       }
       this.counters.exchanges++;
+      return true;
     } catch (error) {
       this.counters.exchangeFailures++;
       const detail = error instanceof KaiError ? error.message : String(error);
       options.log.info({ peer: peerId, detail }, 'anti-entropy exchange stopped early');
+      return false;
     }
   }
 

@@ -11,6 +11,8 @@ import { addFailure, addSuccess, allAnswered, startQuorum, verdict, type QuorumS
 export interface ReplicaCall<T> {
   readonly node: string;
   readonly call: () => Promise<T>;
+  /** Whether a result counts toward the quorum on its own (see quorum/index.ts); by default all do. */
+  readonly counts?: (result: T) => boolean;
 }
 
 export interface GatherOptions<T> {
@@ -59,11 +61,11 @@ export function gather<T>(calls: readonly ReplicaCall<T>[], options: GatherOptio
       if (allAnswered(state) || (answered && options.onFinal === undefined)) finish();
     };
     check();
-    for (const { node, call } of calls) {
+    for (const { node, call, counts } of calls) {
       call().then(
         (result) => {
           if (finished) return;
-          state = addSuccess(state, node, result);
+          state = addSuccess(state, node, result, counts?.(result) ?? true);
           check();
         },
         (error: unknown) => {

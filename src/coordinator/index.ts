@@ -88,7 +88,7 @@ export interface CoordinatorCounters {
   writesForwarded: number;
   /** Writes this node coordinated for a peer that forwarded them. */
   writesCoordinatedForPeers: number;
-  /** Conditional writes that first read R replicas to know the client's context (docs/architecture.md). */
+  /** Writes that first read the key's other replicas to decide on what a read would see (docs/architecture.md). */
   contextReads: number;
   readQuorumUnmet: number;
   writeQuorumUnmet: number;
@@ -183,20 +183,27 @@ export class Coordinator {
   }
 
   /**
-   * Versions from R of the placement's targets, reconciled; KAI_QUORUM_UNMET when R cannot
-   * answer. Every target is asked; once all have answered (or the request timeout has passed) the
-   * read's final action repairs those that answered with less than the others.
+   * Versions from `needed` (by default R) of the placement's targets, reconciled;
+   * KAI_QUORUM_UNMET when they cannot answer. Every target is asked; once all have answered (or
+   * the request timeout has passed) the read's final action repairs those that answered with less
+   * than the others. A stand-in that holds nothing for the key does not count toward the quorum
+   * until every target has answered: it knows nothing of writes made before it stood in, so it
+   * must not outvote a primary that holds them.
    */
-  private async gatherVersions(key: Buffer, placement: Placement, what: string): Promise<ReadResult> {
-    const { targets, r, bucket } = placement;
-    if (targets.length < r) throw unmet(`${what}: ${targets.length} up`);
+  private async gatherVersions(key: Buffer, placement: Placement, what: string, needed = placement.r): Promise<ReadResult> {
+    const { targets, bucket } = placement;
+    if (targets.length < needed) throw unmet(`${what}: ${targets.length} up`);
     const byNode = new Map(targets.map((target) => [target.replica.nodeId, target]));
     const state = await gather(
-      targets.map((target) => ({ node: target.replica.nodeId, call: () => target.replica.fetch(key) })),
+      targets.map((target) => ({
+        node: target.replica.nodeId,
+        call: () => target.replica.fetch(key),
+        counts: (versions: readonly Version[]) => target.hintFor === undefined || versions.length > 0,
+      })),
       {
         env: this.options.env,
         timeoutMs: this.options.requestTimeoutMs,
-        needed: r,
+        needed,
         describe: (answered) => `${what}: ${answered} answered`,
         onFinal: (final) => {
           const repairs = getFinalAction(final, this.siblingPolicy).repairs.map((repair) => {
@@ -261,8 +268,8 @@ export class Coordinator {
     if (!local.apply) throw new Error(`assertion failed: the replica of ${this.options.nodeId} cannot apply`);
     let placement = first;
     let others = this.targetsToWrite(first);
-    if (casUniqueOf(spec) !== 0n && others.length > 0) {
-      await this.learnContext(key, first);
+    if (others.length > 0) {
+      await this.learnContext(key, first, casUniqueOf(spec) !== 0n);
       // The context read waited on peers: membership may have moved meanwhile, so place again.
       placement = this.place(key);
       if (!this.localTarget(placement)) {
@@ -309,17 +316,21 @@ export class Coordinator {
   }
 
   /**
-   * A conditional write names the context the client read through R replicas (its cas unique),
-   * which this node's replica alone may not hold: siblings written on the other side of a
-   * partition reach a read, not necessarily this replica. So the coordinator reads R replicas
-   * first and merges what they hold into its own; the write then compares against the context a
-   * read sees, and its clock supersedes every sibling the client saw (docs/architecture.md).
+   * Before it decides, the coordinator reads the key's other replicas and merges what they hold
+   * into its own, so that the write descends from every acknowledged write and decides on what a
+   * read would see: this node's replica alone may lack writes made while it was down or cut off,
+   * which a set would otherwise leave beside it as a sibling and a delete would not see. A
+   * conditional write names the context the client read through R replicas (its cas unique), so
+   * it reads R; any other reads N - W + 1, the fewest that overlap every write quorum, capped by
+   * the replicas up (docs/architecture.md).
    */
-  private async learnContext(key: Buffer, placement: Placement): Promise<void> {
+  private async learnContext(key: Buffer, placement: Placement, conditional: boolean): Promise<void> {
     this.counters.contextReads++;
+    const { n, w, r, targets } = placement;
+    const needed = conditional ? r : Math.min(targets.length, Math.max(1, n - w + 1));
     let versions: readonly Version[];
     try {
-      versions = (await this.gatherVersions(key, placement, `context read ${placement.r} of ${placement.n}`)).versions;
+      versions = (await this.gatherVersions(key, placement, `context read ${needed} of ${n}`, needed)).versions;
     } catch (error) {
       this.counters.writeQuorumUnmet++;
       throw error;

@@ -7,6 +7,12 @@
 export interface Success<T> {
   readonly node: string;
   readonly result: T;
+  /**
+   * Whether the success counts toward the quorum on its own. One that does not (a stand-in that
+   * holds nothing for the key knows nothing of it) counts only once every replica asked has
+   * answered: it then adds to what the others said, not in place of them.
+   */
+  readonly counted: boolean;
 }
 
 export interface Failure {
@@ -34,9 +40,9 @@ function answered(state: QuorumState<unknown>, node: string): boolean {
 }
 
 /** A replica's success; a second answer from one replica changes nothing. */
-export function addSuccess<T>(state: QuorumState<T>, node: string, result: T): QuorumState<T> {
+export function addSuccess<T>(state: QuorumState<T>, node: string, result: T, counted = true): QuorumState<T> {
   if (answered(state, node)) return state;
-  return { ...state, successes: [...state.successes, { node, result }] };
+  return { ...state, successes: [...state.successes, { node, result, counted }] };
 }
 
 export function addFailure<T>(state: QuorumState<T>, node: string, reason: string): QuorumState<T> {
@@ -45,8 +51,10 @@ export function addFailure<T>(state: QuorumState<T>, node: string, reason: strin
 }
 
 export function verdict(state: QuorumState<unknown>): QuorumVerdict {
-  if (state.successes.length >= state.needed) return 'met';
+  const counted = state.successes.filter((success) => success.counted).length;
+  if (counted >= state.needed) return 'met';
   const outstanding = state.asked.length - state.successes.length - state.failures.length;
+  if (outstanding === 0 && state.successes.length >= state.needed) return 'met';
   return state.successes.length + outstanding < state.needed ? 'unmet' : 'pending';
 }
 

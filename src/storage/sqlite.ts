@@ -19,7 +19,7 @@ import {
   type KeyAtHash,
 } from './sqlite-batch';
 import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
-import { prepareSchema } from './sqlite-schema';
+import { prepareSchema, selectCountsSql, selectHintCountsSql } from './sqlite-schema';
 import { StoreQueries, decodeRecordRow, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
 
 export { defaultCacheBytesMax } from './record-cache';
@@ -217,14 +217,10 @@ export class SqliteStore implements ReplicaStore {
     this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
     this.selectHint = db.prepare<[string, Buffer], { bytes: number }>('SELECT bytes FROM hints WHERE target = ? AND key = ?');
     this.queries = new StoreQueries(db);
-    this.committedCounts = { items: 0, bytes: 0 };
     // The executor reads the committed counts and hints itself; the store's copies follow its
     // replies, starting from the same file.
-    const counts = db.prepare<[], Counts>('SELECT COUNT(item_bytes) AS items, COALESCE(SUM(item_bytes), 0) AS bytes FROM items').get()!;
-    this.committedCounts = { ...counts };
-    for (const row of db.prepare<[], HintCount>('SELECT target, COUNT(*) AS count, SUM(bytes) AS bytes FROM hints GROUP BY target').all()) {
-      this.committedHints.set(row.target, { ...row });
-    }
+    this.committedCounts = { ...db.prepare<[], Counts>(selectCountsSql).get()! };
+    for (const row of db.prepare<[], HintCount>(selectHintCountsSql).all()) this.committedHints.set(row.target, { ...row });
     this.queries.forEachTreeEntry((bucket, segment, hash) => this.tree.apply(bucket, segment, hash));
     this.executor = startExecutor({
       onReply: (reply) => this.onReply(reply),

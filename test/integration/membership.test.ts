@@ -79,8 +79,13 @@ describe('a cluster of three kai processes', () => {
     for (const member of seen) expect(member.ownership).toBeGreaterThan(0.1);
 
     await nodes[2].kill();
-    const down = await pollStatus(ports[0], (members) => statuses(members)[ids[2]] === 'down', detectMsMax);
-    expect(statuses(down)).toEqual({ [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'down' });
+    // Waits for the whole picture: on a loaded machine a live peer can be suspected for a moment
+    // while the killed one is first seen down, and is up again a round later.
+    const expectedDown = { [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'down' };
+    const isExpected = (members: StatusMember[]): boolean =>
+      members.length === 3 && Object.entries(expectedDown).every(([id, status]) => statuses(members)[id] === status);
+    const down = await pollStatus(ports[0], isExpected, detectMsMax);
+    expect(statuses(down)).toEqual(expectedDown);
     // A down member keeps its share of the ring: requests route around it, data does not move.
     expect(down.find((m) => m.id === ids[2])?.ownership).toBeGreaterThan(0.1);
 

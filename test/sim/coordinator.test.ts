@@ -103,12 +103,13 @@ describe('coordinators over the simulated network, N=3 R=2 W=2', () => {
       expect(await recordedSet(cluster, history, n1, 'k')).toBeDefined();
       cluster.crash(n2);
       cluster.crash(n3);
-      // Not yet known down: the write is tried, and times out waiting for a second acknowledgement.
+      // Not yet known down: the write is tried, and its context read times out waiting for a
+      // second replica, before anything is written.
       const tried = history.invoke(n1, 'write', 'k', history.uniqueValue(n1));
       const stale = await kaiErrorOf(cluster.set(n1, 'k', tried.value!));
       history.fail(tried, stale);
       expect(stale.code).toBe('KAI_QUORUM_UNMET');
-      expect(stale.textReply()).toMatch(/^SERVER_ERROR quorum not met \(write 2 of 3: 1 acknowledged within \d+ ms\)$/);
+      expect(stale.textReply()).toMatch(/^SERVER_ERROR quorum not met \(context read 2 of 3: 1 answered within \d+ ms\)$/);
       // Known down: refused at once, before anything is written.
       cluster.setView(n1, [n2, n3]);
       const refusedWrite = history.invoke(n1, 'write', 'k', history.uniqueValue(n1));

@@ -156,7 +156,7 @@ export class KvCluster {
    * its error. With `drive` false the caller runs the scheduler (clients running at once).
    */
   async execute(via: string, command: Command, drive = true): Promise<Reply> {
-    if (!drive) return this.withClientTimeout(via, Promise.resolve(this.node(via).dispatcher.execute(command)));
+    if (!drive) return this.world.withClientTimeout(via, Promise.resolve(this.node(via).dispatcher.execute(command)), clientTimeoutMs);
     let settled = false;
     const reply = Promise.resolve()
       .then(() => this.node(via).dispatcher.execute(command))
@@ -168,28 +168,6 @@ export class KvCluster {
     await this.world.runUntil(() => settled, clientCallMsMax);
     if (!settled) throw new Error(`a ${command.op} through ${via} did not finish in ${clientCallMsMax} ms; ${this.world.scheduler.seedNote()}`);
     return reply;
-  }
-
-  /**
-   * A client gives up on a node after clientTimeoutMs of virtual time, as a memcache client's
-   * socket timeout does: a node that crashes mid-request never answers.
-   */
-  private withClientTimeout<T>(via: string, call: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = this.world.scheduler.schedule(clientTimeoutMs, `client timeout via ${via}`, () =>
-        reject(new Error(`${via} did not answer within ${clientTimeoutMs} ms`)),
-      );
-      call.then(
-        (value) => {
-          timer.cancel();
-          resolve(value);
-        },
-        (error: unknown) => {
-          timer.cancel();
-          reject(error);
-        },
-      );
-    });
   }
 
   set(via: string, key: string, value: string, casUnique = 0n, drive = true): Promise<Reply> {

@@ -173,23 +173,7 @@ export class NodeCluster {
    * as a client's socket timeout would (a node that crashed mid-request never answers).
    */
   call<T>(via: string, action: (node: ComposedNode) => Promise<T>, clientTimeoutMs = 10_000): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = this.world.scheduler.schedule(clientTimeoutMs, `client timeout via ${via}`, () =>
-        reject(new Error(`${via} did not answer within ${clientTimeoutMs} ms`)),
-      );
-      Promise.resolve()
-        .then(() => action(this.node(via).node))
-        .then(
-          (value) => {
-            timer.cancel();
-            resolve(value);
-          },
-          (error: unknown) => {
-            timer.cancel();
-            reject(error);
-          },
-        );
-    });
+    return this.world.withClientTimeout(via, Promise.resolve().then(() => action(this.node(via).node)), clientTimeoutMs);
   }
 
   mutate<K extends SpecKind>(via: string, key: string, spec: SpecOf<K>): Promise<Coordinated<K>> {

@@ -87,4 +87,26 @@ export class SimWorld {
   runUntilIdle(maxMs: number): Promise<boolean> {
     return this.scheduler.runUntilIdle(maxMs);
   }
+
+  /**
+   * A client's call through `via`, given up after `timeoutMs` of virtual time as a memcache
+   * client's socket timeout would: a node that crashes mid-request never answers.
+   */
+  withClientTimeout<T>(via: string, call: Promise<T>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.scheduler.schedule(timeoutMs, `client timeout via ${via}`, () =>
+        reject(new Error(`${via} did not answer within ${timeoutMs} ms`)),
+      );
+      call.then(
+        (value) => {
+          timer.cancel();
+          resolve(value);
+        },
+        (error: unknown) => {
+          timer.cancel();
+          reject(error);
+        },
+      );
+    });
+  }
 }

@@ -1,6 +1,6 @@
 import { Coordinator } from '../../../src/coordinator';
 import { casOfVersions, type StoreRequest } from '../../../src/coordinator/mutations';
-import { storeSpec, type SpecOf } from '../../../src/coordinator/specs';
+import { deleteSpec, storeSpec, type SpecOf } from '../../../src/coordinator/specs';
 import { LocalReplica } from '../../../src/coordinator/replica';
 import { KaiError } from '../../../src/errors';
 import { bucketOfKey, buildRing, preferenceList, type Ring } from '../../../src/ring';
@@ -219,16 +219,31 @@ describe('three replicas, n=3 w=2', () => {
     for (const node of order) expect(replicas.get(node)!.fetchNow(key)).toEqual([applied.written]);
   });
 
-  // A sibling only a replica the read did not wait for holds was concurrent with a set
-  // coordinated elsewhere, and stays beside it (docs/architecture.md, "Writes on a key with siblings").
-  test('a set supersedes what its replica holds, not a sibling only another replica holds', async () => {
-    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+  // A version only another replica holds (the coordinating one missed its write) is learned by
+  // the write's context read, so the set supersedes it instead of leaving it as a sibling. With
+  // W=1 the context read asks all three (N - W + 1), so it cannot miss the replica that holds it.
+  test('a set supersedes a version only another replica held, learned by its context read', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 1 });
     const right = versionWith('right', order[2], 1, 30);
     await replicas.get(order[2])!.store(key, 0, [right]);
     const applied = await coordinator.mutate(key, set('resolved'));
     await flush();
+    expect(applied.written?.clock.map((entry) => entry.node)).toContain(order[2]);
     expect(replicas.get(order[0])!.fetchNow(key)).toEqual([applied.written]);
-    expect(values(replicas.get(order[2])!.fetchNow(key))).toEqual(['resolved', 'right']);
+    expect(coordinator.counters.contextReads).toBe(1);
+  });
+
+  // A delete through a replica that never received the key's write still finds it by its context
+  // read: it answers DELETED, and the value is gone from every replica.
+  test('a delete through a replica that missed the write deletes it everywhere', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    const missed = versionWith('missed', order[1], 1, 30);
+    await replicas.get(order[1])!.store(key, 0, [missed]);
+    await replicas.get(order[2])!.store(key, 0, [missed]);
+    const deleted = await coordinator.mutate(key, deleteSpec(0n));
+    expect(deleted.result?.result).toBe('DELETED');
+    await flush();
+    expect(await coordinator.read(key)).toEqual([expect.objectContaining({ tombstone: true })]);
   });
 
   // A dominated version on one replica is dropped in favour of its descendant on another.

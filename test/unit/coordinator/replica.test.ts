@@ -7,6 +7,7 @@ import { openInlineStore, type SqliteStore } from '../../../src/storage/sqlite';
 import { compare, descends, type VClock } from '../../../src/vclock';
 import { ManualEnv } from '../../support/manual-env';
 import { MemoryStore } from '../../support/memory-store';
+import { flushMicrotasks, tracked } from '../../support/settling';
 
 const valueBytesMax = 1024;
 const key = Buffer.from('k');
@@ -154,21 +155,6 @@ describe('LocalReplica.store on a store whose commits take time', () => {
   });
 
   afterEach(() => database.close());
-
-  /** Lets settled promises run their callbacks. */
-  async function flushMicrotasks(): Promise<void> {
-    for (let i = 0; i < 10; i++) await Promise.resolve();
-  }
-
-  /** Whether a promise has settled, and how. */
-  function tracked(promise: Promise<unknown>): () => 'pending' | 'resolved' | 'rejected' {
-    let state: 'pending' | 'resolved' | 'rejected' = 'pending';
-    promise.then(
-      () => (state = 'resolved'),
-      () => (state = 'rejected'),
-    );
-    return () => state;
-  }
 
   const committedRows = (): number => (database.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n;
 

@@ -11,8 +11,8 @@ test('verdicts for 2 of 3', () => {
   state = addSuccess(state, 'c', 'vc');
   expect(verdict(state)).toBe('met');
   expect(state.successes).toEqual([
-    { node: 'a', result: 'va' },
-    { node: 'c', result: 'vc' },
+    { node: 'a', result: 'va', counted: true },
+    { node: 'c', result: 'vc', counted: true },
   ]);
   expect(state.failures).toEqual([{ node: 'b', reason: 'b down' }]);
   expect(allAnswered(state)).toBe(true);
@@ -47,7 +47,7 @@ test('states are immutable', () => {
   const start = startQuorum<number>(['a', 'b'], 2);
   const next = addSuccess(start, 'a', 7);
   expect(start.successes).toEqual([]);
-  expect(next.successes).toEqual([{ node: 'a', result: 7 }]);
+  expect(next.successes).toEqual([{ node: 'a', result: 7, counted: true }]);
   expect(addFailure(start, 'b', 'e').failures).toEqual([{ node: 'b', reason: 'e' }]);
   expect(start.failures).toEqual([]);
 });
@@ -62,6 +62,19 @@ test('edge quorums', () => {
   expect(verdict(addFailure(capped, 'a', 'e'))).toBe('unmet');
   // Every one of the asked must answer when all are needed.
   expect(verdict(addSuccess(startQuorum<number>(['a', 'b', 'c'], 3), 'a', 1))).toBe('pending');
+});
+
+// A success that does not count on its own (a stand-in holding nothing) meets the quorum only
+// once every replica asked has answered, so it never outvotes one still to answer.
+test('successes that do not count on their own wait for everyone', () => {
+  let state = startQuorum<string>(['primary', 'stand-in-1', 'stand-in-2'], 2);
+  state = addSuccess(state, 'stand-in-1', 'nothing', false);
+  state = addSuccess(state, 'stand-in-2', 'nothing', false);
+  expect(verdict(state)).toBe('pending');
+  expect(verdict(addSuccess(state, 'primary', 'value'))).toBe('met');
+  expect(verdict(addFailure(state, 'primary', 'down'))).toBe('met');
+  expect(verdict(addSuccess(startQuorum<string>(['a', 'b', 'c'], 2), 'a', 'x', false))).toBe('pending');
+  expect(verdict(addFailure(addFailure(startQuorum<string>(['a', 'b', 'c'], 2), 'b', 'e'), 'c', 'e'))).toBe('unmet');
 });
 
 // N is capped at the ring size, and R and W at N.

@@ -17,22 +17,12 @@ import {
   type SqliteStoreOptions,
 } from '../../../src/storage/sqlite';
 import { ManualEnv } from '../../support/manual-env';
+import { flushMicrotasks, tracked } from '../../support/settling';
+import { version } from '../../support/versions';
 import { Random } from '../../support/property';
 
 const nowMs = 1_700_000_000_000;
 const buckets = 1024;
-
-function version(value: string | Buffer, overrides: Partial<Version> = {}): Version {
-  return {
-    clock: [{ node: 'node-a', counter: 1, timestampMs: nowMs }],
-    value: typeof value === 'string' ? Buffer.from(value) : value,
-    flags: 0,
-    expiresAtMs: 0,
-    tombstone: false,
-    writtenAtMs: nowMs,
-    ...overrides,
-  };
-}
 
 function tombstone(writtenAtMs: number, overrides: Partial<Version> = {}): Version {
   return version(Buffer.alloc(0), { tombstone: true, writtenAtMs, ...overrides });
@@ -130,21 +120,6 @@ async function expectKaiError(promise: Promise<unknown>, code: string, message?:
 
 const byTarget = <T extends { readonly target: string }>(counts: readonly T[]): T[] =>
   [...counts].sort((a, b) => (a.target < b.target ? -1 : 1));
-
-/** Lets settled promises run their callbacks. */
-async function flushMicrotasks(): Promise<void> {
-  for (let i = 0; i < 10; i++) await Promise.resolve();
-}
-
-/** Whether a promise has settled, and how. */
-function tracked(promise: Promise<unknown>): () => 'pending' | 'resolved' | 'rejected' {
-  let state: 'pending' | 'resolved' | 'rejected' = 'pending';
-  promise.then(
-    () => (state = 'resolved'),
-    () => (state = 'rejected'),
-  );
-  return () => state;
-}
 
 describe('hints', () => {
   test('a hinted write records its hint beside the record, and an unhinted one records none', async () => {

@@ -9,20 +9,9 @@ import { newerFirst } from '../../../src/storage/record';
 import { cachedBytesOf } from '../../../src/storage/record-cache';
 import { encodeVersions } from '../../../src/storage/record-codec';
 import { databaseFileName, openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite';
+import { version } from '../../support/versions';
 
 const nowMs = 1_700_000_000_000;
-
-function version(value: string | Buffer, overrides: Partial<Version> = {}): Version {
-  return {
-    clock: [{ node: 'node-a', counter: 1, timestampMs: nowMs }],
-    value: typeof value === 'string' ? Buffer.from(value) : value,
-    flags: 0,
-    expiresAtMs: 0,
-    tombstone: false,
-    writtenAtMs: nowMs,
-    ...overrides,
-  };
-}
 
 function tombstone(overrides: Partial<Version> = {}): Version {
   return version(Buffer.alloc(0), { tombstone: true, ...overrides });
