@@ -112,7 +112,7 @@ export class LocalReplica implements Replica {
     return { result: decision.result, versions, written };
   }
 
-  async store(key: Buffer, bucket: number, incoming: readonly Version[], hintFor?: string): Promise<void> {
+  async store(key: Buffer, bucket: number, incoming: readonly Version[], hintFor?: string, onlyIfPresent = false): Promise<void> {
     const held = this.fetchNow(key);
     if (held.length === 0 && deadPastGrace(incoming, this.env.nowMs(), this.reapGraceMs)) {
       // Nothing here for them to supersede, and their holders may reap them any time now: taking
@@ -126,7 +126,7 @@ export class LocalReplica implements Replica {
       await this.storage.whenCommitted(key);
       return;
     }
-    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) }, { hintFor });
+    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) }, { hintFor, onlyIfPresent });
   }
 
   /**
@@ -134,8 +134,11 @@ export class LocalReplica implements Replica {
    * this replica already holds something for.
    */
   async storeMany(items: readonly StoreItem[], options: { readonly ifHeld?: boolean } = {}): Promise<void> {
-    const wanted = options.ifHeld ? items.filter((item) => this.fetchNow(item.key).length > 0) : items;
-    await Promise.all(wanted.map((item) => this.store(item.key, item.bucket, item.versions)));
+    const ifHeld = options.ifHeld === true;
+    const wanted = ifHeld ? items.filter((item) => this.fetchNow(item.key).length > 0) : items;
+    // What is held now may be removed by a removal already queued (a handed-off copy dropped, a
+    // record reaped): the merge then applies only if the record is still there when it commits.
+    await Promise.all(wanted.map((item) => this.store(item.key, item.bucket, item.versions, undefined, ifHeld)));
   }
 
   private resolve(versions: readonly Version[]): readonly Version[] {

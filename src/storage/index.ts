@@ -8,6 +8,11 @@ export interface WriteOptions {
    * store records a hint in the same transaction, and hinted handoff delivers the copy later.
    */
   readonly hintFor?: string;
+  /**
+   * Only if the key still holds a record when the write commits: a merge into an existing copy
+   * (the reaper's), which must not re-create a copy that a removal queued before it deletes.
+   */
+  readonly onlyIfPresent?: boolean;
 }
 
 /**

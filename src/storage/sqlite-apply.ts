@@ -159,8 +159,7 @@ export class BatchApplier {
     const { statements } = this;
     switch (operation.kind) {
       case 'write':
-        this.write(operation, effects);
-        return 1;
+        return this.write(operation, effects) ? 1 : 0;
       case 'removeAll':
         statements.deleteAllItems.run();
         statements.deleteAllHints.run();
@@ -189,9 +188,11 @@ export class BatchApplier {
     }
   }
 
-  private write(operation: WriteOperation, effects: BatchEffects): void {
+  /** Whether the write took effect: one only if present finds no row to merge into. */
+  private write(operation: WriteOperation, effects: BatchEffects): boolean {
     const { statements } = this;
     const previous = statements.selectItemState.get(operation.key);
+    if (previous === undefined && operation.onlyIfPresent) return false;
     if (previous !== undefined) effects.leave(previous);
     const segment = segmentOfKey(operation.key, this.buckets, this.segments);
     const hash = recordHash(operation.key, operation.versionsBlob);
@@ -217,6 +218,7 @@ export class BatchApplier {
       count.bytes += bytes - (held?.bytes ?? 0);
       statements.upsertHint.run(operation.hintTarget, operation.key, bytes);
     }
+    return true;
   }
 
   private removed(key: Buffer, row: ItemStateRow | undefined, effects: BatchEffects): boolean {

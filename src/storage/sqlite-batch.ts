@@ -29,6 +29,11 @@ export interface WriteOperation {
   readonly versionsBlob: Buffer;
   /** The node this copy stands in for (a fallback's write), recorded as a hint; NULL for none. */
   readonly hintTarget: string | null;
+  /**
+   * Only if the key still has a row when the batch commits: a merge into a copy that exists, which
+   * must not re-create one a delete queued before it removed.
+   */
+  readonly onlyIfPresent: boolean;
 }
 
 export interface RemoveAllOperation {
@@ -136,6 +141,8 @@ export function keyIdOf(key: Buffer): string {
 }
 
 const kindCodes = { write: 1, removeAll: 2, purge: 3, reap: 4, deferReap: 5, handedOff: 6 } as const;
+/** Bits of a write's flags field. */
+const writeFlags = { hinted: 1, onlyIfPresent: 2 } as const;
 /** Stands for NULL in the numeric fields, none of which may be negative otherwise. */
 const nullNumber = -1;
 
@@ -290,7 +297,7 @@ export function encodeBatch(operations: readonly CommitOperation[]): ArrayBuffer
         writer.number(operation.itemBytes ?? nullNumber);
         writer.blob(operation.key);
         writer.blob(operation.versionsBlob);
-        writer.number(operation.hintTarget === null ? 0 : 1);
+        writer.number((operation.hintTarget === null ? 0 : writeFlags.hinted) | (operation.onlyIfPresent ? writeFlags.onlyIfPresent : 0));
         if (operation.hintTarget !== null) writer.text(operation.hintTarget);
         break;
       case 'removeAll':
@@ -329,8 +336,10 @@ export function decodeBatch(encoded: ArrayBuffer): CommitOperation[] {
         const itemBytes = reader.nullableNumber();
         const key = reader.blob();
         const versionsBlob = reader.blob();
-        const hintTarget = reader.number() === 1 ? reader.text() : null;
-        operations.push({ kind: 'write', key, bucket, deadAtMs, itemBytes, versionsBlob, hintTarget });
+        const flags = reader.number();
+        const hintTarget = (flags & writeFlags.hinted) !== 0 ? reader.text() : null;
+        const onlyIfPresent = (flags & writeFlags.onlyIfPresent) !== 0;
+        operations.push({ kind: 'write', key, bucket, deadAtMs, itemBytes, versionsBlob, hintTarget, onlyIfPresent });
         break;
       }
       case kindCodes.removeAll:

@@ -287,6 +287,7 @@ export class SqliteStore implements ReplicaStore {
         itemBytes: itemBytesOf(record) ?? null,
         versionsBlob,
         hintTarget,
+        onlyIfPresent: options.onlyIfPresent === true,
       },
       settlement: settlement!,
       keyId,
@@ -528,17 +529,17 @@ export class SqliteStore implements ReplicaStore {
     this.commits += 1;
     this.copiesDropped += reply.copiesDropped;
     this.operationsCommitted += batch.length;
-    for (const queued of batch) {
+    batch.forEach((queued, index) => {
       const { operation } = queued;
       this.countQueuedHint(operation, -1);
       if (operation.kind === 'write') {
-        this.cacheCommittedWrite(queued);
+        this.cacheCommittedWrite(queued, reply.outcomes[index] === 1);
         this.dropPendingIfLatest(queued);
       } else if (operation.kind === 'removeAll') {
         this.cache.clear();
         this.removeAllsQueued -= 1;
       }
-    }
+    });
     // Evicting is always safe, so removals go after the writes whatever their order in the batch.
     for (const keyId of reply.removedKeyIds) this.cache.delete(keyId);
     batch.forEach((queued, index) => queued.settlement.resolve(reply.outcomes[index] ?? 0));
@@ -548,9 +549,9 @@ export class SqliteStore implements ReplicaStore {
    * Caches the record a write committed. A later write of the key is still pending and answers
    * reads until its own commit updates the cache, so this one only has to evict the stale entry.
    */
-  private cacheCommittedWrite(queued: QueuedOperation): void {
+  private cacheCommittedWrite(queued: QueuedOperation, applied: boolean): void {
     const keyId = queued.keyId!;
-    if (this.pending.get(keyId)?.sequence === queued.sequence && this.cache.enabled) {
+    if (applied && this.pending.get(keyId)?.sequence === queued.sequence && this.cache.enabled) {
       this.cache.put(keyId, compactRecord(queued.record!));
     } else {
       this.cache.delete(keyId);

@@ -85,3 +85,35 @@ test('a hinted overwrite of a key already hinted for the target is taken at the 
   expect(store.read(Buffer.from('a'))?.versions[0].value.toString()).toBe('2');
   database.close();
 });
+
+test('a merge only into a present copy does not re-create a copy a queued removal deletes', async () => {
+  // Proves the reaper's merge into a fallback copy cannot leave a copy behind that handoff dropped.
+  const env = new ManualEnv(nowMs);
+  const database = new Database(':memory:');
+  const store = openInlineStore({ database, env, commitDelayMs: () => 1, buckets });
+  const copy = record('copy', [version('v')]);
+  const written = store.write(copy, { hintFor: 'primary:1' });
+  env.advance(1);
+  await written;
+  const hash = store.committedRecord(copy.key)!.hash;
+  // Handoff's removal is queued first; the merge, decided on what reads still show, after it.
+  const handedOff = store.handedOff('primary:1', true, [{ key: copy.key, expectedHash: hash }]);
+  expect(store.read(copy.key)).toBeDefined();
+  const merged = store.write(record('copy', [version('v'), version('w', 2)]), { onlyIfPresent: true });
+  env.advance(1);
+  await Promise.all([handedOff, merged]);
+  expect(store.read(copy.key)).toBeUndefined();
+  expect(store.committedRecord(copy.key)).toBeUndefined();
+  expect(store.hintCounts()).toEqual([]);
+  // Without the removal, the same merge applies.
+  const kept = record('kept', [version('v')]);
+  const keptWritten = store.write(kept);
+  env.advance(1);
+  await keptWritten;
+  const keptMerge = store.write(record('kept', [version('w', 2)]), { onlyIfPresent: true });
+  env.advance(1);
+  await keptMerge;
+  expect(store.read(kept.key)?.versions.map((v) => v.value.toString())).toEqual(['w']);
+  await store.close();
+  database.close();
+});

@@ -12,9 +12,10 @@ describe('sqlite commit batches', () => {
         itemBytes: 104,
         versionsBlob: Buffer.from(Array.from({ length: 256 }, (_, index) => index)),
         hintTarget: 'n2.example:11011',
+        onlyIfPresent: false,
       },
       { kind: 'removeAll' },
-      { kind: 'write', key: Buffer.from('k'), bucket: 0, deadAtMs: null, itemBytes: null, versionsBlob: Buffer.from([1]), hintTarget: null },
+      { kind: 'write', key: Buffer.from('k'), bucket: 0, deadAtMs: null, itemBytes: null, versionsBlob: Buffer.from([1]), hintTarget: null, onlyIfPresent: true },
       { kind: 'purge', deadBeforeMs: 1_700_000_000_000, limit: 500 },
       { kind: 'reap', items: [{ key: Buffer.from('a'), expectedHash: 2 ** 53 - 1 }, { key: Buffer.from([0]), expectedHash: 0 }] },
       { kind: 'deferReap', untilMs: 1_700_000_060_000, items: [{ key: Buffer.from('b'), expectedHash: 12345 }] },
@@ -36,6 +37,7 @@ describe('sqlite commit batches', () => {
       itemBytes: 8,
       versionsBlob: Buffer.from('blob'),
       hintTarget: 'ü:1',
+      onlyIfPresent: false,
     };
     // kind, four numbers, two lengths, key, blob, and the target's length and UTF-8 bytes.
     expect(encodeBatch([write]).byteLength).toBe(1 + 4 * 8 + 2 * 4 + 3 + 4 + 4 + Buffer.byteLength('ü:1'));
