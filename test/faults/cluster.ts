@@ -4,9 +4,14 @@
  * and reaches the nodes at their namespace addresses. Plain Node (no jest).
  */
 import net from 'node:net';
-import { allUp, statusPollMsDefault, type StatusMember } from '../support/cluster';
+import {
+  allUp,
+  pollStatusAt as pollStatusAtAddress,
+  statusAt as statusAtAddress,
+  statusPollMsDefault,
+  type StatusMember,
+} from '../support/cluster';
 import { runKai } from '../support/process';
-import { delay } from '../support/servers';
 
 /** A node as these helpers need it: its internal API address (id) and where clients connect. */
 export interface ReachableNode {
@@ -15,40 +20,25 @@ export interface ReachableNode {
   readonly memcachePort: number;
 }
 
-/** Bounds a status poll by attempts as well as time; each attempt is a process start (~100 ms). */
-const statusPollAttemptsMax = 500;
 /** One request and its reply; the coordinator's own quorum timeout is 5 s, so its answer fits. */
 export const requestTimeoutMsDefault = 8_000;
 /** The replies here are one small value or a status line; more is not a reply to us. */
 const replyBytesMax = 64 * 1024;
 
-/**
- * The member list `node` answers to `kai status --json`. Throws when the command fails or prints
- * anything but `{"members": [...]}`.
- */
-export async function statusAt(node: ReachableNode, cwd: string): Promise<StatusMember[]> {
-  const run = await runKai(['status', '--node', node.id, '--json'], { cwd });
-  if (run.code !== 0 || run.stderr !== '') throw new Error(`kai status --node ${node.id} exited ${run.code}: ${run.stderr}`);
-  const parsed = JSON.parse(run.stdout) as { members?: StatusMember[] };
-  if (Object.keys(parsed).length !== 1 || !Array.isArray(parsed.members)) throw new Error(`kai status printed ${run.stdout}`);
-  return parsed.members;
+/** The member list `node` answers to `kai status --json`. */
+export function statusAt(node: ReachableNode, cwd: string): Promise<StatusMember[]> {
+  return statusAtAddress(node.id, cwd);
 }
 
 /** Polls `kai status` on `node` until `accept` holds, for at most `timeoutMs`; returns the last answer. */
-export async function pollStatusAt(
+export function pollStatusAt(
   node: ReachableNode,
   accept: (members: StatusMember[]) => boolean,
   timeoutMs: number,
   cwd: string,
   pollMs = statusPollMsDefault,
 ): Promise<StatusMember[]> {
-  const deadlineMs = Date.now() + timeoutMs;
-  let members = await statusAt(node, cwd);
-  for (let attempts = 1; !accept(members) && attempts < statusPollAttemptsMax && Date.now() < deadlineMs; attempts++) {
-    await delay(pollMs);
-    members = await statusAt(node, cwd);
-  }
-  return members;
+  return pollStatusAtAddress(node.id, accept, timeoutMs, cwd, pollMs);
 }
 
 /** Tells the first node about each other one, then waits until every node sees every member up. */

@@ -99,32 +99,51 @@ export function statuses(members: readonly StatusMember[]): Record<string, strin
   return Object.fromEntries(members.map((member) => [member.id, member.status]));
 }
 
+/** Polls of one `kai status` at most, whatever the timeout: each is a process start. */
+export const statusPollAttemptsMax = 1000;
+
 /**
- * The member list the node at internal port `port` answers to `kai status --json`. Throws when
- * the command fails or prints anything but `{"members": [...]}`.
+ * The member list the node at internal address `address` (host:port) answers to `kai status
+ * --json`. Throws when the command fails or prints anything but `{"members": [...]}`.
  */
-export async function statusOf(port: number, cwd: string): Promise<StatusMember[]> {
-  const run = await runKai(['status', '--node', `${loopbackHost}:${port}`, '--json'], { cwd });
-  if (run.code !== 0 || run.stderr !== '') throw new Error(`kai status of port ${port} exited ${run.code}: ${run.stderr}`);
+export async function statusAt(address: string, cwd: string): Promise<StatusMember[]> {
+  const run = await runKai(['status', '--node', address, '--json'], { cwd });
+  if (run.code !== 0 || run.stderr !== '') throw new Error(`kai status --node ${address} exited ${run.code}: ${run.stderr}`);
   const parsed = JSON.parse(run.stdout) as { members?: StatusMember[] };
   const keys = Object.keys(parsed);
   if (keys.length !== 1 || !Array.isArray(parsed.members)) throw new Error(`kai status printed ${run.stdout}`);
   return parsed.members;
 }
 
-/** Polls `kai status` until `accept` holds, for at most `timeoutMs`; returns the last answer. */
-export async function pollStatus(
-  port: number,
+/** Polls `kai status` at `address` until `accept` holds, for at most `timeoutMs`; returns the last answer. */
+export async function pollStatusAt(
+  address: string,
   accept: (members: StatusMember[]) => boolean,
   timeoutMs: number,
   cwd: string,
   pollMs = statusPollMsDefault,
 ): Promise<StatusMember[]> {
   const deadlineMs = Date.now() + timeoutMs;
-  let members = await statusOf(port, cwd);
-  while (!accept(members) && Date.now() < deadlineMs) {
+  let members = await statusAt(address, cwd);
+  for (let attempts = 1; !accept(members) && attempts < statusPollAttemptsMax && Date.now() < deadlineMs; attempts++) {
     await delay(pollMs);
-    members = await statusOf(port, cwd);
+    members = await statusAt(address, cwd);
   }
   return members;
+}
+
+/** statusAt for a node on 127.0.0.1 with internal port `port`. */
+export function statusOf(port: number, cwd: string): Promise<StatusMember[]> {
+  return statusAt(`${loopbackHost}:${port}`, cwd);
+}
+
+/** pollStatusAt for a node on 127.0.0.1 with internal port `port`. */
+export function pollStatus(
+  port: number,
+  accept: (members: StatusMember[]) => boolean,
+  timeoutMs: number,
+  cwd: string,
+  pollMs = statusPollMsDefault,
+): Promise<StatusMember[]> {
+  return pollStatusAt(`${loopbackHost}:${port}`, accept, timeoutMs, cwd, pollMs);
 }
