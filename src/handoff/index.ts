@@ -14,13 +14,16 @@ import type { Logger } from '../log';
 import { Pacer } from '../limits/pacer';
 import type { StoreItem } from '../coordinator/replica';
 import { batchesOf, versionsWireBytes } from '../coordinator/wire';
-import type { HintCount, KeyAtHash, PendingHint } from '../storage/sqlite';
+import type { HashedRecord, HintCount, KeyAtHash, PendingHint } from '../storage/sqlite';
 
 /** What handoff needs from the node's store. */
 export interface HintStore {
   hintCounts(): HintCount[];
   hintsFor(target: string, afterKey: Buffer, limit: number): PendingHint[];
   handedOff(target: string, dropCopy: boolean, items: readonly KeyAtHash[]): Promise<number>;
+  readonly tree: { bucketsHoldingKeys(): number[] };
+  unhintedInBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[];
+  reap(items: readonly KeyAtHash[]): Promise<number>;
 }
 
 /** What handoff needs of a target node. */
@@ -37,6 +40,8 @@ export interface HandoffOptions {
   readonly peerOf: (nodeId: string) => HandoffPeer;
   /** Whether this node is, under the current ring, a primary of `bucket`: its copy then stays. */
   readonly isPrimaryHere: (bucket: number) => boolean;
+  /** The bucket's primaries under the current ring. */
+  readonly primariesOf: (bucket: number) => readonly string[];
   /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
   readonly ready?: () => boolean;
   readonly keysPerSecond: number;
@@ -58,14 +63,20 @@ export interface HandoffCounters {
   hintsDelivered: number;
   /** Batches a target failed to take; they are tried again on a later round. */
   deliveryFailures: number;
+  /**
+   * Copies without a hint of buckets this node is not a primary of, handed to the primaries and
+   * removed here (written while this node's view of the ring was incomplete).
+   */
+  straysReleased: number;
 }
 
 export class Handoff {
-  readonly counters: HandoffCounters = { hintsDelivered: 0, deliveryFailures: 0 };
+  readonly counters: HandoffCounters = { hintsDelivered: 0, deliveryFailures: 0, straysReleased: 0 };
   private readonly delivering = new Set<string>();
   private readonly pacer: Pacer;
   private timer: TimerHandle | undefined;
   private stopped = false;
+  private releasing = false;
 
   constructor(private readonly options: HandoffOptions) {
     this.pacer = new Pacer(options.env, options.keysPerSecond, options.bytesPerSecond);
@@ -89,10 +100,50 @@ export class Handoff {
   deliverDue(): void {
     if (this.stopped || this.options.ready?.() === false) return;
     for (const { target, count } of this.options.store.hintCounts()) {
-      if (this.delivering.size >= handoffTargetsInFlightMax) return;
+      if (this.delivering.size >= handoffTargetsInFlightMax) break;
       if (count === 0 || this.delivering.has(target) || !this.options.isUp(target)) continue;
       this.delivering.add(target);
       void this.deliver(target).finally(() => this.delivering.delete(target));
+    }
+    if (!this.releasing) {
+      this.releasing = true;
+      void this.releaseStrays().finally(() => {
+        this.releasing = false;
+      });
+    }
+  }
+
+  /**
+   * A copy without a hint in a bucket this node is not a primary of was written while its view of
+   * the ring was incomplete (a node restarted on an empty data dir, cut off from its seeds, places
+   * keys on the members it knows). Such copies go to the bucket's primaries, all of which must be
+   * up and commit them, and are then removed here, each only if it did not change meanwhile.
+   */
+  private async releaseStrays(): Promise<void> {
+    const { store } = this.options;
+    try {
+      for (const bucket of store.tree.bucketsHoldingKeys()) {
+        if (this.stopped || this.options.ready?.() === false) return;
+        if (this.options.isPrimaryHere(bucket)) continue;
+        const primaries = this.options.primariesOf(bucket);
+        if (primaries.length === 0 || !primaries.every((node) => this.options.isUp(node))) continue;
+        // Each step starts after the last key of the one before, so the walk ends.
+        for (let afterKey: Buffer = Buffer.alloc(0); ; ) {
+          const records = store.unhintedInBucket(bucket, afterKey, hintsPerBatchMax);
+          if (records.length === 0) break;
+          afterKey = records[records.length - 1].key;
+          for (const batch of batchesOf(records, (record) => versionsWireBytes(record.versions) + record.key.length, handoffBatchBytesMax, hintsPerBatchMax)) {
+            await this.pacer.pace(batch.length, batch.reduce((sum, record) => sum + versionsWireBytes(record.versions), 0));
+            if (this.stopped) return;
+            await Promise.all(primaries.map((node) => this.options.peerOf(node).storeMany(batch, this.options.requestTimeoutMs)));
+            this.counters.straysReleased += await store.reap(batch.map((record) => ({ key: record.key, expectedHash: record.hash })));
+          }
+        }
+      }
+    } catch (error) {
+      this.counters.deliveryFailures++;
+      const detail = error instanceof KaiError ? error.message : String(error);
+      this.options.log.info({ detail }, 'handing off copies of buckets this node does not own paused');
     }
   }
 

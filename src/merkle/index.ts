@@ -111,6 +111,13 @@ export class MerkleForest {
     leaves[segment] = xorHash(leaves[segment], change);
   }
 
+  /** Buckets that hold at least one key (a bucket whose keys all went has an all-zero tree). */
+  bucketsHoldingKeys(): number[] {
+    const held: number[] = [];
+    for (const [bucket, leaves] of this.leavesByBucket) if (leaves.some((leaf) => leaf !== 0)) held.push(bucket);
+    return held.sort((a, b) => a - b);
+  }
+
   /** Forgets every key: after a removal of all data. */
   clear(): void {
     this.leavesByBucket.clear();

@@ -22,7 +22,7 @@ import { Handoff } from '../handoff';
 import type { Logger } from '../log';
 import { findMember, isUp, ringMembers, seedsAwaited, type MembershipState } from '../membership';
 import { effectiveQuorum } from '../quorum';
-import { buildRing, isPrimary, type Ring } from '../ring';
+import { buildRing, isPrimary, preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
 import type { RequestRoutes } from '../rpc/router';
 import type { Transport } from '../rpc/transport';
@@ -159,6 +159,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     isUp: memberIsUp,
     peerOf: remoteOf,
     isPrimaryHere: (bucket) => isPrimary(ring(), bucket, replicas(), nodeId),
+    primariesOf: (bucket) => preferenceList(ring(), bucket, replicas()),
     ready,
     keysPerSecond: settings.handoffKeysPerSecond,
     bytesPerSecond: settings.handoffBytesPerSecond,

@@ -119,6 +119,7 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['hints_refused', store.hintsRefused],
       ['handoff_copies_dropped', store.copiesDropped],
       ['handoff_failures', handoff.counters.deliveryFailures],
+      ['handoff_strays_released', handoff.counters.straysReleased],
       ['anti_entropy_exchanges', antiEntropy.counters.exchanges],
       ['anti_entropy_failures', antiEntropy.counters.exchangeFailures],
       ['anti_entropy_buckets_differing', antiEntropy.counters.bucketsDiffering],

@@ -46,6 +46,7 @@ export class StoreQueries {
   private readonly hintsOf: Database.Statement<[string, Buffer, number], RecordRow | { key: Buffer; bucket: null; versions: null; hash: null }>;
   private readonly reapCandidatesStatement: Database.Statement<[number, number, number], RecordRow>;
   private readonly segmentKeysStatement: Database.Statement<[number, number, number], KeyHash>;
+  private readonly unhintedInBucketStatement: Database.Statement<[number, Buffer, number], RecordRow>;
   private readonly treeRowsStatement: Database.Statement<[], { bucket: number; segment: number; hash: number }>;
   private readonly committedRecordStatement: Database.Statement<[Buffer], RecordRow>;
 
@@ -63,6 +64,11 @@ export class StoreQueries {
     );
     this.segmentKeysStatement = db.prepare(
       'SELECT key, key_hash AS hash FROM items WHERE bucket = ? AND segment = ? ORDER BY key LIMIT ?',
+    );
+    this.unhintedInBucketStatement = db.prepare(
+      `SELECT key, bucket, versions, key_hash AS hash FROM items
+        WHERE bucket = ? AND key > ? AND NOT EXISTS (SELECT 1 FROM hints WHERE hints.key = items.key)
+        ORDER BY key LIMIT ?`,
     );
     this.treeRowsStatement = db.prepare('SELECT bucket, segment, key_hash AS hash FROM items');
     this.committedRecordStatement = db.prepare('SELECT key, bucket, versions, key_hash AS hash FROM items WHERE key = ?');
@@ -87,6 +93,11 @@ export class StoreQueries {
   /** The keys of one segment of a bucket with their hashes, in key order, at most `limit`. */
   segmentKeys(bucket: number, segment: number, limit: number): KeyHash[] {
     return this.segmentKeysStatement.all(bucket, segment, limit);
+  }
+
+  /** Up to `limit` records of `bucket` that hold no hint, in key order after `afterKey`. */
+  unhintedInBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
+    return this.unhintedInBucketStatement.all(bucket, afterKey, limit).map(hashedRecordOf);
   }
 
   /** The record as committed, with its hash. */

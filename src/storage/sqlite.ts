@@ -361,6 +361,11 @@ export class SqliteStore implements ReplicaStore {
     return this.queries.segmentKeys(bucket, segment, limit);
   }
 
+  /** Up to `limit` committed records of `bucket` that hold no hint, in key order after `afterKey`. */
+  unhintedInBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
+    return this.queries.unhintedInBucket(bucket, afterKey, limit);
+  }
+
   committedRecord(key: Buffer): HashedRecord | undefined {
     return this.queries.committedRecord(key);
   }

@@ -447,3 +447,19 @@ describe('MerkleForest', () => {
     expect(() => forest.nodeHash(0, 0, 1)).toThrow(/assertion failed/);
   });
 });
+
+describe('MerkleForest.bucketsHoldingKeys', () => {
+  test('names the buckets whose trees are not all zero, in order', () => {
+    // Proves handoff can find the buckets a node holds copies of without reading its file.
+    const forest = new MerkleForest(64);
+    forest.apply(9, 3, 0x1234);
+    forest.apply(2, 0, 0x55);
+    forest.apply(40, 1, 0x77);
+    expect(forest.bucketsHoldingKeys()).toEqual([2, 9, 40]);
+    // The key of bucket 40 leaves: its tree is all zero again, and it holds nothing.
+    forest.apply(40, 1, 0x77);
+    expect(forest.bucketsHoldingKeys()).toEqual([2, 9]);
+    forest.clear();
+    expect(forest.bucketsHoldingKeys()).toEqual([]);
+  });
+});

@@ -317,6 +317,21 @@ describe('hints', () => {
   });
 });
 
+describe('unhintedInBucket', () => {
+  test('pages a bucket\'s records that hold no hint, in key order', async () => {
+    // Proves handoff reads exactly the copies it may hand to a bucket's primaries and remove.
+    const store = open();
+    const inBucket = (key: string): StoredRecord => ({ key: Buffer.from(key), bucket: 5, versions: [version(key)] });
+    await Promise.all([store.write(inBucket('b')), store.write(inBucket('a')), store.write(inBucket('c'), { hintFor: 'primary:1' })]);
+    await store.write({ key: Buffer.from('elsewhere'), bucket: 6, versions: [version('e')] });
+    const first = store.unhintedInBucket(5, Buffer.alloc(0), 1);
+    expect(first.map((found) => found.key.toString())).toEqual(['a']);
+    expect(first[0].hash).toBe(hashOf(inBucket('a')));
+    expect(store.unhintedInBucket(5, first[0].key, 10).map((found) => found.key.toString())).toEqual(['b']);
+    expect(store.tree.bucketsHoldingKeys()).toEqual([5, 6]);
+  });
+});
+
 describe('handedOff', () => {
   test('removes a hint only while the record still has the hash that was sent', async () => {
     // Proves a write committed after the copy was sent keeps the hint, so the newer copy is delivered too.
