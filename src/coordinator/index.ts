@@ -252,10 +252,19 @@ export class Coordinator {
     }
   }
 
-  /** Coordinates a write a peer forwarded: never forwarded again, so a write cannot loop. */
-  coordinate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Coordinated<K>> {
+  /**
+   * Coordinates a write a peer forwarded. Never forwarded again, so a write cannot loop; and
+   * refused when this node is not one of the key's replicas by its own view (the two nodes' views
+   * of membership differ): it must not count itself toward W for a key it does not replicate.
+   */
+  async coordinate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Coordinated<K>> {
+    const placement = this.place(key);
+    if (!this.localTarget(placement)) {
+      this.counters.writeQuorumUnmet++;
+      throw unmet(`write ${placement.w} of ${placement.n}: forwarded to ${this.options.nodeId}, not a replica of the key in its view`);
+    }
     this.counters.writesCoordinatedForPeers++;
-    return this.coordinateHere(key, spec, this.place(key));
+    return this.coordinateHere(key, spec, placement);
   }
 
   /**

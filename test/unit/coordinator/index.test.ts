@@ -352,3 +352,28 @@ describe('siblings and contexts', () => {
     expect(new Map(coordinator.statistics()).get('conflict_resolution')).toBe('lww');
   });
 });
+
+describe('a forwarded write', () => {
+  // A node asked to coordinate a key it does not replicate by its own view refuses, writes
+  // nothing, and so never counts itself toward W (the forwarding node's view was different).
+  test('is refused by a node that is not one of the key\'s replicas', async () => {
+    const { ring, replicas, stores, env } = cluster(['node-a', 'node-b', 'node-c'], { n: 2, r: 1, w: 1 });
+    const outsider = ['node-a', 'node-b', 'node-c'].find((id) => !preferenceList(ring, bucketOfKey(key, ring.config.buckets), 2).includes(id))!;
+    const coordinator = new Coordinator({
+      nodeId: outsider,
+      env,
+      ring: () => ring,
+      replicaOf: (id) => replicas.get(id)!,
+      quorum: { n: 2, r: 1, w: 1 },
+      requestTimeoutMs,
+    });
+    const refusal = await coordinator.coordinate(key, set('v')).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expectQuorumUnmet(refusal);
+    expect((refusal as KaiError).detail).toBe(`write 1 of 2: forwarded to ${outsider}, not a replica of the key in its view`);
+    for (const store of stores.values()) expect(store.read(key)).toBeUndefined();
+    expect(coordinator.counters.writesCoordinatedForPeers).toBe(0);
+  });
+});
