@@ -16,13 +16,13 @@ import type { Logger } from '../log';
 import { Pacer } from '../limits/pacer';
 import { childrenOf, differingPositions, type MerkleForest } from '../merkle';
 import { coversAll } from '../quorum/get';
-import { preferenceList, type Ring } from '../ring';
+import type { Ring } from '../ring';
 import type { RpcReply, RpcRequest } from '../rpc/messages';
 import type { StoreItem } from '../coordinator/replica';
-import { batchesOf, versionsWireBytes } from '../coordinator/wire';
+import { batchesOf, versionsBytesOf } from '../coordinator/wire';
 import type { Version } from '../storage/record';
 import type { KeyHash } from '../storage/sqlite-queries';
-import { exchangePartners, keysToReconcile, sharedBuckets } from './plan';
+import { exchangePartners, keysToReconcile, sharedBuckets, sharesBucket } from './plan';
 
 /** What anti-entropy needs from the node's store. */
 export interface TreeStore {
@@ -214,12 +214,11 @@ export class AntiEntropy {
     }
   }
 
-  /** Walks down a bucket's tree where it differs from the peer's, then reconciles those segments' keys. */
   private stillShared(bucket: number, peerId: string): boolean {
-    const primaries = preferenceList(this.options.ring(), bucket, this.options.replicas());
-    return primaries.includes(this.options.nodeId) && primaries.includes(peerId);
+    return sharesBucket(this.options.ring(), this.options.replicas(), this.options.nodeId, peerId, bucket);
   }
 
+  /** Walks down a bucket's tree where it differs from the peer's, then reconciles those segments' keys. */
   private async reconcileBucket(peer: ExchangePeer, peerId: string, bucket: number): Promise<void> {
     const { tree } = this.options.store;
     const timeoutMs = this.options.requestTimeoutMs;
@@ -257,22 +256,21 @@ export class AntiEntropy {
       const answered = remaining.slice(0, fetched.length);
       remaining = remaining.slice(fetched.length);
       const incoming = answered.map((key, index) => ({ key, bucket, versions: fetched[index] }));
-      await this.pacer.pace(0, incoming.reduce((sum, item) => sum + versionsWireBytes(item.versions), 0));
+      await this.pacer.pace(0, versionsBytesOf(incoming));
       await local.storeMany(incoming.filter((item) => item.versions.length > 0));
       this.counters.keysFetched += incoming.length;
       const lacking = incoming
         .map((item) => ({ key: item.key, bucket, versions: local.fetchNow(item.key), theirs: item.versions }))
         .filter((item) => item.versions.length > 0 && !coversAll(item.theirs, item.versions))
         .map(({ key, versions }): StoreItem => ({ key, bucket, versions }));
-      for (const batch of batchesOf(lacking, (item) => versionsWireBytes(item.versions) + item.key.length, reconcileBatchBytesMax, keysPerReconcileBatchMax)) {
-        await this.pacer.pace(0, batch.reduce((sum, item) => sum + versionsWireBytes(item.versions), 0));
+      for (const batch of batchesOf(lacking, reconcileBatchBytesMax, keysPerReconcileBatchMax)) {
+        await this.pacer.pace(0, versionsBytesOf(batch));
         if (this.stopped || !this.stillShared(bucket, peerId)) return;
         await peer.storeMany(batch, timeoutMs);
         this.counters.keysPushed += batch.length;
       }
     }
   }
-
 
   /** Answers a peer's exchange requests; a malformed one is KAI_BAD_FRAME. */
   handle(request: TreeRequest): RpcReply {

@@ -5,13 +5,16 @@
 import { preferenceList, type Ring } from '../ring';
 import type { KeyHash } from '../storage/sqlite-queries';
 
+/** Whether the bucket's first `n` members include both `self` and `peer`. */
+export function sharesBucket(ring: Ring, n: number, self: string, peer: string, bucket: number): boolean {
+  const primaries = preferenceList(ring, bucket, n);
+  return primaries.includes(self) && primaries.includes(peer);
+}
+
 /** Buckets whose first `n` members include both `self` and `peer`: the ones they must agree on. */
 export function sharedBuckets(ring: Ring, n: number, self: string, peer: string): number[] {
   const shared: number[] = [];
-  for (let bucket = 0; bucket < ring.config.buckets; bucket++) {
-    const primaries = preferenceList(ring, bucket, n);
-    if (primaries.includes(self) && primaries.includes(peer)) shared.push(bucket);
-  }
+  for (let bucket = 0; bucket < ring.config.buckets; bucket++) if (sharesBucket(ring, n, self, peer, bucket)) shared.push(bucket);
   return shared;
 }
 

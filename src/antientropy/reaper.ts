@@ -24,7 +24,7 @@ import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import type { Logger } from '../log';
 import type { StoreItem } from '../coordinator/replica';
-import { batchesOf, versionsWireBytes } from '../coordinator/wire';
+import { batchesOf } from '../coordinator/wire';
 import { preferenceList, type Ring } from '../ring';
 import type { HashedRecord, KeyAtHash } from '../storage/sqlite';
 
@@ -119,18 +119,21 @@ export class Reaper {
       // Every member the bucket's preference order names: the primaries and their stand-ins.
       const others = ring.successors[record.bucket].filter((node) => node !== options.nodeId);
       othersOf.set(record, others);
-      // A copy of a key this node is no longer a primary of waits for the ring's new owners.
+      // A copy of a key this node is not a primary of is handoff's to move to the primaries.
       if (!primaries.includes(options.nodeId) || others.some((node) => !options.isUp(node))) {
         blocked.add(record);
         continue;
       }
-      for (const node of others) byPeer.set(node, [...(byPeer.get(node) ?? []), record]);
+      for (const node of others) {
+        const records = byPeer.get(node);
+        if (records === undefined) byPeer.set(node, [record]);
+        else records.push(record);
+      }
     }
     const confirmedBy = new Map<HashedRecord, number>();
     await Promise.all(
       [...byPeer].map(async ([node, records]) => {
-        const bytesOf = (record: HashedRecord): number => versionsWireBytes(record.versions) + record.key.length;
-        for (const batch of batchesOf(records, bytesOf, reapBatchBytesMax, records.length)) {
+        for (const batch of batchesOf(records, reapBatchBytesMax, records.length)) {
           try {
             await options.peerOf(node).storeMany(batch, options.requestTimeoutMs, true);
             for (const record of batch) confirmedBy.set(record, (confirmedBy.get(record) ?? 0) + 1);

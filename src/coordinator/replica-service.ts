@@ -12,7 +12,7 @@ import type { Coordinator } from './index';
 import type { LocalReplica } from './replica';
 import { siblingsMaxLimit } from './siblings';
 import { outcomeToWire, type SpecKind, type SpecOf } from './specs';
-import { versionsFromWire, versionsToWire, versionsWireBytes, versionToWire } from './wire';
+import { itemWireBytes, versionsFromWire, versionsToWire, versionToWire } from './wire';
 
 export type ReplicaRequest = Extract<
   RpcRequest,
@@ -112,7 +112,7 @@ export class ReplicaService {
     let bytes = 0;
     for (const key of keys) {
       const versions = this.options.local.fetchNow(key);
-      bytes += versionsWireBytes(versions) + key.length;
+      bytes += itemWireBytes({ key, versions });
       if (items.length > 0 && bytes > bytesMax) break;
       items.push(versionsToWire(versions));
     }

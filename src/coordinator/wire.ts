@@ -77,16 +77,34 @@ export function versionsWireBytes(versions: readonly Version[]): number {
   return bytes;
 }
 
+/** A key with its versions, as batches of stores and fetches carry them. */
+interface KeyedVersions {
+  readonly key: Buffer;
+  readonly versions: readonly Version[];
+}
+
+/** What one key and its versions take in a frame (versionsWireBytes plus the key). */
+export function itemWireBytes(item: KeyedVersions): number {
+  return versionsWireBytes(item.versions) + item.key.length;
+}
+
+/** The versions' share of a batch: what the bytes-per-second budgets of background work count. */
+export function versionsBytesOf(items: readonly KeyedVersions[]): number {
+  let bytes = 0;
+  for (const item of items) bytes += versionsWireBytes(item.versions);
+  return bytes;
+}
+
 /**
  * Cuts items into batches of at most `itemsMax` items and about `bytesMax` bytes each, in order.
  * An item larger than `bytesMax` on its own makes a batch of one: any one key fits a frame.
  */
-export function batchesOf<T>(items: readonly T[], bytesOf: (item: T) => number, bytesMax: number, itemsMax: number): T[][] {
+export function batchesOf<T extends KeyedVersions>(items: readonly T[], bytesMax: number, itemsMax: number): T[][] {
   const batches: T[][] = [];
   let batch: T[] = [];
   let batchBytes = 0;
   for (const item of items) {
-    const bytes = bytesOf(item);
+    const bytes = itemWireBytes(item);
     if (batch.length > 0 && (batchBytes + bytes > bytesMax || batch.length >= itemsMax)) {
       batches.push(batch);
       batch = [];

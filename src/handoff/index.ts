@@ -13,7 +13,7 @@ import { KaiError } from '../errors';
 import type { Logger } from '../log';
 import { Pacer } from '../limits/pacer';
 import type { StoreItem } from '../coordinator/replica';
-import { batchesOf, versionsWireBytes } from '../coordinator/wire';
+import { batchesOf, versionsBytesOf } from '../coordinator/wire';
 import type { HashedRecord, HintCount, KeyAtHash, PendingHint } from '../storage/sqlite';
 
 /** What handoff needs from the node's store. */
@@ -38,9 +38,8 @@ export interface HandoffOptions {
   /** Whether the membership holds the node up: hints wait for their target to be up. */
   readonly isUp: (nodeId: string) => boolean;
   readonly peerOf: (nodeId: string) => HandoffPeer;
-  /** Whether this node is, under the current ring, a primary of `bucket`: its copy then stays. */
-  readonly isPrimaryHere: (bucket: number) => boolean;
-  /** The bucket's primaries under the current ring. */
+  readonly nodeId: string;
+  /** The bucket's primaries under the current ring: a copy of a bucket this node is one of stays. */
   readonly primariesOf: (bucket: number) => readonly string[];
   /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
   readonly ready?: () => boolean;
@@ -91,6 +90,10 @@ export class Handoff {
     this.timer?.cancel();
   }
 
+  private isPrimaryHere(bucket: number): boolean {
+    return this.options.primariesOf(bucket).includes(this.options.nodeId);
+  }
+
   /** Targets delivering now. */
   get targetsInFlight(): number {
     return this.delivering.size;
@@ -124,7 +127,7 @@ export class Handoff {
     try {
       for (const bucket of store.tree.bucketsHoldingKeys()) {
         if (this.stopped || this.options.ready?.() === false) return;
-        if (this.options.isPrimaryHere(bucket)) continue;
+        if (this.isPrimaryHere(bucket)) continue;
         const primaries = this.options.primariesOf(bucket);
         if (primaries.length === 0 || !primaries.every((node) => this.options.isUp(node))) continue;
         // Each step starts after the last key of the one before, so the walk ends.
@@ -132,8 +135,8 @@ export class Handoff {
           const records = store.unhintedInBucket(bucket, afterKey, hintsPerBatchMax);
           if (records.length === 0) break;
           afterKey = records[records.length - 1].key;
-          for (const batch of batchesOf(records, (record) => versionsWireBytes(record.versions) + record.key.length, handoffBatchBytesMax, hintsPerBatchMax)) {
-            await this.pacer.pace(batch.length, batch.reduce((sum, record) => sum + versionsWireBytes(record.versions), 0));
+          for (const batch of batchesOf(records, handoffBatchBytesMax, hintsPerBatchMax)) {
+            await this.pacer.pace(batch.length, versionsBytesOf(batch));
             if (this.stopped) return;
             await Promise.all(primaries.map((node) => this.options.peerOf(node).storeMany(batch, this.options.requestTimeoutMs)));
             this.counters.straysReleased += await store.reap(batch.map((record) => ({ key: record.key, expectedHash: record.hash })));
@@ -170,13 +173,12 @@ export class Handoff {
   private async deliverBatch(target: string, hints: readonly PendingHint[]): Promise<void> {
     const gone = hints.filter((hint) => hint.record === undefined).map((hint) => ({ key: hint.key, expectedHash: -1 }));
     const withCopies = hints.flatMap((hint) => (hint.record === undefined ? [] : [hint.record]));
-    for (const batch of batchesOf(withCopies, (record) => versionsWireBytes(record.versions) + record.key.length, handoffBatchBytesMax, hintsPerBatchMax)) {
-      const bytes = batch.reduce((sum, record) => sum + versionsWireBytes(record.versions), 0);
-      await this.pacer.pace(batch.length, bytes);
+    for (const batch of batchesOf(withCopies, handoffBatchBytesMax, hintsPerBatchMax)) {
+      await this.pacer.pace(batch.length, versionsBytesOf(batch));
       if (this.stopped) return;
       await this.options.peerOf(target).storeMany(batch, this.options.requestTimeoutMs);
-      const dropped = batch.filter((record) => !this.options.isPrimaryHere(record.bucket));
-      const kept = batch.filter((record) => this.options.isPrimaryHere(record.bucket));
+      const dropped = batch.filter((record) => !this.isPrimaryHere(record.bucket));
+      const kept = batch.filter((record) => this.isPrimaryHere(record.bucket));
       const toKeyAtHash = (record: { key: Buffer; hash: number }): KeyAtHash => ({ key: record.key, expectedHash: record.hash });
       const deliveredDropping = await this.options.store.handedOff(target, true, dropped.map(toKeyAtHash));
       const deliveredKeeping = await this.options.store.handedOff(target, false, kept.map(toKeyAtHash));

@@ -221,11 +221,6 @@ export function annotatedPreferenceList(
   return { primaries, targets };
 }
 
-/** Whether `node` is one of the bucket's `n` primaries. */
-export function isPrimary(ring: Ring, bucket: number, n: number, node: string): boolean {
-  return preferenceList(ring, bucket, n).includes(node);
-}
-
 /** The fraction of buckets for which each member is the first replica. */
 export function ownership(ring: Ring): Map<string, number> {
   const owned = new Map<string, number>(ring.members.map((m) => [m.id, 0]));

@@ -22,7 +22,7 @@ import { Handoff } from '../handoff';
 import type { Logger } from '../log';
 import { findMember, isUp, ringMembers, seedsAwaited, type MembershipState } from '../membership';
 import { effectiveQuorum } from '../quorum';
-import { buildRing, isPrimary, preferenceList, type Ring } from '../ring';
+import { buildRing, preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
 import type { RequestRoutes } from '../rpc/router';
 import type { Transport } from '../rpc/transport';
@@ -134,6 +134,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   const clusterSize = (): number => gossip.membership.members.filter((member) => member.status !== 'leaving').length;
   const replicas = (): number => effectiveQuorum(settings, Math.max(ring().members.length, clusterSize())).n;
   const ready = (): boolean => seedsAwaited(gossip.membership).length === 0;
+  const primariesOf = (bucket: number): readonly string[] => preferenceList(ring(), bucket, replicas());
   const coordinator = new Coordinator({
     nodeId,
     env,
@@ -144,10 +145,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     requestTimeoutMs: timeoutMs,
     siblings,
     clusterSize,
-    notReady: () => {
-      const awaited = seedsAwaited(gossip.membership);
-      return awaited.length === 0 ? undefined : `joining: waiting to hear from ${awaited.join(', ')}`;
-    },
+    notReady: () => (ready() ? undefined : `joining: waiting to hear from ${seedsAwaited(gossip.membership).join(', ')}`),
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
@@ -158,8 +156,8 @@ export function composeNode(parts: NodeParts): ComposedNode {
     log: log.child({ component: 'handoff' }),
     isUp: memberIsUp,
     peerOf: remoteOf,
-    isPrimaryHere: (bucket) => isPrimary(ring(), bucket, replicas(), nodeId),
-    primariesOf: (bucket) => preferenceList(ring(), bucket, replicas()),
+    nodeId,
+    primariesOf,
     ready,
     keysPerSecond: settings.handoffKeysPerSecond,
     bytesPerSecond: settings.handoffBytesPerSecond,

@@ -35,6 +35,9 @@ export const databaseFileName = 'kai.sqlite3';
  */
 export const defaultWritesPerCommitMax = 1000;
 
+/** The ring's bucket count when a store is opened without one (kai's default `--buckets`). */
+export const bucketsDefault = 1024;
+
 /** Hints one node keeps for one target node at most, by count and by bytes (key plus versions). */
 export const hintsPerTargetMaxDefault = 1_000_000;
 export const hintBytesPerTargetMaxDefault = 1024 * 1024 * 1024;
@@ -207,7 +210,7 @@ export class SqliteStore implements ReplicaStore {
   ) {
     this.filePath = filePath;
     this.env = tuning.env ?? realEnv;
-    this.buckets = tuning.buckets ?? 1024;
+    this.buckets = tuning.buckets ?? bucketsDefault;
     this.writesPerCommitMax = tuning.writesPerCommitMax ?? defaultWritesPerCommitMax;
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
     this.hintsPerTargetMax = tuning.hintsPerTargetMax ?? hintsPerTargetMaxDefault;
@@ -612,7 +615,7 @@ export class SqliteStore implements ReplicaStore {
 
 /** Opens (creating it when missing) the store in `dataDir`, committed by a worker thread. */
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  const buckets = options.buckets ?? 1024;
+  const buckets = options.buckets ?? bucketsDefault;
   fs.mkdirSync(options.dataDir, { recursive: true });
   const filePath = path.join(options.dataDir, databaseFileName);
   const db = openReadConnection(filePath, buckets);
@@ -629,7 +632,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
  * the Env's time: the simulated disk of test/sim, where a crash before the delay loses the batch.
  */
 export function openInlineStore(options: InlineStoreOptions): SqliteStore {
-  const buckets = options.buckets ?? 1024;
+  const buckets = options.buckets ?? bucketsDefault;
   prepareSchema(options.database, buckets);
   return new SqliteStore(options.database, options, undefined, (listener) =>
     new InlineCommitExecutor(options.database, buckets, options.env, options.commitDelayMs, listener),

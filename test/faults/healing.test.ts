@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { killStartedKai } from '../support/process';
 import { delay } from '../support/servers';
-import { checkRead, describeProblems, OperationHistory, type ReadProblem, type RecordedOperation } from './history';
+import { checkRead, describeProblems, OperationHistory, type ReadCheckOptions, type ReadProblem, type RecordedOperation } from './history';
 import { HealingCluster, withCluster } from './healing-cluster';
 import { MemcacheConnection, readAll } from './memcache-client';
 import { FaultNetwork, faultHostsAvailable } from './netns';
@@ -88,6 +88,30 @@ async function whereHeld(cluster: HealingCluster, keys: readonly string[]): Prom
 }
 
 /** How many `get`s a node has served since it started: proof that no client read repaired anything. */
+/**
+ * Reads every key through every node and checks each read against the history; also counts the
+ * keys the first node answered with more than one value (siblings).
+ */
+async function checkReadsEverywhere(
+  cluster: HealingCluster,
+  history: OperationHistory,
+  keys: readonly string[],
+  options: Omit<ReadCheckOptions, 'readAtMs'>,
+): Promise<{ readonly problems: ReadProblem[]; readonly siblingKeys: number }> {
+  const problems: ReadProblem[] = [];
+  let siblingKeys = 0;
+  for (const index of cluster.indexes()) {
+    const readAtMs = Date.now();
+    const found = await readAll(cluster.reachable(index), keys);
+    for (const key of keys) {
+      const values = found.get(key) ?? [];
+      if (index === 0 && values.length > 1) siblingKeys++;
+      problems.push(...checkRead(history, key, cluster.ids[index], values, { ...options, readAtMs }));
+    }
+  }
+  return { problems, siblingKeys };
+}
+
 async function getsServed(cluster: HealingCluster, index: number): Promise<number> {
   const connection = new MemcacheConnection(cluster.reachable(index));
   try {
@@ -289,17 +313,7 @@ test('a partition {1} | {2,3} with writes on both sides heals: every replica con
 
     // The two sides are two causal chains: a write supersedes only earlier writes of its own side, and the base.
     const ordered = (later: RecordedOperation, earlier: RecordedOperation): boolean => later.chain === earlier.chain || earlier.chain === 'base';
-    const problems: ReadProblem[] = [];
-    let siblingKeys = 0;
-    for (const index of cluster.indexes()) {
-      const readAtMs = Date.now();
-      const found = await readAll(cluster.reachable(index), keys);
-      for (const key of keys) {
-        const values = found.get(key) ?? [];
-        if (index === 0 && values.length > 1) siblingKeys++;
-        problems.push(...checkRead(history, key, nodeIds[index], values, { readAtMs, unacknowledgedSettledAtMs: healedMs, ordered }));
-      }
-    }
+    const { problems, siblingKeys } = await checkReadsEverywhere(cluster, history, keys, { unacknowledgedSettledAtMs: healedMs, ordered });
     report('c', `${siblingKeys} keys read with siblings (${shared.length} keys were written on both sides)`);
     check(problems.length === 0, () => describeProblems(problems));
     // Every shared key was written on both sides, so it holds both sides' last values.
@@ -465,17 +479,7 @@ test('sets, deletes and expiring sets under kill -9, pause, partition: nothing a
     );
     check(converged.ok, () => `replicas did not converge within ${convergeMsMax} ms: ${converged.differing.join('\n')}`);
 
-    const problems: ReadProblem[] = [];
-    let siblingKeys = 0;
-    for (const index of cluster.indexes()) {
-      const readAtMs = Date.now();
-      const found = await readAll(cluster.reachable(index), keys);
-      for (const key of keys) {
-        const values = found.get(key) ?? [];
-        if (index === 0 && values.length > 1) siblingKeys++;
-        problems.push(...checkRead(history, key, nodeIds[index], values, { readAtMs, unacknowledgedSettledAtMs: settledMs }));
-      }
-    }
+    const { problems, siblingKeys } = await checkReadsEverywhere(cluster, history, keys, { unacknowledgedSettledAtMs: settledMs });
     const liveKeys = keys.filter((key) => liveValues(converged.snapshot?.get(nodeIds[0])?.get(key) ?? [], Date.now()).length > 0).length;
     report('e', `final reads: ${liveKeys} keys live, ${siblingKeys} with siblings, ${problems.length} problems`);
     check(problems.length === 0, () => {
@@ -541,12 +545,7 @@ test('regression: sets and deletes through a node just back from a crash superse
     const settledMs = Date.now();
     const converged = await pollConverged(cluster.indexes().map((index) => cluster.reachable(index)), keys, () => nodeIds, { startedMs: settledMs, timeoutMs: convergeMsMax });
     check(converged.ok, () => `replicas did not converge: ${converged.differing.join('\n')}`);
-    const problems: ReadProblem[] = [];
-    for (const index of cluster.indexes()) {
-      const readAtMs = Date.now();
-      const found = await readAll(cluster.reachable(index), keys);
-      for (const key of keys) problems.push(...checkRead(history, key, nodeIds[index], found.get(key) ?? [], { readAtMs, unacknowledgedSettledAtMs: settledMs }));
-    }
+    const { problems } = await checkReadsEverywhere(cluster, history, keys, { unacknowledgedSettledAtMs: settledMs });
     const held = keys.map((key) => `  ${key}: ${versionsText(converged.snapshot?.get(nodeIds[first])?.get(key) ?? []) || 'nothing'}`);
     report('f', `after convergence every replica holds:\n${held.join('\n')}`);
     check(problems.length === 0, () => `${describeProblems(problems)}\nevery replica holds:\n${held.join('\n')}`);

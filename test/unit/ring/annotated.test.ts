@@ -1,7 +1,6 @@
 import {
   annotatedPreferenceList,
   buildRing,
-  isPrimary,
   preferenceList,
   preferenceListUp,
   type ReplicaTarget,
@@ -132,17 +131,6 @@ test('fewer up than n', () => {
   expect(everyone.targets).toEqual(order.slice(1).map(primaryTarget));
 });
 
-// isPrimary names exactly the first n members of the bucket's preference list.
-test('isPrimary is membership of the preference list', () => {
-  for (let bucket = 0; bucket < config.buckets; bucket += 5) {
-    for (const n of [1, 2, 3, 5]) {
-      const primaries = preferenceList(ring, bucket, n);
-      for (const member of sixMembers) expect(isPrimary(ring, bucket, n, member.id)).toBe(primaries.includes(member.id));
-    }
-    expect(isPrimary(ring, bucket, 3, 'not-a-member')).toBe(false);
-  }
-});
-
 /** Between 1 and `countMax` members with random ids, weights and maybe zones, as properties.test.ts draws them. */
 function randomMembers(random: Random, countMax: number): RingMember[] {
   const count = random.int(1, countMax);
@@ -179,8 +167,6 @@ test('property: targets are the up list, annotated consistently', () => {
         );
         const fallbacks = targets.filter((target): target is Extract<ReplicaTarget, { primary: false }> => !target.primary);
         ensure(fallbacks.every((target) => !primaries.includes(target.node)), `${where}: a fallback is a primary`);
-        const primaryFallback = fallbacks.find((target) => isPrimary(randomRing, bucket, n, target.node));
-        ensure(primaryFallback === undefined, `${where}: isPrimary says fallback ${primaryFallback?.node} is a primary`);
         const stoodInFor = fallbacks.map((target) => target.standsInFor);
         ensure(
           stoodInFor.join(',') === downPrimaries.slice(0, fallbacks.length).join(','),
