@@ -4,9 +4,10 @@
  * the operating error the client gets instead (a value, never thrown). The replica turns the
  * decision into a version with a vector clock that supersedes what it holds.
  */
+import { arithmeticOf, counterFrom, counterSetTo, counterValue, type Counter } from '../counter';
 import { KaiError } from '../errors';
 import type { ArithOutcome, DeleteOutcome, StorageMode, StoreOutcome } from '../protocol/command';
-import { isCSpace, scanCDecimal, signBit64, strtoull, uint64Max } from '../protocol/numbers';
+import { isCSpace, scanCDecimal, signBit64, strtoull } from '../protocol/numbers';
 import { isLive, type Version } from '../storage/record';
 import { contextNumber, merge } from '../vclock';
 
@@ -16,6 +17,8 @@ export interface VersionContent {
   readonly flags: number;
   readonly expiresAtMs: number;
   readonly tombstone: boolean;
+  /** The counter state, when incr or decr wrote the value (src/counter). */
+  readonly counter?: Counter;
 }
 
 /** A write (or none) and the client's result; or an operating error, which writes nothing. */
@@ -30,6 +33,8 @@ function refusal(code: 'KAI_OUT_OF_MEMORY_STORING' | 'KAI_NON_NUMERIC_VALUE'): D
 export interface MutationContext {
   readonly nowMs: number;
   readonly valueBytesMax: number;
+  /** The node applying the mutation: the actor a counter credits the operation to. */
+  readonly actor: string;
 }
 
 export type Mutation<R> = (versions: readonly Version[], context: MutationContext) => Decision<R>;
@@ -118,8 +123,10 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
         if (casMismatch(request.casUnique, versions)) return storeDecision('EXISTS');
         const parts = request.mode === 'append' ? [current.value, request.value] : [request.value, current.value];
         if (parts[0].length + parts[1].length > valueBytesMax) return refusal('KAI_OUT_OF_MEMORY_STORING');
-        // memcached keeps the stored item's flags and expiry on append and prepend.
-        return storeDecision('STORED', { ...current, value: Buffer.concat(parts), tombstone: false });
+        // memcached keeps the stored item's flags and expiry on append and prepend. The new text
+        // is a value set like any other: a counter it was stops being one.
+        const { flags, expiresAtMs } = current;
+        return storeDecision('STORED', { value: Buffer.concat(parts), flags, expiresAtMs, tombstone: false });
       }
     }
   };
@@ -188,29 +195,39 @@ const arithExists: Decision<ArithResult> = { write: undefined, result: { outcome
 /**
  * incr wraps at 2^64, decr stops at 0. A missing key is NOT_FOUND, or created with the initial
  * value when one is given; a cas unique that does not match is EXISTS, checked before the value
- * is read, as memcached's do_add_delta does.
+ * is read, as memcached's do_add_delta does. The written value is a counter (src/counter): the
+ * first incr or decr of a set value grows one from it, crediting the operation to this node.
  */
 export function arithMutation(request: ArithRequest): Mutation<ArithResult> {
-  return (versions, { nowMs }) => {
+  return (versions, { nowMs, actor }) => {
     const current = latestLive(versions, nowMs);
     if (!current) {
       if (!request.initial) return arithNotFound;
       const { value, expiresAtMs } = request.initial;
+      // Created from nothing, at no set time: concurrent creations with one initial value are
+      // one origin and merge, so the increments made through each of them all count.
       return {
-        write: { value: counterText(value, 0), flags: 0, expiresAtMs, tombstone: false },
+        write: { value: counterText(value, 0), flags: 0, expiresAtMs, tombstone: false, counter: counterFrom(value, 0) },
         result: { outcome: 'OK', value, created: true },
       };
     }
     if (casMismatch(request.casUnique ?? 0n, versions)) return arithExists;
-    const counter = parseCounter(current.value);
-    if (counter === undefined) return refusal('KAI_NON_NUMERIC_VALUE');
-    const next = request.incr
-      ? (counter + request.delta) & uint64Max
-      : counter < request.delta
-        ? 0n
-        : counter - request.delta;
+    let counter = current.counter;
+    if (!counter) {
+      const parsed = parseCounter(current.value);
+      if (parsed === undefined) return refusal('KAI_NON_NUMERIC_VALUE');
+      counter = counterFrom(parsed, current.writtenAtMs);
+    }
+    const next = arithmeticOf(counterValue(counter), request.incr, request.delta);
+    const { flags, expiresAtMs } = current;
     return {
-      write: { ...current, value: counterText(next, current.value.length), tombstone: false },
+      write: {
+        value: counterText(next, current.value.length),
+        flags,
+        expiresAtMs,
+        tombstone: false,
+        counter: counterSetTo(counter, actor, next, nowMs),
+      },
       result: { outcome: 'OK', value: next, created: false },
     };
   };

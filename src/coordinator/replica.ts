@@ -78,6 +78,12 @@ export class LocalReplica implements Replica {
     readonly siblingPolicy: SiblingPolicy = defaultSiblingPolicy,
     /** How long dead records are kept at least (storage/record.ts, reapGraceMsDefault). */
     readonly reapGraceMs: number = reapGraceMsDefault,
+    /**
+     * The name counters credit this replica's operations to (src/counter): one per data dir, so
+     * a node that lost its data starts a new actor instead of counting again from totals it no
+     * longer has, which its peers' larger ones would swallow (server/counter-actor.ts).
+     */
+    readonly counterActor: string = nodeId,
   ) {}
 
   /** Synchronous read for the coordinator's fast path. */
@@ -93,7 +99,7 @@ export class LocalReplica implements Replica {
     // Read, decide and queue the write in one synchronous step, so no other request interleaves.
     const held = this.fetchNow(key);
     const nowMs = this.env.nowMs();
-    const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax });
+    const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax, actor: this.counterActor });
     if (decision.error) return { error: decision.error, versions: held, written: undefined };
     if (!decision.write) return { result: decision.result, versions: held, written: undefined };
     // A write is stamped later than every version it supersedes, even when the wall clock says

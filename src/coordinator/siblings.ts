@@ -5,6 +5,7 @@
  * the same set of versions to the same result, so replicas converge whatever order versions
  * arrive in: ties in write time are broken by clock, then by content.
  */
+import { counterValue, mergeCounters, type Counter } from '../counter';
 import { newerFirst, type Version } from '../storage/record';
 import { merge, prune, reconcile } from '../vclock';
 
@@ -44,8 +45,12 @@ export interface Resolved {
  * superseded instead of resolved anew.
  */
 export function resolveVersions(versions: readonly Version[], policy: SiblingPolicy): Resolved {
-  const kept = reconcile(versions);
+  let kept = reconcile(versions);
   if (kept.length <= 1) return { versions: kept, dropped: 0 };
+  if (kept.some((version) => version.counter)) {
+    kept = resolveCounters(kept);
+    if (kept.length <= 1) return { versions: kept, dropped: 0 };
+  }
   const newestFirst = [...kept].sort(newerFirst);
   if (policy.conflictResolution === 'lww') {
     // Pruned like any written clock, against the winner's own write time (the core reads no
@@ -56,4 +61,94 @@ export function resolveVersions(versions: readonly Version[], policy: SiblingPol
   }
   if (kept.length <= policy.siblingsMax) return { versions: newestFirst, dropped: 0 };
   return { versions: newestFirst.slice(0, policy.siblingsMax), dropped: kept.length - policy.siblingsMax };
+}
+
+/** The origin a counter grew from, as a map key: counters of one origin merge. */
+function originKey(counter: Counter): string {
+  return `${counter.base}@${counter.setAtMs}`;
+}
+
+/** When the set behind a value was written: a counter's origin, or the value's own write. */
+function setAtMsOf(version: Version): number {
+  return version.counter ? version.counter.setAtMs : version.writtenAtMs;
+}
+
+/**
+ * Which of two concurrent values was set later (positive when `a`): by the time of their sets,
+ * then a counter before a plain value, then by content and clock (newerFirst), so that every node
+ * picks the same one.
+ */
+function laterSet(a: Version, b: Version): number {
+  const byTime = setAtMsOf(a) - setAtMsOf(b);
+  if (byTime !== 0) return byTime;
+  if (a.counter && b.counter) {
+    if (a.counter.base !== b.counter.base) return a.counter.base > b.counter.base ? 1 : -1;
+  } else if (a.counter || b.counter) {
+    return a.counter ? 1 : -1;
+  }
+  return -newerFirst(a, b);
+}
+
+/** The clock descending from every version's, pruned as a written clock is. */
+function mergedClock(versions: readonly Version[], writtenAtMs: number): Version['clock'] {
+  return prune(merge(versions.map((version) => version.clock)), writtenAtMs);
+}
+
+/**
+ * Concurrent counters of one origin, merged into one version: each actor's larger totals, the
+ * flags and expiry of the one written last, a clock descending from all of them. Its text is the
+ * counter's plain digits, a function of the counter alone, so that any node merging the same
+ * counters writes the same bytes.
+ */
+function mergeCounterVersions(versions: readonly Version[]): Version {
+  if (versions.length === 1) return versions[0];
+  const newestFirst = [...versions].sort(newerFirst);
+  let counter = newestFirst[0].counter!;
+  for (const version of newestFirst.slice(1)) counter = mergeCounters(counter, version.counter!);
+  const writtenAtMs = newestFirst[0].writtenAtMs;
+  return {
+    ...newestFirst[0],
+    counter,
+    value: Buffer.from(counterValue(counter).toString(), 'latin1'),
+    clock: mergedClock(versions, writtenAtMs),
+  };
+}
+
+/**
+ * A key whose concurrent values include a counter resolves to one value, never siblings:
+ * counters of one origin merge (increments through every node count), and among what remains,
+ * the value set last wins, taking the others' clocks so that it supersedes them wherever they
+ * meet again; the operations made on a losing origin are lost, as if the winning set came after
+ * them. Tombstones are left to the sibling policy. docs/protocol.md states the rule.
+ */
+function resolveCounters(kept: readonly Version[]): Version[] {
+  const tombstones = kept.filter((version) => version.tombstone);
+  const plain: Version[] = [];
+  const byOrigin = new Map<string, Version[]>();
+  for (const version of kept) {
+    if (version.tombstone) continue;
+    if (!version.counter) {
+      plain.push(version);
+      continue;
+    }
+    const key = originKey(version.counter);
+    const group = byOrigin.get(key);
+    if (group) group.push(version);
+    else byOrigin.set(key, [version]);
+  }
+  if (kept.length - tombstones.length <= 1) return [...kept];
+  const candidates = [...plain, ...[...byOrigin.values()].map(mergeCounterVersions)];
+  const winner = candidates.reduce((best, candidate) => (laterSet(candidate, best) > 0 ? candidate : best));
+  let writtenAtMs = 0;
+  for (const candidate of candidates) writtenAtMs = Math.max(writtenAtMs, candidate.writtenAtMs);
+  const resolved: Version =
+    candidates.length === 1
+      ? winner
+      : {
+          ...winner,
+          ...(winner.counter ? { value: Buffer.from(counterValue(winner.counter).toString(), 'latin1') } : {}),
+          clock: mergedClock(candidates, writtenAtMs),
+          writtenAtMs,
+        };
+  return [resolved, ...tombstones];
 }

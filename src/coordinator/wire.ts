@@ -5,13 +5,15 @@
  * distinct clock entries with positive counters, a tombstone without a value, a value within the
  * size limit. A version that breaks one is refused with KAI_BAD_FRAME, never stored.
  */
+import { counterBytesEstimate, type Counter } from '../counter';
+import { counterFromTuple, counterToTuple } from '../counter/codec';
 import { KaiError } from '../errors';
 import type { WireVersion } from '../rpc/messages';
 import type { Version } from '../storage/record';
 import { defaultPruneLimits, type VClock } from '../vclock';
 
 export function versionToWire(version: Version): WireVersion {
-  return {
+  const wire: WireVersion = {
     clock: version.clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const),
     value: version.value,
     flags: version.flags,
@@ -19,6 +21,7 @@ export function versionToWire(version: Version): WireVersion {
     tombstone: version.tombstone,
     writtenAtMs: version.writtenAtMs,
   };
+  return version.counter ? { ...wire, counter: counterToTuple(version.counter) } : wire;
 }
 
 export function versionsToWire(versions: readonly Version[]): WireVersion[] {
@@ -39,6 +42,11 @@ export function wireVersionProblem(wire: WireVersion, valueBytesMax: number): st
   if (wire.tombstone && wire.value.length > 0) return 'a tombstone carries a value';
   if (wire.value.length > valueBytesMax) return `a value of ${wire.value.length} bytes is over ${valueBytesMax}`;
   if (wire.expiresAtMs < 0) return 'a negative expiry';
+  if (wire.counter !== undefined) {
+    if (wire.tombstone) return 'a tombstone carries a counter';
+    const counter = counterFromTuple(wire.counter);
+    if (typeof counter === 'string') return counter;
+  }
   return undefined;
 }
 
@@ -50,7 +58,7 @@ export function versionFromWire(wire: WireVersion, valueBytesMax: number): Versi
   const clock: VClock = wire.clock
     .map(([node, counter, timestampMs]) => ({ node, counter, timestampMs }))
     .sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0));
-  return {
+  const version: Version = {
     clock,
     value: wire.value,
     flags: wire.flags,
@@ -58,6 +66,8 @@ export function versionFromWire(wire: WireVersion, valueBytesMax: number): Versi
     tombstone: wire.tombstone,
     writtenAtMs: wire.writtenAtMs,
   };
+  // wireVersionProblem has checked the counter; decoding it again is cheap and rare.
+  return wire.counter === undefined ? version : { ...version, counter: counterFromTuple(wire.counter) as Counter };
 }
 
 export function versionsFromWire(wires: readonly WireVersion[], valueBytesMax: number): Version[] {
@@ -71,7 +81,7 @@ export function versionsFromWire(wires: readonly WireVersion[], valueBytesMax: n
 export function versionsWireBytes(versions: readonly Version[]): number {
   let bytes = 16;
   for (const version of versions) {
-    bytes += version.value.length + 48;
+    bytes += version.value.length + 48 + counterBytesEstimate(version.counter);
     for (const entry of version.clock) bytes += entry.node.length + 32;
   }
   return bytes;

@@ -100,14 +100,19 @@ function union(tag: string, variants: Readonly<Record<string, Check>>): Check {
   };
 }
 
-const wireVersion = record({
-  clock: arrayOf(tuple([isString, isNonNegativeInteger, isSafeInteger])),
-  value: isBuffer,
-  flags: isUint32,
-  expiresAtMs: isSafeInteger,
-  tombstone: isBoolean,
-  writtenAtMs: isSafeInteger,
-});
+const wireVersion = record(
+  {
+    clock: arrayOf(tuple([isString, isNonNegativeInteger, isSafeInteger])),
+    value: isBuffer,
+    flags: isUint32,
+    expiresAtMs: isSafeInteger,
+    tombstone: isBoolean,
+    writtenAtMs: isSafeInteger,
+    // Its fields are checked with the version's invariants (coordinator/wire.ts).
+    counter: anything,
+  },
+  ['counter'],
+);
 
 const wireMember = record({
   id: isString,

@@ -4,6 +4,7 @@
  * transfer) add members here. Values that do not survive msgpack as they are (bigints) travel
  * as decimal strings.
  */
+import type { CounterTuple } from '../counter/codec';
 import type { StorageMode } from '../protocol/command';
 
 /** A version as it travels between nodes: the stored Version with plain fields only. */
@@ -14,6 +15,8 @@ export interface WireVersion {
   readonly expiresAtMs: number;
   readonly tombstone: boolean;
   readonly writtenAtMs: number;
+  /** A counter's state (src/counter/codec.ts); absent for any other value. */
+  readonly counter?: CounterTuple;
 }
 
 /** A write described as data, so a node outside a key's preference list can forward it. */

@@ -1,4 +1,5 @@
 import { Packr } from 'msgpackr';
+import { counterFromTuple, counterToTuple, type CounterTuple } from '../counter/codec';
 import { assert } from '../errors';
 import type { ClockEntry } from '../vclock';
 import type { StoredRecord, Version } from './record';
@@ -6,7 +7,7 @@ import type { StoredRecord, Version } from './record';
 /**
  * The on-disk form of a record's versions: a msgpack array of version tuples
  * `[clock, value, flags, expiresAtMs, tombstone, writtenAtMs]`, each clock a list of
- * `[node, counter, timestampMs]`. Tuples rather than maps keep rows small and the layout fixed;
+ * `[node, counter, timestampMs]`, and a counter's state (src/counter/codec.ts) as a seventh item. Tuples rather than maps keep rows small and the layout fixed;
  * a change of layout is a change of the schema version in sqlite-schema.ts.
  */
 
@@ -18,6 +19,7 @@ type VersionTuple = [
   expiresAtMs: number,
   tombstone: boolean,
   writtenAtMs: number,
+  counter?: CounterTuple,
 ];
 
 const flagsMax = 0xffff_ffff;
@@ -40,6 +42,7 @@ function assertValidVersion(version: Version): void {
   assert(Number.isSafeInteger(version.writtenAtMs) && version.writtenAtMs >= 0, 'writtenAtMs is an integer >= 0');
   assert(typeof version.tombstone === 'boolean', 'tombstone is a boolean');
   assert(!version.tombstone || version.value.length === 0, 'a tombstone holds no value bytes');
+  assert(!version.tombstone || version.counter === undefined, 'a tombstone holds no counter');
   for (const entry of version.clock) {
     assert(typeof entry.node === 'string' && entry.node.length > 0, 'clock entry node is a non-empty string');
     assert(Number.isSafeInteger(entry.counter) && entry.counter > 0, 'clock entry counter is an integer > 0');
@@ -48,14 +51,18 @@ function assertValidVersion(version: Version): void {
 }
 
 export function encodeVersions(versions: readonly Version[]): Buffer {
-  const tuples: VersionTuple[] = versions.map((version) => [
-    version.clock.map((entry): ClockEntryTuple => [entry.node, entry.counter, entry.timestampMs]),
-    version.value,
-    version.flags,
-    version.expiresAtMs,
-    version.tombstone,
-    version.writtenAtMs,
-  ]);
+  const tuples: VersionTuple[] = versions.map((version) => {
+    const tuple: VersionTuple = [
+      version.clock.map((entry): ClockEntryTuple => [entry.node, entry.counter, entry.timestampMs]),
+      version.value,
+      version.flags,
+      version.expiresAtMs,
+      version.tombstone,
+      version.writtenAtMs,
+    ];
+    if (version.counter) tuple.push(counterToTuple(version.counter));
+    return tuple;
+  });
   return packr.pack(tuples);
 }
 
@@ -67,10 +74,10 @@ export function decodeVersions(blob: Buffer): Version[] {
 }
 
 function decodeVersion(tuple: unknown): Version {
-  assert(Array.isArray(tuple) && tuple.length === 6, 'stored version is a 6-tuple');
-  const [clock, value, flags, expiresAtMs, tombstone, writtenAtMs] = tuple as unknown[];
+  assert(Array.isArray(tuple) && (tuple.length === 6 || tuple.length === 7), 'stored version is a 6- or 7-tuple');
+  const [clock, value, flags, expiresAtMs, tombstone, writtenAtMs, counterTuple] = tuple as unknown[];
   assert(Array.isArray(clock), 'stored clock is an array');
-  return {
+  const version: Version = {
     clock: clock.map(decodeClockEntry),
     value: value as Buffer,
     flags: flags as number,
@@ -78,6 +85,10 @@ function decodeVersion(tuple: unknown): Version {
     tombstone: tombstone as boolean,
     writtenAtMs: writtenAtMs as number,
   };
+  if (counterTuple === undefined) return version;
+  const counter = counterFromTuple(counterTuple);
+  assert(typeof counter !== 'string', `stored counter is well formed (${String(counter)})`);
+  return { ...version, counter };
 }
 
 function decodeClockEntry(tuple: unknown): ClockEntry {

@@ -1,3 +1,4 @@
+import type { Counter } from '../counter';
 import type { VClock } from '../vclock';
 
 
@@ -17,6 +18,11 @@ export interface Version {
   readonly tombstone: boolean;
   /** When the coordinating node wrote this version (unix ms); orders versions for last-write-wins. */
   readonly writtenAtMs: number;
+  /**
+   * Set once incr or decr has worked on the value: its counter state (src/counter), of which
+   * `value` is the decimal text. Absent for every other value.
+   */
+  readonly counter?: Counter;
 }
 
 /** Everything stored under one key. */

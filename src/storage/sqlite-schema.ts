@@ -6,7 +6,7 @@ import { newerFirst, recordDeadAtMs } from './record';
 import { recordHash, segmentOfKey } from './record-hash';
 
 /** Bumped whenever a table or the versions blob layout (record-codec.ts) changes. */
-export const schemaVersion = 2;
+export const schemaVersion = 3;
 
 const schemaVersionName = 'schemaVersion';
 /** The ring's bucket count the file's bucket and segment columns were computed for. */
@@ -111,6 +111,8 @@ export function prepareSchema(db: Database.Database, buckets: number): void {
     const version = metaValue(db, schemaVersionName);
     if (version === 1) {
       migrateFromVersionOne(db, buckets);
+    } else if (version === 2) {
+      // Version 3 adds the counter item to a version tuple; every version 2 blob is a valid one.
     } else if (version === undefined) {
       for (const statement of createStatements) db.prepare(statement).run();
     } else if (version !== schemaVersion) {

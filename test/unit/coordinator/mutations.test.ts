@@ -18,7 +18,7 @@ import { contextNumber, merge } from '../../../src/vclock';
 
 const nowMs = 1_000_000;
 const valueBytesMax = 64;
-const context = { nowMs, valueBytesMax };
+const context = { nowMs, valueBytesMax, actor: 'a' };
 
 function version(value: string, overrides: Partial<Version> = {}): Version {
   return {
@@ -359,6 +359,7 @@ describe('arithMutation', () => {
         flags: 0,
         expiresAtMs: nowMs + 7000,
         tombstone: false,
+        counter: { base: 100n, setAtMs: 0, actors: [] },
       });
     }
     // An existing counter ignores initial.

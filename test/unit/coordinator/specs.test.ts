@@ -18,7 +18,7 @@ import { wirePackr } from '../../../src/rpc/frames';
 import { isRpcRequest } from '../../../src/rpc/message-shapes';
 import type { Version } from '../../../src/storage/record';
 
-const context: MutationContext = { nowMs: 10_000, valueBytesMax: 1024 };
+const context: MutationContext = { nowMs: 10_000, valueBytesMax: 1024, actor: 'a' };
 
 function live(value: string, writtenAtMs: number, node = 'a'): Version {
   return {
