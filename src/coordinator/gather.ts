@@ -23,6 +23,11 @@ export interface GatherOptions<T> {
   readonly describe: (successes: number) => string;
   /** Runs once, with every answer that came before the timeout. */
   readonly onFinal?: (state: QuorumState<T>) => void;
+  /**
+   * Answer only once every replica has answered, or at the timeout if the quorum is met by then:
+   * for a decision that must see every replica holding something, not only a quorum of them.
+   */
+  readonly waitForAll?: boolean;
 }
 
 function unmet(detail: string): KaiError {
@@ -50,12 +55,13 @@ export function gather<T>(calls: readonly ReplicaCall<T>[], options: GatherOptio
       options.onFinal?.(state);
     };
     const timer = options.env.after(options.timeoutMs, () => {
-      answer(unmet(`${options.describe(state.successes.length)} within ${options.timeoutMs} ms`));
+      if (verdict(state) === 'met') answer();
+      else answer(unmet(`${options.describe(state.successes.length)} within ${options.timeoutMs} ms`));
       finish();
     });
     const check = (): void => {
       const outcome = verdict(state);
-      if (outcome === 'met') answer();
+      if (outcome === 'met' && (!options.waitForAll || allAnswered(state))) answer();
       else if (outcome === 'unmet') answer(unmet(options.describe(state.successes.length)));
       // Without a final action there is nothing to wait for once the caller has its answer.
       if (allAnswered(state) || (answered && options.onFinal === undefined)) finish();

@@ -11,6 +11,7 @@ import { KaiError } from '../errors';
 import { effectiveQuorum } from '../quorum';
 import { getFinalAction, getResponse } from '../quorum/get';
 import { annotatedPreferenceList, bucketOfKey, type Ring } from '../ring';
+import type { MutationSpec } from '../rpc/messages';
 import type { Version } from '../storage/record';
 import { FlushDeadline } from './flush';
 import { gather } from './gather';
@@ -102,6 +103,14 @@ function unmet(detail: string): KaiError {
   return new KaiError('KAI_QUORUM_UNMET', detail);
 }
 
+/**
+ * Whether a write's answer depends on whether the key is there: every write but a plain set,
+ * which stores whatever the replicas hold.
+ */
+function decidesOnPresence(spec: MutationSpec): boolean {
+  return spec.kind !== 'store' || spec.mode !== 'set';
+}
+
 export class Coordinator {
   readonly flushDeadline: FlushDeadline;
   readonly counters: CoordinatorCounters = {
@@ -190,7 +199,13 @@ export class Coordinator {
    * until every target has answered: it knows nothing of writes made before it stood in, so it
    * must not outvote a primary that holds them.
    */
-  private async gatherVersions(key: Buffer, placement: Placement, what: string, needed = placement.r): Promise<ReadResult> {
+  private async gatherVersions(
+    key: Buffer,
+    placement: Placement,
+    what: string,
+    needed = placement.r,
+    waitForAll = false,
+  ): Promise<ReadResult> {
     const { targets, bucket } = placement;
     if (targets.length < needed) throw unmet(`${what}: ${targets.length} up`);
     const byNode = new Map(targets.map((target) => [target.replica.nodeId, target]));
@@ -205,6 +220,7 @@ export class Coordinator {
         timeoutMs: this.options.requestTimeoutMs,
         needed,
         describe: (answered) => `${what}: ${answered} answered`,
+        waitForAll,
         onFinal: (final) => {
           const repairs = getFinalAction(final, this.siblingPolicy).repairs.map((repair) => {
             const target = byNode.get(repair.node)!;
@@ -278,7 +294,7 @@ export class Coordinator {
     let placement = first;
     let others = this.targetsToWrite(first);
     if (others.length > 0) {
-      await this.learnContext(key, first, casUniqueOf(spec) !== 0n);
+      await this.learnContext(key, first, casUniqueOf(spec) !== 0n, decidesOnPresence(spec));
       // The context read waited on peers: membership may have moved meanwhile, so place again.
       placement = this.place(key);
       if (!this.localTarget(placement)) {
@@ -331,15 +347,18 @@ export class Coordinator {
    * which a set would otherwise leave beside it as a sibling and a delete would not see. A
    * conditional write names the context the client read through R replicas (its cas unique), so
    * it reads R; any other reads N - W + 1, the fewest that overlap every write quorum, capped by
-   * the replicas up (docs/architecture.md).
+   * the replicas up (docs/architecture.md). A write whose answer depends on whether the key is
+   * there (delete, add, replace, incr: `waitForAll`) also waits for every replica asked, up to the
+   * request timeout: after a ring change a quorum of the new replicas may hold nothing yet, while
+   * one of them holds the key.
    */
-  private async learnContext(key: Buffer, placement: Placement, conditional: boolean): Promise<void> {
+  private async learnContext(key: Buffer, placement: Placement, conditional: boolean, waitForAll: boolean): Promise<void> {
     this.counters.contextReads++;
     const { n, w, r, targets } = placement;
     const needed = conditional ? r : Math.min(targets.length, Math.max(1, n - w + 1));
     let versions: readonly Version[];
     try {
-      versions = (await this.gatherVersions(key, placement, `context read ${needed} of ${n}`, needed)).versions;
+      versions = (await this.gatherVersions(key, placement, `context read ${needed} of ${n}`, needed, waitForAll && !conditional)).versions;
     } catch (error) {
       this.counters.writeQuorumUnmet++;
       throw error;

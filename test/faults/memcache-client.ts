@@ -156,6 +156,21 @@ export class MemcacheConnection {
     return line;
   }
 
+  /** `add`; resolves with STORED or NOT_STORED, rejects on anything else. */
+  async add(key: string, value: string): Promise<'STORED' | 'NOT_STORED'> {
+    const line = await this.request(`add ${key} 0 0 ${Buffer.byteLength(value, 'latin1')}\r\n${value}\r\n`, parseLine);
+    if (line !== 'STORED' && line !== 'NOT_STORED') throw new Error(`add ${key} through ${this.node.id} answered ${line}`);
+    return line;
+  }
+
+  /** `incr` or `decr`; resolves with the number, or NOT_FOUND; rejects on anything else. */
+  async arith(key: string, delta: number | bigint, incr = true): Promise<bigint | 'NOT_FOUND'> {
+    const line = await this.request(`${incr ? 'incr' : 'decr'} ${key} ${delta}\r\n`, parseLine);
+    if (line === 'NOT_FOUND') return line;
+    if (!/^[0-9]+$/.test(line)) throw new Error(`${incr ? 'incr' : 'decr'} ${key} through ${this.node.id} answered ${line}`);
+    return BigInt(line);
+  }
+
   /** A multi-key `get` of at most keysPerGetMax keys: every sibling's value per key found. */
   get(keys: readonly string[]): Promise<Retrieved> {
     if (keys.length === 0 || keys.length > keysPerGetMax) throw new Error(`assertion failed: a get names 1 to ${keysPerGetMax} keys`);
