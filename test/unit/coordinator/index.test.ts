@@ -377,3 +377,33 @@ describe('a forwarded write', () => {
     expect(coordinator.counters.writesCoordinatedForPeers).toBe(0);
   });
 });
+
+describe('writes whose answer depends on the key being there', () => {
+  // After a ring change only one of the key's replicas may hold it; a quorum of the others holds
+  // nothing. delete and add must still see it: their context read waits for every replica.
+  test('delete and add see the one replica that holds the key', async () => {
+    const { coordinator, replicas, order } = cluster(['node-a', 'node-b', 'node-c'], { n: 3, r: 2, w: 2 });
+    const holder = replicas.get(order[2])!;
+    await holder.store(key, 0, [versionWith('only-here', 'node-old', 1, 1000)]);
+    const added = await coordinator.mutate(key, storeSpec(addRequest('second')));
+    expect(added.result?.result).toBe('NOT_STORED');
+    const deleted = await coordinator.mutate(key, deleteSpec(0n));
+    expect(deleted.result?.result).toBe('DELETED');
+    for (const id of order) expect([id, replicas.get(id)!.fetchNow(key).every((version) => version.tombstone)]).toEqual([id, true]);
+  });
+
+  // A replica that never answers holds such a write up only until the request timeout; the
+  // quorum of answers it has then decides.
+  test('a silent replica delays the answer to the request timeout, not past it', async () => {
+    const { coordinator, replicas, order, env } = cluster(['node-a', 'node-b', 'node-c'], { n: 3, r: 2, w: 2 });
+    await coordinator.mutate(key, set('v1'));
+    const silent = replicas.get(order[2])!;
+    silent.fetch = () => new Promise(() => undefined);
+    const pending = outcomeOf(coordinator.mutate(key, deleteSpec(0n)));
+    await flush();
+    expect(pending.settled).toBe(false);
+    env.advance(requestTimeoutMs);
+    for (let turn = 0; turn < 10 && !pending.settled; turn++) await flush();
+    expect(pending.value?.result?.result).toBe('DELETED');
+  });
+});
