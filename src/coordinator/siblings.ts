@@ -1,9 +1,10 @@
 /**
  * What a replica keeps of a key's concurrent versions, pure: every version no other dominates
- * (Dynamo's reconciliation), then the node's conflict resolution: `siblings` keeps them all up to
- * `siblingsMax` (the newest by write time), `lww` keeps only the latest write. Every node resolves
- * the same set of versions to the same result, so replicas converge whatever order versions
- * arrive in: ties in write time are broken by clock, then by content.
+ * (Dynamo's reconciliation); concurrent counters merge into one (resolveCounters); then the
+ * node's conflict resolution: `siblings` keeps them all up to `siblingsMax` (the newest by write
+ * time), `lww` keeps only the latest write. Every node resolves the same set of versions to the
+ * same result, so replicas converge whatever order versions arrive in: ties in write time are
+ * broken by content, then by clock.
  */
 import { counterValue, mergeCounters, type Counter } from '../counter';
 import { newerFirst, type Version } from '../storage/record';
