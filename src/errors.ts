@@ -96,6 +96,10 @@ export const errorRegistry = {
     textReply: 'SERVER_ERROR ring layout differs between nodes',
     binaryStatus: BinaryStatus.internalError,
   },
+  /** Another process holds the data dir (storage/data-dir-lock.ts); a node refuses to start. */
+  KAI_DATA_DIR_IN_USE: { textReply: 'SERVER_ERROR data dir in use', binaryStatus: BinaryStatus.internalError },
+  /** The data dir was written by a node with another id (address); a node refuses to start on it. */
+  KAI_DATA_DIR_OF_ANOTHER_NODE: { textReply: 'SERVER_ERROR data dir of another node', binaryStatus: BinaryStatus.internalError },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

@@ -10,7 +10,9 @@ import { realEnv, type Env } from '../env';
 import { frameBytesMaxFor } from '../rpc/frames';
 import { routeRequests, type RequestRoutes } from '../rpc/router';
 import { TcpTransport } from '../rpc/tcp-transport';
+import { lockDataDir } from '../storage/data-dir-lock';
 import { openSqliteStore, type SqliteStore } from '../storage/sqlite';
+import { KaiError } from '../errors';
 import { composeNode } from './compose';
 import { MemcacheServer } from './memcache-server';
 
@@ -62,7 +64,15 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
   /** The internal API by request type, filled in once the node's parts are composed. */
   const routes: RequestRoutes = {};
-  const transport = await openInternalApi(settings, log, env, routes);
+  // Taken first: a second process on the data dir is told so before anything else can fail.
+  const lock = lockDataDir(settings.dataDir, nodeIdOf(settings), startedAtMs);
+  let transport: TcpTransport;
+  try {
+    transport = await openInternalApi(settings, log, env, routes);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const nodeId = nodeIdOf(settings, transport.port);
   let store: SqliteStore;
   try {
@@ -74,8 +84,10 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       hintBytesPerTargetMax: settings.hintBytesPerTargetMax,
       env,
     });
+    refuseAnotherNodesDataDir(store, nodeId, settings.dataDir);
   } catch (error) {
     await transport.close();
+    lock.release();
     throw error;
   }
   const node = composeNode({ settings, nodeId, env, log, transport, store, routes, startedAtMs });
@@ -95,6 +107,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     node.stop();
     await transport.close();
     await store.close();
+    lock.release();
     throw error;
   }
   node.start();
@@ -109,9 +122,27 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       await server.stop();
       await transport.close();
       await store.close();
+      lock.release();
       log.info({ nodeId }, 'node stopped');
     },
   };
+}
+
+/**
+ * A data dir holds one node's replicas, member list and counter actor, under its id (its
+ * address). Started with another address, the node would join as a new member holding data the
+ * ring places elsewhere, and the old member would stay on the ring: refused, saying what to do.
+ */
+function refuseAnotherNodesDataDir(store: SqliteStore, nodeId: string, dataDir: string): void {
+  const previous = store.readNote('selfId');
+  if (previous === undefined || previous === nodeId) return;
+  void store.close();
+  const port = previous.slice(previous.lastIndexOf(':') + 1);
+  const hostname = previous.slice(0, previous.lastIndexOf(':'));
+  throw new KaiError(
+    'KAI_DATA_DIR_OF_ANOTHER_NODE',
+    `${dataDir} holds the data of node ${previous}, not ${nodeId}: start it as that node (--hostname ${hostname} --port ${port}), or start ${nodeId} with an empty --data-dir`,
+  );
 }
 
 function reloadAuthFile(authenticator: FileAuthenticator, log: Logger): ReloadOutcome {

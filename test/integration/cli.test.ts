@@ -153,4 +153,39 @@ describe('kai start and stop', () => {
       await new Promise((resolve) => blocker.close(resolve));
     }
   });
+  test('a second process on a data dir exits 1 naming the first; the dir is free again once the first is killed -9', async () => {
+    // Proves one process per data dir, and that a crash leaves no stale lock behind.
+    const dataDir = path.join(workDir, 'shared');
+    const first = await startKai({ dataDir });
+    const port = await getFreePort();
+    const memcachePort = await getFreePort();
+    const args = ['start', '--hostname', '127.0.0.1', '--port', String(port), '--memcache-port', String(memcachePort), '--data-dir', dataDir];
+    const second = await runKai(args, { cwd: workDir });
+    expect(second.code).toBe(1);
+    const lines = second.stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`is used by kai process ${first.pid} (node 127.0.0.1:${first.port}`);
+    expect(lines[0]).toContain('stop that process first, or start this one with another --data-dir');
+    await first.kill();
+    const again = await startKai({ dataDir, port: first.port, memcachePort: first.memcachePort });
+    expect(await again.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  test('a node started with another address on a data dir exits 1 saying how to start it', async () => {
+    // Proves a data dir is never taken over by a node of another id.
+    const dataDir = path.join(workDir, 'owned');
+    const owner = await startKai({ dataDir });
+    expect(await owner.stop()).toEqual({ code: 0, signal: null });
+    const port = await getFreePort();
+    const args = ['start', '--hostname', '127.0.0.1', '--port', String(port), '--memcache-port', String(await getFreePort()), '--data-dir', dataDir];
+    const other = await runKai(args, { cwd: workDir });
+    expect(other.code).toBe(1);
+    const lines = other.stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toEqual([
+      `kai: cannot start: SERVER_ERROR data dir of another node: ${dataDir} holds the data of node 127.0.0.1:${owner.port}, not 127.0.0.1:${port}: ` +
+        `start it as that node (--hostname 127.0.0.1 --port ${owner.port}), or start 127.0.0.1:${port} with an empty --data-dir`,
+    ]);
+    const back = await startKai({ dataDir, port: owner.port });
+    expect(await back.stop()).toEqual({ code: 0, signal: null });
+  });
 });
