@@ -162,6 +162,7 @@ const requestShape = union('type', {
   gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
   nodeInfo: record({}),
   addSeed: record({ address: isString }),
+  probe: record({}),
 });
 
 const replyShape = union('type', {
@@ -171,6 +172,7 @@ const replyShape = union('type', {
   segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isBuffer), hashes: arrayOf(isNonNegativeInteger) }),
   stored: record({}),
   flushed: record({}),
+  probed: record({}),
   coordinated: record(
     { result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion), acknowledgedBy: arrayOf(isString) },
     ['acknowledgedBy'],

@@ -110,7 +110,13 @@ export type RpcRequest =
    * `kai check-node`: the receiving node learns the internal address of another node and gossips
    * with it at once. Answered with a `nodeInfo` reply, after that first exchange.
    */
-  | { readonly type: 'addSeed'; readonly address: string };
+  | { readonly type: 'addSeed'; readonly address: string }
+  /**
+   * Is this connection alive? Answered by the receiving connection itself, at once and outside
+   * its in-flight bound: a requester whose request met silence asks it before dropping the
+   * connection (rpc/peer-connection.ts).
+   */
+  | { readonly type: 'probe' };
 
 export type RpcReply =
   | { readonly type: 'versions'; readonly versions: readonly WireVersion[] }
@@ -124,6 +130,7 @@ export type RpcReply =
   | { readonly type: 'segmentKeys'; readonly segments: readonly number[]; readonly keys: readonly Buffer[]; readonly hashes: readonly number[] }
   | { readonly type: 'stored' }
   | { readonly type: 'flushed' }
+  | { readonly type: 'probed' }
   | {
       readonly type: 'coordinated';
       /** The mutation's result as the coordinating node's dispatcher needs it, msgpack-safe. */

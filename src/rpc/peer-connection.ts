@@ -24,6 +24,8 @@ export interface PeerConnectionLimits extends BackoffLimits {
   readonly unsentBytesPerPeerMax: number;
   /** How long a connect may take before it counts as a failure. */
   readonly connectTimeoutMs: number;
+  /** How long a probe of a silent connection may go unanswered (probeTimeoutMsDefault). */
+  readonly probeTimeoutMs: number;
 }
 
 interface PendingRequest {
@@ -32,10 +34,24 @@ interface PendingRequest {
   readonly timer: TimerHandle;
 }
 
+/**
+ * How long a probe may go unanswered before its connection is dropped. A peer answers a probe at
+ * once, from its connection, without queueing it behind other work: one silent this long (after a
+ * request already met silence) is gone, or cut off.
+ */
+export const probeTimeoutMsDefault = 2_000;
+
 type State =
   | { readonly kind: 'idle' }
   | { readonly kind: 'connecting'; readonly socket: net.Socket; readonly connectTimer: TimerHandle }
-  | { readonly kind: 'connected'; readonly socket: net.Socket }
+  | {
+      readonly kind: 'connected';
+      readonly socket: net.Socket;
+      /** When the socket last received bytes; a request that met only silence probes it. */
+      lastReceivedAtMs: number;
+      /** A probe is in flight on the socket. */
+      probing: boolean;
+    }
   | { readonly kind: 'backoff'; readonly timer: TimerHandle; readonly reason: string }
   | { readonly kind: 'closed' };
 
@@ -84,12 +100,39 @@ export class PeerConnection {
     if (frame instanceof KaiError) return Promise.reject(frame);
     const socket = this.socketForWrite();
     if (socket instanceof KaiError) return Promise.reject(socket);
+    const sentAtMs = this.env.nowMs();
     return new Promise<RpcReply>((resolve, reject) => {
       const timer = this.env.after(timeoutMs, () => {
-        if (this.pending.delete(id)) reject(this.unreachable(`no reply within ${timeoutMs} ms`));
+        if (!this.pending.delete(id)) return;
+        reject(this.unreachable(`no reply within ${timeoutMs} ms`));
+        this.probeIfSilentSince(socket, sentAtMs);
       });
       this.pending.set(id, { resolve, reject, timer });
       socket.write(frame);
+    });
+  }
+
+  /**
+   * A request on `socket` met silence: nothing came back on it since the request was sent. The
+   * peer may only be slow with that request, or the path to it may be gone (a partition drops
+   * packets without a word, and TCP then waits out its retransmission backoff, for minutes, before
+   * it gives up). A probe tells the two apart: a live peer answers it at once; one silent for
+   * probeTimeoutMs more loses the connection, so that the next request dials afresh and reaches
+   * the peer as soon as the path is back.
+   */
+  private probeIfSilentSince(socket: net.Socket, sentAtMs: number): void {
+    const state = this.state;
+    if (state.kind !== 'connected' || state.socket !== socket || state.probing || state.lastReceivedAtMs > sentAtMs) return;
+    const { probeTimeoutMs } = this.limits;
+    const frame = encodeFrame({ id: this.nextId++, kind: 'request', body: { type: 'probe' } }, this.limits.frameBytesMax);
+    if (frame instanceof KaiError) throw new Error(`assertion failed: a probe is a frame: ${frame.message}`);
+    state.probing = true;
+    const probedAtMs = this.env.nowMs();
+    socket.write(frame);
+    this.env.after(probeTimeoutMs, () => {
+      if (this.state !== state) return;
+      state.probing = false;
+      if (state.lastReceivedAtMs <= probedAtMs) this.fail(socket, `peer silent: no answer to a probe within ${probeTimeoutMs} ms`);
     });
   }
 
@@ -142,7 +185,7 @@ export class PeerConnection {
     socket.on('connect', () => {
       if (this.state.kind !== 'connecting' || this.state.socket !== socket) return;
       connectTimer.cancel();
-      this.state = { kind: 'connected', socket };
+      this.state = { kind: 'connected', socket, lastReceivedAtMs: this.env.nowMs(), probing: false };
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, decoder, chunk));
     socket.on('error', (error: Error) => this.fail(socket, error.message));
@@ -152,6 +195,7 @@ export class PeerConnection {
 
   private onData(socket: net.Socket, decoder: FrameDecoder, chunk: Buffer): void {
     if (this.currentSocket() !== socket) return;
+    if (this.state.kind === 'connected') this.state.lastReceivedAtMs = this.env.nowMs();
     decoder.push(chunk);
     for (;;) {
       const event = decoder.next();

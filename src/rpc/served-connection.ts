@@ -66,7 +66,8 @@ export class ServedConnection {
       if (event.envelope.kind !== 'request') {
         return this.refuse(new KaiError('KAI_BAD_FRAME', 'a reply on a served connection'));
       }
-      this.handle(event.envelope.id, event.envelope.body);
+      if (event.envelope.body.type === 'probe') this.reply(event.envelope.id, { type: 'probed' });
+      else this.handle(event.envelope.id, event.envelope.body);
     }
     if (this.closed) return;
     const canRead =

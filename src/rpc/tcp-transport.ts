@@ -15,7 +15,7 @@ import { KaiError, assert } from '../errors';
 import type { Logger } from '../log';
 import { defaultBackoffLimits } from './backoff';
 import type { RpcReply, RpcRequest } from './messages';
-import { PeerConnection, type PeerConnectionLimits } from './peer-connection';
+import { PeerConnection, probeTimeoutMsDefault, type PeerConnectionLimits } from './peer-connection';
 import { ServedConnection, type ServedConnectionLimits } from './served-connection';
 import type { RequestHandler, Transport } from './transport';
 
@@ -32,6 +32,7 @@ export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'
   requestsInFlightPerConnectionMax: 1024,
   unsentBytesPerPeerMax: 16 * 1024 * 1024,
   connectTimeoutMs: 1_000,
+  probeTimeoutMs: probeTimeoutMsDefault,
   peerConnectionsMax: 256,
   peersMax: 1024,
 };

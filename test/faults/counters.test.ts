@@ -58,6 +58,8 @@ interface CounterTally {
   unknownDown: bigint;
   answered: number;
   failed: number;
+  /** The first few errors, for the report. */
+  errors: string[];
 }
 
 /** Each client runs its operations on random counters through one node; every answer is tallied. */
@@ -78,6 +80,7 @@ async function incrementThrough(cluster: HealingCluster, indexes: readonly numbe
             tally.answered++;
           } catch (error) {
             if (error instanceof Error && error.message.includes('not found')) throw error;
+            if (tally.errors.length < 3) tally.errors.push(error instanceof Error ? error.message : String(error));
             if (incr) tally.unknownUp += delta;
             else tally.unknownDown += delta;
             tally.failed++;
@@ -108,7 +111,7 @@ test('increments on both sides of a partition all count once it heals, and no co
       } finally {
         first.close();
       }
-      const tallies = new Map(counters.map((key): [string, CounterTally] => [key, { acknowledged: 0n, unknownUp: 0n, unknownDown: 0n, answered: 0, failed: 0 }]));
+      const tallies = new Map(counters.map((key): [string, CounterTally] => [key, { acknowledged: 0n, unknownUp: 0n, unknownDown: 0n, answered: 0, failed: 0, errors: [] }]));
 
       const minority = [0, 1];
       const majority = [2, 3, 4];
@@ -117,10 +120,12 @@ test('increments on both sides of a partition all count once it heals, and no co
       for (const observer of majority) await cluster.waitForView(observer, { 0: 'down', 1: 'down' }, detectTimeoutMs);
       await incrementThrough(cluster, [...minority, ...majority], tallies, random);
       await network!.heal();
+      const healedAtMs = Date.now();
       await cluster.waitAllUp(upTimeoutMs);
+      console.log(`[counters] every node saw every other up ${Date.now() - healedAtMs} ms after the heal`);
 
       const expected = new Map([...tallies].map(([key, tally]) => [key, initial + tally.acknowledged]));
-      console.log(`[counters] after the partition: ${[...tallies].map(([key, t]) => `${key} acknowledged ${t.answered} (net ${t.acknowledged}), unanswered ${t.failed}`).join('; ')}`);
+      console.log(`[counters] after the partition: ${[...tallies].map(([key, t]) => `${key} acknowledged ${t.answered} (net ${t.acknowledged}), unanswered ${t.failed} ${JSON.stringify(t.errors)}`).join('; ')}`);
       const within = (key: string, value: bigint): boolean => {
         const tally = tallies.get(key)!;
         const base = expected.get(key)!;

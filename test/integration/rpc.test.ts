@@ -166,6 +166,37 @@ it('reconnects once the backoff has passed, not before', async () => {
   expect(echoedKey(await requester.request(address, fetch('back'), timeoutMs))).toBe('back');
 });
 
+it('drops a connection that stays silent through a request and a probe, and dials afresh', async () => {
+  // Proves a cut path (packets vanish, nothing is refused) costs one timeout and one probe, not TCP's retransmission backoff.
+  const sockets: net.Socket[] = [];
+  let closed = 0;
+  const silent = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => closed++);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, loopbackHost, resolve));
+  try {
+    const address = `${loopbackHost}:${(silent.address() as net.AddressInfo).port}`;
+    const requester = client({ ...fastBackoff, probeTimeoutMs: 100 });
+    expect((await rejection(requester.request(address, fetch('k'), 100))).detail).toMatch(/no reply within 100 ms/);
+    // The probe goes unanswered, the connection is dropped, and after the backoff a new one is dialled.
+    await waitFor(() => closed === 1);
+    expect(sockets).toHaveLength(1);
+    let dialled = false;
+    for (let attempt = 0; attempt < 100 && !dialled; attempt++) {
+      await rejection(requester.request(address, fetch('k'), 50));
+      dialled = sockets.length >= 2;
+      if (!dialled) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(sockets.length).toBeGreaterThanOrEqual(2);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
 it('reconnects to a peer that restarts, within bounded polling', async () => {
   // Proves the pooled connection recovers by itself after the peer goes away and comes back.
   const port = await getFreePort();
