@@ -185,7 +185,7 @@ export class PeerConnection {
     socket.on('connect', () => {
       if (this.state.kind !== 'connecting' || this.state.socket !== socket) return;
       connectTimer.cancel();
-      this.state = { kind: 'connected', socket, lastReceivedAtMs: this.env.nowMs(), probing: false };
+      this.state = { kind: 'connected', socket, lastReceivedAtMs: 0, probing: false };
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, decoder, chunk));
     socket.on('error', (error: Error) => this.fail(socket, error.message));
