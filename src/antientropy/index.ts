@@ -33,7 +33,8 @@ export interface TreeStore {
 
 /** This node's replica: versions held, and a merge that resolves once committed. */
 export interface LocalKeys {
-  fetchNow(key: Buffer): readonly Version[];
+  /** The versions held, once committed (Replica.fetch): only durable versions are pushed. */
+  fetch(key: Buffer): Promise<readonly Version[]>;
   storeMany(items: readonly StoreItem[]): Promise<void>;
 }
 
@@ -259,8 +260,9 @@ export class AntiEntropy {
       await this.pacer.pace(0, versionsBytesOf(incoming));
       await local.storeMany(incoming.filter((item) => item.versions.length > 0));
       this.counters.keysFetched += incoming.length;
+      const held = await Promise.all(incoming.map((item) => local.fetch(item.key)));
       const lacking = incoming
-        .map((item) => ({ key: item.key, bucket, versions: local.fetchNow(item.key), theirs: item.versions }))
+        .map((item, index) => ({ key: item.key, bucket, versions: held[index], theirs: item.versions }))
         .filter((item) => item.versions.length > 0 && !coversAll(item.theirs, item.versions))
         .map(({ key, versions }): StoreItem => ({ key, bucket, versions }));
       for (const batch of batchesOf(lacking, reconcileBatchBytesMax, keysPerReconcileBatchMax)) {

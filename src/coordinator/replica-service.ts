@@ -62,7 +62,7 @@ export class ReplicaService {
     const { local } = this.options;
     switch (request.type) {
       case 'replicaFetch':
-        return { type: 'versions', versions: versionsToWire(local.fetchNow(request.key)) };
+        return { type: 'versions', versions: versionsToWire(await local.fetch(request.key)) };
       case 'replicaStore': {
         this.checkBucket(request.key, request.bucket);
         const versions = this.checkedVersions(request.versions);
@@ -82,7 +82,7 @@ export class ReplicaService {
         return { type: 'stored' };
       }
       case 'fetchMany':
-        return this.fetchMany(request.keys);
+        return await this.fetchMany(request.keys);
       case 'coordinate':
         return this.coordinate(request.key, request.mutation);
       case 'flushAll':
@@ -105,17 +105,22 @@ export class ReplicaService {
   }
 
   /** The versions of the first keys asked, as many as fit in one reply (at least one). */
-  private fetchMany(keys: readonly Buffer[]): RpcReply {
+  private async fetchMany(keys: readonly Buffer[]): Promise<RpcReply> {
     if (keys.length > itemsPerBatchMax) throw new KaiError('KAI_BAD_FRAME', `a fetch of ${keys.length} keys is over ${itemsPerBatchMax}`);
     const bytesMax = this.options.replyBatchBytesMax ?? replyBatchBytesMaxDefault;
+    const { local } = this.options;
     const items: WireVersion[][] = [];
+    const answered: Buffer[] = [];
     let bytes = 0;
     for (const key of keys) {
-      const versions = this.options.local.fetchNow(key);
+      const versions = local.fetchNow(key);
       bytes += itemWireBytes({ key, versions });
       if (items.length > 0 && bytes > bytesMax) break;
       items.push(versionsToWire(versions));
+      answered.push(key);
     }
+    // Answered once committed, as a single fetch is (Replica.fetch).
+    await Promise.all(answered.map((key) => local.whenCommitted(key)));
     return { type: 'versionsMany', items };
   }
 

@@ -44,9 +44,15 @@ export type Coordinated<K extends SpecKind> = Applied<SpecOutcome<K>> & { readon
 
 export interface Replica {
   readonly nodeId: string;
-  /** Every version held for the key: siblings, tombstones and expired ones alike. */
+  /**
+   * Every version held for the key, siblings, tombstones and expired ones alike; resolves once
+   * they are committed there. What a replica answers may travel on (read repair, a peer's context
+   * read, anti-entropy) and become durable elsewhere: it must be durable here first, or a crash
+   * here would leave peers with writes this node no longer has, and a counter here would then
+   * count again from totals below those its peers keep (src/counter).
+   */
   fetch(key: Buffer): Promise<readonly Version[]>;
-  /** The same, answered at once; only a replica on this node can. */
+  /** What the replica holds now, committed or not, answered at once; only a replica on this node can. */
   fetchNow?(key: Buffer): readonly Version[];
   /**
    * Merges versions written elsewhere into what the replica holds; resolves once they (or versions
@@ -91,8 +97,16 @@ export class LocalReplica implements Replica {
     return this.storage.read(key)?.versions ?? [];
   }
 
-  fetch(key: Buffer): Promise<readonly Version[]> {
-    return Promise.resolve(this.fetchNow(key));
+  /** Settles once the latest write accepted for the key here has committed. */
+  whenCommitted(key: Buffer): Promise<void> {
+    return this.storage.whenCommitted(key);
+  }
+
+  async fetch(key: Buffer): Promise<readonly Version[]> {
+    const versions = this.fetchNow(key);
+    // Settles once the latest write accepted for the key has committed: the one read, or later.
+    await this.storage.whenCommitted(key);
+    return versions;
   }
 
   async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>> {
