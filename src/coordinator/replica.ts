@@ -5,7 +5,7 @@
  */
 import type { Env } from '../env';
 import type { KaiError } from '../errors';
-import type { ReplicaStore } from '../storage';
+import type { ReplicaStore, StoredRecord } from '../storage';
 import { deadPastGrace, reapGraceMsDefault, type Version } from '../storage/record';
 import { compare, increment, merge, prune } from '../vclock';
 import type { Mutation } from './mutations';
@@ -72,6 +72,9 @@ export interface Replica {
   coordinate?<K extends SpecKind>(key: Buffer, spec: SpecOf<K>, timeoutMs: number): Promise<Coordinated<K>>;
 }
 
+/** Random base-36 characters in a new actor name, after its write time: two names never meet. */
+const actorSuffixRandomChars = 4;
+
 export class LocalReplica implements Replica {
   /** Siblings dropped for the siblings cap on this replica (kai's `siblings_dropped`). */
   siblingsDropped = 0;
@@ -84,13 +87,25 @@ export class LocalReplica implements Replica {
     readonly siblingPolicy: SiblingPolicy = defaultSiblingPolicy,
     /** How long dead records are kept at least (storage/record.ts, reapGraceMsDefault). */
     readonly reapGraceMs: number = reapGraceMsDefault,
-    /**
-     * The name counters credit this replica's operations to (src/counter): one per data dir, so
-     * a node that lost its data starts a new actor instead of counting again from totals it no
-     * longer has, which its peers' larger ones would swallow (server/counter-actor.ts).
-     */
-    readonly counterActor: string = nodeId,
   ) {}
+
+  /**
+   * The name this replica writes a key under: its clock entry and its counter totals. A vector
+   * clock entry promises that the writer holds every earlier write it names, and a counter's
+   * totals that they only grow; a node keeps that promise only while it keeps the key's record.
+   * It drops records by design (a fallback's copy once handed off, a stray copy, a flush, a lost
+   * disk), and then no longer holds its own earlier writes. Writing on under the same name would
+   * make its next version seem to descend from writes it never saw, superseding them (Riak's
+   * kv679), and its counter totals would start again below those its peers keep, which would
+   * swallow them. So the name lives in the record (StoredRecord.actor) and goes with it: a node
+   * writing a key it keeps no record of, or only a copy received from others, takes a new name.
+   */
+  private actorFor(record: StoredRecord | undefined, writtenAtMs: number): string {
+    if (record?.actor !== undefined) return record.actor;
+    let suffix = writtenAtMs.toString(36);
+    for (let index = 0; index < actorSuffixRandomChars; index++) suffix += Math.floor(this.env.random() * 36).toString(36);
+    return `${this.nodeId}~${suffix}`;
+  }
 
   /** Synchronous read for the coordinator's fast path. */
   fetchNow(key: Buffer): readonly Version[] {
@@ -111,29 +126,32 @@ export class LocalReplica implements Replica {
 
   async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>> {
     // Read, decide and queue the write in one synchronous step, so no other request interleaves.
-    const held = this.fetchNow(key);
+    const record = this.storage.read(key);
+    const held = record?.versions ?? [];
     const nowMs = this.env.nowMs();
-    const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax, actor: this.counterActor });
-    if (decision.error) return { error: decision.error, versions: held, written: undefined };
-    if (!decision.write) return { result: decision.result, versions: held, written: undefined };
     // A write is stamped later than every version it supersedes, even when the wall clock says
     // otherwise (two writes in one ms, a clock behind a peer's): last-write-wins then never lets
     // a version beat its own successor, whatever other versions the two meet.
     let writtenAtMs = nowMs;
     for (const version of held) writtenAtMs = Math.max(writtenAtMs, version.writtenAtMs + 1);
+    const actor = this.actorFor(record, writtenAtMs);
+    const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax, actor });
+    if (decision.error) return { error: decision.error, versions: held, written: undefined };
+    if (!decision.write) return { result: decision.result, versions: held, written: undefined };
     // The write time in ms is a floor for this node's counter: it only grows, so a counter is
     // never reused after the key's history here is gone (expired and purged, flushed), while
     // peers may still hold the older entries. A clock set back by more than the time between two
     // writes of one key is the one case this does not cover.
-    const clock = prune(increment(merge(held.map((v) => v.clock)), this.nodeId, writtenAtMs, writtenAtMs), writtenAtMs);
+    const clock = prune(increment(merge(held.map((v) => v.clock)), actor, writtenAtMs, writtenAtMs), writtenAtMs);
     const written: Version = { ...decision.write, clock, writtenAtMs };
     const versions = this.resolve([...held, written]);
-    await this.storage.write({ key, bucket, versions }, { hintFor });
+    await this.storage.write({ key, bucket, versions, actor }, { hintFor });
     return { result: decision.result, versions, written };
   }
 
   async store(key: Buffer, bucket: number, incoming: readonly Version[], hintFor?: string, onlyIfPresent = false): Promise<void> {
-    const held = this.fetchNow(key);
+    const record = this.storage.read(key);
+    const held = record?.versions ?? [];
     if (held.length === 0 && deadPastGrace(incoming, this.env.nowMs(), this.reapGraceMs)) {
       // Nothing here for them to supersede, and their holders may reap them any time now: taking
       // them would only bring them back after the reaper removed them everywhere else.
@@ -146,7 +164,12 @@ export class LocalReplica implements Replica {
       await this.storage.whenCommitted(key);
       return;
     }
-    await this.storage.write({ key, bucket, versions: this.resolve([...held, ...incoming]) }, { hintFor, onlyIfPresent });
+    const versions = this.resolve([...held, ...incoming]);
+    // The record keeps this node's name for the key: it still holds every write made under it.
+    await this.storage.write(record?.actor === undefined ? { key, bucket, versions } : { key, bucket, versions, actor: record.actor }, {
+      hintFor,
+      onlyIfPresent,
+    });
   }
 
   /**

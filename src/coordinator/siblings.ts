@@ -6,7 +6,7 @@
  * same result, so replicas converge whatever order versions arrive in: ties in write time are
  * broken by content, then by clock.
  */
-import { counterValue, mergeCounters, type Counter } from '../counter';
+import { counterValue, mergeCounters, withinActorsMax, type Counter } from '../counter';
 import { newerFirst, type Version } from '../storage/record';
 import { merge, prune, reconcile } from '../vclock';
 
@@ -107,6 +107,7 @@ function mergeCounterVersions(versions: readonly Version[]): Version {
   let counter = newestFirst[0].counter!;
   for (const version of newestFirst.slice(1)) counter = mergeCounters(counter, version.counter!);
   const writtenAtMs = newestFirst[0].writtenAtMs;
+  counter = withinActorsMax(counter, writtenAtMs);
   return {
     ...newestFirst[0],
     counter,

@@ -105,10 +105,16 @@ export function counterSetTo(counter: Counter, actor: string, target: bigint, no
     atMs: nowMs,
   };
   const actors = [...counter.actors.filter((other) => other.actor !== actor), totals].sort(byActor);
-  if (actors.length <= counterActorsMax) return { ...counter, actors };
-  // Past the bound the counter starts again from its value, as a set of it would: a new origin,
-  // later than the old one, so the old origin's copies give way to it (see docs/protocol.md).
-  return counterFrom(target, nowMs);
+  return withinActorsMax({ ...counter, actors }, nowMs);
+}
+
+/**
+ * The counter, or past counterActorsMax actors, a counter started again from its value at
+ * `atMs`, as a set of that value would: a new origin, later than the old one, so the old origin's
+ * copies give way to it (see docs/architecture.md, *Counters*).
+ */
+export function withinActorsMax(counter: Counter, atMs: number): Counter {
+  return counter.actors.length <= counterActorsMax ? counter : counterFrom(counterValue(counter), atMs);
 }
 
 /** What memcached's incr (wrapping at 2^64) or decr (stopping at 0) makes of `value`. */

@@ -18,7 +18,6 @@ import { ReplicaService } from '../coordinator/replica-service';
 import type { Env } from '../env';
 import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
-import { counterActorOf } from './counter-actor';
 import { Handoff } from '../handoff';
 import type { Logger } from '../log';
 import { findMember, isUp, ringMembers, seedsAwaited, type MembershipState } from '../membership';
@@ -116,8 +115,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   });
   const ring = liveRing(gossip, settings, log);
   const siblings = { conflictResolution: settings.conflictResolution, siblingsMax: settings.siblingsMax };
-  const actor = counterActorOf(store, nodeId, env);
-  const local = new LocalReplica(nodeId, store, env, settings.maxItemSize, siblings, settings.reapGraceMs, actor);
+  const local = new LocalReplica(nodeId, store, env, settings.maxItemSize, siblings, settings.reapGraceMs);
   const remoteReplicas = new Map<string, RemoteReplica>();
   const remoteOf = (memberId: string): RemoteReplica => {
     // The member's address can change (a restart on another port), so the cache follows it.

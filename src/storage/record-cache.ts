@@ -23,7 +23,7 @@ export interface CacheEntry {
 export function cachedBytesOf(keyId: string, record: StoredRecord | undefined): number {
   let bytes = entryOverheadBytes + keyId.length;
   if (record === undefined) return bytes;
-  bytes += record.key.length;
+  bytes += record.key.length + (record.actor?.length ?? 0);
   for (const version of record.versions) {
     bytes += versionOverheadBytes + version.value.length;
     for (const entry of version.clock) bytes += clockEntryOverheadBytes + entry.node.length;
@@ -47,7 +47,7 @@ export function compactRecord(record: StoredRecord): StoredRecord {
     offset += version.value.copy(storage, start);
     return { ...version, value: storage.subarray(start, offset) };
   });
-  return { key, bucket: record.bucket, versions };
+  return record.actor === undefined ? { key, bucket: record.bucket, versions } : { key, bucket: record.bucket, versions, actor: record.actor };
 }
 
 /**

@@ -31,6 +31,11 @@ export interface StoredRecord {
   /** The ring bucket of the key, kept so a bucket can be listed, hashed and transferred. */
   readonly bucket: number;
   readonly versions: readonly Version[];
+  /**
+   * The name this node writes the key's clock entry and counter totals under, once it has
+   * written the key: this node's own, never sent to others (coordinator/replica.ts says why).
+   */
+  readonly actor?: string;
 }
 
 /** True when the version holds a value a client may read at `nowMs`. */

@@ -29,12 +29,12 @@ interface ItemStateRow {
 function prepareStatements(db: Database.Database) {
   return {
     selectItemState: db.prepare<[Buffer], ItemStateRow>('SELECT item_bytes, key_hash, bucket, segment FROM items WHERE key = ?'),
-    upsertItem: db.prepare<[Buffer, number, number, number, number | null, number | null, Buffer]>(
-      `INSERT INTO items (key, bucket, segment, key_hash, dead_at_ms, reap_after_ms, item_bytes, versions)
-       VALUES (?, ?, ?, ?, ?, NULL, ?, ?)
+    upsertItem: db.prepare<[Buffer, number, number, number, number | null, number | null, Buffer, string | null]>(
+      `INSERT INTO items (key, bucket, segment, key_hash, dead_at_ms, reap_after_ms, item_bytes, versions, actor)
+       VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET bucket = excluded.bucket, segment = excluded.segment,
          key_hash = excluded.key_hash, dead_at_ms = excluded.dead_at_ms, reap_after_ms = NULL,
-         item_bytes = excluded.item_bytes, versions = excluded.versions`,
+         item_bytes = excluded.item_bytes, versions = excluded.versions, actor = excluded.actor`,
     ),
     deleteAllItems: db.prepare('DELETE FROM items'),
     deleteAllHints: db.prepare('DELETE FROM hints'),
@@ -204,6 +204,7 @@ export class BatchApplier {
       operation.deadAtMs,
       operation.itemBytes,
       operation.versionsBlob,
+      operation.actor,
     );
     effects.treeChanges.push(operation.bucket, segment, hash);
     if (operation.itemBytes !== null) {

@@ -27,6 +27,8 @@ export interface WriteOperation {
   /** NULL when the record holds only tombstones. */
   readonly itemBytes: number | null;
   readonly versionsBlob: Buffer;
+  /** StoredRecord.actor; NULL for none. */
+  readonly actor: string | null;
   /** The node this copy stands in for (a fallback's write), recorded as a hint; NULL for none. */
   readonly hintTarget: string | null;
   /**
@@ -142,7 +144,7 @@ export function keyIdOf(key: Buffer): string {
 
 const kindCodes = { write: 1, removeAll: 2, purge: 3, reap: 4, deferReap: 5, handedOff: 6 } as const;
 /** Bits of a write's flags field. */
-const writeFlags = { hinted: 1, onlyIfPresent: 2 } as const;
+const writeFlags = { hinted: 1, onlyIfPresent: 2, withActor: 4 } as const;
 /** Stands for NULL in the numeric fields, none of which may be negative otherwise. */
 const nullNumber = -1;
 
@@ -253,7 +255,8 @@ function encodedBytesOf(operation: CommitOperation): number {
         2 * lengthBytes +
         operation.key.length +
         operation.versionsBlob.length +
-        (operation.hintTarget === null ? 0 : textBytes(operation.hintTarget))
+        (operation.hintTarget === null ? 0 : textBytes(operation.hintTarget)) +
+        (operation.actor === null ? 0 : textBytes(operation.actor))
       );
     case 'removeAll':
       return 1;
@@ -297,8 +300,13 @@ export function encodeBatch(operations: readonly CommitOperation[]): ArrayBuffer
         writer.number(operation.itemBytes ?? nullNumber);
         writer.blob(operation.key);
         writer.blob(operation.versionsBlob);
-        writer.number((operation.hintTarget === null ? 0 : writeFlags.hinted) | (operation.onlyIfPresent ? writeFlags.onlyIfPresent : 0));
+        writer.number(
+          (operation.hintTarget === null ? 0 : writeFlags.hinted) |
+            (operation.onlyIfPresent ? writeFlags.onlyIfPresent : 0) |
+            (operation.actor === null ? 0 : writeFlags.withActor),
+        );
         if (operation.hintTarget !== null) writer.text(operation.hintTarget);
+        if (operation.actor !== null) writer.text(operation.actor);
         break;
       case 'removeAll':
         break;
@@ -339,7 +347,8 @@ export function decodeBatch(encoded: ArrayBuffer): CommitOperation[] {
         const flags = reader.number();
         const hintTarget = (flags & writeFlags.hinted) !== 0 ? reader.text() : null;
         const onlyIfPresent = (flags & writeFlags.onlyIfPresent) !== 0;
-        operations.push({ kind: 'write', key, bucket, deadAtMs, itemBytes, versionsBlob, hintTarget, onlyIfPresent });
+        const actor = (flags & writeFlags.withActor) !== 0 ? reader.text() : null;
+        operations.push({ kind: 'write', key, bucket, deadAtMs, itemBytes, versionsBlob, actor, hintTarget, onlyIfPresent });
         break;
       }
       case kindCodes.removeAll:

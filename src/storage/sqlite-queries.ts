@@ -32,8 +32,9 @@ interface RecordRow {
   readonly hash: number;
 }
 
-export function decodeRecordRow(row: { key: Buffer; bucket: number; versions: Buffer }): StoredRecord {
-  const record: StoredRecord = { key: row.key, bucket: row.bucket, versions: decodeVersions(row.versions) };
+export function decodeRecordRow(row: { key: Buffer; bucket: number; versions: Buffer; actor?: string | null }): StoredRecord {
+  const versions = decodeVersions(row.versions);
+  const record: StoredRecord = typeof row.actor === 'string' ? { key: row.key, bucket: row.bucket, versions, actor: row.actor } : { key: row.key, bucket: row.bucket, versions };
   assertValidRecord(record);
   return record;
 }

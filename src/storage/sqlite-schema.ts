@@ -21,6 +21,10 @@ const bucketsName = 'buckets';
  * tombstones remain) lets counts be initialized by one aggregate at open and kept up to date
  * without decoding versions.
  *
+ * `actor` is the name this node writes the key's clock entry and counter totals under
+ * (StoredRecord.actor); it is this node's alone, so it is kept beside the versions, out of the
+ * record's hash.
+ *
  * `hints` names, for a copy this node holds in place of a primary that was down (a fallback's
  * copy), the primary it is for; hinted handoff delivers the copy and removes the row.
  */
@@ -37,7 +41,8 @@ const createStatements = [
      dead_at_ms INTEGER,
      reap_after_ms INTEGER,
      item_bytes INTEGER,
-     versions BLOB NOT NULL
+     versions BLOB NOT NULL,
+     actor TEXT
    ) WITHOUT ROWID`,
   `CREATE INDEX IF NOT EXISTS items_by_bucket ON items (bucket, segment, key_hash)`,
   `CREATE INDEX IF NOT EXISTS items_by_dead_time ON items (dead_at_ms) WHERE dead_at_ms IS NOT NULL`,
@@ -112,7 +117,9 @@ export function prepareSchema(db: Database.Database, buckets: number): void {
     if (version === 1) {
       migrateFromVersionOne(db, buckets);
     } else if (version === 2) {
-      // Version 3 adds the counter item to a version tuple; every version 2 blob is a valid one.
+      // Version 3 adds the counter item to a version tuple (every version 2 blob is a valid one)
+      // and the column naming the actor this node writes a key under.
+      db.prepare('ALTER TABLE items ADD COLUMN actor TEXT').run();
     } else if (version === undefined) {
       for (const statement of createStatements) db.prepare(statement).run();
     } else if (version !== schemaVersion) {

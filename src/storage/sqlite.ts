@@ -132,6 +132,7 @@ interface ItemRow {
   readonly key: Buffer;
   readonly bucket: number;
   readonly versions: Buffer;
+  readonly actor: string | null;
 }
 
 /** Opens the store's own connection to a file, which prepares the schema and then only reads. */
@@ -217,7 +218,7 @@ export class SqliteStore implements ReplicaStore {
     this.hintBytesPerTargetMax = tuning.hintBytesPerTargetMax ?? hintBytesPerTargetMaxDefault;
     this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
     this.tree = new MerkleForest(this.buckets);
-    this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions FROM items WHERE key = ?');
+    this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions, actor FROM items WHERE key = ?');
     this.selectHint = db.prepare<[string, Buffer], { bytes: number }>('SELECT bytes FROM hints WHERE target = ? AND key = ?');
     this.queries = new StoreQueries(db);
     // The executor reads the committed counts and hints itself; the store's copies follow its
@@ -289,6 +290,7 @@ export class SqliteStore implements ReplicaStore {
         deadAtMs,
         itemBytes: itemBytesOf(record) ?? null,
         versionsBlob,
+        actor: record.actor ?? null,
         hintTarget,
         onlyIfPresent: options.onlyIfPresent === true,
       },

@@ -44,7 +44,7 @@ it('keeps every acknowledged set across kill -9 and restart', async () => {
   const acknowledgedCount = countOf(acknowledged.toString(), 'STORED\r\n');
   client.close();
 
-  const restarted = await startKai({ dataDir, args: ['--log-level', 'warn'] });
+  const restarted = await startKai({ dataDir, port: kai.port, args: ['--log-level', 'warn'] });
   const reader = await RawClient.connect(restarted.memcachePort);
   const batch = 100;
   for (let first = 0; first < acknowledgedCount; first += batch) {
@@ -77,7 +77,7 @@ it('finishes requests already received when stopped by SIGTERM', async () => {
   // Only whole STORED replies, nothing else, and nothing cut mid-reply.
   expect(replies).toBe('STORED\r\n'.repeat(answered));
 
-  const restarted = await startKai({ dataDir, args: ['--log-level', 'warn'] });
+  const restarted = await startKai({ dataDir, port: kai.port, args: ['--log-level', 'warn'] });
   const reader = await RawClient.connect(restarted.memcachePort);
   const keys = Array.from({ length: answered }, (_, index) => `graceful:${index}`);
   const reply = await reader.request(`get ${keys.join(' ')}\r\n`, 'END\r\n');

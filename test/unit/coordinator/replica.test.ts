@@ -38,11 +38,11 @@ const values = (versions: readonly Version[]): string[] => versions.map((v) => v
 test('apply on an empty key writes a fresh version', async () => {
   const applied = await replica.apply(key, bucket, storeMutation(setRequest('one')));
   expect(applied.result).toBe('STORED');
-  expect(applied.written?.clock).toEqual([{ node: 'node-a', counter: env.nowMs(), timestampMs: env.nowMs() }]);
+  expect(applied.written?.clock).toEqual([{ node: expect.stringMatching(/^node-a~[0-9a-z]+$/), counter: env.nowMs(), timestampMs: env.nowMs() }]);
   expect(applied.written?.writtenAtMs).toBe(env.nowMs());
   expect(applied.written?.flags).toBe(5);
   expect(applied.versions).toEqual([applied.written]);
-  expect(store.read(key)).toEqual({ key, bucket, versions: [applied.written] });
+  expect(store.read(key)).toEqual({ key, bucket, versions: [applied.written], actor: applied.written?.clock[0].node });
   expect(await replica.fetch(key)).toEqual([applied.written]);
   expect(await replica.fetch(Buffer.from('other'))).toEqual([]);
 });
@@ -53,30 +53,38 @@ test('successive applies supersede', async () => {
   env.advance(10);
   const second = await replica.apply(key, bucket, storeMutation(setRequest('two')));
   expect(compare(second.written!.clock, first.written!.clock)).toBe('after');
-  expect(second.written!.clock).toEqual([{ node: 'node-a', counter: env.nowMs(), timestampMs: env.nowMs() }]);
+  // The same name: the replica kept the key's record, so it holds every write made under it.
+  expect(second.written!.clock).toEqual([{ node: first.written!.clock[0].node, counter: env.nowMs(), timestampMs: env.nowMs() }]);
   expect(values(replica.fetchNow(key))).toEqual(['two']);
   // Two writes in the same millisecond still count up.
   const third = await replica.apply(key, bucket, storeMutation(setRequest('three')));
   expect(third.written!.clock[0].counter).toBe(env.nowMs() + 1);
 });
 
-// A node whose history of a key is gone (its row purged or flushed) never reuses a counter: its
-// next write still supersedes the old versions a peer holds, instead of looking older than them.
-test('a write after the row of a key was purged supersedes what peers still hold', async () => {
+// A node whose record of a key is gone (purged, flushed, handed off) writes under a new name: its
+// next write does not claim to have seen the versions peers still hold, which would supersede
+// writes it never saw; they stay siblings. One that read them first (as a coordinator's context
+// read makes it) supersedes them.
+test('a write after the record of a key is gone is concurrent with what peers still hold', async () => {
   let written: Version | undefined;
   for (let round = 0; round < 3; round++) {
     written = (await replica.apply(key, bucket, storeMutation(setRequest(`old-${round}`)))).written;
     env.advance(1);
   }
   const peerHolds = written!;
+  const oldName = peerHolds.clock[0].node;
   store.records.clear();
   env.advance(1);
   const fresh = (await replica.apply(key, bucket, storeMutation(setRequest('new')))).written!;
-  expect(compare(fresh.clock, peerHolds.clock)).toBe('after');
+  expect(compare(fresh.clock, peerHolds.clock)).toBe('concurrent');
+  expect(fresh.clock.map((entry) => entry.node)).not.toContain(oldName);
   const peer = new LocalReplica('node-b', new MemoryStore(), env, valueBytesMax);
   await peer.store(key, bucket, [peerHolds]);
   await peer.store(key, bucket, [fresh]);
-  expect(values(peer.fetchNow(key))).toEqual(['new']);
+  expect(values(peer.fetchNow(key))).toEqual(['new', 'old-2']);
+  await replica.store(key, bucket, [peerHolds]);
+  const informed = (await replica.apply(key, bucket, storeMutation(setRequest('newer')))).written!;
+  expect(compare(informed.clock, peerHolds.clock)).toBe('after');
 });
 
 // A write over siblings resolves them: its clock dominates every version held.

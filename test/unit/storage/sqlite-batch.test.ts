@@ -11,11 +11,12 @@ describe('sqlite commit batches', () => {
         deadAtMs: 1_700_000_000_123,
         itemBytes: 104,
         versionsBlob: Buffer.from(Array.from({ length: 256 }, (_, index) => index)),
+        actor: 'n1.example:11011~kx2f9a',
         hintTarget: 'n2.example:11011',
         onlyIfPresent: false,
       },
       { kind: 'removeAll' },
-      { kind: 'write', key: Buffer.from('k'), bucket: 0, deadAtMs: null, itemBytes: null, versionsBlob: Buffer.from([1]), hintTarget: null, onlyIfPresent: true },
+      { kind: 'write', key: Buffer.from('k'), bucket: 0, deadAtMs: null, itemBytes: null, versionsBlob: Buffer.from([1]), actor: null, hintTarget: null, onlyIfPresent: true },
       { kind: 'purge', deadBeforeMs: 1_700_000_000_000, limit: 500 },
       { kind: 'reap', items: [{ key: Buffer.from('a'), expectedHash: 2 ** 53 - 1 }, { key: Buffer.from([0]), expectedHash: 0 }] },
       { kind: 'deferReap', untilMs: 1_700_000_060_000, items: [{ key: Buffer.from('b'), expectedHash: 12345 }] },
@@ -36,11 +37,12 @@ describe('sqlite commit batches', () => {
       deadAtMs: null,
       itemBytes: 8,
       versionsBlob: Buffer.from('blob'),
+      actor: 'ä~1',
       hintTarget: 'ü:1',
       onlyIfPresent: false,
     };
-    // kind, four numbers, two lengths, key, blob, and the target's length and UTF-8 bytes.
-    expect(encodeBatch([write]).byteLength).toBe(1 + 4 * 8 + 2 * 4 + 3 + 4 + 4 + Buffer.byteLength('ü:1'));
+    // kind, four numbers, two lengths, key, blob, and the target's and the actor's lengths and UTF-8 bytes.
+    expect(encodeBatch([write]).byteLength).toBe(1 + 4 * 8 + 2 * 4 + 3 + 4 + 4 + Buffer.byteLength('ü:1') + 4 + Buffer.byteLength('ä~1'));
   });
 
   test('a batch with an unknown operation kind fails an assertion', () => {

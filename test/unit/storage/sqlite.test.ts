@@ -416,6 +416,25 @@ describe('SqliteStore', () => {
     expect(await exited).toBe(0);
   });
 
+  test('a version 2 file gains the actor column, keeps its rows, and keeps actors written after', async () => {
+    // Proves the migration to schema 3, and that a record's actor survives a reopen (cache and file).
+    const first = open();
+    await first.write(record('old', [version('kept')]));
+    await first.close();
+    withSideConnection((db) => {
+      db.prepare('ALTER TABLE items DROP COLUMN actor').run();
+      db.prepare(`UPDATE meta SET value = 2 WHERE name = 'schemaVersion'`).run();
+    });
+    const migrated = open();
+    expect(migrated.read(Buffer.from('old'))).toEqual(record('old', [version('kept')]));
+    await migrated.write({ ...record('new', [version('v')]), actor: 'node-a~abc' });
+    expect(migrated.read(Buffer.from('new'))?.actor).toBe('node-a~abc');
+    await migrated.close();
+    const reopened = open();
+    expect(reopened.read(Buffer.from('new'))?.actor).toBe('node-a~abc');
+    expect(reopened.read(Buffer.from('old'))?.actor).toBeUndefined();
+  });
+
   test('a file with another schema version is refused at open', async () => {
     // Proves the schema version check: the store will not misread a file it does not understand.
     await open().close();
