@@ -6,14 +6,10 @@
  * acknowledged operation, plus at most those whose answer was lost, with no siblings. Needs root,
  * iproute2 and iptables (test/faults/README.md).
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { killStartedKai } from '../support/process';
 import { delay } from '../support/servers';
+import { useFaultSuite } from './fault-suite';
 import { withCluster, type HealingCluster } from './healing-cluster';
 import { MemcacheConnection, readAll } from './memcache-client';
-import { FaultNetwork, faultHostsAvailable } from './netns';
 import { seededRandom } from './workload';
 
 const gossipIntervalMs = 200;
@@ -30,26 +26,9 @@ const initial = 1_000_000n;
 const operationsPerClient = 60;
 
 const seed = Number(process.env.KAI_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const suite = useFaultSuite('counters', 5);
 
-let workDir: string | undefined;
-let network: FaultNetwork | undefined;
-
-beforeAll(async () => {
-  const availability = faultHostsAvailable();
-  if (!availability.ok) throw new Error(`fault hosts unavailable: ${availability.why}`);
-  console.log(`counter fault tests: seed ${seed} (KAI_FAULT_SEED=${seed} replays the random choices)`);
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-counters-'));
-  network = await FaultNetwork.create({ hostCount: 5 });
-}, 60_000);
-
-afterAll(async () => {
-  try {
-    await network?.cleanup();
-  } finally {
-    await killStartedKai();
-    if (workDir !== undefined) fs.rmSync(workDir, { recursive: true, force: true });
-  }
-}, 60_000);
+beforeAll(() => console.log(`counter fault tests: seed ${seed} (KAI_FAULT_SEED=${seed} replays the random choices)`));
 
 /** What clients did to one counter: the net change acknowledged, and what may or may not have landed. */
 interface CounterTally {
@@ -95,10 +74,11 @@ async function incrementThrough(cluster: HealingCluster, indexes: readonly numbe
 
 test('increments on both sides of a partition all count once it heals, and no counter shows siblings', async () => {
   // Proves the PN-counter converges to the exact sum across a real split, on every node.
+  const { network, workDir } = suite();
   await withCluster(
     {
-      network: network!,
-      baseDir: workDir!,
+      network,
+      baseDir: workDir,
       name: 'partition',
       size: 5,
       args: ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', String(gossipIntervalMs)],
@@ -115,11 +95,11 @@ test('increments on both sides of a partition all count once it heals, and no co
 
       const minority = [0, 1];
       const majority = [2, 3, 4];
-      await network!.partition(minority.map((index) => cluster.node(index)), majority.map((index) => cluster.node(index)));
+      await network.partition(minority.map((index) => cluster.node(index)), majority.map((index) => cluster.node(index)));
       for (const observer of minority) await cluster.waitForView(observer, { 2: 'down', 3: 'down', 4: 'down' }, detectTimeoutMs);
       for (const observer of majority) await cluster.waitForView(observer, { 0: 'down', 1: 'down' }, detectTimeoutMs);
       await incrementThrough(cluster, [...minority, ...majority], tallies, random);
-      await network!.heal();
+      await network.heal();
       const healedAtMs = Date.now();
       await cluster.waitAllUp(upTimeoutMs);
       console.log(`[counters] every node saw every other up ${Date.now() - healedAtMs} ms after the heal`);

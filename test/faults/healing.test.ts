@@ -7,15 +7,11 @@
  * iproute2 and iptables (test/faults/README.md). Random choices come from a seed printed first;
  * set KAI_FAULT_SEED to replay them (fault timings are real time and vary).
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { killStartedKai } from '../support/process';
 import { delay } from '../support/servers';
+import { useFaultSuite } from './fault-suite';
 import { checkRead, describeProblems, OperationHistory, type ReadCheckOptions, type ReadProblem, type RecordedOperation } from './history';
 import { HealingCluster, withCluster } from './healing-cluster';
 import { MemcacheConnection, readAll } from './memcache-client';
-import { FaultNetwork, faultHostsAvailable } from './netns';
 import { liveValues, placementFrom, replicaVersions, versionsText } from './replicas';
 import { divergence, holdsExactly, pollConverged, pollReplicaHolds, seededRandom, snapshotReplicas, writeAll, type KeyValue } from './workload';
 
@@ -41,29 +37,12 @@ function quorumArgs(quorum: { readonly n: number; readonly r: number; readonly w
 
 const seed = Number(process.env.KAI_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-let workDir: string | undefined;
-let network: FaultNetwork | undefined;
+const suite = useFaultSuite('healing', 5);
 
-beforeAll(async () => {
-  // Root CI runs these: a host that cannot build namespaces fails here with the reason, never skips.
-  const availability = faultHostsAvailable();
-  if (!availability.ok) throw new Error(`fault hosts unavailable: ${availability.why}`);
-  console.log(`healing fault tests: seed ${seed} (KAI_FAULT_SEED=${seed} replays the random choices)`);
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-healing-'));
-  network = await FaultNetwork.create({ hostCount: 5 });
-}, 60_000);
-
-afterAll(async () => {
-  try {
-    await network?.cleanup();
-  } finally {
-    await killStartedKai();
-    if (workDir !== undefined && process.env.KAI_KEEP_FAULT_DIR === undefined) fs.rmSync(workDir, { recursive: true, force: true });
-  }
-}, 60_000);
+beforeAll(() => console.log(`healing fault tests: seed ${seed} (KAI_FAULT_SEED=${seed} replays the random choices)`));
 
 function clusterOptions(name: string, size: number, args: readonly string[]): Parameters<typeof withCluster>[0] {
-  if (network === undefined || workDir === undefined) throw new Error('beforeAll did not build the fault network');
+  const { network, workDir } = suite();
   return { network, baseDir: workDir, name, size, args };
 }
 
@@ -268,7 +247,7 @@ test('a partition {1} | {2,3} with writes on both sides heals: every replica con
     const based = await pollConverged(cluster.indexes().map((index) => cluster.reachable(index)), keys, () => nodeIds, { startedMs: Date.now(), timeoutMs: convergeMsMax });
     check(based.ok, () => `base values did not reach every replica: ${based.differing.join('\n')}`);
 
-    await network!.partition([cluster.node(0)], [cluster.node(1), cluster.node(2)]);
+    await suite().network.partition([cluster.node(0)], [cluster.node(1), cluster.node(2)]);
     const partitionMs = 15_000;
     let stopping = false;
     /** One causal chain per key and side: each key is written by one connection of one node per side, in rounds. */
@@ -300,7 +279,7 @@ test('a partition {1} | {2,3} with writes on both sides heals: every replica con
     await delay(partitionMs);
     stopping = true;
     await Promise.all(writers);
-    await network!.heal();
+    await suite().network.heal();
     const healedMs = Date.now();
     report('c', `partition of ${partitionMs} ms: ${history.summary()}`);
 
@@ -450,9 +429,9 @@ test('sets, deletes and expiring sets under kill -9, pause, partition: nothing a
       mark('node 1 sees node 2 up');
       await delay(3_000);
       mark('partition {1} | {2,3}');
-      await network!.partition([cluster.node(0)], [cluster.node(1), cluster.node(2)]);
+      await suite().network.partition([cluster.node(0)], [cluster.node(1), cluster.node(2)]);
       await delay(6_000);
-      await network!.heal();
+      await suite().network.heal();
       mark('healed');
       await cluster.waitAllUp(upTimeoutMs);
       mark('every node sees every node up');

@@ -4,13 +4,11 @@
  * node reads back through the others; node 3 cut off by iptables is seen down while writes still
  * meet W=2; healed, it is seen up again. Needs root, iproute2 and iptables (test/faults/README.md).
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { allUp, statuses, type StatusMember } from '../support/cluster';
-import { killStartedKai } from '../support/process';
 import { linkNodes, memcacheGet, memcacheRequest, memcacheSet, pollStatusAt } from './cluster';
-import { FaultNetwork, faultHostsAvailable, type NamespacedKai } from './netns';
+import { useFaultSuite } from './fault-suite';
+import { type NamespacedKai } from './netns';
 
 /** Fast gossip keeps the file short: a silent node is marked down after 5 intervals (1 s). */
 const gossipIntervalMs = 200;
@@ -21,42 +19,16 @@ const detectTimeoutMs = 10_000;
 /** After a heal a peer connection may sit in its reconnect backoff (at most 5 s) before gossip resumes. */
 const healTimeoutMs = 15_000;
 
-let workDir: string | undefined;
-let network: FaultNetwork | undefined;
+const suite = useFaultSuite('faults', 3);
 let nodes: NamespacedKai[] = [];
 
 beforeAll(async () => {
-  // Root CI runs these: a host that cannot build namespaces fails here with the reason, never skips.
-  const availability = faultHostsAvailable();
-  if (!availability.ok) throw new Error(`fault hosts unavailable: ${availability.why}`);
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-faults-'));
-  const baseDir = workDir;
-  const created = await FaultNetwork.create({ hostCount: 3 });
-  network = created;
+  const { network, workDir } = suite();
   nodes = await Promise.all(
-    created.hosts.map((host) => created.startKaiIn(host, { dataDir: path.join(baseDir, `node${host.index}`), args: nodeArgs })),
+    network.hosts.map((host) => network.startKaiIn(host, { dataDir: path.join(workDir, `node${host.index}`), args: nodeArgs })),
   );
-  await linkNodes(nodes, baseDir, convergeTimeoutMs);
+  await linkNodes(nodes, workDir, convergeTimeoutMs);
 }, 40_000);
-
-afterAll(async () => {
-  try {
-    await network?.cleanup();
-  } finally {
-    await killStartedKai();
-    if (workDir !== undefined) fs.rmSync(workDir, { recursive: true, force: true });
-  }
-}, 30_000);
-
-function requireDirectory(): string {
-  if (workDir === undefined) throw new Error('beforeAll did not create the work directory');
-  return workDir;
-}
-
-function requireNetwork(): FaultNetwork {
-  if (network === undefined) throw new Error('beforeAll did not create the fault network');
-  return network;
-}
 
 test('nodes in separate namespaces serve one key: set through node 1, read through nodes 2 and 3', async () => {
   // Proves the bridge carries kai's replication between namespaces and the test reaches every node.
@@ -70,8 +42,7 @@ test('nodes in separate namespaces serve one key: set through node 1, read throu
 
 test('node 3 isolated by iptables is seen down, writes still meet W=2, and healed it is seen up', async () => {
   // Proves isolate() cuts node links both ways while the host still reaches the node, and heal() undoes it.
-  const cwd = requireDirectory();
-  const faults = requireNetwork();
+  const { network: faults, workDir: cwd } = suite();
   const [first, second, third] = nodes;
   const ids = nodes.map((node) => node.id);
   const thirdDown = (members: StatusMember[]): boolean => statuses(members)[third.id] === 'down';

@@ -8,7 +8,8 @@
  * may be equal: the new version's clock then dominates the earlier one, which reconciliation
  * drops as superseded, though the new write never saw it. A counter loses the increments the
  * dropped version held for that actor (a plain value loses a concurrent write that should have
- * been a sibling).
+ * been a sibling). A node now writes a key under a name its record keeps, and takes a new one
+ * when the record is gone (StoredRecord.actor, coordinator/replica.ts).
  *
  * The steps, on 4 nodes with N=3 R=2 W=2 (the key's primaries p1, p2, p3; the fourth node f):
  * 1. {p2, f} | {p1, p3}: incr 1500 through f, a fallback, acknowledged by f and p2.
