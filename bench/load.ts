@@ -1,6 +1,7 @@
 // Closed-loop load benchmark: memcached against kai over the memcache text and binary protocols.
-// Starts each target in turn, drives it from worker threads, prints throughput and latency.
-// Usage: npm run bench -- [--duration-s 10] [--targets memcached,kai] [--json] ...  (see --help)
+// Starts each target in turn, drives it from worker threads with one workload (gets and sets,
+// counters, or deletes), prints throughput and latency.
+// Usage: npm run bench -- [--workload counters] [--targets memcached,kai] [--json] ...  (see --help)
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,8 +19,10 @@ import {
   memcachedVersion,
   parseAddress,
   targetFactories,
+  targetProtocol,
 } from './targets';
 import type { ControlMessage, ErrorKind, WorkerConfig, WorkerMessage, WorkerResult } from './worker';
+import { Operation, WorkloadName, operations, workloads } from './workloads';
 
 export const connectionsMax = 10_000;
 export const workersMax = 64;
@@ -32,6 +35,7 @@ const resultTimeoutMs = 30_000;
 const requestTimeoutMs = 5_000;
 
 interface BenchSettings {
+  workload: WorkloadName;
   durationSeconds: number;
   warmupSeconds: number;
   connections: number;
@@ -57,8 +61,8 @@ interface TargetResult {
   version: string;
   addresses: string[];
   opsPerSecond: number;
-  gets: number;
-  sets: number;
+  // Requests completed in the measurement window, by operation.
+  operations: Record<Operation, number>;
   misses: number;
   // Gets answered with several VALUE lines (a cluster's siblings), each value checked: not errors.
   siblingReplies: number;
@@ -97,34 +101,51 @@ function parseNumberFlag(minimum: number, maximum: number, integer: boolean): (t
 function parseSettings(argv: string[]): BenchSettings {
   const program = new Command('bench')
     .description('closed-loop memcache load benchmark, text and binary protocols')
+    .option('--workload <name>', `request mix, from: ${[...workloads.keys()].join(', ')}`, 'get-set')
     .option('--duration-s <seconds>', 'measured duration per target', parseNumberFlag(0.1, durationSecondsMax, false), 10)
     .option('--warmup-s <seconds>', 'unmeasured load after the preload', parseNumberFlag(0, durationSecondsMax, false), 2)
     .option('--connections <count>', 'concurrent connections, one request in flight each', parseNumberFlag(1, connectionsMax, true), 50)
     .option('--workers <count>', 'load-generating worker threads', parseNumberFlag(1, workersMax, true), 2)
-    .option('--keys <count>', 'distinct keys, chosen uniformly', parseNumberFlag(1, keysMax, true), 10_000)
+    .option('--keys <count>', 'distinct keys (default: 10000, 1000 for counters)', parseNumberFlag(1, keysMax, true))
     .option('--value-bytes <bytes>', 'value size', parseNumberFlag(1, valueBytesMax, true), 100)
     .option('--get-ratio <ratio>', 'fraction of requests that are gets', parseNumberFlag(0, 1, false), 0.9)
-    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, defaultTargets.join(','))
+    .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')} (default: ${defaultTargets.join(',')}, the text ones for a text-only workload)`)
     .option('--memcached-address <host:port>', 'bench an already-running memcached instead of starting one')
     .option('--kai-address <host:port>', 'bench an already-running kai node instead of starting one')
     .option('--json', 'print one machine-readable JSON document on stdout', false);
   program.parse(argv);
   const options = program.opts<{
+    workload: string;
     durationS: number;
     warmupS: number;
     connections: number;
     workers: number;
-    keys: number;
+    keys?: number;
     valueBytes: number;
     getRatio: number;
-    targets: string;
+    targets?: string;
     memcachedAddress?: string;
     kaiAddress?: string;
     json: boolean;
   }>();
-  const targets = options.targets.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  const workloadName = options.workload as WorkloadName;
+  const workload = workloads.get(workloadName) ?? program.error(`unknown workload "${options.workload}"`);
+  const speaksProtocol = (name: string): boolean => workload.protocols.includes(targetProtocol(name));
+  const targets =
+    options.targets === undefined
+      ? defaultTargets.filter(speaksProtocol)
+      : options.targets.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
   for (const name of targets) {
     if (!targetFactories.has(name)) program.error(`unknown target "${name}"`);
+    if (!speaksProtocol(name)) program.error(`workload ${workloadName} has no ${targetProtocol(name)} requests for target "${name}"`);
+  }
+  if (!workload.usesGetRatio && program.getOptionValueSource('getRatio') === 'cli') {
+    program.error(`workload ${workloadName} sends no gets; --get-ratio does not apply`);
+  }
+  const keys = options.keys ?? workload.keysDefault;
+  // Each connection of the deletes workload owns keys no other connection touches.
+  if (workloadName === 'deletes' && keys < options.connections) {
+    program.error(`workload deletes needs at least one key per connection (--keys >= ${options.connections})`);
   }
   const externalAddresses = new Map<string, Address>();
   // An external server is benched over both protocols, as one port serves both.
@@ -135,12 +156,13 @@ function parseSettings(argv: string[]): BenchSettings {
     for (const name of ['kai', 'kai-binary']) externalAddresses.set(name, parseAddress(options.kaiAddress));
   }
   return {
+    workload: workloadName,
     durationSeconds: options.durationS,
     warmupSeconds: options.warmupS,
     connections: options.connections,
     // More threads than connections would leave some idle.
     workers: Math.min(options.workers, options.connections),
-    keys: options.keys,
+    keys,
     valueBytes: options.valueBytes,
     getRatio: options.getRatio,
     targets,
@@ -179,10 +201,12 @@ function workerConfigs(target: RunningTarget, settings: BenchSettings): WorkerCo
       Math.floor(settings.connections / settings.workers) + (workerIndex < settings.connections % settings.workers ? 1 : 0);
     configs.push({
       workerIndex,
+      workload: settings.workload,
       protocol: target.protocol,
       addresses: target.addresses,
       connectionCount,
       firstConnectionIndex,
+      connectionsTotal: settings.connections,
       keyCount: settings.keys,
       valueBytes: settings.valueBytes,
       getRatio: settings.getRatio,
@@ -273,11 +297,17 @@ async function driveLoad(target: RunningTarget, settings: BenchSettings): Promis
 function summarize(target: RunningTarget, results: WorkerResult[], preloadErrors: number): TargetResult {
   const histogram = build({ useWebAssembly: false, numberOfSignificantValueDigits: 3 });
   const errorsByKind: Record<ErrorKind, number> = { protocol: 0, value: 0, connection: 0, timeout: 0 };
+  const operationCounts = Object.fromEntries(operations.map((operation) => [operation, 0])) as Record<Operation, number>;
   let opsPerSecond = 0;
   for (const result of results) {
     histogram.add(decodeFromCompressedBase64(result.histogramBase64, 32, false));
+    let completed = 0;
+    for (const operation of operations) {
+      operationCounts[operation] += result.operations[operation];
+      completed += result.operations[operation];
+    }
     // Each worker's own window, so a late 'stop' message does not inflate the rate.
-    opsPerSecond += result.windowMs > 0 ? ((result.gets + result.sets) * 1000) / result.windowMs : 0;
+    opsPerSecond += result.windowMs > 0 ? (completed * 1000) / result.windowMs : 0;
     for (const kind of Object.keys(errorsByKind) as ErrorKind[]) errorsByKind[kind] += result.errors[kind];
   }
   const sum = (pick: (result: WorkerResult) => number): number => results.reduce((total, result) => total + pick(result), 0);
@@ -286,8 +316,7 @@ function summarize(target: RunningTarget, results: WorkerResult[], preloadErrors
     version: target.version,
     addresses: target.addresses.map(formatAddress),
     opsPerSecond: Math.round(opsPerSecond),
-    gets: sum((result) => result.gets),
-    sets: sum((result) => result.sets),
+    operations: operationCounts,
     misses: sum((result) => result.misses),
     siblingReplies: sum((result) => result.siblingReplies),
     errors: Object.values(errorsByKind).reduce((total, count) => total + count, 0),
@@ -335,12 +364,17 @@ function ratios(results: TargetResult[]): Record<string, number> {
   return found;
 }
 
+function describeWorkload(settings: BenchSettings): string {
+  const workload = workloads.get(settings.workload);
+  return workload === undefined ? 'unknown' : workload.describe(settings);
+}
+
 function printHuman(machine: MachineInfo, settings: BenchSettings, results: TargetResult[], failures: TargetFailure[]): void {
   const lines = [
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
     `node ${machine.node}, ${machine.memcached}`,
+    `workload ${settings.workload}: ${describeWorkload(settings)}`,
     `load: ${settings.connections} connections over ${settings.workers} workers, ${settings.keys} keys, ` +
-      `${settings.valueBytes}-byte values, ${Math.round(settings.getRatio * 100)}% get, ` +
       `${settings.warmupSeconds} s warm-up, ${settings.durationSeconds} s measured`,
     '',
     `${'target'.padEnd(18)}${'ops/s'.padStart(10)}${'p50 µs'.padStart(10)}${'p99 µs'.padStart(10)}` +
@@ -385,6 +419,8 @@ async function main(): Promise<void> {
   }
   if (settings.json) {
     const loadSettings = {
+      workload: settings.workload,
+      mix: describeWorkload(settings),
       durationSeconds: settings.durationSeconds,
       warmupSeconds: settings.warmupSeconds,
       connections: settings.connections,

@@ -209,6 +209,14 @@ export const targetFactories: ReadonlyMap<string, TargetFactory> = new Map([
   ['kai-binary', overBinary('kai-binary', startKai)],
 ]);
 
+// Targets driven over the binary protocol; every other one speaks text. Known before a target is
+// started, so that a workload can refuse a protocol it has no requests for.
+export const binaryTargets: ReadonlySet<string> = new Set(['memcached-binary', 'kai-binary']);
+
+export function targetProtocol(name: string): WireProtocol {
+  return binaryTargets.has(name) ? 'binary' : 'text';
+}
+
 // What `npm run bench` runs when no --targets is given: each server over text, then over binary.
 export const defaultTargets: readonly string[] = ['memcached', 'kai', 'kai-cluster', 'memcached-binary', 'kai-binary'];
 

@@ -1,20 +1,40 @@
 // One load-generating thread: a set of memcache connections (text or binary protocol), each with
 // exactly one request in flight (closed loop). The main thread drives the phases
-// (preload, warm-up, measurement, stop) so that all workers measure the same window.
+// (preload, warm-up, measurement, stop) so that all workers measure the same window; the workload
+// (workloads.ts) decides what each connection sends and which reply each request must get.
 
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { build, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
+import { ChunkReader } from './chunk-reader';
+import type { ErrorKind, ReplyOutcome } from './replies';
 import type { Address, WireProtocol } from './targets';
+import { ConnectionRequests, Operation, Request, Workload, WorkloadName, operations, workloads } from './workloads';
+
+// The reply parsers' tests import them from here.
+export { ChunkReader } from './chunk-reader';
+export {
+  keyName,
+  parseBinaryReply,
+  parseGetReply,
+  parseSetReply,
+  replyLineBytesMax,
+  valueFor,
+  valuesPerGetMax,
+  type ErrorKind,
+} from './replies';
 
 export interface WorkerConfig {
   workerIndex: number;
+  workload: WorkloadName;
   protocol: WireProtocol;
   addresses: Address[];
   connectionCount: number;
   // Global index of this worker's first connection, so connections spread evenly over addresses.
   firstConnectionIndex: number;
+  // Connections over all workers.
+  connectionsTotal: number;
   keyCount: number;
   valueBytes: number;
   getRatio: number;
@@ -26,11 +46,9 @@ export interface WorkerConfig {
 
 export type ControlMessage = { type: 'warmup' } | { type: 'measure' } | { type: 'stop' };
 
-export type ErrorKind = 'protocol' | 'value' | 'connection' | 'timeout';
-
 export interface WorkerResult {
-  gets: number;
-  sets: number;
+  // Requests completed in the measurement window, by operation.
+  operations: Record<Operation, number>;
   misses: number;
   // Gets answered with more than one VALUE line (siblings, from a cluster), every one checked.
   siblingReplies: number;
@@ -49,225 +67,20 @@ export type WorkerMessage =
 
 type Phase = 'preload' | 'preloaded' | 'warmup' | 'measure' | 'stopping' | 'finished';
 
-type ReplyOutcome =
-  | { kind: 'incomplete' }
-  // `values`: VALUE lines in the reply, more than one when a cluster answers siblings.
-  | { kind: 'hit'; values: number }
-  | { kind: 'miss' }
-  | { kind: 'stored' }
-  | { kind: 'error'; errorKind: ErrorKind; message: string };
-
 interface PendingRequest {
-  isGet: boolean;
-  keyIndex: number;
+  request: Request;
   startedMs: number;
 }
 
-// A reply line longer than this cannot be valid for our requests: fail instead of buffering on.
-export const replyLineBytesMax = 1024;
 export const errorSamplesMax = 5;
-// VALUE lines accepted in one get reply: kai's default siblings cap (docs/configuration.md).
-export const valuesPerGetMax = 25;
 export const reconnectAttemptsMax = 20;
 const reconnectDelayMs = 100;
 const watchdogIntervalMs = 250;
 // Latencies are recorded in microseconds; anything above a minute is clamped.
 const latencyUsMax = 60_000_000;
 
-const endLine = 'END\r\n';
-const storedLine = 'STORED\r\n';
-const crlf = Buffer.from('\r\n');
-
-// The bytes received on one connection, kept as a list of chunks with a cursor into the first:
-// a reply split across packets is read in place, never by re-concatenating the whole buffer.
-export class ChunkReader {
-  private chunks: Buffer[] = [];
-  private headOffset = 0;
-  bufferedBytes = 0;
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.bufferedBytes += chunk.length;
-  }
-
-  // Position (relative to the cursor) of the first '\n' at or after `from`, or -1.
-  indexOfNewline(from: number): number {
-    let base = 0;
-    for (let chunkIndex = 0; chunkIndex < this.chunks.length; chunkIndex++) {
-      const chunk = this.chunks[chunkIndex];
-      const start = chunkIndex === 0 ? this.headOffset : 0;
-      const length = chunk.length - start;
-      if (from < base + length) {
-        const found = chunk.indexOf(0x0a, start + Math.max(0, from - base));
-        if (found !== -1) return base + found - start;
-      }
-      base += length;
-    }
-    return -1;
-  }
-
-  // Bytes [start, end) relative to the cursor; copies only when they span chunks.
-  slice(start: number, end: number): Buffer {
-    const pieces: Buffer[] = [];
-    let base = 0;
-    for (let chunkIndex = 0; chunkIndex < this.chunks.length && base < end; chunkIndex++) {
-      const chunk = this.chunks[chunkIndex];
-      const offset = chunkIndex === 0 ? this.headOffset : 0;
-      const length = chunk.length - offset;
-      const from = Math.max(start, base);
-      const to = Math.min(end, base + length);
-      if (from < to) pieces.push(chunk.subarray(offset + from - base, offset + to - base));
-      base += length;
-    }
-    return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces);
-  }
-
-  consume(byteCount: number): void {
-    this.bufferedBytes -= byteCount;
-    let remaining = byteCount;
-    while (remaining > 0) {
-      const available = this.chunks[0].length - this.headOffset;
-      if (remaining < available) {
-        this.headOffset += remaining;
-        return;
-      }
-      remaining -= available;
-      this.chunks.shift();
-      this.headOffset = 0;
-    }
-  }
-
-  clear(): void {
-    this.chunks = [];
-    this.headOffset = 0;
-    this.bufferedBytes = 0;
-  }
-}
-
-export function keyName(keyIndex: number): string {
-  return `bench:${keyIndex}`;
-}
-
-// Every set of a key writes the same bytes, so any hit can be checked exactly.
-export function valueFor(keyIndex: number, valueBytes: number): Buffer {
-  return Buffer.alloc(valueBytes, `${keyName(keyIndex)}|`);
-}
-
-function protocolError(message: string): ReplyOutcome {
-  return { kind: 'error', errorKind: 'protocol', message };
-}
-
-// The line starting at `offset` (relative to the cursor), with its CRLF, or null while incomplete.
-function readLine(reader: ChunkReader, offset = 0): string | null {
-  const newline = reader.indexOfNewline(offset);
-  if (newline === -1) return null;
-  return reader.slice(offset, newline + 1).toString('latin1');
-}
-
-function lineTooLong(reader: ChunkReader, offset = 0): boolean {
-  return reader.indexOfNewline(offset) === -1 && reader.bufferedBytes - offset > replyLineBytesMax;
-}
-
-export function parseSetReply(reader: ChunkReader): ReplyOutcome {
-  if (lineTooLong(reader)) return protocolError('reply line too long');
-  const line = readLine(reader);
-  if (line === null) return { kind: 'incomplete' };
-  reader.consume(line.length);
-  if (line === storedLine) return { kind: 'stored' };
-  return protocolError(`set: unexpected reply ${JSON.stringify(line.trimEnd())}`);
-}
-
-// A get reply: END alone (a miss), or up to valuesPerGetMax VALUE blocks then END. A kai cluster
-// answers one VALUE line per sibling when concurrent writes of a key met (docs/protocol.md); every
-// set of a key writes the same bytes, so each sibling is checked like a single value. Nothing is
-// consumed until the reply is complete or wrong.
-export function parseGetReply(reader: ChunkReader, keyIndex: number, valueBytes: number): ReplyOutcome {
-  let offset = 0;
-  for (let values = 0; ; values++) {
-    if (lineTooLong(reader, offset)) return protocolError('reply line too long');
-    const line = readLine(reader, offset);
-    if (line === null) return { kind: 'incomplete' };
-    const lineEnd = offset + line.length;
-    if (line === endLine) {
-      reader.consume(lineEnd);
-      return values === 0 ? { kind: 'miss' } : { kind: 'hit', values };
-    }
-    const header = line.endsWith('\r\n') ? line.slice(0, -2).split(' ') : [];
-    if (header.length < 4 || header[0] !== 'VALUE') {
-      reader.consume(lineEnd);
-      return protocolError(`get: unexpected reply ${JSON.stringify(line.trimEnd())}`);
-    }
-    const [, key, , declaredBytes] = header;
-    if (key !== keyName(keyIndex) || Number(declaredBytes) !== valueBytes) {
-      reader.consume(lineEnd);
-      return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: header ${line.trimEnd()}` };
-    }
-    if (values === valuesPerGetMax) {
-      reader.consume(lineEnd);
-      return protocolError(`get: more than ${valuesPerGetMax} values`);
-    }
-    // The declared length equals valueBytes, checked above, so the wait below is bounded.
-    const dataEnd = lineEnd + valueBytes;
-    const blockEnd = dataEnd + crlf.length;
-    if (reader.bufferedBytes < blockEnd) return { kind: 'incomplete' };
-    const dataMatches = reader.slice(lineEnd, dataEnd).equals(valueFor(keyIndex, valueBytes));
-    const terminator = reader.slice(dataEnd, blockEnd);
-    if (!terminator.equals(crlf)) {
-      reader.consume(blockEnd);
-      return protocolError(`get: bad trailer ${JSON.stringify(terminator.toString('latin1'))}`);
-    }
-    if (!dataMatches) {
-      reader.consume(blockEnd);
-      return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
-    }
-    offset = blockEnd;
-  }
-}
-
-// Binary protocol (memjs's framing): a GET is opcode 0x00 with the key; a SET is opcode 0x01 with
-// 8 bytes of extras (flags, expiration), the key and the value. Replies are a 24-byte header
-// (status at 6, body length at 8) then the body; a GET hit's body is 4 bytes of flags then the value.
-const binaryHeaderBytes = 24;
-const binaryGetOpcode = 0x00;
-const binarySetOpcode = 0x01;
-const binarySetExtrasBytes = 8;
-const binaryFlagsBytes = 4;
-const binaryStatusSuccess = 0;
-const binaryStatusNotFound = 1;
-
-export function binaryRequestHeader(opcode: number, key: string, extrasBytes: number, valueBytes: number): Buffer {
-  const keyBytes = Buffer.from(key, 'latin1');
-  const header = Buffer.alloc(binaryHeaderBytes + extrasBytes);
-  header[0] = 0x80;
-  header[1] = opcode;
-  header.writeUInt16BE(keyBytes.length, 2);
-  header[4] = extrasBytes;
-  header.writeUInt32BE(extrasBytes + keyBytes.length + valueBytes, 8);
-  return Buffer.concat([header, keyBytes]);
-}
-
-// One binary reply to a GET or SET of keyIndex. The declared body is checked against what the
-// request can get back before any of it is waited for.
-export function parseBinaryReply(reader: ChunkReader, isGet: boolean, keyIndex: number, valueBytes: number): ReplyOutcome {
-  if (reader.bufferedBytes < binaryHeaderBytes) return { kind: 'incomplete' };
-  const header = reader.slice(0, binaryHeaderBytes);
-  const status = header.readUInt16BE(6);
-  const bodyBytes = header.readUInt32BE(8);
-  const expectedOpcode = isGet ? binaryGetOpcode : binarySetOpcode;
-  if (header[0] !== 0x81 || header[1] !== expectedOpcode || bodyBytes > binaryFlagsBytes + valueBytes + replyLineBytesMax) {
-    reader.consume(binaryHeaderBytes);
-    return protocolError(`binary: unexpected header ${header.toString('hex')}`);
-  }
-  if (reader.bufferedBytes < binaryHeaderBytes + bodyBytes) return { kind: 'incomplete' };
-  const body = reader.slice(binaryHeaderBytes, binaryHeaderBytes + bodyBytes);
-  reader.consume(binaryHeaderBytes + bodyBytes);
-  if (!isGet) return status === binaryStatusSuccess ? { kind: 'stored' } : protocolError(`set: status ${status}`);
-  if (status === binaryStatusNotFound) return { kind: 'miss' };
-  if (status !== binaryStatusSuccess || header[4] !== binaryFlagsBytes) return protocolError(`get: status ${status}`);
-  if (!body.subarray(binaryFlagsBytes).equals(valueFor(keyIndex, valueBytes))) {
-    return { kind: 'error', errorKind: 'value', message: `get ${keyName(keyIndex)}: wrong value` };
-  }
-  return { kind: 'hit', values: 1 };
+function zeroPerOperation(): Record<Operation, number> {
+  return Object.fromEntries(operations.map((operation) => [operation, 0])) as Record<Operation, number>;
 }
 
 class LoadWorker {
@@ -276,10 +89,8 @@ class LoadWorker {
   private readonly histogram = build({ useWebAssembly: false, numberOfSignificantValueDigits: 3 });
   private readonly errors: Record<ErrorKind, number> = { protocol: 0, value: 0, connection: 0, timeout: 0 };
   private readonly errorSamples: string[] = [];
-  private readonly getRequests: Buffer[] = [];
-  private readonly setHeaders: Buffer[] = [];
-  private gets = 0;
-  private sets = 0;
+  private readonly workload: Workload;
+  private readonly operationCounts = zeroPerOperation();
   private misses = 0;
   private siblingReplies = 0;
   private preloadErrors = 0;
@@ -288,37 +99,26 @@ class LoadWorker {
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(readonly config: WorkerConfig) {
-    const binary = config.protocol === 'binary';
-    for (let keyIndex = 0; keyIndex < config.keyCount; keyIndex++) {
-      const key = keyName(keyIndex);
-      this.getRequests.push(binary ? binaryRequestHeader(binaryGetOpcode, key, 0, 0) : Buffer.from(`get ${key}\r\n`));
-      this.setHeaders.push(
-        binary
-          ? binaryRequestHeader(binarySetOpcode, key, binarySetExtrasBytes, config.valueBytes)
-          : Buffer.from(`set ${key} 0 0 ${config.valueBytes}\r\n`),
-      );
-    }
-    // A text value is followed by CRLF; a binary one by nothing.
-    this.valueTrailer = binary ? [] : [crlf];
+    const description = workloads.get(config.workload);
+    if (description === undefined) throw new Error(`unknown workload "${config.workload}"`);
+    this.workload = description.create(config);
   }
 
-  private readonly valueTrailer: Buffer[];
-
   parseReply(reader: ChunkReader, pending: PendingRequest): ReplyOutcome {
-    const { protocol, valueBytes } = this.config;
-    if (protocol === 'binary') return parseBinaryReply(reader, pending.isGet, pending.keyIndex, valueBytes);
-    return pending.isGet ? parseGetReply(reader, pending.keyIndex, valueBytes) : parseSetReply(reader);
+    return this.workload.parseReply(reader, pending.request);
   }
 
   start(): void {
-    const { connectionCount, preloadKeyStart, preloadKeyEnd, addresses, firstConnectionIndex } = this.config;
+    const { connectionCount, connectionsTotal, preloadKeyStart, preloadKeyEnd, addresses, firstConnectionIndex } = this.config;
     for (let index = 0; index < connectionCount; index++) {
       // Each connection preloads a contiguous share of this worker's key range.
       const share = (preloadKeyEnd - preloadKeyStart) / connectionCount;
       const start = preloadKeyStart + Math.floor(share * index);
       const end = index === connectionCount - 1 ? preloadKeyEnd : preloadKeyStart + Math.floor(share * (index + 1));
-      const address = addresses[(firstConnectionIndex + index) % addresses.length];
-      const connection = new LoadConnection(this, address, start, end);
+      const connectionIndex = firstConnectionIndex + index;
+      const address = addresses[connectionIndex % addresses.length];
+      const requests = this.workload.connectionRequests({ preloadKeyStart: start, preloadKeyEnd: end, connectionIndex, connectionsTotal });
+      const connection = new LoadConnection(this, address, requests);
       this.connections.push(connection);
       connection.connect();
     }
@@ -344,20 +144,6 @@ class LoadWorker {
     }
   }
 
-  nextRequest(): { request: Buffer[]; pending: PendingRequest } {
-    const keyIndex = Math.floor(Math.random() * this.config.keyCount);
-    const isGet = Math.random() < this.config.getRatio;
-    const request = isGet
-      ? [this.getRequests[keyIndex]]
-      : [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), ...this.valueTrailer];
-    return { request, pending: { isGet, keyIndex, startedMs: performance.now() } };
-  }
-
-  preloadRequest(keyIndex: number): { request: Buffer[]; pending: PendingRequest } {
-    const request = [this.setHeaders[keyIndex], valueFor(keyIndex, this.config.valueBytes), ...this.valueTrailer];
-    return { request, pending: { isGet: false, keyIndex, startedMs: performance.now() } };
-  }
-
   recordReply(pending: PendingRequest, outcome: ReplyOutcome, completedMs: number): void {
     if (outcome.kind === 'error') {
       this.recordError(outcome.errorKind, outcome.message);
@@ -365,8 +151,7 @@ class LoadWorker {
       return;
     }
     if (this.phase !== 'measure') return;
-    if (pending.isGet) this.gets++;
-    else this.sets++;
+    this.operationCounts[pending.request.operation]++;
     if (outcome.kind === 'miss') this.misses++;
     if (outcome.kind === 'hit' && outcome.values > 1) this.siblingReplies++;
     const latencyUs = Math.round((completedMs - pending.startedMs) * 1000);
@@ -403,8 +188,7 @@ class LoadWorker {
     clearInterval(this.watchdog);
     for (const connection of this.connections) connection.close();
     const result: WorkerResult = {
-      gets: this.gets,
-      sets: this.sets,
+      operations: this.operationCounts,
       misses: this.misses,
       siblingReplies: this.siblingReplies,
       errors: this.errors,
@@ -421,7 +205,6 @@ class LoadConnection {
   private socket: net.Socket | undefined;
   private readonly reader = new ChunkReader();
   private pending: PendingRequest | undefined;
-  private preloadCursor: number;
   private reconnectAttempts = 0;
   preloadDone = false;
   lost = false;
@@ -429,12 +212,8 @@ class LoadConnection {
   constructor(
     private readonly worker: LoadWorker,
     private readonly address: Address,
-    preloadKeyStart: number,
-    private readonly preloadKeyEnd: number,
-  ) {
-    this.preloadCursor = preloadKeyStart;
-    this.preloadDone = preloadKeyStart >= preloadKeyEnd;
-  }
+    private readonly requests: ConnectionRequests,
+  ) {}
 
   get busy(): boolean {
     return this.pending !== undefined;
@@ -462,21 +241,21 @@ class LoadConnection {
   issueIfIdle(): void {
     if (this.pending !== undefined || this.socket === undefined || this.socket.connecting) return;
     const phase = this.worker.currentPhase;
-    let next: { request: Buffer[]; pending: PendingRequest };
+    let request: Request | undefined;
     if (phase === 'preload') {
-      if (this.preloadCursor >= this.preloadKeyEnd) {
+      request = this.requests.nextPreload();
+      if (request === undefined) {
         this.preloadDone = true;
         this.worker.checkPreloadDone();
         return;
       }
-      next = this.worker.preloadRequest(this.preloadCursor++);
     } else if (phase === 'warmup' || phase === 'measure') {
-      next = this.worker.nextRequest();
+      request = this.requests.next();
     } else {
       return;
     }
-    this.pending = next.pending;
-    this.socket.write(next.request.length === 1 ? next.request[0] : Buffer.concat(next.request));
+    this.pending = { request, startedMs: performance.now() };
+    this.socket.write(request.bytes);
   }
 
   checkTimeout(nowMs: number, requestTimeoutMs: number): void {
@@ -520,6 +299,7 @@ class LoadConnection {
 
   private restart(): void {
     this.pending = undefined;
+    this.requests.restart();
     this.reader.clear();
     this.close();
     const phase = this.worker.currentPhase;
