@@ -19,6 +19,7 @@ import {
   detectFailures,
   fromWire,
   mergeGossip,
+  pickDownPeer,
   pickGossipTarget,
   restoreMembership,
   selfMember,
@@ -161,15 +162,18 @@ export class Gossip {
     this.timer = undefined;
   }
 
-  /** One round: heartbeat, failure detection, and an exchange with a random peer. */
+  /** One round: heartbeat, failure detection, an exchange with a random peer, and now and then one with a down peer. */
   round(): void {
     if (this.stopped) return;
     const nowMs = this.options.env.nowMs();
     this.state = tick(this.state, nowMs);
     this.apply(detectFailures(this.state, nowMs, this.failureDetector));
     if (this.exchangesInFlight >= exchangesInFlightMax) return;
-    const target = pickGossipTarget(this.state, this.options.env.random());
+    const { env } = this.options;
+    const target = pickGossipTarget(this.state, env.random());
     if (target !== null) void this.exchange(target.address);
+    const probed = pickDownPeer(this.state, env.random(), env.random());
+    if (probed !== null && this.exchangesInFlight < exchangesInFlightMax) void this.exchange(probed.address);
   }
 
   /** Answers the membership requests of the internal API; other types are not this shell's. */

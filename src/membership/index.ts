@@ -384,17 +384,35 @@ export function isUp(state: MembershipState, id: string): boolean {
  * The peer to gossip with this round, from `random` in [0, 1), or null when there is none.
  * A fresh seed (not yet confirmed, not yet timed out) goes first: an operator's check-node should
  * take effect in the next round, not whenever chance picks it; a wrong address costs rounds only
- * until the failure detector marks it down. Otherwise every peer that is not leaving is a
- * candidate, down ones included: were they skipped, the two sides of a healed partition, each
- * believing the other down, would never talk again.
+ * until the failure detector marks it down. Otherwise a peer that is up: were down peers drawn as
+ * often, a node cut off with one partner from most of the cluster would spend most rounds on peers
+ * that cannot answer, hear its partner too rarely, and mark it down though it is alive. Down peers
+ * are reached by pickDownPeer besides; only when no peer is up is any peer not leaving drawn here.
  */
 export function pickGossipTarget(state: MembershipState, random: number): Member | null {
   assert(random >= 0 && random < 1, 'random number in [0, 1)');
   const peers = state.members.filter((m) => m.id !== state.selfId && m.status !== 'leaving');
   const freshSeeds = peers.filter((m) => !m.confirmed && m.status === 'up');
-  const candidates = freshSeeds.length > 0 ? freshSeeds : peers;
+  const up = peers.filter((m) => m.status === 'up');
+  const candidates = freshSeeds.length > 0 ? freshSeeds : up.length > 0 ? up : peers;
   if (candidates.length === 0) return null;
   return candidates[Math.floor(random * candidates.length)];
+}
+
+/**
+ * A down peer to gossip with too this round, or null: with probability down / (up + 1), drawn
+ * with `chance`, as Cassandra's gossiper does. The two sides of a healed partition, each believing
+ * the other down, thus find each other within a few rounds, and a cluster that is mostly up spends
+ * few exchanges on the peers that are not.
+ */
+export function pickDownPeer(state: MembershipState, chance: number, random: number): Member | null {
+  assert(chance >= 0 && chance < 1 && random >= 0 && random < 1, 'random numbers in [0, 1)');
+  const peers = state.members.filter((m) => m.id !== state.selfId && m.status !== 'leaving');
+  const down = peers.filter((m) => m.status === 'down');
+  if (down.length === 0) return null;
+  const upCount = peers.length - down.length;
+  if (upCount === 0 || chance >= down.length / (upCount + 1)) return null;
+  return down[Math.floor(random * down.length)];
 }
 
 /** The list this node gossips and persists: confirmed members only, so no placeholder spreads. */

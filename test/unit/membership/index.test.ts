@@ -10,6 +10,7 @@ import {
   leave,
   membersMax,
   mergeGossip,
+  pickDownPeer,
   pickGossipTarget,
   restoreMembership,
   ringMembers,
@@ -223,6 +224,24 @@ test('pickGossipTarget', () => {
   expect(pickGossipTarget(state, 0)?.id).toBe('127.0.0.1:7999');
   expect(pickGossipTarget(state, 0.99)?.id).toBe('127.0.0.1:7999');
   state = detectFailures(state, startMs + downAfterMs + 1, defaultFailureDetector).state;
+  // Every member is down now (no heartbeat came): then any peer not leaving is drawn.
   expect(pickGossipTarget(state, 0)?.id).toBe(node(2).id);
   expect(pickGossipTarget(state, 0.99)?.id).toBe('127.0.0.1:7999');
+});
+
+// With peers up, only they are drawn; a down peer is reached besides, with probability down / (up + 1).
+test('pickGossipTarget prefers up peers, and pickDownPeer reaches the down ones now and then', () => {
+  let state = createMembership(node(1), startMs);
+  const peers = [wire({ id: node(2).id }), wire({ id: node(3).id }), wire({ id: node(4).id }), wire({ id: node(5).id, status: 'leaving' })];
+  state = mergeGossip(state, peers, startMs).state;
+  expect(pickDownPeer(state, 0, 0)).toBeNull();
+  // Node 2 stays silent; nodes 3 and 4 keep gossiping.
+  const later = startMs + downAfterMs + 1;
+  state = mergeGossip(state, [wire({ id: node(3).id, heartbeat: 5 }), wire({ id: node(4).id, heartbeat: 5 })], later - 1).state;
+  state = detectFailures(state, later, defaultFailureDetector).state;
+  expect(state.members.find((member) => member.id === node(2).id)?.status).toBe('down');
+  for (const random of [0, 0.3, 0.6, 0.99]) expect(pickGossipTarget(state, random)?.id).not.toBe(node(2).id);
+  // One down, two up: a down peer is drawn when chance < 1 / 3.
+  expect(pickDownPeer(state, 0.33, 0.5)?.id).toBe(node(2).id);
+  expect(pickDownPeer(state, 0.34, 0.5)).toBeNull();
 });

@@ -5,6 +5,7 @@ import {
   findMember,
   joinViews,
   mergeGossip,
+  pickDownPeer,
   pickGossipTarget,
   ringMembers,
   tick,
@@ -122,11 +123,14 @@ class GossipSimulation {
       if (options.tick) node.state = tick(node.state, this.nowMs);
       if (options.detector) node.state = detectFailures(node.state, this.nowMs, options.detector).state;
       const target = pickGossipTarget(node.state, this.random.next());
-      const peer = target && this.nodes.find((other) => other.state.selfId === target.address);
-      if (!peer || !peer.running || !this.linked(node, peer)) continue;
-      if (this.random.chance(options.lossProbability ?? 0)) continue;
-      peer.state = mergeGossip(peer.state, toWire(node.state), this.nowMs).state;
-      node.state = mergeGossip(node.state, toWire(peer.state), this.nowMs).state;
+      const probed = pickDownPeer(node.state, this.random.next(), this.random.next());
+      for (const chosen of [target, probed]) {
+        const peer = chosen && this.nodes.find((other) => other.state.selfId === chosen.address);
+        if (!peer || !peer.running || !this.linked(node, peer)) continue;
+        if (this.random.chance(options.lossProbability ?? 0)) continue;
+        peer.state = mergeGossip(peer.state, toWire(node.state), this.nowMs).state;
+        node.state = mergeGossip(node.state, toWire(peer.state), this.nowMs).state;
+      }
     }
   }
 
