@@ -261,7 +261,7 @@ export class Gossip {
       this.options.log.warn({ from, reason: checked.reason }, 'gossip list rejected');
       return;
     }
-    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs()));
+    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs));
   }
 
   private apply(update: MembershipUpdate): void {

@@ -255,13 +255,28 @@ function statusEvent(id: string, status: MemberStatus): MembershipEvent {
   return { kind: status, id };
 }
 
-/** Merges one remote view of another member into the local entry, with the events it causes. */
-function mergeOther(local: Member | undefined, remote: WireMember, nowMs: number, events: MembershipEvent[]): Member {
+/**
+ * Merges one remote view of another member into the local entry, with the events it causes. A
+ * peer's mark of a member as down, at the very heartbeat this node holds, is that peer's own
+ * timeout: while this node saw that heartbeat arrive less than `downAfterMs` ago, it keeps the
+ * member up, and its own failure detector decides. So one node that fell behind (a stalled event
+ * loop, a link of its own cut) cannot mark a live member down for the whole cluster; a member that
+ * is really gone is marked down by every node's own detector at most `downAfterMs` later.
+ */
+function mergeOther(local: Member | undefined, remote: WireMember, nowMs: number, events: MembershipEvent[], downAfterMs: number | undefined): Member {
   if (local === undefined || !local.confirmed) {
     events.push({ kind: 'joined', id: remote.id });
     return { ...memberToWire(remote), lastHeardMs: nowMs, confirmed: true };
   }
-  const joined = joinMember(local, remote);
+  let joined = joinMember(local, remote);
+  const peersTimeoutOnly =
+    downAfterMs !== undefined &&
+    joined.status === 'down' &&
+    local.status === 'up' &&
+    joined.incarnation === local.incarnation &&
+    joined.heartbeat === local.heartbeat &&
+    nowMs - local.lastHeardMs < downAfterMs;
+  if (peersTimeoutOnly) joined = { ...joined, status: 'up' };
   if (sameView(joined, local)) return local;
   if (joined.status !== local.status) events.push(statusEvent(joined.id, joined.status));
   if (joined.address !== local.address || joined.zone !== local.zone || joined.weight !== local.weight) {
@@ -291,6 +306,8 @@ export function mergeGossip(
   state: MembershipState,
   remoteMembers: readonly WireMember[],
   nowMs: number,
+  /** This node's failure timeout: a peer's down mark is weighed against it (mergeOther). */
+  downAfterMs?: number,
 ): MembershipUpdate {
   assert(remoteMembers.length <= wireMembersMax, 'gossip list within its bound');
   const events: MembershipEvent[] = [];
@@ -306,7 +323,7 @@ export function mergeGossip(
       events.push({ kind: 'dropped', id: remote.id });
       continue;
     }
-    byMemberId.set(remote.id, mergeOther(local, remote, nowMs, events));
+    byMemberId.set(remote.id, mergeOther(local, remote, nowMs, events, downAfterMs));
   }
   return { state: { selfId: state.selfId, members: [...byMemberId.values()].sort(byId) }, events };
 }

@@ -245,3 +245,20 @@ test('pickGossipTarget prefers up peers, and pickDownPeer reaches the down ones 
   expect(pickDownPeer(state, 0.33, 0.5)?.id).toBe(node(2).id);
   expect(pickDownPeer(state, 0.34, 0.5)).toBeNull();
 });
+
+// A peer's down mark at the heartbeat this node holds is only that peer's timeout: a node that saw
+// the heartbeat arrive recently keeps the member up, until its own detector decides.
+test("one node's timeout does not mark a live member down for a node that heard it recently", () => {
+  let state = createMembership(node(1), startMs);
+  state = mergeGossip(state, [wire({ id: node(2).id, heartbeat: 7 })], startMs, downAfterMs).state;
+  const rumour = [wire({ id: node(2).id, heartbeat: 7, status: 'down' })];
+  const recent = mergeGossip(state, rumour, startMs + downAfterMs - 1, downAfterMs);
+  expect(recent.events).toEqual([]);
+  expect(recent.state.members.find((member) => member.id === node(2).id)?.status).toBe('up');
+  // Heard long enough ago, the mark is taken, as this node's own detector would take it.
+  const stale = mergeGossip(state, rumour, startMs + downAfterMs, downAfterMs);
+  expect(stale.events).toEqual([{ kind: 'down', id: node(2).id }]);
+  // A down mark at a later heartbeat is news, taken at once; without a timeout given, every mark is.
+  expect(mergeGossip(state, [wire({ id: node(2).id, heartbeat: 8, status: 'down' })], startMs + 1, downAfterMs).events).toEqual([{ kind: 'down', id: node(2).id }]);
+  expect(mergeGossip(state, rumour, startMs + 1).events).toEqual([{ kind: 'down', id: node(2).id }]);
+});

@@ -128,8 +128,9 @@ class GossipSimulation {
         const peer = chosen && this.nodes.find((other) => other.state.selfId === chosen.address);
         if (!peer || !peer.running || !this.linked(node, peer)) continue;
         if (this.random.chance(options.lossProbability ?? 0)) continue;
-        peer.state = mergeGossip(peer.state, toWire(node.state), this.nowMs).state;
-        node.state = mergeGossip(node.state, toWire(peer.state), this.nowMs).state;
+        const downAfterMs = options.detector?.downAfterMs;
+        peer.state = mergeGossip(peer.state, toWire(node.state), this.nowMs, downAfterMs).state;
+        node.state = mergeGossip(node.state, toWire(peer.state), this.nowMs, downAfterMs).state;
       }
     }
   }
