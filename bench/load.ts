@@ -21,6 +21,7 @@ import {
   targetFactories,
   targetProtocol,
 } from './targets';
+import { latencySummaryUs, type LatencySummaryUs } from './latency';
 import type { ControlMessage, ErrorKind, WorkerConfig, WorkerMessage, WorkerResult } from './worker';
 import { Operation, WorkloadName, operations, workloads } from './workloads';
 
@@ -46,14 +47,6 @@ interface BenchSettings {
   targets: string[];
   json: boolean;
   externalAddresses: Map<string, Address>;
-}
-
-interface LatencySummaryUs {
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
 }
 
 interface TargetResult {
@@ -324,13 +317,7 @@ function summarize(target: RunningTarget, results: WorkerResult[], preloadErrors
     errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),
     preloadErrors,
     connectionsLost: sum((result) => result.connectionsLost),
-    latencyUs: {
-      p50: histogram.getValueAtPercentile(50),
-      p99: histogram.getValueAtPercentile(99),
-      p999: histogram.getValueAtPercentile(99.9),
-      max: histogram.maxValue,
-      mean: Math.round(histogram.mean),
-    },
+    latencyUs: latencySummaryUs(histogram),
   };
 }
 

@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { RawClient } from '../test/support/raw-client';
 import { spawnTracked, stopProcess, withTimeout } from '../test/support/servers';
+import { latencySummaryUs, type LatencySummaryUs } from './latency';
 import {
   Address,
   RunningTarget,
@@ -76,7 +77,7 @@ interface TargetResult {
   // siblings as 2^32 - 1 misses: it subtracts hits from keys in an unsigned int.)
   misses: number;
   connectionErrors: number;
-  latencyUs: { p50: number; p99: number; p999: number; max: number; mean: number };
+  latencyUs: LatencySummaryUs;
 }
 
 function parseNumberFlag(minimum: number, maximum: number): (text: string) => number {
@@ -261,13 +262,7 @@ function summarize(target: RunningTarget, runs: MemtierTotals[], misses: number)
     setsPerSecond: sum((run) => run.setsPerSecond),
     misses,
     connectionErrors: sum((run) => run.connectionErrors),
-    latencyUs: {
-      p50: histogram.getValueAtPercentile(50),
-      p99: histogram.getValueAtPercentile(99),
-      p999: histogram.getValueAtPercentile(99.9),
-      max: histogram.maxValue,
-      mean: Math.round(histogram.mean),
-    },
+    latencyUs: latencySummaryUs(histogram),
   };
 }
 
