@@ -3,8 +3,6 @@
 // counters, or deletes), prints throughput and latency.
 // Usage: npm run bench -- [--workload counters] [--targets memcached,kai] [--json] ...  (see --help)
 
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Command, InvalidArgumentError } from 'commander';
@@ -16,12 +14,12 @@ import {
   defaultTargets,
   formatAddress,
   killStartedProcessesNow,
-  memcachedVersion,
   parseAddress,
   targetFactories,
   targetProtocol,
 } from './targets';
 import { latencySummaryUs, type LatencySummaryUs } from './latency';
+import { benchEachTarget, machineInfo, stopStartedProcessesOnExit, type MachineInfo, type TargetFailure } from './run';
 import type { ControlMessage, ErrorKind, WorkerConfig, WorkerMessage, WorkerResult } from './worker';
 import { Operation, WorkloadName, operations, workloads } from './workloads';
 
@@ -65,20 +63,6 @@ interface TargetResult {
   preloadErrors: number;
   connectionsLost: number;
   latencyUs: LatencySummaryUs;
-}
-
-interface TargetFailure {
-  target: string;
-  failure: string;
-}
-
-interface MachineInfo {
-  cpuModel: string;
-  cores: number;
-  memoryGiB: number;
-  os: string;
-  node: string;
-  memcached: string;
 }
 
 function parseNumberFlag(minimum: number, maximum: number, integer: boolean): (text: string) => number {
@@ -161,24 +145,6 @@ function parseSettings(argv: string[]): BenchSettings {
     targets,
     json: options.json,
     externalAddresses,
-  };
-}
-
-function machineInfo(): MachineInfo {
-  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    const match = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (match !== null) cpuModel = match[1].trim();
-  } catch {
-    // Not Linux: keep what os.cpus() reported.
-  }
-  return {
-    cpuModel,
-    cores: os.cpus().length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
-    memcached: memcachedVersion(),
   };
 }
 
@@ -385,25 +351,9 @@ function printHuman(machine: MachineInfo, settings: BenchSettings, results: Targ
 async function main(): Promise<void> {
   const settings = parseSettings(process.argv);
   // Started servers are stopped by PID even when the run is interrupted.
-  process.on('exit', killStartedProcessesNow);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      killStartedProcessesNow();
-      process.exit(130);
-    });
-  }
+  stopStartedProcessesOnExit();
   const machine = machineInfo();
-  const results: TargetResult[] = [];
-  const failures: TargetFailure[] = [];
-  for (const name of settings.targets) {
-    try {
-      results.push(await benchTarget(name, settings));
-    } catch (error) {
-      const failure = error instanceof Error ? error.message : String(error);
-      log(`${name}: ${failure}`);
-      failures.push({ target: name, failure });
-    }
-  }
+  const { results, failures } = await benchEachTarget(settings.targets, (name) => benchTarget(name, settings), log);
   if (settings.json) {
     const loadSettings = {
       workload: settings.workload,

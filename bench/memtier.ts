@@ -11,13 +11,13 @@ import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { RawClient } from '../test/support/raw-client';
 import { spawnTracked, stopProcess, withTimeout } from '../test/support/servers';
 import { latencySummaryUs, type LatencySummaryUs } from './latency';
+import { benchEachTarget, machineInfo, stopStartedProcessesOnExit, type MachineInfo, type TargetFailure } from './run';
 import {
   Address,
   RunningTarget,
   comparedTargets,
   formatAddress,
   killStartedProcessesNow,
-  memcachedVersion,
   targetFactories,
 } from './targets';
 
@@ -304,20 +304,13 @@ function ratios(results: TargetResult[]): Record<string, number> {
   return found;
 }
 
-function machineDescription(): string {
-  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
-  try {
-    const match = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (match !== null) cpuModel = match[1].trim();
-  } catch {
-    // Not Linux: keep what os.cpus() reported.
-  }
-  return `${cpuModel}, ${os.cpus().length} cores, ${os.type()} ${os.release()}, node ${process.version}, ${memcachedVersion()}`;
+function machineDescription(machine: MachineInfo): string {
+  return `${machine.cpuModel}, ${machine.cores} cores, ${machine.os}, node ${machine.node}, ${machine.memcached}`;
 }
 
-function printHuman(settings: MemtierSettings, results: TargetResult[], failures: { target: string; failure: string }[]): void {
+function printHuman(machine: MachineInfo, settings: MemtierSettings, results: TargetResult[], failures: TargetFailure[]): void {
   const lines = [
-    `machine: ${machineDescription()}`,
+    `machine: ${machineDescription(machine)}`,
     `memtier: ${settings.threads} thread(s) x ${settings.clients} clients, ratio set:get ${settings.ratio}, ${settings.dataBytes}-byte values, ` +
       `keys 1-${settings.keys}, ${settings.warmupSeconds} s warm-up, ${settings.testTimeSeconds} s measured`,
     '',
@@ -339,32 +332,14 @@ function printHuman(settings: MemtierSettings, results: TargetResult[], failures
 async function main(): Promise<void> {
   const settings = parseSettings(process.argv);
   // Servers and memtier processes are stopped by PID even when the run is interrupted.
-  process.on('exit', () => {
-    killStartedProcessesNow();
-    removeOutputDirectories();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      killStartedProcessesNow();
-      process.exit(130);
-    });
-  }
-  const results: TargetResult[] = [];
-  const failures: { target: string; failure: string }[] = [];
-  for (const name of settings.targets) {
-    try {
-      results.push(await benchTarget(name, settings));
-    } catch (error) {
-      const failure = error instanceof Error ? error.message : String(error);
-      log(`${name}: ${failure}`);
-      failures.push({ target: name, failure });
-    }
-  }
+  stopStartedProcessesOnExit(removeOutputDirectories);
+  const machine = machineInfo();
+  const { results, failures } = await benchEachTarget(settings.targets, (name) => benchTarget(name, settings), log);
   if (settings.json) {
-    const document = { machine: machineDescription(), settings, results, failures, ratios: ratios(results) };
+    const document = { machine: machineDescription(machine), settings, results, failures, ratios: ratios(results) };
     process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
   } else {
-    printHuman(settings, results, failures);
+    printHuman(machine, settings, results, failures);
   }
   // Every key was filled first, so a miss is a lost value, as in the load benchmark.
   const anyErrors = results.some((result) => result.misses > 0 || result.connectionErrors > 0);
