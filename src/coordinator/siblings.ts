@@ -90,6 +90,11 @@ function laterSet(a: Version, b: Version): number {
   return -newerFirst(a, b);
 }
 
+/** A merged counter's text: its plain digits, a function of the counter alone. */
+function counterText(counter: Counter): Buffer {
+  return Buffer.from(counterValue(counter).toString(), 'latin1');
+}
+
 /** The clock descending from every version's, pruned as a written clock is. */
 function mergedClock(versions: readonly Version[], writtenAtMs: number): Version['clock'] {
   return prune(merge(versions.map((version) => version.clock)), writtenAtMs);
@@ -111,7 +116,7 @@ function mergeCounterVersions(versions: readonly Version[]): Version {
   return {
     ...newestFirst[0],
     counter,
-    value: Buffer.from(counterValue(counter).toString(), 'latin1'),
+    value: counterText(counter),
     clock: mergedClock(versions, writtenAtMs),
   };
 }
@@ -148,7 +153,7 @@ function resolveCounters(kept: readonly Version[]): Version[] {
       ? winner
       : {
           ...winner,
-          ...(winner.counter ? { value: Buffer.from(counterValue(winner.counter).toString(), 'latin1') } : {}),
+          ...(winner.counter ? { value: counterText(winner.counter) } : {}),
           clock: mergedClock(candidates, writtenAtMs),
           writtenAtMs,
         };
