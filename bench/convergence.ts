@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     } else {
       const ring = buildRing(
         nodes.map((node) => ({ id: node.id, weight: 1 })),
-        { buckets: 1024, vnodesPerNode: 128 },
+        { buckets: 1024 },
       );
       const keysOf = (node: ClusterNode): string[] =>
         Array.from({ length: settings.keys }, (_, index) => keyName(index)).filter((key) =>

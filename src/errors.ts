@@ -91,7 +91,7 @@ export const errorRegistry = {
    * (`hints_per_target_max`, `hint_bytes_per_target_max`). The coordinator counts it as a failed replica.
    */
   KAI_HINTS_FULL: { textReply: 'SERVER_ERROR hints full', binaryStatus: BinaryStatus.temporaryFailure },
-  /** A peer cuts its ring differently (--buckets, --vnodes): gossip with it is refused. */
+  /** A peer cuts its ring differently (--buckets): gossip with it is refused. */
   KAI_RING_LAYOUT_MISMATCH: {
     textReply: 'SERVER_ERROR ring layout differs between nodes',
     binaryStatus: BinaryStatus.internalError,

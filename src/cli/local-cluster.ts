@@ -126,14 +126,15 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /**
- * Waits until the first node sees every node up, so that the cluster printed as ready really
- * replicates: before gossip links them, each node would refuse writes it cannot replicate.
+ * Waits until the first node sees every node up and owning its buckets, so that the cluster
+ * printed as ready really replicates: before gossip links them, each node would refuse writes it
+ * cannot replicate.
  */
 async function waitUntilLinked(seed: string, nodeCount: number): Promise<void> {
   const deadlineMs = Date.now() + linkTimeoutMs;
   while (Date.now() < deadlineMs) {
-    const rows = await clusterStatus(seed).catch(() => []);
-    if (rows.length === nodeCount && rows.every((row) => row.status === 'up')) return;
+    const rows = (await clusterStatus(seed).catch(() => undefined))?.members ?? [];
+    if (rows.length === nodeCount && rows.every((row) => row.status === 'up' && row.ring === 'owner')) return;
     await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
   }
   throw new Error(`the nodes did not all see each other up within ${linkTimeoutMs} ms`);

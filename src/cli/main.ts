@@ -13,6 +13,7 @@ import { closeLogger, createLogger, type Logger } from '../log';
 import type { RunningNode } from '../server/node';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
 import { checkNode, clusterStatus, CommandError, parseNodeAddress, statusJson, statusTable } from './membership-commands';
+import { leaveCommand, removeCommand, replaceCommand, transfersStatus, transfersTable } from './ring-commands';
 
 export const exitCodes = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -71,14 +72,61 @@ function addMembershipCommands(program: Command): void {
       process.stdout.write(`${line}\n`);
     });
   program
-    .command('status')
-    .description('print the members a node knows, up or down, with their share of the ring')
+    .command('join')
+    .description('make the node at <node> join the cluster of the node at <seed> (as check-node)')
+    .argument('<node>', 'internal API address of the joining node')
+    .argument('<seed>', 'internal API address of a member of the cluster')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (node: string, seed: string) => {
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'));
+      process.stdout.write(`${line}\n`);
+    });
+  program
+    .command('leave')
+    .description('make the node at <node> hand its buckets to the others, leave the ring and stop')
+    .argument('<node>', 'internal API address of the node that leaves')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (node: string) => {
+      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'))}\n`);
+    });
+  program
+    .command('remove')
+    .description('take a member that is down (or a seed never heard from) out of the ring, asking the node at <node>')
+    .argument('<node>', 'internal API address of a running node')
+    .argument('<member>', 'id of the member to remove (its internal address)')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (node: string, member: string) => {
+      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member)}\n`);
+    });
+  program
+    .command('replace')
+    .description('give every bucket of member <old> to the running node at <new>, asking the node at <node>')
+    .argument('<node>', 'internal API address of a running member')
+    .argument('<old>', 'id of the member to replace')
+    .argument('<new>', 'internal API address of the new node, started and not yet joined')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (node: string, old: string, replacement: string) => {
+      process.stdout.write(`${await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'))}\n`);
+    });
+  program
+    .command('transfers')
+    .description('show the bucket transfers of the ring change in progress, member by member')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"members": [{"id", "address", "status", "zone", "ownership", "hintsPending", "hintBytesPending"}, ...]}')
+    .option('--json', 'print {"version", "changing", "rows": [{"member", "progress"}, ...]}')
     .helpOption('-h, --help', 'print this help')
     .action(async (options: { node: string; json?: boolean }) => {
-      const rows = await clusterStatus(parseNodeAddress(options.node, '--node'));
-      process.stdout.write(`${options.json ? statusJson(rows) : statusTable(rows)}\n`);
+      const status = await transfersStatus(parseNodeAddress(options.node, '--node'));
+      process.stdout.write(`${options.json ? JSON.stringify(status) : transfersTable(status)}\n`);
+    });
+  program
+    .command('status')
+    .description('print the members a node knows, up or down, joining or leaving, with their share of the ring')
+    .requiredOption('--node <host:port>', 'internal API address of a running node')
+    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum"}')
+    .helpOption('-h, --help', 'print this help')
+    .action(async (options: { node: string; json?: boolean }) => {
+      const status = await clusterStatus(parseNodeAddress(options.node, '--node'));
+      process.stdout.write(`${options.json ? statusJson(status) : statusTable(status)}\n`);
     });
   program
     .command('cluster')
@@ -127,6 +175,7 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
   }
   log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, dataDir: settings.dataDir }, 'listening');
   stopOnSignals(node, log);
+  stopWhenLeft(node, log);
   reloadOnHangup(node, log);
 }
 
@@ -159,6 +208,20 @@ function stopOnSignals(node: RunningNode, log: Logger): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** After `kai leave` the node stops by itself once it has left the ring. */
+function stopWhenLeft(node: RunningNode, log: Logger): void {
+  void node.left.then(() => {
+    log.info('left the ring; stopping');
+    return node.stop().then(
+      () => finish(log, exitCodes.stopped),
+      (error: unknown) => {
+        log.error({ err: error }, 'stop failed');
+        return finish(log, exitCodes.failed);
+      },
+    );
+  });
 }
 
 /**

@@ -1,15 +1,16 @@
 /**
- * `kai check-node` and `kai status`: one request to a node's internal API each, and the answer
+ * `kai check-node`, `kai status` and the ring commands' requests: one request to a node's internal API each, and the answer
  * printed. An unreachable node is one line on stderr and a non-zero exit, like every kai error.
  */
 import { ConfigError, checkNodeAddress } from '../config/fields';
 import { defaultSettings } from '../config/settings';
 import { realEnv } from '../env';
 import { KaiError } from '../errors';
+import { ringMemberIds, ringRole, type RingState } from '../claimant';
+import { ringStateFromWire } from '../claimant/wire';
 import { fromWire } from '../membership';
-import { buildRing, ownership } from '../ring';
-import { frameHeadroomBytes } from '../rpc/frames';
-import type { RpcReply, RpcRequest, WireMember } from '../rpc/messages';
+import { preferenceListUp, ringFromOwners } from '../ring';
+import type { RingChange, RpcReply, RpcRequest, TransferProgress, WireMember } from '../rpc/messages';
 import { TcpTransport } from '../rpc/tcp-transport';
 
 /**
@@ -18,8 +19,8 @@ import { TcpTransport } from '../rpc/tcp-transport';
  */
 export const commandTimeoutMs = 10_000;
 
-/** Replies carry member lists only, never values: the headroom of a frame is room enough. */
-const commandFrameBytesMax = frameHeadroomBytes;
+/** Replies carry member lists and the ring state, never values: the ring of 65536 buckets fits. */
+const commandFrameBytesMax = 8 * 1024 * 1024;
 
 /** An operating failure of a command: printed as `kai: <message>`, exit code 1. */
 export class CommandError extends Error {
@@ -53,26 +54,50 @@ async function ask(address: string, request: RpcRequest): Promise<RpcReply> {
   }
 }
 
-interface NodeInfo {
+export interface NodeInfo {
   readonly id: string;
   readonly members: readonly WireMember[];
   readonly buckets: number;
-  readonly vnodes: number;
   /** Hints the node holds per target node, waiting for hinted handoff. */
   readonly hints: ReadonlyMap<string, { readonly count: number; readonly bytes: number }>;
+  readonly ring: RingState | undefined;
+  readonly transfers: TransferProgress | undefined;
+  readonly seeds: readonly string[];
+  readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
 }
 
-function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
+export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
   if (reply.type !== 'nodeInfo') throw new CommandError(`${address} answered ${reply.type}, not nodeInfo`);
   const checked = fromWire(reply.members);
   if (!checked.ok) throw new CommandError(`${address} sent an invalid member list: ${checked.reason}`);
+  const buckets = reply.buckets ?? defaultSettings.buckets;
+  const ring = reply.ring === undefined ? undefined : ringStateFromWire(reply.ring, buckets);
+  if (ring !== undefined && !ring.ok) throw new CommandError(`${address} sent an invalid ring state: ${ring.reason}`);
   return {
     id: reply.id,
     members: checked.members,
-    buckets: reply.buckets ?? defaultSettings.buckets,
-    vnodes: reply.vnodes ?? defaultSettings.vnodes,
+    buckets,
     hints: new Map((reply.hints ?? []).map((hint) => [hint.target, { count: hint.count, bytes: hint.bytes }])),
+    ring: ring?.state,
+    transfers: reply.transfers,
+    seeds: reply.seeds ?? [],
+    quorum: reply.quorum ?? { n: defaultSettings.n, r: defaultSettings.r, w: defaultSettings.w },
   };
+}
+
+/** The node's info, one request. */
+export async function nodeInfoAt(address: string): Promise<NodeInfo> {
+  return nodeInfoOf(address, await ask(address, { type: 'nodeInfo' }));
+}
+
+/** Asks the node at `address` for a ring change; answers with its info after. */
+export async function askRingChange(address: string, change: RingChange): Promise<NodeInfo> {
+  return nodeInfoOf(address, await ask(address, { type: 'ringChange', change }));
+}
+
+/** Tells the node at `node` of a seed; answers with its info after. */
+export async function addSeedAt(node: string, seed: string): Promise<NodeInfo> {
+  return nodeInfoOf(node, await ask(node, { type: 'addSeed', address: seed }));
 }
 
 /**
@@ -96,49 +121,112 @@ export async function checkNode(first: string, second: string): Promise<string> 
 export interface MemberStatusRow {
   readonly id: string;
   readonly address: string;
-  readonly status: 'up' | 'down';
+  /** What the failure detector says; `seed` for an address given but never heard from. */
+  readonly status: 'up' | 'down' | 'seed';
+  /** Its part in the ring: owns buckets, joins (planned to own some), leaves, or none. */
+  readonly ring: 'owner' | 'joining' | 'leaving' | 'outside';
   readonly zone: string;
-  /** Fraction of buckets the member is first replica of, on the ring built from these members. */
+  /** Fraction of buckets the member owns now. */
   readonly ownership: number;
+  /** Fraction it owns once the ring change in progress is done. */
+  readonly plannedOwnership: number;
   /** Copies the asked node holds for this member (it stood in while the member was down), not yet handed off. */
   readonly hintsPending: number;
   readonly hintBytesPending: number;
 }
 
-/** Members as the node at `address` sees them, with ownership from the ring they form. */
-export async function clusterStatus(address: string): Promise<MemberStatusRow[]> {
-  const info = nodeInfoOf(address, await ask(address, { type: 'nodeInfo' }));
-  // The same members own positions as on the node itself: all but those leaving.
-  const owners = info.members.filter((m) => m.status !== 'leaving');
-  const ringConfig = { buckets: info.buckets, vnodesPerNode: info.vnodes };
-  const ringMembers = owners.map((m) => ({ id: m.id, weight: m.weight, zone: m.zone }));
-  const owned = owners.length === 0 ? new Map<string, number>() : ownership(buildRing(ringMembers, ringConfig));
-  // A member that left (the old id of a node restarted under a new one) is no longer a member.
-  return owners.map((m) => {
-    const { id, address, zone } = m;
-    const hints = info.hints.get(id);
-    return {
-      id,
-      address,
-      status: m.status === 'up' ? 'up' : 'down',
-      zone,
-      ownership: owned.get(id) ?? 0,
-      hintsPending: hints?.count ?? 0,
-      hintBytesPending: hints?.bytes ?? 0,
-    };
-  });
+export interface ClusterStatus {
+  readonly members: readonly MemberStatusRow[];
+  readonly ringVersion: number;
+  readonly changing: boolean;
+  /** N, R and W, and how many buckets have fewer up replicas than R or W. */
+  readonly quorum: {
+    readonly n: number;
+    readonly r: number;
+    readonly w: number;
+    readonly bucketsBelowR: number;
+    readonly bucketsBelowW: number;
+    readonly buckets: number;
+  };
 }
 
-export function statusJson(rows: readonly MemberStatusRow[]): string {
-  return JSON.stringify({ members: rows });
+function shares(owners: readonly string[] | null | undefined): Map<string, number> {
+  const owned = new Map<string, number>();
+  if (!owners) return owned;
+  for (const id of owners) owned.set(id, (owned.get(id) ?? 0) + 1);
+  for (const [id, count] of owned) owned.set(id, count / owners.length);
+  return owned;
 }
 
-export function statusTable(rows: readonly MemberStatusRow[]): string {
-  const header = ['ID', 'ADDRESS', 'STATUS', 'ZONE', 'OWNERSHIP', 'HINTS HELD FOR IT'];
+/** Members as the node at `address` sees them, with their part in the ring and its effect on quorums. */
+export async function clusterStatus(address: string): Promise<ClusterStatus> {
+  const info = await nodeInfoAt(address);
+  const state = info.ring;
+  const owned = shares(state?.owners);
+  const planned = shares(state?.next ?? state?.owners);
+  const view = {
+    selfId: info.id,
+    replicas: info.quorum.n,
+    members: info.members.map((m) => ({ ...m, up: m.status === 'up', gone: m.status === 'leaving' })),
+  };
+  const members: MemberStatusRow[] = info.members
+    .filter((m) => m.status !== 'leaving' || (state !== undefined && ringMemberIds(state).includes(m.id)))
+    .map((m) => {
+      const hints = info.hints.get(m.id);
+      return {
+        id: m.id,
+        address: m.address,
+        status: m.status === 'up' ? 'up' : 'down',
+        ring: state === undefined ? 'owner' : ringRole(state, view, m.id),
+        zone: m.zone,
+        ownership: owned.get(m.id) ?? 0,
+        plannedOwnership: planned.get(m.id) ?? 0,
+        hintsPending: hints?.count ?? 0,
+        hintBytesPending: hints?.bytes ?? 0,
+      };
+    });
+  for (const seed of info.seeds) {
+    members.push({ id: seed, address: seed, status: 'seed', ring: 'outside', zone: '', ownership: 0, plannedOwnership: 0, hintsPending: 0, hintBytesPending: 0 });
+  }
+  const up = new Set(info.members.filter((m) => m.status === 'up').map((m) => m.id));
+  let bucketsBelowR = 0;
+  let bucketsBelowW = 0;
+  const { n, r, w } = info.quorum;
+  if (state !== undefined) {
+    const ring = ringFromOwners(state.members, state.owners, { buckets: state.owners.length });
+    const size = Math.min(n, ring.members.length);
+    for (let bucket = 0; bucket < state.owners.length; bucket++) {
+      const upReplicas = preferenceListUp(ring, bucket, size, (id) => up.has(id)).length;
+      if (upReplicas < Math.min(r, size)) bucketsBelowR++;
+      if (upReplicas < Math.min(w, size)) bucketsBelowW++;
+    }
+  }
+  return {
+    members,
+    ringVersion: state?.version ?? 0,
+    changing: state?.next !== null && state?.next !== undefined,
+    quorum: { n, r, w, bucketsBelowR, bucketsBelowW, buckets: info.buckets },
+  };
+}
+
+export function statusJson(status: ClusterStatus): string {
+  return JSON.stringify(status);
+}
+
+export function statusTable(status: ClusterStatus): string {
+  const header = ['ID', 'ADDRESS', 'STATUS', 'RING', 'ZONE', 'OWNERSHIP', 'HINTS HELD FOR IT'];
   const percent = (fraction: number): string => `${(fraction * 100).toFixed(1)}%`;
   const hints = (row: MemberStatusRow): string => (row.hintsPending === 0 ? '-' : `${row.hintsPending} (${row.hintBytesPending} bytes)`);
-  const lines = rows.map((row) => [row.id, row.address, row.status, row.zone === '' ? '-' : row.zone, percent(row.ownership), hints(row)]);
+  const ownership = (row: MemberStatusRow): string =>
+    row.ownership === row.plannedOwnership ? percent(row.ownership) : `${percent(row.ownership)} -> ${percent(row.plannedOwnership)}`;
+  const lines = status.members.map((row) => [row.id, row.address, row.status, row.ring, row.zone === '' ? '-' : row.zone, ownership(row), hints(row)]);
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column].length)));
   const format = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd();
-  return [format(header), ...lines.map(format)].join('\n');
+  const { n, r, w, bucketsBelowR, bucketsBelowW, buckets } = status.quorum;
+  const quorumLine =
+    bucketsBelowR === 0 && bucketsBelowW === 0
+      ? `N=${n} R=${r} W=${w}: every bucket has its R and W replicas up`
+      : `N=${n} R=${r} W=${w}: ${bucketsBelowR} of ${buckets} buckets below R, ${bucketsBelowW} below W (sloppy quorum takes fallbacks for writes)`;
+  const ringLine = `ring version ${status.ringVersion}${status.changing ? ', changing: see kai transfers' : ''}`;
+  return [format(header), ...lines.map(format), '', ringLine, quorumLine].join('\n');
 }

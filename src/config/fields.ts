@@ -20,8 +20,6 @@ export const settingLimits = {
   replicasMax: 16,
   /** Buckets are a power of two so they split the 32-bit hash space into equal ranges. */
   bucketsMax: 65536,
-  /** Ring size grows with nodes times vnodes; this keeps a ring rebuild cheap. */
-  vnodesMax: 4096,
   /** memcached's -I accepts 1 KiB to 1 GiB; kai keeps the same bounds. */
   itemSizeBytesMin: 1024,
   itemSizeBytesMax: 1024 * 1024 * 1024,
@@ -285,7 +283,7 @@ function parseLogLevel(raw: RawSetting): LogLevel {
   return level;
 }
 
-const { replicasMax, vnodesMax, connectionsMax } = settingLimits;
+const { replicasMax, connectionsMax } = settingLimits;
 
 export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
   hostname: {
@@ -351,14 +349,6 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `ranges the hash space is split into (a power of two, 1 to ${settingLimits.bucketsMax})`,
     defaultText: String(defaultSettings.buckets),
     parse: parseBuckets,
-  },
-  vnodes: {
-    name: 'vnodes',
-    fileKey: 'vnodes',
-    flag: '--vnodes <count>',
-    description: `virtual nodes this node places on the ring (1 to ${vnodesMax})`,
-    defaultText: String(defaultSettings.vnodes),
-    parse: integerIn(1, vnodesMax),
   },
   seeds: {
     name: 'seeds',

@@ -12,7 +12,6 @@ export interface Settings {
   readonly r: number;
   readonly w: number;
   readonly buckets: number;
-  readonly vnodes: number;
   /** Internal API addresses (host:port) of nodes to join through at start. */
   readonly seeds: readonly string[];
   /** Failure domain (rack, availability zone); replicas spread over zones. '' is the default zone. */
@@ -68,7 +67,6 @@ export const defaultSettings: Settings = {
   r: 2,
   w: 2,
   buckets: 1024,
-  vnodes: 128,
   seeds: [],
   zone: '',
   weight: 1,

@@ -6,7 +6,7 @@
  */
 import type { Env } from '../env';
 import { KaiError } from '../errors';
-import { addFailure, addSuccess, allAnswered, startQuorum, verdict, type QuorumState } from '../quorum';
+import { addFailure, addSuccess, allAnswered, startJointQuorum, startQuorum, verdict, type QuorumGroup, type QuorumState } from '../quorum';
 
 export interface ReplicaCall<T> {
   readonly node: string;
@@ -19,6 +19,8 @@ export interface GatherOptions<T> {
   readonly env: Env;
   readonly timeoutMs: number;
   readonly needed: number;
+  /** Groups that must each be met (a write while its bucket moves); then `needed` is not used. */
+  readonly groups?: readonly QuorumGroup[];
   /** The unmet quorum's detail, from the successes so far. */
   readonly describe: (successes: number) => string;
   /** Runs once, with every answer that came before the timeout. */
@@ -36,10 +38,8 @@ function unmet(detail: string): KaiError {
 
 export function gather<T>(calls: readonly ReplicaCall<T>[], options: GatherOptions<T>): Promise<QuorumState<T>> {
   return new Promise((resolve, reject) => {
-    let state = startQuorum<T>(
-      calls.map((call) => call.node),
-      options.needed,
-    );
+    const asked = calls.map((call) => call.node);
+    let state = options.groups ? startJointQuorum<T>(asked, options.groups) : startQuorum<T>(asked, options.needed);
     let answered = false;
     let finished = false;
     const answer = (error?: KaiError): void => {

@@ -23,8 +23,13 @@ import { casUniqueOf, mutationOf, type SpecKind, type SpecOf } from './specs';
 export interface CoordinatorOptions {
   readonly nodeId: string;
   readonly env: Env;
-  /** The current ring; membership changes replace it. */
+  /** The current ring; ring changes replace it. */
   readonly ring: () => Ring;
+  /**
+   * Whether the ring is moving `bucket` to other replicas (src/claimant): writes then go to the
+   * old replicas and the new ones, met by each list; reads go to the new ones once they hold it.
+   */
+  readonly moving?: (bucket: number) => MovingBucket | undefined;
   /** Whether a member takes requests now (the membership's up-view); every member when absent. */
   readonly isUp?: (nodeId: string) => boolean;
   /**
@@ -60,10 +65,23 @@ export interface CoordinatorOptions {
   readonly readRepairsPerSecond?: number;
 }
 
+/** A bucket on its way to other replicas: the ring it goes to, and whether reads switched to it. */
+export interface MovingBucket {
+  readonly next: Ring;
+  readonly switched: boolean;
+}
+
 /** A replica a request goes to, with the primary it stands in for when it is a fallback. */
 export interface Target {
   readonly replica: Replica;
   readonly hintFor?: string;
+}
+
+interface ListPlacement {
+  readonly targets: readonly Target[];
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
 }
 
 interface Placement {
@@ -71,11 +89,16 @@ interface Placement {
   /**
    * The first N up members of the key's extended preference list, in order: the primaries that
    * are up, and fallbacks (with their hint) in place of those that are down (sloppy quorum).
+   * Reads go to these; while the bucket moves, those of the list reads use (old, then new).
    */
   readonly targets: readonly Target[];
   readonly n: number;
   readonly r: number;
   readonly w: number;
+  /** Where writes go: `targets`, and while the bucket moves the other list's targets too. */
+  readonly writeTargets: readonly Target[];
+  /** While the bucket moves: each list's targets, each of which must meet its own W. */
+  readonly writeGroups?: readonly { readonly nodes: readonly string[]; readonly w: number }[];
 }
 
 /** A read's reconciled versions and the replicas whose answers it reconciled. */
@@ -145,6 +168,28 @@ export class Coordinator {
     if (notReady !== undefined) throw unmet(notReady);
     const ring = this.options.ring();
     const bucket = bucketOfKey(key, ring.config.buckets);
+    const current = this.listIn(ring, bucket);
+    const moving = this.options.moving?.(bucket);
+    if (moving === undefined) return { bucket, ...current, writeTargets: current.targets };
+    const next = this.listIn(moving.next, bucket);
+    const read = moving.switched ? next : current;
+    const other = moving.switched ? current : next;
+    const readNodes = new Set(read.targets.map((target) => target.replica.nodeId));
+    const writeTargets = [...read.targets, ...other.targets.filter((target) => !readNodes.has(target.replica.nodeId))];
+    const nodesOf = (list: ListPlacement) => list.targets.map((target) => target.replica.nodeId);
+    return {
+      bucket,
+      ...read,
+      writeTargets,
+      writeGroups: [
+        { nodes: nodesOf(current), w: current.w },
+        { nodes: nodesOf(next), w: next.w },
+      ],
+    };
+  }
+
+  /** The targets of `bucket` in `ring`, with N, R and W capped at the ring's size. */
+  private listIn(ring: Ring, bucket: number): ListPlacement {
     const clusterSize = Math.max(ring.members.length, this.options.clusterSize?.() ?? 0);
     const { n, r, w } = effectiveQuorum(this.options.quorum, clusterSize);
     const isUp = this.options.isUp ?? (() => true);
@@ -156,12 +201,12 @@ export class Coordinator {
         ...(target.primary ? {} : { hintFor: target.standsInFor }),
       }),
     );
-    return { bucket, targets, n, r, w };
+    return { targets, n, r, w };
   }
 
-  /** Whether this node is one of the placement's targets, and for whom it stands in if a fallback. */
+  /** Whether this node is one of the placement's write targets, and for whom it stands in if a fallback. */
   private localTarget(placement: Placement): Target | undefined {
-    return placement.targets.find((target) => target.replica.nodeId === this.options.nodeId);
+    return placement.writeTargets.find((target) => target.replica.nodeId === this.options.nodeId);
   }
 
   /**
@@ -309,6 +354,7 @@ export class Coordinator {
     const written = applied.written;
     if (!written || others.length === 0) return { ...applied, acknowledgedBy: [this.options.nodeId] };
     try {
+      const self = this.options.nodeId;
       const state = await gather(
         others.map((target) => ({
           node: target.replica.nodeId,
@@ -318,6 +364,11 @@ export class Coordinator {
           env: this.options.env,
           timeoutMs: this.options.requestTimeoutMs,
           needed: w - 1,
+          // This node's own copy counts toward each list it is in.
+          groups: placement.writeGroups?.map((group) => ({
+            members: group.nodes.filter((node) => node !== self),
+            needed: group.w - (group.nodes.includes(self) ? 1 : 0),
+          })),
           describe: (acknowledged) => `write ${w} of ${n}: ${acknowledged + 1} acknowledged`,
         },
       );
@@ -330,12 +381,14 @@ export class Coordinator {
 
   /** The targets other than this node that a write goes to; refuses when W cannot be had. */
   private targetsToWrite(placement: Placement): readonly Target[] {
-    const { targets, w, n } = placement;
-    const others = targets.filter((target) => target.replica.nodeId !== this.options.nodeId);
-    const holders = others.length + 1;
-    if (holders < w) {
+    const { writeTargets, w, n } = placement;
+    const others = writeTargets.filter((target) => target.replica.nodeId !== this.options.nodeId);
+    const short = (placement.writeGroups ?? [{ nodes: writeTargets.map((target) => target.replica.nodeId), w }]).find(
+      (group) => group.nodes.length < group.w,
+    );
+    if (short !== undefined) {
       this.counters.writeQuorumUnmet++;
-      throw unmet(`write ${w} of ${n}: ${holders} up`);
+      throw unmet(`write ${short.w} of ${n}: ${short.nodes.length} up`);
     }
     return others;
   }

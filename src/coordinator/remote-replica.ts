@@ -58,6 +58,20 @@ export class RemoteReplica implements Replica {
   }
 
   /**
+   * A page of the peer's committed records of `bucket`, in key order after `afterKey`: at most
+   * `limit` keys and a reply's worth of bytes; `more` says whether the bucket holds keys beyond.
+   */
+  async bucketPage(bucket: number, afterKey: Buffer, limit: number, timeoutMs = this.options.requestTimeoutMs): Promise<{ items: StoreItem[]; more: boolean }> {
+    const reply = await this.call({ type: 'bucketPage', bucket, afterKey, limit }, 'bucketPage', timeoutMs);
+    if (reply.items.length > limit) throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered ${reply.items.length} keys of ${limit}`);
+    const items = reply.items.map((item) => {
+      if (item.bucket !== bucket) throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered a key of bucket ${item.bucket} for ${bucket}`);
+      return { key: item.key, bucket, versions: versionsFromWire(item.versions, this.options.valueBytesMax) };
+    });
+    return { items, more: reply.more };
+  }
+
+  /**
    * The versions the peer holds for the first keys of `keys`, in order; it may answer fewer than
    * asked (a frame's worth), never none unless `keys` is empty.
    */

@@ -17,7 +17,9 @@ import {
   checkWireMember,
   createMembership,
   detectFailures,
+  forgetSeed,
   fromWire,
+  leave,
   mergeGossip,
   pickDownPeer,
   pickGossipTarget,
@@ -61,6 +63,15 @@ export interface GossipOptions {
   readonly exchangeTimeoutMs?: number;
   /** The node's ring layout, reported by `nodeInfo` so readers compute the same ownership. */
   readonly ringLayout?: RingLayout;
+  /** State gossiped beside the member list (the ring's owners, src/claimant), merged after it. */
+  readonly companion?: GossipCompanion;
+}
+
+/** State that travels with every exchange, both ways. */
+export interface GossipCompanion {
+  toWire(): unknown;
+  /** Merges what a peer sent; validating it is the companion's part. */
+  merge(value: unknown, from: string): void;
 }
 
 export type MembershipListener = (state: MembershipState, events: readonly MembershipEvent[]) => void;
@@ -182,8 +193,8 @@ export class Gossip {
       case 'gossip': {
         const mismatch = this.layoutMismatch(request.layout);
         if (mismatch) throw new KaiError('KAI_RING_LAYOUT_MISMATCH', mismatch);
-        this.merge(request.members, 'gossip request');
-        return { type: 'gossip', members: this.members, layout: this.options.ringLayout };
+        this.merge(request.members, 'gossip request', request.ring);
+        return this.gossipMessage();
       }
       case 'nodeInfo':
         return this.nodeInfo();
@@ -201,8 +212,8 @@ export class Gossip {
   private layoutMismatch(layout: RingLayout | undefined): string | undefined {
     const own = this.options.ringLayout;
     if (!own || !layout) return undefined;
-    if (own.buckets === layout.buckets && own.vnodes === layout.vnodes) return undefined;
-    return `peer has ${layout.buckets} buckets and ${layout.vnodes} vnodes, this node ${own.buckets} and ${own.vnodes}`;
+    if (own.buckets === layout.buckets) return undefined;
+    return `peer has ${layout.buckets} buckets, this node ${own.buckets}`;
   }
 
   nodeInfo(): RpcReply {
@@ -227,11 +238,29 @@ export class Gossip {
     return this.nodeInfo();
   }
 
+  /** Announces that this node has left the cluster: final for its incarnation. */
+  leaveCluster(): void {
+    const nowMs = this.options.env.nowMs();
+    this.state = leave(this.state, nowMs);
+    this.persist();
+    for (const listener of this.listeners) listener(this.state, [{ kind: 'leaving', id: this.selfId }]);
+  }
+
+  /** Drops a seed never heard from; true when there was one at `address`. */
+  forgetSeed(address: string): boolean {
+    const next = forgetSeed(this.state, address);
+    if (next === this.state) return false;
+    this.state = next;
+    this.options.log.info({ seed: address }, 'seed forgotten');
+    for (const listener of this.listeners) listener(this.state, []);
+    return true;
+  }
+
   /** Sends this node's list to `address` and merges the list it answers with. */
   private async exchange(address: string): Promise<boolean> {
     this.exchangesInFlight++;
     try {
-      const request: RpcRequest = { type: 'gossip', members: this.members, layout: this.options.ringLayout };
+      const request = this.gossipMessage();
       const reply = await this.options.transport.request(address, request, this.exchangeTimeoutMs);
       // Stopped while waiting: the node may have closed its storage.
       if (this.stopped) return false;
@@ -244,7 +273,7 @@ export class Gossip {
         this.options.log.error({ peer: address, mismatch }, 'gossip refused: the peer cuts its ring differently');
         return false;
       }
-      this.merge(reply.members, address);
+      this.merge(reply.members, address, reply.ring);
       return true;
     } catch (error) {
       this.options.log.debug({ peer: address, err: error }, 'gossip exchange failed');
@@ -254,7 +283,12 @@ export class Gossip {
     }
   }
 
-  private merge(remote: unknown, from: string): void {
+  private gossipMessage(): Extract<RpcRequest, { type: 'gossip' }> {
+    const ring = this.options.companion?.toWire();
+    return { type: 'gossip', members: this.members, layout: this.options.ringLayout, ...(ring === undefined ? {} : { ring }) };
+  }
+
+  private merge(remote: unknown, from: string, companion: unknown): void {
     if (this.stopped) return;
     const checked = fromWire(remote);
     if (!checked.ok) {
@@ -262,6 +296,7 @@ export class Gossip {
       return;
     }
     this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs));
+    if (companion !== undefined) this.options.companion?.merge(companion, from);
   }
 
   private apply(update: MembershipUpdate): void {

@@ -43,6 +43,17 @@ export interface HandoffOptions {
   readonly primariesOf: (bucket: number) => readonly string[];
   /** Whether this node knows the whole ring (it is not waiting for a seed): nothing runs until then. */
   readonly ready?: () => boolean;
+  /**
+   * Whether copies of buckets this node does not own may go now: not while the ring changes, nor
+   * before every member routes by the current ring. Always, when absent.
+   */
+  readonly releaseReady?: () => boolean;
+  /**
+   * Whether `nodeId` is still in the ring. Hints for a member that left or was removed can never
+   * be delivered: they are dropped, and their copies go to the buckets' owners as any copy of a
+   * bucket this node does not own. Every target is a member when absent.
+   */
+  readonly isRingMember?: (nodeId: string) => boolean;
   readonly keysPerSecond: number;
   readonly bytesPerSecond: number;
   readonly requestTimeoutMs: number;
@@ -54,6 +65,8 @@ export const handoffIntervalMsDefault = 1000;
 export const hintsPerBatchMax = 500;
 /** Bytes of versions one batch carries at most (one larger copy goes alone). */
 export const handoffBatchBytesMax = 4 * 1024 * 1024;
+/** Batches of hints for a former member dropped in one pass; the rest wait for the next. */
+const hintsDropRoundsMax = 100;
 /** Targets delivered to at once. */
 export const handoffTargetsInFlightMax = 2;
 
@@ -104,11 +117,17 @@ export class Handoff {
     if (this.stopped || this.options.ready?.() === false) return;
     for (const { target, count } of this.options.store.hintCounts()) {
       if (this.delivering.size >= handoffTargetsInFlightMax) break;
-      if (count === 0 || this.delivering.has(target) || !this.options.isUp(target)) continue;
+      if (count === 0 || this.delivering.has(target)) continue;
+      if (this.options.isRingMember?.(target) === false && this.options.releaseReady?.() !== false) {
+        this.delivering.add(target);
+        void this.dropHintsFor(target).finally(() => this.delivering.delete(target));
+        continue;
+      }
+      if (!this.options.isUp(target)) continue;
       this.delivering.add(target);
       void this.deliver(target).finally(() => this.delivering.delete(target));
     }
-    if (!this.releasing) {
+    if (!this.releasing && this.options.releaseReady?.() !== false) {
       this.releasing = true;
       void this.releaseStrays().finally(() => {
         this.releasing = false;
@@ -126,7 +145,7 @@ export class Handoff {
     const { store } = this.options;
     try {
       for (const bucket of store.tree.bucketsHoldingKeys()) {
-        if (this.stopped || this.options.ready?.() === false) return;
+        if (this.stopped || this.options.ready?.() === false || this.options.releaseReady?.() === false) return;
         if (this.isPrimaryHere(bucket)) continue;
         const primaries = this.options.primariesOf(bucket);
         if (primaries.length === 0 || !primaries.every((node) => this.options.isUp(node))) continue;
@@ -147,6 +166,15 @@ export class Handoff {
       this.counters.deliveryFailures++;
       const detail = error instanceof KaiError ? error.message : String(error);
       this.options.log.info({ detail }, 'handing off copies of buckets this node does not own paused');
+    }
+  }
+
+  /** Drops every hint for a former member, keeping the copies for releaseStrays to hand to the owners. */
+  private async dropHintsFor(target: string): Promise<void> {
+    for (let round = 0; !this.stopped; round++) {
+      const hints = this.options.store.hintsFor(target, Buffer.alloc(0), hintsPerBatchMax);
+      if (hints.length === 0 || round >= hintsDropRoundsMax) return;
+      await this.options.store.handedOff(target, false, hints.map((hint) => ({ key: hint.key, expectedHash: hint.record?.hash ?? -1 })));
     }
   }
 

@@ -69,7 +69,7 @@ export const membersMax = 256;
 export const wireMembersMax = membersMax;
 export const memberIdLengthMax = 255;
 export const zoneLengthMax = 64;
-/** A heavier member would put more than 16 times the configured vnodes on the ring. */
+/** A heavier member would claim more than 16 times a member of weight 1. */
 export const memberWeightMax = 16;
 /** Five missed rounds at the default one-second gossip interval. */
 export const defaultFailureDetector: FailureDetectorOptions = { downAfterMs: 5000 };
@@ -188,6 +188,15 @@ export function addSeed(state: MembershipState, address: string, nowMs: number):
     confirmed: false,
   };
   return { state: { ...state, members: [...state.members, seed].sort(byId) }, events: [] };
+}
+
+/**
+ * `kai remove` of a seed never heard from (a mistyped address): its placeholder goes, so the node
+ * no longer waits for it. A confirmed member is not a seed and stays.
+ */
+export function forgetSeed(state: MembershipState, address: string): MembershipState {
+  const members = state.members.filter((m) => m.confirmed || (m.address !== address && m.id !== address));
+  return members.length === state.members.length ? state : { ...state, members };
 }
 
 function memberToWire(member: WireMember): WireMember {

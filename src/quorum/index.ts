@@ -25,14 +25,39 @@ export interface QuorumState<T> {
   readonly asked: readonly string[];
   /** Successes needed. */
   readonly needed: number;
+  /**
+   * While the ring moves a bucket, a write must be met by the bucket's old replicas and by its new
+   * ones alike (joint consensus): each group needs its own count of successes among its members.
+   * Absent, the quorum is `needed` successes among all asked.
+   */
+  readonly groups?: readonly QuorumGroup[];
   readonly successes: readonly Success<T>[];
   readonly failures: readonly Failure[];
+}
+
+/** Members of one replica list and how many of them must succeed. */
+export interface QuorumGroup {
+  readonly members: readonly string[];
+  readonly needed: number;
 }
 
 export type QuorumVerdict = 'pending' | 'met' | 'unmet';
 
 export function startQuorum<T>(asked: readonly string[], needed: number): QuorumState<T> {
   return { asked, needed: Math.min(needed, asked.length), successes: [], failures: [] };
+}
+
+/**
+ * A quorum met only when every group is: each group's members are among `asked`, and a group
+ * needs at most as many successes as it has members.
+ */
+export function startJointQuorum<T>(asked: readonly string[], groups: readonly QuorumGroup[]): QuorumState<T> {
+  const capped = groups.map((group) => {
+    const members = group.members.filter((member) => asked.includes(member));
+    return { members, needed: Math.min(group.needed, members.length) };
+  });
+  const needed = capped.reduce((most, group) => Math.max(most, group.needed), 0);
+  return { asked, needed, groups: capped, successes: [], failures: [] };
 }
 
 function answered(state: QuorumState<unknown>, node: string): boolean {
@@ -51,11 +76,26 @@ export function addFailure<T>(state: QuorumState<T>, node: string, reason: strin
 }
 
 export function verdict(state: QuorumState<unknown>): QuorumVerdict {
-  const counted = state.successes.filter((success) => success.counted).length;
-  if (counted >= state.needed) return 'met';
-  const outstanding = state.asked.length - state.successes.length - state.failures.length;
-  if (outstanding === 0 && state.successes.length >= state.needed) return 'met';
-  return state.successes.length + outstanding < state.needed ? 'unmet' : 'pending';
+  if (state.groups !== undefined) return jointVerdict(state, state.groups);
+  return groupVerdict(state, state.asked, state.needed);
+}
+
+function jointVerdict(state: QuorumState<unknown>, groups: readonly QuorumGroup[]): QuorumVerdict {
+  const verdicts = groups.map((group) => groupVerdict(state, group.members, group.needed));
+  if (verdicts.includes('unmet')) return 'unmet';
+  return verdicts.every((each) => each === 'met') ? 'met' : 'pending';
+}
+
+/** The verdict over `members` alone: `needed` successes among them, counted as `verdict` says. */
+function groupVerdict(state: QuorumState<unknown>, members: readonly string[], needed: number): QuorumVerdict {
+  const inGroup = members.length === state.asked.length ? () => true : (node: string) => members.includes(node);
+  const successes = state.successes.filter((success) => inGroup(success.node));
+  const failures = state.failures.filter((failure) => inGroup(failure.node)).length;
+  const counted = successes.filter((success) => success.counted).length;
+  if (counted >= needed) return 'met';
+  const outstanding = members.length - successes.length - failures;
+  if (outstanding === 0 && successes.length >= needed) return 'met';
+  return successes.length + outstanding < needed ? 'unmet' : 'pending';
 }
 
 /** Whether every replica asked has answered, one way or the other. */

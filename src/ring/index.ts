@@ -1,10 +1,14 @@
 /**
- * The consistent-hash ring: pure. Nodes own virtual-node positions derived from MD5; the key space
- * is cut into a fixed number of buckets, and all keys of a bucket live on the same nodes: distinct
- * physical nodes clockwise from the bucket's position, spread over as many zones as there are.
+ * The consistent-hash ring: pure. The key space (MD5 positions) is cut into a fixed number of
+ * equal buckets, and each bucket has an owner, chosen by the claim (claim.ts): Dynamo's third
+ * strategy, equal-sized partitions assigned to nodes, which balances load far better than random
+ * virtual-node positions and lets a join or leave move only the buckets it must. All keys of a
+ * bucket live on the same nodes: the distinct owners met walking the buckets clockwise from it,
+ * spread over as many zones as there are.
  */
 import { assert } from '../errors';
-import { md5Position, utf8Bytes } from './md5';
+import { claim, claimSpacingDefault } from './claim';
+import { md5Position } from './md5';
 
 export interface RingMember {
   readonly id: string;
@@ -16,9 +20,9 @@ export interface RingMember {
 
 export interface RingConfig {
   readonly buckets: number;
-  readonly vnodesPerNode: number;
 }
 
+/** A bucket's start on the hash circle and its owner: what the clockwise walk visits. */
 export interface VirtualNode {
   readonly position: number;
   readonly memberId: string;
@@ -34,8 +38,10 @@ export interface Ring {
    * fallbacks; at most `successorsPerBucketMax`.
    */
   readonly successors: readonly (readonly string[])[];
-  /** Every virtual node, sorted by position: what `preferenceListUp` walks when members are down. */
+  /** Each bucket's owner, in bucket order: what `preferenceListUp` walks when members are down. */
   readonly vnodes: readonly VirtualNode[];
+  /** The owner of each bucket, as claimed. */
+  readonly owners: readonly string[];
   /** Each member's zone, `defaultZone` when it declared none. */
   readonly zoneOf: ReadonlyMap<string, string>;
 }
@@ -45,21 +51,8 @@ const positionSpace = 2 ** 32;
 /** How many distinct successors a bucket remembers: N primaries plus fallbacks for failures. */
 export const successorsPerBucketMax = 16;
 export const bucketsMax = 1 << 20;
-export const vnodesPerNodeMax = 4096;
 /** The zone of a member that declared none: all such members share one failure domain. */
 export const defaultZone = '';
-
-function virtualNodes(members: readonly RingMember[], vnodesPerNode: number): VirtualNode[] {
-  const vnodes: VirtualNode[] = [];
-  for (const member of members) {
-    const count = Math.max(1, Math.round(vnodesPerNode * member.weight));
-    for (let index = 0; index < count; index++) {
-      vnodes.push({ position: md5Position(utf8Bytes(`${member.id}#${index}`)), memberId: member.id });
-    }
-  }
-  // Ties broken by id so that every node sorts the ring the same way.
-  return vnodes.sort((a, b) => a.position - b.position || (a.memberId < b.memberId ? -1 : 1));
-}
 
 function firstAtOrAfter(vnodes: readonly VirtualNode[], position: number): number {
   let low = 0;
@@ -122,21 +115,28 @@ export function bucketPosition(bucket: number, buckets: number): number {
 function assertValidRing(members: readonly RingMember[], config: RingConfig): void {
   assert(members.length > 0, 'a ring needs at least one member');
   assert(Number.isInteger(config.buckets) && config.buckets > 0 && config.buckets <= bucketsMax, 'bucket count');
-  assert(
-    Number.isInteger(config.vnodesPerNode) && config.vnodesPerNode > 0 && config.vnodesPerNode <= vnodesPerNodeMax,
-    'vnode count',
-  );
   // A weight that is not a positive number would give its member no virtual node at all (NaN).
   assert(members.every((m) => Number.isFinite(m.weight) && m.weight > 0), 'member weights are positive');
   assert(new Set(members.map((m) => m.id)).size === members.length, 'member ids are distinct');
   assert(members.every((m) => m.zone === undefined || typeof m.zone === 'string'), 'member zones are strings');
 }
 
+/** A ring claimed afresh for `members`: what a new cluster starts from. */
 export function buildRing(members: readonly RingMember[], config: RingConfig): Ring {
   assertValidRing(members, config);
-  const sortedMembers = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return ringFromOwners(members, claim(null, members, { buckets: config.buckets, spacing: claimSpacingDefault }), config);
+}
+
+/** The ring whose buckets `owners` owns, each an id of `members`; members that own nothing are left out. */
+export function ringFromOwners(members: readonly RingMember[], owners: readonly string[], config: RingConfig): Ring {
+  assertValidRing(members, config);
+  assert(owners.length === config.buckets, 'an owner for each bucket');
+  const owning = new Set(owners);
+  const known = new Set(members.map((m) => m.id));
+  assert([...owning].every((id) => known.has(id)), 'every owner is a member');
+  const sortedMembers = members.filter((m) => owning.has(m.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const zoneOf = new Map(sortedMembers.map((m) => [m.id, m.zone ?? defaultZone]));
-  const vnodes = virtualNodes(sortedMembers, config.vnodesPerNode);
+  const vnodes = owners.map((memberId, bucket): VirtualNode => ({ position: bucketPosition(bucket, config.buckets), memberId }));
   const limits = {
     wanted: Math.min(sortedMembers.length, successorsPerBucketMax),
     zones: new Set(zoneOf.values()).size,
@@ -146,7 +146,7 @@ export function buildRing(members: readonly RingMember[], config: RingConfig): R
     const start = firstAtOrAfter(vnodes, bucketPosition(bucket, config.buckets));
     successors.push(zoneSpreadWalk({ vnodes, zoneOf }, start, limits, () => true));
   }
-  return { config, members: sortedMembers, successors, vnodes, zoneOf };
+  return { config, members: sortedMembers, successors, vnodes, owners, zoneOf };
 }
 
 /** The bucket a key belongs to: its MD5 position scaled onto the bucket count. */

@@ -77,8 +77,27 @@ function nullable(check: Check): Check {
 
 const anything: Check = () => undefined;
 
-const ringLayout: Check = (value, path) =>
-  record({ buckets: isNonNegativeInteger, vnodes: isNonNegativeInteger })(value, path);
+const ringLayout: Check = (value, path) => record({ buckets: isNonNegativeInteger })(value, path);
+
+const ringChange = union('kind', {
+  leave: record({}),
+  remove: record({ member: isString }),
+  replace: record({ old: isString, replacement: isString }),
+});
+
+const transferProgress = record(
+  {
+    version: isNonNegativeInteger,
+    bucketsToReceive: isNonNegativeInteger,
+    bucketsReceived: isNonNegativeInteger,
+    keysMoved: isNonNegativeInteger,
+    bytesMoved: isNonNegativeInteger,
+    startedAtMs: isNonNegativeInteger,
+    nowMs: isNonNegativeInteger,
+    waiting: isString,
+  },
+  ['waiting'],
+);
 
 function firstProblem(checks: readonly (() => ShapeProblem)[]): ShapeProblem {
   for (const check of checks) {
@@ -159,8 +178,11 @@ const requestShape = union('type', {
   segmentKeys: record({ bucket: isNonNegativeInteger, segments: arrayOf(isNonNegativeInteger) }),
   coordinate: record({ key: isBuffer, mutation }),
   flushAll: record({ deadlineMs: isSafeInteger }),
-  gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
+  // The ring state is checked by its own rules (src/claimant/wire.ts).
+  gossip: record({ members: arrayOf(wireMember), layout: ringLayout, ring: anything }, ['layout', 'ring']),
   nodeInfo: record({}),
+  bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isBuffer, limit: isNonNegativeInteger }),
+  ringChange: record({ change: ringChange }),
   addSeed: record({ address: isString }),
   probe: record({}),
 });
@@ -177,16 +199,20 @@ const replyShape = union('type', {
     { result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion), acknowledgedBy: arrayOf(isString) },
     ['acknowledgedBy'],
   ),
-  gossip: record({ members: arrayOf(wireMember), layout: ringLayout }, ['layout']),
+  gossip: record({ members: arrayOf(wireMember), layout: ringLayout, ring: anything }, ['layout', 'ring']),
+  bucketPage: record({ items: arrayOf(wireItem), more: isBoolean }),
   nodeInfo: record(
     {
       id: isString,
       members: arrayOf(wireMember),
       buckets: isNonNegativeInteger,
-      vnodes: isNonNegativeInteger,
       hints: arrayOf(hintCount),
+      ring: anything,
+      transfers: transferProgress,
+      seeds: arrayOf(isString),
+      quorum: record({ n: isNonNegativeInteger, r: isNonNegativeInteger, w: isNonNegativeInteger }),
     },
-    ['buckets', 'vnodes', 'hints'],
+    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'quorum'],
   ),
   error: record({ code: isString, detail: isString }),
 });

@@ -41,12 +41,11 @@ export type MutationSpec =
     };
 
 /**
- * How a node cuts its ring (`--buckets`, `--vnodes`): nodes with different layouts would place
- * keys differently, so gossip refuses a peer whose layout differs from its own.
+ * How a node cuts its ring (`--buckets`): nodes with different layouts would place keys
+ * differently, so gossip refuses a peer whose layout differs from its own.
  */
 export interface RingLayout {
   readonly buckets: number;
-  readonly vnodes: number;
 }
 
 /** What a member says about itself and others in gossip. */
@@ -61,6 +60,27 @@ export interface WireMember {
   readonly incarnation: number;
   /** Raised by the member itself every gossip round, so peers see it is alive. */
   readonly heartbeat: number;
+}
+
+/** A change of the ring an operator asks for. */
+export type RingChange =
+  | { readonly kind: 'leave' }
+  | { readonly kind: 'remove'; readonly member: string }
+  | { readonly kind: 'replace'; readonly old: string; readonly replacement: string };
+
+/** What one node reports of the buckets it receives under the plan in progress. */
+export interface TransferProgress {
+  /** The plan's version, 0 when none runs. */
+  readonly version: number;
+  readonly bucketsToReceive: number;
+  readonly bucketsReceived: number;
+  readonly keysMoved: number;
+  readonly bytesMoved: number;
+  /** When this node started receiving under this plan, or 0. */
+  readonly startedAtMs: number;
+  readonly nowMs: number;
+  /** Why receiving waits, when it does. */
+  readonly waiting?: string;
 }
 
 /** One key's versions, as a batch of stores carries them. */
@@ -104,8 +124,18 @@ export type RpcRequest =
    * at once.
    */
   | { readonly type: 'flushAll'; readonly deadlineMs: number }
-  | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout }
+  | {
+      readonly type: 'gossip';
+      readonly members: readonly WireMember[];
+      readonly layout?: RingLayout;
+      /** The ring state (src/claimant/wire.ts), checked by its own rules. */
+      readonly ring?: unknown;
+    }
   | { readonly type: 'nodeInfo' }
+  /** A page of one bucket's records, for a node that receives the bucket (src/transfer). */
+  | { readonly type: 'bucketPage'; readonly bucket: number; readonly afterKey: Buffer; readonly limit: number }
+  /** `kai leave`, `kai remove`, `kai replace`, asked of the node the command reaches. */
+  | { readonly type: 'ringChange'; readonly change: RingChange }
   /**
    * `kai check-node`: the receiving node learns the internal address of another node and gossips
    * with it at once. Answered with a `nodeInfo` reply, after that first exchange.
@@ -140,14 +170,22 @@ export type RpcReply =
       /** The replicas that acknowledged the write, the coordinating one first. */
       readonly acknowledgedBy?: readonly string[];
     }
-  | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout }
+  | { readonly type: 'gossip'; readonly members: readonly WireMember[]; readonly layout?: RingLayout; readonly ring?: unknown }
+  | { readonly type: 'bucketPage'; readonly items: readonly WireItem[]; readonly more: boolean }
   | {
       readonly type: 'nodeInfo';
       readonly id: string;
       readonly members: readonly WireMember[];
       /** The node's ring layout, so a reader of the member list computes the same ownership. */
       readonly buckets?: number;
-      readonly vnodes?: number;
+      /** The node's ring state (src/claimant/wire.ts). */
+      readonly ring?: unknown;
+      /** Seeds the node was given and has not heard from. */
+      readonly seeds?: readonly string[];
+      /** N, R and W as the node is configured. */
+      readonly quorum?: { readonly n: number; readonly r: number; readonly w: number };
+      /** The node's transfers: what it receives under the plan in progress. */
+      readonly transfers?: TransferProgress;
       /** Hints the node holds, per target node, waiting for hinted handoff. */
       readonly hints?: readonly { readonly target: string; readonly count: number; readonly bytes: number }[];
     }

@@ -9,25 +9,29 @@
  * hinted handoff, anti-entropy and the reaper, which answer peers and heal replicas.
  */
 import { AntiEntropy, isTreeRequest } from '../antientropy';
+import { ringMemberIds } from '../claimant';
+import { RingKeeper, ringNotePersistence, type RingStatePersistence } from '../claimant/keeper';
 import { Reaper } from '../antientropy/reaper';
 import type { Settings } from '../config/settings';
 import { Coordinator } from '../coordinator';
 import { RemoteReplica } from '../coordinator/remote-replica';
 import { LocalReplica, type Replica } from '../coordinator/replica';
 import { ReplicaService } from '../coordinator/replica-service';
-import type { Env } from '../env';
+import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
 import type { Logger } from '../log';
-import { findMember, isUp, ringMembers, seedsAwaited, type MembershipState } from '../membership';
+import { findMember, isUp, seedsAwaited, selfMember } from '../membership';
 import { effectiveQuorum } from '../quorum';
-import { buildRing, preferenceList, type Ring } from '../ring';
+import { preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
 import type { RequestRoutes } from '../rpc/router';
 import type { Transport } from '../rpc/transport';
 import type { SqliteStore } from '../storage/sqlite';
+import { Transfer } from '../transfer';
 import { Dispatcher } from './dispatch';
+import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
 import { NodeStats } from './stats';
 import { kaiVersion } from './version';
@@ -48,6 +52,10 @@ export interface NodeParts {
   readonly routes: RequestRoutes;
   /** Where the member list survives a restart; the store's notes by default. */
   readonly persistence?: MembershipPersistence;
+  /** Where the ring state survives a restart; the store's notes by default. */
+  readonly ringPersistence?: RingStatePersistence;
+  /** Called once this node has left the ring after `kai leave` and handed off what it held. */
+  readonly onLeft?: () => void;
   /** The node's start time, for `stats uptime`. */
   readonly startedAtMs?: number;
   /** How long a request waits for its quorum; requestTimeoutMs by default. */
@@ -64,6 +72,8 @@ export interface ComposedNode {
   readonly handoff: Handoff;
   readonly antiEntropy: AntiEntropy;
   readonly reaper: Reaper;
+  readonly keeper: RingKeeper;
+  readonly transfer: Transfer;
   /** The current ring. */
   ring(): Ring;
   /** Starts gossip and the background shells. */
@@ -72,37 +82,12 @@ export interface ComposedNode {
   stop(): void;
 }
 
-function ringOf(state: MembershipState, settings: Settings): Ring {
-  return buildRing(ringMembers(state), { buckets: settings.buckets, vnodesPerNode: settings.vnodes });
-}
-
-/** Identifies a ring's membership, so an event that leaves it unchanged does not rebuild it. */
-function ringKey(state: MembershipState): string {
-  return JSON.stringify(ringMembers(state));
-}
-
-/**
- * Keeps the node's ring current: rebuilt whenever gossip changes the members that own positions.
- * As in Dynamo, a member that is down keeps its positions (see ringMembers); requests route
- * around it through the preference list.
- */
-function liveRing(gossip: Gossip, settings: Settings, log: Logger): () => Ring {
-  let ring = ringOf(gossip.membership, settings);
-  let key = ringKey(gossip.membership);
-  gossip.onChange((state) => {
-    const next = ringKey(state);
-    if (next === key) return;
-    key = next;
-    ring = ringOf(state, settings);
-    log.info({ members: ring.members.map((m) => m.id) }, 'ring rebuilt');
-  });
-  return () => ring;
-}
-
 export function composeNode(parts: NodeParts): ComposedNode {
   const { settings, nodeId, env, log, transport, store, routes } = parts;
   const timeoutMs = parts.requestTimeoutMs ?? requestTimeoutMs;
   const startedAtMs = parts.startedAtMs ?? env.nowMs();
+  // Gossip carries the ring state; the keeper reads the membership gossip keeps, so it comes second.
+  let keeper: RingKeeper | undefined;
   const gossip = new Gossip({
     self: { id: nodeId, address: nodeId, zone: settings.zone, weight: settings.weight },
     env,
@@ -111,9 +96,28 @@ export function composeNode(parts: NodeParts): ComposedNode {
     persistence: parts.persistence ?? notePersistence(store),
     seeds: settings.seeds,
     intervalMs: settings.gossipIntervalMs,
-    ringLayout: { buckets: settings.buckets, vnodes: settings.vnodes },
+    ringLayout: { buckets: settings.buckets },
+    companion: { toWire: () => keeper?.toWire(), merge: (value, from) => keeper?.merge(value, from) },
   });
-  const ring = liveRing(gossip, settings, log);
+  const ringKeeper = new RingKeeper({
+    selfId: nodeId,
+    env,
+    log: log.child({ component: 'claimant' }),
+    buckets: settings.buckets,
+    replicas: settings.n,
+    membership: () => gossip.membership,
+    persistence: parts.ringPersistence ?? ringNotePersistence(store),
+    intervalMs: settings.gossipIntervalMs,
+  });
+  keeper = ringKeeper;
+  // A node asked to leave that restarts before it is out of the ring goes on leaving: the request
+  // is renewed for its new incarnation (a restart otherwise voids it, so a removed node that
+  // comes back after its removal joins again).
+  const askedToLeave = ringKeeper.state.leaving[nodeId];
+  if (askedToLeave !== undefined && ringMemberIds(ringKeeper.state).includes(nodeId)) {
+    ringKeeper.requestLeave(nodeId, selfMember(gossip.membership).incarnation);
+  }
+  const ring = (): Ring => ringKeeper.ring();
   const siblings = { conflictResolution: settings.conflictResolution, siblingsMax: settings.siblingsMax };
   const local = new LocalReplica(nodeId, store, env, settings.maxItemSize, siblings, settings.reapGraceMs);
   const remoteReplicas = new Map<string, RemoteReplica>();
@@ -130,21 +134,30 @@ export function composeNode(parts: NodeParts): ComposedNode {
   const replicaOf = (memberId: string): Replica => (memberId === nodeId ? local : remoteOf(memberId));
   // Preference lists skip the members the failure detector holds down.
   const memberIsUp = (memberId: string): boolean => isUp(gossip.membership, memberId);
-  // Seeds not yet heard from count: until they answer, this node cannot meet N on its own.
-  const clusterSize = (): number => gossip.membership.members.filter((member) => member.status !== 'leaving').length;
-  const replicas = (): number => effectiveQuorum(settings, Math.max(ring().members.length, clusterSize())).n;
+  const replicas = (): number => effectiveQuorum(settings, ring().members.length).n;
   const ready = (): boolean => seedsAwaited(gossip.membership).length === 0;
-  const primariesOf = (bucket: number): readonly string[] => preferenceList(ring(), bucket, replicas());
+  // While a bucket moves, its old replicas and its new ones all keep their copies.
+  const primariesOf = (bucket: number): readonly string[] => {
+    const move = ringKeeper.moveOf(bucket);
+    if (move === undefined) return preferenceList(ring(), bucket, replicas());
+    return [...new Set([...move.from, ...move.to])];
+  };
+  const moving = (bucket: number) => {
+    const move = ringKeeper.moveOf(bucket);
+    const transition = ringKeeper.transition();
+    if (move === undefined || transition === undefined) return undefined;
+    return { next: transition.next, switched: ringKeeper.switched(move) };
+  };
   const coordinator = new Coordinator({
     nodeId,
     env,
     ring,
+    moving,
     isUp: memberIsUp,
     replicaOf,
     quorum: settings,
     requestTimeoutMs: timeoutMs,
     siblings,
-    clusterSize,
     notReady: () => (ready() ? undefined : `joining: waiting to hear from ${seedsAwaited(gossip.membership).join(', ')}`),
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
@@ -159,6 +172,9 @@ export function composeNode(parts: NodeParts): ComposedNode {
     nodeId,
     primariesOf,
     ready,
+    // Copies of buckets this node does not own go only once every member routes by this ring.
+    releaseReady: () => ringKeeper.state.next === null && ringKeeper.settled(timeoutMs),
+    isRingMember: (memberId) => ringMemberIds(ringKeeper.state).includes(memberId),
     keysPerSecond: settings.handoffKeysPerSecond,
     bytesPerSecond: settings.handoffBytesPerSecond,
     requestTimeoutMs: timeoutMs,
@@ -191,8 +207,29 @@ export function composeNode(parts: NodeParts): ComposedNode {
     peerOf: remoteOf,
     reapGraceMs: settings.reapGraceMs,
     requestTimeoutMs: timeoutMs,
-    ready,
+    // A tombstone is not reaped while its bucket may be on its way to a replica that lacks it.
+    ready: () => ready() && ringKeeper.state.next === null,
   });
+  const transfer = new Transfer({
+    env,
+    log: log.child({ component: 'transfer' }),
+    nodeId,
+    keeper: ringKeeper,
+    store,
+    storeLocally: (items) => local.storeMany(items),
+    peerOf: remoteOf,
+    isUp: memberIsUp,
+    keysPerSecond: settings.handoffKeysPerSecond,
+    bytesPerSecond: settings.handoffBytesPerSecond,
+    requestTimeoutMs: timeoutMs,
+    replyBytesMax,
+  });
+  // A membership change may let the claimant plan (a joiner heard of, a member back up).
+  gossip.onChange(() => ringKeeper.step());
+  ringKeeper.onChange((state, previous) => {
+    if (state.version !== previous.version) transfer.pump();
+  });
+  const leaveWatch = watchLeave(ringKeeper, gossip, timeoutMs, env, parts.onLeft);
   // A member seen up again (back from a crash or a partition) is what handoff and anti-entropy
   // wait for: its hints go at once, and an exchange with it starts as soon as one may.
   gossip.onChange((_state, events) => {
@@ -229,9 +266,19 @@ export function composeNode(parts: NodeParts): ComposedNode {
   routes.gossip = (request) => gossip.handle(request);
   routes.nodeInfo = () => {
     const info = gossip.nodeInfo();
-    return info.type === 'nodeInfo' ? { ...info, hints: store.hintCounts() } : info;
+    if (info.type !== 'nodeInfo') return info;
+    return {
+      ...info,
+      hints: store.hintCounts(),
+      ring: ringKeeper.toWire(),
+      transfers: transfer.progress(),
+      seeds: seedsAwaited(gossip.membership),
+      quorum: { n: settings.n, r: settings.r, w: settings.w },
+    };
   };
   routes.addSeed = (request) => gossip.handle(request);
+  routes.bucketPage = (request) => transfer.page(request.bucket, request.afterKey, request.limit);
+  routes.ringChange = ringChangeRoute(gossip, ringKeeper, () => routes.nodeInfo!({ type: 'nodeInfo' }));
   const replicaRoute = (request: Parameters<ReplicaService['handleReplicaRequest']>[0]) => replicaService.handleReplicaRequest(request);
   routes.replicaFetch = replicaRoute;
   routes.replicaStore = replicaRoute;
@@ -256,21 +303,50 @@ export function composeNode(parts: NodeParts): ComposedNode {
     handoff,
     antiEntropy,
     reaper,
+    keeper: ringKeeper,
+    transfer,
     ring,
     start() {
       gossip.start();
+      ringKeeper.start();
+      transfer.start();
       handoff.start();
       antiEntropy.start();
       reaper.start();
     },
     stop() {
       gossip.stop();
+      ringKeeper.stop();
+      transfer.stop();
+      leaveWatch.cancel();
       handoff.stop();
       antiEntropy.stop();
       reaper.stop();
       dispatcher.cancelTimers();
     },
   };
+}
+
+/**
+ * After `kai leave`: once the ring no longer holds this node and every member routes by that ring,
+ * the node tells the cluster it is gone (a leaving status no restart of its old incarnation can
+ * undo) and calls `onLeft`, once.
+ */
+function watchLeave(keeper: RingKeeper, gossip: Gossip, timeoutMs: number, env: Env, onLeft: (() => void) | undefined): TimerHandle {
+  let left = false;
+  const check = (): void => {
+    if (left) return;
+    const state = keeper.state;
+    const self = gossip.membership.members.find((m) => m.id === gossip.selfId);
+    const asked = state.leaving[gossip.selfId];
+    if (self === undefined || asked === undefined || asked < self.incarnation) return;
+    if (ringMemberIds(state).includes(gossip.selfId) || !keeper.settled(timeoutMs)) return;
+    left = true;
+    gossip.leaveCluster();
+    onLeft?.();
+  };
+  keeper.onChange(check);
+  return env.every(1000, check);
 }
 
 /**

@@ -32,6 +32,8 @@ export interface RunningNode {
   reloadAuthentication(): ReloadOutcome | undefined;
   /** Stops accepting, finishes in-flight requests and closes storage. */
   stop(): Promise<void>;
+  /** Resolves once the node has left the ring after `kai leave`; never otherwise. */
+  readonly left: Promise<void>;
 }
 
 /** The node id for an internal API port: with port 0 it is known only once the port is bound. */
@@ -90,7 +92,11 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     lock.release();
     throw error;
   }
-  const node = composeNode({ settings, nodeId, env, log, transport, store, routes, startedAtMs });
+  let markLeft: () => void = () => undefined;
+  const left = new Promise<void>((resolve) => (markLeft = resolve));
+  // The leave status goes out with a few more gossip rounds before the node stops.
+  const onLeft = (): void => void env.after(3 * settings.gossipIntervalMs, markLeft);
+  const node = composeNode({ settings, nodeId, env, log, transport, store, routes, startedAtMs, onLeft });
   const server = new MemcacheServer({
     dispatcher: node.dispatcher,
     stats: node.stats,
@@ -116,6 +122,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     nodeId,
     memcachePort,
     port: transport.port,
+    left,
     reloadAuthentication: () => fileAuthenticator && reloadAuthFile(fileAuthenticator, log),
     async stop() {
       node.stop();

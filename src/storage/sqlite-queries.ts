@@ -48,6 +48,7 @@ export class StoreQueries {
   private readonly reapCandidatesStatement: Database.Statement<[number, number, number], RecordRow>;
   private readonly segmentKeysStatement: Database.Statement<[number, number, number], KeyHash>;
   private readonly unhintedInBucketStatement: Database.Statement<[number, Buffer, number], RecordRow>;
+  private readonly inBucketStatement: Database.Statement<[number, Buffer, number], RecordRow>;
   private readonly treeRowsStatement: Database.Statement<[], { bucket: number; segment: number; hash: number }>;
   private readonly committedRecordStatement: Database.Statement<[Buffer], RecordRow>;
 
@@ -70,6 +71,9 @@ export class StoreQueries {
       `SELECT key, bucket, versions, key_hash AS hash FROM items
         WHERE bucket = ? AND key > ? AND NOT EXISTS (SELECT 1 FROM hints WHERE hints.key = items.key)
         ORDER BY key LIMIT ?`,
+    );
+    this.inBucketStatement = db.prepare(
+      'SELECT key, bucket, versions, key_hash AS hash FROM items WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?',
     );
     this.treeRowsStatement = db.prepare('SELECT bucket, segment, key_hash AS hash FROM items');
     this.committedRecordStatement = db.prepare('SELECT key, bucket, versions, key_hash AS hash FROM items WHERE key = ?');
@@ -99,6 +103,11 @@ export class StoreQueries {
   /** Up to `limit` records of `bucket` that hold no hint, in key order after `afterKey`. */
   unhintedInBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
     return this.unhintedInBucketStatement.all(bucket, afterKey, limit).map(hashedRecordOf);
+  }
+
+  /** Up to `limit` committed records of `bucket`, hinted or not, in key order after `afterKey`. */
+  inBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
+    return this.inBucketStatement.all(bucket, afterKey, limit).map(hashedRecordOf);
   }
 
   /** The record as committed, with its hash. */

@@ -371,6 +371,11 @@ export class SqliteStore implements ReplicaStore {
     return this.queries.unhintedInBucket(bucket, afterKey, limit);
   }
 
+  /** Up to `limit` committed records of `bucket`, hinted or not, in key order after `afterKey`. */
+  inBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
+    return this.queries.inBucket(bucket, afterKey, limit);
+  }
+
   committedRecord(key: Buffer): HashedRecord | undefined {
     return this.queries.committedRecord(key);
   }

@@ -7,7 +7,8 @@
  * the nodes compute them. Plain Node.
  */
 import { realEnv } from '../../src/env';
-import { buildRing, bucketOfKey, preferenceList, type Ring } from '../../src/ring';
+import { ringStateFromWire } from '../../src/claimant/wire';
+import { ringFromOwners, bucketOfKey, preferenceList, type Ring } from '../../src/ring';
 import { frameBytesMaxFor } from '../../src/rpc/frames';
 import type { RpcReply, RpcRequest, WireVersion } from '../../src/rpc/messages';
 import { TcpTransport } from '../../src/rpc/tcp-transport';
@@ -87,23 +88,22 @@ export interface Placement {
 }
 
 /**
- * The ring as `node` knows it (`nodeInfo`: members with weights and zones, buckets, vnodes), the
- * same pure function every node computes. Throws unless it lists exactly `expectedIds`, so a
- * placement is never computed from a partial view.
+ * The ring as `node` knows it (`nodeInfo`: its ring state). Throws unless its owners are exactly
+ * `expectedIds` and no ring change is in progress, so a placement is never computed from a
+ * partial view.
  */
 export function placementFrom(node: InternalNode, expectedIds: readonly string[], n: number, timeoutMs = inspectTimeoutMsDefault): Promise<Placement> {
   return withTransport(async (transport) => {
     const reply = await ask(transport, node.id, { type: 'nodeInfo' }, timeoutMs);
     if (reply.type !== 'nodeInfo') throw new Error(`${node.id} answered nodeInfo with ${reply.type}`);
-    const members = reply.members.filter((member) => member.status !== 'leaving');
-    const ids = members.map((member) => member.id).sort();
-    if (JSON.stringify(ids) !== JSON.stringify([...expectedIds].sort())) {
-      throw new Error(`${node.id} knows members ${ids.join(', ')}, not ${[...expectedIds].sort().join(', ')}`);
+    const checked = ringStateFromWire(reply.ring, reply.buckets ?? 1024);
+    if (!checked.ok) throw new Error(`${node.id} sent no valid ring state: ${checked.reason}`);
+    const state = checked.state;
+    const ids = [...new Set(state.owners)].sort();
+    if (state.next !== null || JSON.stringify(ids) !== JSON.stringify([...expectedIds].sort())) {
+      throw new Error(`${node.id}'s ring has owners ${ids.join(', ')}${state.next === null ? '' : ' and a change in progress'}, not ${[...expectedIds].sort().join(', ')}`);
     }
-    const ring = buildRing(
-      members.map((member) => ({ id: member.id, weight: member.weight, zone: member.zone })),
-      { buckets: reply.buckets ?? 1024, vnodesPerNode: reply.vnodes ?? 128 },
-    );
+    const ring = ringFromOwners(state.members, state.owners, { buckets: state.owners.length });
     return {
       ring,
       n,

@@ -57,7 +57,7 @@ export class KvCluster {
     this.world = new SimWorld({ seed: options.seed, network: options.network });
     this.ring = buildRing(
       options.addresses.map((id) => ({ id, weight: 1 })),
-      { buckets: 64, vnodesPerNode: 16 },
+      { buckets: 64 },
     );
     this.requestTimeoutMs = options.requestTimeoutMs ?? 500;
     for (const address of options.addresses) {

@@ -32,6 +32,8 @@ export interface NodeClusterOptions {
   /** Each commit takes a delay drawn from this range, in virtual ms. */
   readonly commitDelayMs?: { readonly min: number; readonly max: number };
   readonly requestTimeoutMs?: number;
+  /** The nodes started at once; by default every address. The others start with `join`. */
+  readonly initial?: readonly string[];
 }
 
 export interface SimNode {
@@ -46,7 +48,6 @@ export const simSettingsDefault: Partial<Settings> = {
   antiEntropyIntervalMs: 1000,
   siblingsMax: 1000,
   buckets: 64,
-  vnodes: 16,
 };
 
 const silentLog = pino({ level: 'silent' });
@@ -60,20 +61,34 @@ export class NodeCluster {
   /** Virtual times of each node's wipes: a replica wiped since a write no longer holds it. */
   readonly wipedAtMs = new Map<string, number[]>();
   readonly requestTimeoutMs: number;
+  /** The nodes that are members of the cluster: started, and not yet left or removed. */
+  private readonly memberAddresses: string[] = [];
 
   constructor(private readonly options: NodeClusterOptions) {
     this.world = new SimWorld({ seed: options.seed, network: options.network });
     this.settings = { ...defaultSettings, ...simSettingsDefault, ...options.settings };
     this.requestTimeoutMs = options.requestTimeoutMs ?? 500;
-    for (const address of options.addresses) {
-      this.disks.set(address, new Database(':memory:'));
-      this.world.host(address, { clockSkewMs: this.world.scheduler.random.int(-20, 20) });
-      this.start(address);
-    }
+    for (const address of options.initial ?? options.addresses) this.join(address);
   }
 
+  /** The cluster's members: started and not retired. */
   get addresses(): readonly string[] {
-    return this.options.addresses;
+    return this.memberAddresses;
+  }
+
+  /** Starts a node at one of the cluster's addresses on a new disk; it joins through the others. */
+  join(address: string): void {
+    if (!this.options.addresses.includes(address) || this.memberAddresses.includes(address)) throw new Error(`cannot join ${address}`);
+    this.disks.set(address, new Database(':memory:'));
+    this.world.host(address, { clockSkewMs: this.world.scheduler.random.int(-20, 20) });
+    this.memberAddresses.push(address);
+    this.start(address);
+  }
+
+  /** A node that left or was removed: stopped for good and no longer counted as a member. */
+  retire(address: string): void {
+    if (this.isRunning(address)) this.crash(address);
+    this.memberAddresses.splice(this.memberAddresses.indexOf(address), 1);
   }
 
   /** Composes and starts the node at `address` on its current host and disk. */
@@ -90,7 +105,7 @@ export class NodeCluster {
       hintBytesPerTargetMax: this.settings.hintBytesPerTargetMax,
     });
     const routes: RequestRoutes = {};
-    const settings: Settings = { ...this.settings, seeds: this.options.addresses.filter((other) => other !== address) };
+    const settings: Settings = { ...this.settings, seeds: this.memberAddresses.filter((other) => other !== address) };
     const node = composeNode({
       settings,
       nodeId: address,
@@ -141,13 +156,33 @@ export class NodeCluster {
     this.restart(address);
   }
 
-  /** Whether every running node sees every running node up and every member confirmed. */
+  /**
+   * Whether every running node sees every running node up and every member confirmed, and holds
+   * the same ring, owned by every node, with no ring change in progress.
+   */
   membershipSettled(): boolean {
     const running = this.running();
     return running.every((viewer) => {
       const state = this.node(viewer).node.gossip.membership;
       return running.every((member) => isUp(state, member)) && state.members.every((member) => member.confirmed);
-    });
+    }) && this.ringSettled();
+  }
+
+  /** Whether every running node holds one ring, owned by all the cluster's nodes, and no change runs. */
+  ringSettled(): boolean {
+    return this.ringOwnedBy(this.addresses);
+  }
+
+  /** Whether every running node holds one ring, owned by exactly `owners`, and no change runs. */
+  ringOwnedBy(owners: readonly string[]): boolean {
+    const all = JSON.stringify([...owners].sort());
+    const versions = new Set<string>();
+    for (const address of this.running()) {
+      const state = this.node(address).node.keeper.state;
+      if (state.next !== null || JSON.stringify([...new Set(state.owners)].sort()) !== all) return false;
+      versions.add(`${state.version}/${state.claimant}`);
+    }
+    return versions.size <= 1;
   }
 
   /** Runs until every node sees every running node up, at most `maxMs`. */

@@ -23,6 +23,8 @@ export interface StatusMember {
   readonly id: string;
   readonly address: string;
   readonly status: string;
+  /** owner, joining, leaving or outside. */
+  readonly ring: string;
   readonly zone: string;
   readonly ownership: number;
 }
@@ -89,9 +91,12 @@ export async function linkCluster(nodes: readonly ClusterNode[], cwd: string, co
   }
 }
 
-/** Whether `members` lists exactly `ids`, all up. */
+/** Whether `members` lists exactly `ids`, all up and owning their buckets (no ring change in progress). */
 export function allUp(members: readonly StatusMember[], ids: readonly string[]): boolean {
-  return members.length === ids.length && members.every((member) => ids.includes(member.id) && member.status === 'up');
+  return (
+    members.length === ids.length &&
+    members.every((member) => ids.includes(member.id) && member.status === 'up' && member.ring === 'owner')
+  );
 }
 
 /** Each member's status by id, as one node sees them. */
@@ -109,9 +114,8 @@ export const statusPollAttemptsMax = 1000;
 export async function statusAt(address: string, cwd: string): Promise<StatusMember[]> {
   const run = await runKai(['status', '--node', address, '--json'], { cwd });
   if (run.code !== 0 || run.stderr !== '') throw new Error(`kai status --node ${address} exited ${run.code}: ${run.stderr}`);
-  const parsed = JSON.parse(run.stdout) as { members?: StatusMember[] };
-  const keys = Object.keys(parsed);
-  if (keys.length !== 1 || !Array.isArray(parsed.members)) throw new Error(`kai status printed ${run.stdout}`);
+  const parsed = JSON.parse(run.stdout) as { members?: StatusMember[]; changing?: boolean };
+  if (!Array.isArray(parsed.members) || typeof parsed.changing !== 'boolean') throw new Error(`kai status printed ${run.stdout}`);
   return parsed.members;
 }
 

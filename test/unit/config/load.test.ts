@@ -51,7 +51,6 @@ describe('loadSettings precedence and discovery', () => {
       r: 3,
       w: 4,
       buckets: 256,
-      vnodes: 64,
       seeds: ['node2.example:12011', '10.0.0.3:12011'],
       zone: 'rack-2',
       weight: 1.5,
@@ -80,7 +79,6 @@ describe('loadSettings precedence and discovery', () => {
       r: 3,
       w: 4,
       buckets: 256,
-      vnodes: 64,
       seeds: ['node2.example:12011', '10.0.0.3:12011'],
       zone: 'rack-2',
       weight: 1.5,
@@ -118,8 +116,8 @@ describe('loadSettings precedence and discovery', () => {
   test('an explicit config file replaces discovery', () => {
     // Proves --config wins over ./kai.config.json, which is then not read at all.
     writeConfig('{ this is not read');
-    const explicit = writeConfig({ vnodes: 32 }, 'other.json');
-    expect(loadSettings({}, { cwd, configFile: explicit }).vnodes).toBe(32);
+    const explicit = writeConfig({ buckets: 32 }, 'other.json');
+    expect(loadSettings({}, { cwd, configFile: explicit }).buckets).toBe(32);
   });
 
   test('a relative explicit config file resolves against cwd', () => {
@@ -157,8 +155,16 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, vnodes, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
     );
+  });
+
+  test('a config file from before the bucket claim, with "vnodes", is refused', () => {
+    // Proves the removed vnodes setting is an unknown key, so an old file fails loudly instead of being half applied.
+    const file = writeConfig({ buckets: 1024, vnodes: 128 });
+    const message = errorOf({});
+    expect(message).toMatch(new RegExp(`^${escape(file)}: unknown key "vnodes" \\(known keys: hostname, port, .*\\)$`));
+    expect(message.slice(message.indexOf('(known keys:'))).not.toContain('vnodes');
   });
 
   test('malformed JSON names the file and the parse error', () => {
@@ -191,7 +197,7 @@ describe('loadSettings config file errors', () => {
     [{ data_dir: [] }, '"data_dir": must be a non-empty path, got an array'],
     [{ log_level: { level: 'info' } }, '"log_level": must be one of fatal, error, warn, info, debug, trace, silent, got an object'],
     [{ max_item_size: null }, '"max_item_size": must be a size from 1024 (1k) to 1073741824 (1g) bytes, got null'],
-    [{ vnodes: 1.5 }, '"vnodes": must be an integer from 1 to 4096, got 1.5'],
+    [{ n: 1.5 }, '"n": must be an integer from 1 to 16, got 1.5'],
   ])('wrong type %j is rejected with its key', (content, expected) => {
     // Proves each kind of JSON value is named in the message.
     const file = writeConfig(content);
@@ -213,8 +219,6 @@ describe('loadSettings value rules', () => {
     ['buckets not a power of two', { buckets: '1000' }, '--buckets: must be a power of two from 1 to 65536, got 1000'],
     ['buckets of 0', { buckets: '0' }, '--buckets: must be a power of two from 1 to 65536, got 0'],
     ['buckets above the cap', { buckets: '131072' }, '--buckets: must be a power of two from 1 to 65536, got 131072'],
-    ['vnodes of 0', { vnodes: '0' }, '--vnodes: must be an integer from 1 to 4096, got 0'],
-    ['fractional vnodes', { vnodes: '2.5' }, '--vnodes: must be an integer from 1 to 4096, got 2.5'],
     ['item size below 1 KiB', { maxItemSize: '1023' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 1023'],
     ['item size above 1 GiB', { maxItemSize: '2g' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 2g'],
     ['item size with a bad suffix', { maxItemSize: '10q' }, '--max-item-size: must be a size from 1024 (1k) to 1073741824 (1g) bytes, got 10q'],

@@ -40,7 +40,7 @@ function cluster(memberIds: readonly string[], quorum: { n: number; r: number; w
   const env = new ManualEnv();
   const ring = buildRing(
     memberIds.map((id) => ({ id, weight: 1 })),
-    { buckets: 64, vnodesPerNode: 16 },
+    { buckets: 64 },
   );
   const stores = new Map(memberIds.map((id) => [id, new FaultyStore()]));
   const replicas = new Map(memberIds.map((id) => [id, new LocalReplica(id, stores.get(id)!, env, valueBytesMax)]));

@@ -29,7 +29,7 @@ function setup(): Setup {
   const serverHost = world.host(server);
   const clientHost = world.host(client);
   const local = new LocalReplica(server, new MemoryStore(), serverHost.env, valueBytesMax);
-  const ring = buildRing([{ id: server, weight: 1 }], { buckets: 8, vnodesPerNode: 4 });
+  const ring = buildRing([{ id: server, weight: 1 }], { buckets: 8 });
   const coordinator = new Coordinator({
     nodeId: server,
     env: serverHost.env,

@@ -73,18 +73,20 @@ describe('gossip shell on one node', () => {
   });
 
   test('refuses to gossip with a peer that cuts its ring differently', async () => {
-    // Proves nodes with different --buckets or --vnodes never merge views and place keys apart.
-    const layout = { buckets: 1024, vnodes: 128 };
+    // Proves nodes with different --buckets never merge views and place keys apart, whichever side asks.
+    const layout = { buckets: 1024 };
     const peer = { id: 'n2:7002', address: 'n2:7002', zone: '', weight: 1, status: 'up' as const, incarnation: 0, heartbeat: 5 };
     let answeredLayout = layout;
     const transport: Pick<Transport, 'request'> = {
       request: () => Promise.resolve<RpcReply>({ type: 'gossip', members: [peer], layout: answeredLayout }),
     };
     const gossip = new Gossip({ self, env: new ManualEnv(), transport, log: silentLog, persistence: memoryPersistence(), intervalMs: 100, ringLayout: layout });
-    const request = (buckets: number): RpcRequest => ({ type: 'gossip', members: [peer], layout: { buckets, vnodes: 128 } });
-    expect(() => gossip.handle(request(512))).toThrow(expect.objectContaining({ code: 'KAI_RING_LAYOUT_MISMATCH' }));
+    const request = (buckets: number): RpcRequest => ({ type: 'gossip', members: [peer], layout: { buckets } });
+    expect(() => gossip.handle(request(512))).toThrow(
+      expect.objectContaining({ code: 'KAI_RING_LAYOUT_MISMATCH', detail: 'peer has 512 buckets, this node 1024' }),
+    );
     expect(gossip.members.map((m) => m.id)).toEqual([self.id]);
-    answeredLayout = { buckets: 1024, vnodes: 64 };
+    answeredLayout = { buckets: 2048 };
     await gossip.handle({ type: 'addSeed', address: peer.address });
     expect(gossip.membership.members.find((m) => m.id === peer.id)?.confirmed ?? false).toBe(false);
     gossip.handle(request(1024));

@@ -161,7 +161,7 @@ test('gossip converges to identical views', () => {
     const rounds = simulation.runUntil(() => simulation.converged(), 20, { tick: false });
     const views = simulation.nodes.map((n) => shown(toWire(n.state))).join(' || ');
     ensure(rounds !== null, `${count} nodes not converged after 20 quiet rounds: ${views}`);
-    const rings = simulation.nodes.map((node) => buildRing(ringMembers(node.state), { buckets: 64, vnodesPerNode: 8 }));
+    const rings = simulation.nodes.map((node) => buildRing(ringMembers(node.state), { buckets: 64 }));
     ensure(rings.every((ring) => same(ring.successors, rings[0].successors)), 'nodes built different rings');
   });
 });

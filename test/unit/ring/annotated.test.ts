@@ -8,7 +8,7 @@ import {
 } from '../../../src/ring';
 import { checkProperty, ensure, type Random } from '../../support/property';
 
-const config = { buckets: 256, vnodesPerNode: 64 };
+const config = { buckets: 256 };
 const seedsPerProperty = 60;
 
 function membersNamed(...ids: string[]): RingMember[] {

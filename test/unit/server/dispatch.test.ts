@@ -30,7 +30,7 @@ interface Node {
 function node(): Node {
   const env = new ManualEnv();
   const store = new FlakyStore();
-  const ring = buildRing([{ id: 'a', weight: 1 }], { buckets: 16, vnodesPerNode: 4 });
+  const ring = buildRing([{ id: 'a', weight: 1 }], { buckets: 16 });
   const replica = new LocalReplica('a', store, env, valueBytesMax);
   const coordinator = new Coordinator({
     nodeId: 'a',

@@ -16,7 +16,7 @@ const buckets = 16;
 async function nodeWithSiblings(older: string, newer: string): Promise<Dispatcher> {
   const env = new ManualEnv();
   const store = new MemoryStore();
-  const ring = buildRing([{ id: 'a', weight: 1 }], { buckets, vnodesPerNode: 4 });
+  const ring = buildRing([{ id: 'a', weight: 1 }], { buckets });
   const replica = new LocalReplica('a', store, env, 1024);
   const nowMs = env.nowMs();
   const version = (node: string, value: string, writtenAtMs: number): Version => ({
