@@ -30,7 +30,7 @@ interface Step {
   readonly left: RingMember[];
 }
 
-/** One to three members join, or, if more than `countMin` would remain, one to three leave. */
+/** One to three members join, or, if at least `countMin` would remain, one to three leave. */
 function randomStep(
   random: Random,
   members: readonly RingMember[],
@@ -55,7 +55,7 @@ function ownedCounts(owners: readonly string[]): Map<string, number> {
 
 /** Each member's exact weight share of the buckets. */
 function shares(members: readonly RingMember[], buckets: number): Map<string, number> {
-  const total = members.reduce((sum, m) => sum + m.weight, 0);
+  const total = weightOf(members);
   return new Map(members.map((m) => [m.id, (buckets * m.weight) / total]));
 }
 
@@ -220,10 +220,10 @@ function tableWithHistory(random: Random, buckets: number, spacing: number, coun
 }
 
 // A join moves buckets only to the joiners, from members above their new target, and about the
-// joiners' weight share: at least the ideal less rounding, at most 1.1 times the ideal. The
-// exceptions are bounded: buckets that rounding leaves to members that stay (when a member's
-// share falls past a whole number, it must give up more than the joiners' rounded targets take),
-// and spacing repairs.
+// joiners' weight share: at least the ideal less rounding, at most 1.1 times the ideal (or the
+// ideal plus one per joiner, where rounding a small share is worth more than 10%). The exceptions
+// are bounded: buckets that rounding leaves to members that stay (a member whose share falls past
+// a whole number must give up more than the joiners' rounded targets take), and spacing repairs.
 test('a join moves only what the joiners take', () => {
   checkProperty(seedsPerProperty, (random) => {
     const buckets = 1024;
@@ -247,15 +247,16 @@ test('a join moves only what the joiners take', () => {
       `${where}: ${toStayers} buckets moved to members that stay (rounding ${necessary.toStayers})`,
     );
     const ideal = (buckets * weightOf(joined)) / weightOf(members);
-    const movedMax = 1.1 * ideal + necessary.toStayers;
+    const movedMax = Math.max(1.1 * ideal, ideal + joined.length) + necessary.toStayers;
     ensure(moved.length <= movedMax, `${where}: moved ${moved.length}, ideal ${ideal.toFixed(2)}`);
     ensure(moved.length >= ideal - joined.length, `${where}: moved ${moved.length}, ideal ${ideal.toFixed(2)}`);
   });
 });
 
 // A leave moves only the leavers' buckets, about the leavers' weight share: at least the ideal
-// less rounding, at most 1.1 times the ideal; members that stay only gain, but for a bounded
-// number of spacing repairs.
+// less rounding, at most 1.1 times the ideal (or the ideal plus one per leaver, where rounding a
+// small share is worth more than 10%); members that stay only gain, but for a bounded number of
+// spacing repairs.
 test('a leave moves only what the leavers held', () => {
   checkProperty(seedsPerProperty, (random) => {
     const buckets = 1024;
@@ -275,7 +276,8 @@ test('a leave moves only what the leavers held', () => {
       `${where}: ${fromStayers} buckets moved between members that stay`,
     );
     const ideal = (buckets * weightOf(left)) / weightOf(before.members);
-    ensure(moved.length <= 1.1 * ideal, `${where}: moved ${moved.length}, ideal ${ideal.toFixed(2)}`);
+    const movedMax = Math.max(1.1 * ideal, ideal + left.length);
+    ensure(moved.length <= movedMax, `${where}: moved ${moved.length}, ideal ${ideal.toFixed(2)}`);
     ensure(moved.length >= ideal - left.length, `${where}: moved ${moved.length}, ideal ${ideal.toFixed(2)}`);
   });
 });
@@ -322,16 +324,17 @@ test('a new table keeps spacing when the shares allow it', () => {
   });
 });
 
-// Through joins and leaves, spacing holds while every member's share stays at most half of
-// 1/spacing. Closer to 1/spacing, a member whose share grows cannot fit new buckets between its
-// own without moving those it keeps, which a claim does not do: there spacing gives way.
+// Through joins and leaves, spacing holds while every member's share stays at most a third of
+// 1/spacing. Closer to 1/spacing, a member whose share grows cannot always fit new buckets between
+// its own without moving those it keeps, which a claim does only within its small allowance for
+// spacing repairs: there spacing gives way in a few windows.
 test('joins and leaves keep spacing when the shares leave room', () => {
   checkProperty(seedsPerProperty, (random) => {
     const buckets = random.pick([256, 1024, 4096]);
     const spacing = random.int(2, 5);
     const roomy = (members: readonly RingMember[], previous: readonly string[] | null): boolean => {
       const targets = claimTargets(previous, members, buckets);
-      return members.length >= spacing && [...targets.values()].every((t) => 2 * spacing * t <= buckets);
+      return members.length >= spacing && [...targets.values()].every((t) => 3 * spacing * t <= buckets);
     };
     const ids = new JoinerIds();
     let members = randomMembers(random, random.int(2 * spacing, 60));
