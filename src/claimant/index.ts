@@ -36,9 +36,9 @@ export interface RingState {
   /** Members that hold this version, sorted. */
   readonly seenBy: readonly string[];
   /**
-   * Members asked to leave the ring (`kai leave`, `kai remove`), with the membership incarnation
-   * the request holds for: a member that restarts later (a higher incarnation) joins again.
-   * Merged across versions.
+   * Leave requests, as a register per member merged by its highest count across versions: odd
+   * while the member is asked out of the ring (`kai leave`, `kai remove`), even once a `kai join`
+   * asked it back. Each request or cancellation takes the next count, so the latest wins.
    */
   readonly leaving: Readonly<Record<string, number>>;
   /** Replacements asked (`kai replace`): the old member's buckets go to the new one. Merged across versions. */
@@ -121,7 +121,7 @@ function compareOrder(a: RingState, b: RingState): number {
 
 function mergeLeaving(a: RingState['leaving'], b: RingState['leaving']): Record<string, number> {
   const merged: Record<string, number> = { ...a };
-  for (const [id, incarnation] of Object.entries(b)) merged[id] = Math.max(merged[id] ?? incarnation, incarnation);
+  for (const [id, count] of Object.entries(b)) merged[id] = Math.max(merged[id] ?? count, count);
   return merged;
 }
 
@@ -166,10 +166,18 @@ export function markReceived(state: RingState, receiver: string, buckets: readon
   return { ...state, done: { ...state.done, [receiver]: merged } };
 }
 
-/** `kai leave` / `kai remove`: asks `id`, at membership incarnation `incarnation`, to leave the ring. */
-export function requestLeave(state: RingState, id: string, incarnation: number): RingState {
-  if ((state.leaving[id] ?? -1) >= incarnation) return state;
-  return { ...state, leaving: { ...state.leaving, [id]: incarnation } };
+/** `kai leave` / `kai remove`: asks `id` to leave the ring. */
+export function requestLeave(state: RingState, id: string): RingState {
+  const count = state.leaving[id] ?? 0;
+  if (count % 2 === 1) return state;
+  return { ...state, leaving: { ...state.leaving, [id]: count + 1 } };
+}
+
+/** `kai join` of a member that was asked out: it may join again. */
+export function cancelLeave(state: RingState, id: string): RingState {
+  const count = state.leaving[id];
+  if (count === undefined || count % 2 === 0) return state;
+  return { ...state, leaving: { ...state.leaving, [id]: count + 1 } };
 }
 
 /** `kai replace old new`: `replacement` takes every bucket of `old`. */
@@ -184,18 +192,10 @@ export function ringMemberIds(state: RingState): string[] {
   return sortedUnique([...state.owners, ...(state.next ?? [])]);
 }
 
-/**
- * Whether `id` is asked out of the ring by a leave or remove that still holds (the member is
- * still in the ring, or has not restarted since it left), or is gone from the membership.
- */
+/** Whether `id` is asked out of the ring (and not asked back since), or is gone from the membership. */
 export function isLeaving(state: RingState, view: ClusterView, id: string): boolean {
-  const member = view.members.find((m) => m.id === id);
-  if (member?.gone) return true;
-  const asked = state.leaving[id];
-  if (asked === undefined) return false;
-  // While the member is in the ring the request holds: a refutation also raises an incarnation.
-  // Once out, a later incarnation is a restart, which joins again.
-  return member === undefined || member.incarnation <= asked || ringMemberIds(state).includes(id);
+  if (view.members.find((m) => m.id === id)?.gone) return true;
+  return (state.leaving[id] ?? 0) % 2 === 1;
 }
 
 /** Leaving, or being replaced: such a member neither plans nor holds up a plan. */

@@ -16,6 +16,7 @@ import {
   mergeRingStates,
   notReady,
   observe,
+  cancelLeave,
   requestLeave,
   requestReplace,
   sameRingState,
@@ -70,6 +71,8 @@ export class RingKeeper {
   private readonly listeners = new Set<RingListener>();
   private timer: TimerHandle | undefined;
   private saveTimer: TimerHandle | undefined;
+  /** A `kai join` was asked of this node: a leave the cluster still holds for it is cancelled. */
+  private joinPending = false;
   /** When this node first saw every up member holding the current version, by version. */
   private settledSince: { version: number; claimant: string; atMs: number } | undefined;
 
@@ -135,6 +138,7 @@ export class RingKeeper {
       return;
     }
     this.adopt(mergeRingStates(this.current, checked.state));
+    this.cancelOwnLeave();
     this.step();
   }
 
@@ -220,9 +224,26 @@ export class RingKeeper {
     return true;
   }
 
-  requestLeave(id: string, incarnation: number): void {
-    this.adopt(requestLeave(this.current, id, incarnation));
+  requestLeave(id: string): void {
+    this.adopt(requestLeave(this.current, id));
     this.step();
+  }
+
+  /**
+   * `kai join` (check-node) on this node: a leave asked of it before, which a state merged later
+   * may still carry, is cancelled, so it joins again.
+   */
+  joinAsked(): void {
+    this.joinPending = true;
+    this.cancelOwnLeave();
+  }
+
+  private cancelOwnLeave(): void {
+    if (!this.joinPending) return;
+    const state = this.current;
+    if (state.owners.includes(this.options.selfId)) return;
+    const cancelled = cancelLeave(state, this.options.selfId);
+    if (cancelled !== state) this.adopt(cancelled);
   }
 
   requestReplace(old: string, replacement: string): void {

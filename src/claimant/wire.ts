@@ -15,7 +15,7 @@ export interface WireRingState {
   readonly next: readonly number[] | null;
   readonly done: readonly (readonly [id: string, buckets: readonly number[]])[];
   readonly seenBy: readonly string[];
-  readonly leaving: readonly (readonly [id: string, incarnation: number])[];
+  readonly leaving: readonly (readonly [id: string, count: number])[];
   readonly replacing: readonly (readonly [old: string, replacement: string])[];
 }
 

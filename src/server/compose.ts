@@ -22,7 +22,7 @@ import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
 import type { Logger } from '../log';
-import { findMember, isUp, seedsAwaited, selfMember } from '../membership';
+import { findMember, isUp, seedsAwaited } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
@@ -110,13 +110,6 @@ export function composeNode(parts: NodeParts): ComposedNode {
     intervalMs: settings.gossipIntervalMs,
   });
   keeper = ringKeeper;
-  // A node asked to leave that restarts before it is out of the ring goes on leaving: the request
-  // is renewed for its new incarnation (a restart otherwise voids it, so a removed node that
-  // comes back after its removal joins again).
-  const askedToLeave = ringKeeper.state.leaving[nodeId];
-  if (askedToLeave !== undefined && ringMemberIds(ringKeeper.state).includes(nodeId)) {
-    ringKeeper.requestLeave(nodeId, selfMember(gossip.membership).incarnation);
-  }
   const ring = (): Ring => ringKeeper.ring();
   const siblings = { conflictResolution: settings.conflictResolution, siblingsMax: settings.siblingsMax };
   const local = new LocalReplica(nodeId, store, env, settings.maxItemSize, siblings, settings.reapGraceMs);
@@ -276,7 +269,11 @@ export function composeNode(parts: NodeParts): ComposedNode {
       quorum: { n: settings.n, r: settings.r, w: settings.w },
     };
   };
-  routes.addSeed = (request) => gossip.handle(request);
+  routes.addSeed = (request) => {
+    // check-node / kai join asks this node to be in the cluster, even one that left it before.
+    ringKeeper.joinAsked();
+    return gossip.handle(request);
+  };
   routes.bucketPage = (request) => transfer.page(request.bucket, request.afterKey, request.limit);
   routes.ringChange = ringChangeRoute(gossip, ringKeeper, () => routes.nodeInfo!({ type: 'nodeInfo' }));
   const replicaRoute = (request: Parameters<ReplicaService['handleReplicaRequest']>[0]) => replicaService.handleReplicaRequest(request);
@@ -337,9 +334,7 @@ function watchLeave(keeper: RingKeeper, gossip: Gossip, timeoutMs: number, env: 
   const check = (): void => {
     if (left) return;
     const state = keeper.state;
-    const self = gossip.membership.members.find((m) => m.id === gossip.selfId);
-    const asked = state.leaving[gossip.selfId];
-    if (self === undefined || asked === undefined || asked < self.incarnation) return;
+    if ((state.leaving[gossip.selfId] ?? 0) % 2 === 0) return;
     if (ringMemberIds(state).includes(gossip.selfId) || !keeper.settled(timeoutMs)) return;
     left = true;
     gossip.leaveCluster();

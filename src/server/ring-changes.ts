@@ -7,7 +7,7 @@ import { isLeaving, ringMemberIds } from '../claimant';
 import type { RingKeeper } from '../claimant/keeper';
 import { KaiError } from '../errors';
 import type { Gossip } from '../gossip';
-import { findMember, selfMember } from '../membership';
+import { findMember } from '../membership';
 import type { RingChange, RpcReply, RpcRequest } from '../rpc/messages';
 
 function refuse(detail: string): never {
@@ -22,7 +22,7 @@ export function applyRingChange(gossip: Gossip, keeper: RingKeeper, change: Ring
       if (!inRing.includes(gossip.selfId)) refuse(`${gossip.selfId} owns no buckets: it is not in the ring`);
       const others = inRing.filter((id) => id !== gossip.selfId && !isLeaving(keeper.state, keeper.view(), id));
       if (others.length === 0) refuse(`${gossip.selfId} is the last member of the ring: nothing could take its data`);
-      keeper.requestLeave(gossip.selfId, selfMember(membership).incarnation);
+      keeper.requestLeave(gossip.selfId);
       return;
     }
     case 'remove': {
@@ -36,7 +36,7 @@ export function applyRingChange(gossip: Gossip, keeper: RingKeeper, change: Ring
       if (member.status === 'up') refuse(`${member.id} is up: run kai leave on it, or stop it first`);
       const others = inRing.filter((id) => id !== member.id && !isLeaving(keeper.state, keeper.view(), id));
       if (others.length === 0) refuse(`${member.id} is the last member of the ring`);
-      keeper.requestLeave(member.id, member.incarnation);
+      keeper.requestLeave(member.id);
       return;
     }
     case 'replace': {

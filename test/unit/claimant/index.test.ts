@@ -12,6 +12,7 @@ import {
   mergeRingStates,
   notReady,
   observe,
+  cancelLeave,
   requestLeave,
   requestReplace,
   requestsMax,
@@ -180,16 +181,17 @@ describe('mergeRingStates', () => {
     });
   });
 
-  // A leave request holds for the highest incarnation asked, and two replacements of one member settle on the larger id everywhere.
+  // Leave requests merge by the highest count (odd: asked out, even: asked back), and two replacements of one member settle on the larger id everywhere.
   test('requests merge across versions', () => {
-    const older = requestReplace(requestLeave(establishedRing('a', 'b', 'c'), 'c', 2), 'b', 'e');
-    const newer = requestReplace(requestLeave({ ...older, version: 5, leaving: {}, replacing: {} }, 'c', 1), 'b', 'd');
+    const older = requestReplace(requestLeave(establishedRing('a', 'b', 'c'), 'c'), 'b', 'e');
+    const newer = requestReplace(cancelLeave({ ...older, version: 5 }, 'c'), 'b', 'd');
     const merged = mergeRingStates(older, newer);
     expect(merged.version).toBe(5);
     expect(merged.leaving).toEqual({ c: 2 });
     expect(merged.replacing).toEqual({ b: 'e' });
-    expect(requestLeave(merged, 'c', 1)).toBe(merged);
-    expect(requestLeave(merged, 'c', 3).leaving).toEqual({ c: 3 });
+    expect(cancelLeave(merged, 'c')).toBe(merged);
+    expect(requestLeave(merged, 'c').leaving).toEqual({ c: 3 });
+    expect(requestLeave(requestLeave(merged, 'c'), 'c').leaving).toEqual({ c: 3 });
   });
 });
 
@@ -228,7 +230,7 @@ describe('claimantStep', () => {
       clusterMember('d', { incarnation: 2 }),
       clusterMember('e'),
     ]);
-    const plan = claimantStep(requestLeave(state, 'd', 2), view);
+    const plan = claimantStep(requestLeave(state, 'd'), view);
     expect(ringMemberIds(plan!)).toEqual(['a', 'e']);
     expect(claimantStep(state, viewOf('a', [clusterMember('a'), clusterMember('b', { up: false })]))).toBeUndefined();
   });
@@ -241,7 +243,7 @@ describe('claimantStep', () => {
     expect(claimantStep(state, viewOf('d', members))).toBeUndefined();
     expect(claimantStep(state, viewOf('a', members))?.claimant).toBe('a');
     // With a asked to leave, b is the claimant, and its plan takes a out and d in.
-    const aLeaving = requestLeave(state, 'a', 0);
+    const aLeaving = requestLeave(state, 'a');
     expect(claimantOf(aLeaving, viewOf('a', members))).toBe('b');
     expect(claimantStep(aLeaving, viewOf('a', members))).toBeUndefined();
     const plan = claimantStep(aLeaving, viewOf('b', members));
@@ -300,7 +302,7 @@ describe('claimantStep', () => {
 
   // A leave request at the member's incarnation plans it out: the others claim its buckets, and when done it owns nothing.
   test('a leave request plans the member out', () => {
-    const state = requestLeave(establishedRing('a', 'b', 'c'), 'c', 0);
+    const state = requestLeave(establishedRing('a', 'b', 'c'), 'c');
     const view = viewOf('a', ['a', 'b', 'c'].map((id) => clusterMember(id)));
     expect(isLeaving(state, view, 'c')).toBe(true);
     const plan = claimantStep(state, view)!;
@@ -318,15 +320,22 @@ describe('claimantStep', () => {
   });
 
   // A member that restarts after a leave request (a higher incarnation) is staying again: the request no longer holds.
-  test('a restart voids a leave request', () => {
-    const state = requestLeave(establishedRing('a', 'b', 'c'), 'c', 0);
-    const restarted = viewOf('a', [clusterMember('a'), clusterMember('b'), clusterMember('c', { incarnation: 1 })]);
-    expect(isLeaving(state, restarted, 'c')).toBe(false);
-    expect(ringRole(state, restarted, 'c')).toBe('owner');
-    expect(claimantStep(state, restarted)).toBeUndefined();
-    // A request below the one held changes nothing; one at the new incarnation holds again.
-    expect(requestLeave(state, 'c', 0)).toBe(state);
-    expect(claimantStep(requestLeave(state, 'c', 1), restarted)?.next).not.toContain('c');
+  test('a leave request holds until a join cancels it, whatever the incarnation', () => {
+    const state = requestLeave(establishedRing('a', 'b', 'c'), 'c');
+    // A higher incarnation (a refutation, or a restart) does not cancel the leave.
+    const refuted = viewOf('a', [clusterMember('a'), clusterMember('b'), clusterMember('c', { incarnation: 1 })]);
+    expect(isLeaving(state, refuted, 'c')).toBe(true);
+    expect(claimantStep(state, refuted)?.next).not.toContain('c');
+    expect(requestLeave(state, 'c')).toBe(state);
+    // Once c is out of the ring it stays out, until a kai join on it cancels the request.
+    const plan = claimantStep(state, refuted)!;
+    const left = claimantStep(markAllReceived(seenByAll(plan, ['b', 'c'])), refuted)!;
+    expect(left.owners).not.toContain('c');
+    expect(ringRole(left, refuted, 'c')).toBe('outside');
+    const rejoining = cancelLeave(left, 'c');
+    expect(isLeaving(rejoining, refuted, 'c')).toBe(false);
+    expect(ringRole(rejoining, refuted, 'c')).toBe('joining');
+    expect(claimantStep(seenByAll(rejoining, ['a', 'b']), refuted)?.next).toContain('c');
   });
 
   // A member that is down and asked to leave (kai remove) no longer blocks readiness: the others plan it out.
@@ -334,7 +343,7 @@ describe('claimantStep', () => {
     const state = establishedRing('a', 'b', 'c');
     const view = viewOf('a', [clusterMember('a'), clusterMember('b'), clusterMember('c', { up: false })]);
     expect(notReady(state, view)).toBe('c is down');
-    const removed = requestLeave(state, 'c', 0);
+    const removed = requestLeave(state, 'c');
     expect(notReady(removed, view)).toBeUndefined();
     const plan = claimantStep(removed, view)!;
     expect(plan.next).toEqual(claimed(state.owners, 'a', 'b'));
@@ -344,7 +353,7 @@ describe('claimantStep', () => {
 
     // A removed member with the lowest id hands the claimant's part to the next.
     const lowestDown = viewOf('b', [clusterMember('a', { up: false }), clusterMember('b'), clusterMember('c')]);
-    expect(claimantStep(requestLeave(state, 'a', 0), lowestDown)?.claimant).toBe('b');
+    expect(claimantStep(requestLeave(state, 'a'), lowestDown)?.claimant).toBe('b');
   });
 
   // A replace request gives the new member exactly the old member's buckets, once the new member is up.
@@ -373,7 +382,7 @@ describe('claimantStep', () => {
     expect(plan.next).toContain('c');
     // Some of c's buckets have arrived already.
     const started = markReceived(plan, 'c', [movesOf(plan).find((move) => move.receivers.includes('c'))!.bucket]);
-    const cLeaving = requestLeave(started, 'c', 0);
+    const cLeaving = requestLeave(started, 'c');
 
     const view = viewOf('a', withC);
     const dropped = claimantStep(cLeaving, view)!;
@@ -446,10 +455,9 @@ describe('claimantStep', () => {
           // As `kai leave` asks, another member stays: here one of the ring being made, so that
           // the ring a plan finishes with always has a member left to plan.
           const id = random.pick(ringIds);
-          const member = cluster.find((m) => m.id === id)!;
           const view = viewFrom(id);
           const stays = (other: string): boolean => other !== id && !isLeaving(state, view, other);
-          if ((state.next ?? state.owners).some(stays)) state = requestLeave(state, id, member.incarnation);
+          if ((state.next ?? state.owners).some(stays)) state = requestLeave(state, id);
           break;
         }
         case 3: {
@@ -583,7 +591,7 @@ describe('ring state wire form', () => {
     const view = viewOf('a', [clusterMember('a'), clusterMember('b', { zone: 'z2' }), clusterMember('c')]);
     const plan = claimantStep(initialRingState('a', ringMembersNamed('a'), buckets), view)!;
     const marked = markReceived(markReceived(observe(plan, 'b'), 'b', [1, 4]), 'c', [2]);
-    return requestReplace(requestLeave(marked, 'e', 3), 'c', 'f');
+    return requestReplace(requestLeave(marked, 'e'), 'c', 'f');
   }
 
   function throughJson(value: unknown): unknown {
