@@ -14,6 +14,11 @@ import { spawnTracked } from '../support/servers';
 const gossipIntervalMs = 200;
 /** Down after 1 s, plus rounds for the mark to spread and a status command to run. */
 const detectMsMax = 8_000;
+/**
+ * How long new members take to own their buckets: gossip, then the plan waits a request timeout
+ * (5 s) once every member holds it, then the (empty) buckets move.
+ */
+const ownMsMax = 25_000;
 
 let workDir: string;
 const running: KaiProcess[] = [];
@@ -70,8 +75,9 @@ describe('a cluster of three kai processes', () => {
       expect(run.stdout).toContain(`knows ${ids[index + 1]} (up)`);
     }
     const allUp = (members: StatusMember[]): boolean => members.length === 3 && members.every((m) => m.status === 'up');
-    // The third node learns of the second by gossip alone.
-    const seen = await pollStatus(ports[2], allUp, detectMsMax);
+    const allOwners = (members: StatusMember[]): boolean => allUp(members) && members.every((m) => m.ring === 'owner');
+    // The third node learns of the second by gossip alone, and the ring change gives each its buckets.
+    const seen = await pollStatus(ports[2], allOwners, ownMsMax);
     expect(statuses(seen)).toEqual({ [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'up' });
     expect(seen.map((m) => [m.id, m.address, m.zone])).toEqual(ids.map((id, index) => [id, id, zones[index]]).sort());
     const ownershipSum = seen.reduce((sum, m) => sum + m.ownership, 0);
@@ -101,7 +107,7 @@ describe('a cluster of three kai processes', () => {
     const unreachable = await runKai(['check-node', ids[0], nobody], { cwd: workDir });
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toBe(`kai: ${ids[0]} could not reach ${nobody} yet; it keeps trying\n`);
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('kai cluster', () => {
@@ -109,7 +115,8 @@ describe('kai cluster', () => {
     // Proves the one-command cluster: ports printed, every node up in every view, a clean stop.
     const baseDir = path.join(workDir, 'cluster');
     const cluster = spawnTracked({ command: process.execPath, args: [kaiBin, 'cluster', '--nodes', '3', '--base-dir', baseDir], cwd: workDir });
-    const deadlineMs = Date.now() + detectMsMax;
+    // The cluster is printed once every node owns its buckets.
+    const deadlineMs = Date.now() + ownMsMax;
     while (!cluster.stdout().includes('stop: Ctrl-C') && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 50));
     const printed = cluster.stdout();
     const internalPorts = [...printed.matchAll(/internal 127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]));
@@ -122,7 +129,7 @@ describe('kai cluster', () => {
     cluster.child.kill('SIGINT');
     expect(await cluster.exited).toEqual({ code: 0, signal: null });
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('check-node and status errors', () => {
