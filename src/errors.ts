@@ -112,6 +112,11 @@ export class KaiError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail?: string,
+    /**
+     * For KAI_PEER_UNREACHABLE: the request never left this node (the peer refused the
+     * connection, or the connection was in backoff), so the peer cannot have acted on it.
+     */
+    readonly undelivered = false,
   ) {
     super(detail ? `${errorRegistry[code].textReply}: ${detail}` : errorRegistry[code].textReply);
     this.name = 'KaiError';

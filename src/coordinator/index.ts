@@ -287,30 +287,35 @@ export class Coordinator {
 
   /**
    * Runs a write described by `spec`: here when this node is in the key's preference list (of up
-   * members), else forwarded to the first node of it. A forwarded write is not retried on another
-   * node: it may have been applied before its answer was lost, and an incr must not run twice.
+   * members), else forwarded to the first node of it. A forwarded write is retried on the next node
+   * only when it never reached the first: one that may have been applied before its answer was
+   * lost is not, as an incr must not run twice.
    */
   async mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Coordinated<K>> {
     const placement = this.place(key);
     const { targets, w, n } = placement;
     if (this.localTarget(placement)) return this.coordinateHere(key, spec, placement);
-    const first = targets[0]?.replica;
-    if (!first) {
+    if (targets.length === 0) {
       this.counters.writeQuorumUnmet++;
       throw unmet(`write ${w} of ${n}: 0 up`);
     }
-    if (!first.coordinate) throw new Error(`assertion failed: the replica of ${first.nodeId} cannot coordinate`);
     this.counters.writesForwarded++;
     const timeoutMs = this.options.forwardTimeoutMs ?? 2 * this.options.requestTimeoutMs;
-    try {
-      return await first.coordinate(key, spec, timeoutMs);
-    } catch (error) {
-      if (error instanceof KaiError && error.code === 'KAI_PEER_UNREACHABLE') {
+    // The next target is tried only when the write never reached the one before (its connection
+    // was refused): one that may have arrived is not sent again, so an incr never runs twice.
+    for (const target of targets) {
+      const replica = target.replica;
+      if (!replica.coordinate) throw new Error(`assertion failed: the replica of ${replica.nodeId} cannot coordinate`);
+      try {
+        return await replica.coordinate(key, spec, timeoutMs);
+      } catch (error) {
+        if (!(error instanceof KaiError) || error.code !== 'KAI_PEER_UNREACHABLE') throw error;
+        if (error.undelivered && target !== targets[targets.length - 1]) continue;
         this.counters.writeQuorumUnmet++;
-        throw unmet(`write ${w} of ${n}: coordinator ${first.nodeId} unreachable`);
+        throw unmet(`write ${w} of ${n}: coordinator ${replica.nodeId} unreachable`);
       }
-      throw error;
     }
+    throw new Error('assertion failed: a forwarded write returns or throws');
   }
 
   /**

@@ -147,14 +147,14 @@ export class PeerConnection {
   private refusal(): KaiError | undefined {
     switch (this.state.kind) {
       case 'closed':
-        return this.unreachable('transport closed');
+        return this.unreachable('transport closed', true);
       case 'backoff':
-        return this.unreachable(`backing off after ${this.consecutiveFailures} failures (${this.state.reason})`);
+        return this.unreachable(`backing off after ${this.consecutiveFailures} failures (${this.state.reason})`, true);
       default:
         break;
     }
     if (this.pending.size >= this.limits.requestsInFlightPerPeerMax) {
-      return this.unreachable(`${this.pending.size} requests already in flight (requestsInFlightPerPeerMax)`);
+      return this.unreachable(`${this.pending.size} requests already in flight (requestsInFlightPerPeerMax)`, true);
     }
     return undefined;
   }
@@ -166,16 +166,16 @@ export class PeerConnection {
       if (dialled instanceof KaiError) return dialled;
     }
     const state = this.state;
-    if (state.kind !== 'connecting' && state.kind !== 'connected') return this.unreachable('not connected');
+    if (state.kind !== 'connecting' && state.kind !== 'connected') return this.unreachable('not connected', true);
     if (state.socket.writableLength >= this.limits.unsentBytesPerPeerMax) {
-      return this.unreachable(`${state.socket.writableLength} bytes unsent: peer not reading (unsentBytesPerPeerMax)`);
+      return this.unreachable(`${state.socket.writableLength} bytes unsent: peer not reading (unsentBytesPerPeerMax)`, true);
     }
     return state.socket;
   }
 
   private connect(): KaiError | undefined {
     const target = parseAddress(this.address);
-    if (!target) return this.unreachable('not a host:port address');
+    if (!target) return this.unreachable('not a host:port address', true);
     const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
     const decoder = new FrameDecoder({ frameBytesMax: this.limits.frameBytesMax });
     const connectTimer = this.env.after(this.limits.connectTimeoutMs, () =>
@@ -220,6 +220,8 @@ export class PeerConnection {
   /** The socket failed: every request on it fails, and the next dial waits out a backoff. */
   private fail(socket: net.Socket, reason: string): void {
     if (this.currentSocket() !== socket) return;
+    // A socket that never connected delivered none of the requests written to it.
+    const neverConnected = this.state.kind === 'connecting';
     this.leaveState();
     this.consecutiveFailures++;
     const delayMs = reconnectDelayMs(this.consecutiveFailures, this.env.random(), this.limits);
@@ -227,7 +229,7 @@ export class PeerConnection {
       if (this.state.kind === 'backoff' && this.state.timer === timer) this.state = idleState;
     });
     this.state = { kind: 'backoff', timer, reason };
-    this.rejectPending(reason);
+    this.rejectPending(reason, neverConnected);
   }
 
   private currentSocket(): net.Socket | undefined {
@@ -243,8 +245,8 @@ export class PeerConnection {
     this.state = idleState;
   }
 
-  private rejectPending(reason: string): void {
-    const error = this.unreachable(reason);
+  private rejectPending(reason: string, undelivered = false): void {
+    const error = this.unreachable(reason, undelivered);
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const request of pending) {
@@ -253,7 +255,7 @@ export class PeerConnection {
     }
   }
 
-  private unreachable(reason: string): KaiError {
-    return new KaiError('KAI_PEER_UNREACHABLE', `${this.address}: ${reason}`);
+  private unreachable(reason: string, undelivered = false): KaiError {
+    return new KaiError('KAI_PEER_UNREACHABLE', `${this.address}: ${reason}`, undelivered);
   }
 }
