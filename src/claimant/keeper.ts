@@ -71,6 +71,8 @@ export class RingKeeper {
   private readonly listeners = new Set<RingListener>();
   private timer: TimerHandle | undefined;
   private saveTimer: TimerHandle | undefined;
+  private stepTimer: TimerHandle | undefined;
+  private started = false;
   /** A `kai join` was asked of this node: a leave the cluster still holds for it is cancelled. */
   private joinPending = false;
   /** When this node first saw every up member holding the current version, by version. */
@@ -116,11 +118,15 @@ export class RingKeeper {
 
   start(): void {
     this.timer = this.options.env.every(this.options.intervalMs, () => this.step());
+    this.started = true;
   }
 
   stop(): void {
     this.timer?.cancel();
     this.timer = undefined;
+    this.stepTimer?.cancel();
+    this.stepTimer = undefined;
+    this.started = false;
     if (this.saveTimer !== undefined) this.save();
   }
 
@@ -139,7 +145,19 @@ export class RingKeeper {
     }
     this.adopt(mergeRingStates(this.current, checked.state));
     this.cancelOwnLeave();
-    this.step();
+    this.stepSoon();
+  }
+
+  /**
+   * The claimant's step, soon: after a merge it runs once the reply to the peer has gone, so a
+   * claim (some milliseconds) never delays a gossip exchange past its timeout.
+   */
+  stepSoon(): void {
+    if (!this.started || this.stepTimer !== undefined) return;
+    this.stepTimer = this.options.env.after(0, () => {
+      this.stepTimer = undefined;
+      this.step();
+    });
   }
 
   /** The claimant's step, when this node is the claimant. */
@@ -220,13 +238,13 @@ export class RingKeeper {
     const state = this.current;
     if (state.version !== version || state.claimant !== claimant || state.next === null) return false;
     this.adopt(markReceived(state, this.options.selfId, buckets));
-    this.step();
+    this.stepSoon();
     return true;
   }
 
   requestLeave(id: string): void {
     this.adopt(requestLeave(this.current, id));
-    this.step();
+    this.stepSoon();
   }
 
   /**
@@ -248,7 +266,7 @@ export class RingKeeper {
 
   requestReplace(old: string, replacement: string): void {
     this.adopt(requestReplace(this.current, old, replacement));
-    this.step();
+    this.stepSoon();
   }
 
   private cache(): { ring: Ring; transition: Transition | undefined } {

@@ -64,7 +64,7 @@ export interface FailureDetectorOptions {
 }
 
 /** Members one node tracks, itself included: bounds the list, the ring and every gossip message. */
-export const membersMax = 256;
+export const membersMax = 1024;
 /** Members one gossip message or persisted list may carry. */
 export const wireMembersMax = membersMax;
 export const memberIdLengthMax = 255;

@@ -218,7 +218,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     replyBytesMax,
   });
   // A membership change may let the claimant plan (a joiner heard of, a member back up).
-  gossip.onChange(() => ringKeeper.step());
+  gossip.onChange(() => ringKeeper.stepSoon());
   ringKeeper.onChange((state, previous) => {
     if (state.version !== previous.version) transfer.pump();
   });
