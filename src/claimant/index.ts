@@ -80,8 +80,18 @@ export interface Transition {
   readonly moves: ReadonlyMap<number, BucketMove>;
 }
 
-/** Leave and replace requests one state carries at most. */
-export const requestsMax = 256;
+/**
+ * Leave and replace requests one state carries at most, each kind: a request stays for the life
+ * of the cluster (requests merge by their highest count), so this bounds the members ever asked
+ * out. Past it a new request is refused (`requestsFull`).
+ */
+export const requestsMax = 4096;
+
+/** Whether a new leave or replace request would not fit in the state. */
+export function requestsFull(state: RingState, id: string): boolean {
+  return state.leaving[id] === undefined && Object.keys(state.leaving).length >= requestsMax
+    || state.replacing[id] === undefined && Object.keys(state.replacing).length >= requestsMax;
+}
 
 function byId<T extends { readonly id: string }>(a: T, b: T): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
@@ -148,7 +158,12 @@ export function mergeRingStates(a: RingState, b: RingState): RingState {
 /** Whether two states say the same; what decides if a merge changed anything. */
 export function sameRingState(a: RingState, b: RingState): boolean {
   if (compareOrder(a, b) !== 0) return false;
-  return JSON.stringify([a.done, a.seenBy, a.leaving, a.replacing]) === JSON.stringify([b.done, b.seenBy, b.leaving, b.replacing]);
+  // Keys in a fixed order: two states that say the same may have learned their entries in another order.
+  const sortedEntries = (map: Readonly<Record<string, unknown>>): [string, unknown][] =>
+    Object.entries(map).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  const canonical = (state: RingState): string =>
+    JSON.stringify([sortedEntries(state.done), sortedEntries(state.leaving), sortedEntries(state.replacing), state.seenBy]);
+  return canonical(a) === canonical(b);
 }
 
 /** The state with `selfId` among those that have seen its version. */

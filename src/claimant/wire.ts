@@ -120,6 +120,7 @@ export function ringStateFromWire(value: unknown, buckets: number): RingStateRes
   if (typeof leaving === 'string') return fail(leaving);
   const replacing = pairsFrom(value.replacing, isId);
   if (typeof replacing === 'string') return fail(replacing);
+  if (Object.entries(replacing).some(([old, replacement]) => old === replacement)) return fail('a member replacing itself');
   const owning = new Set([...owners, ...(next ?? [])]);
   if (owning.size !== members.length) return fail('a member that owns nothing');
   return {

@@ -3,7 +3,7 @@
  * against what the node knows before they go into the ring state, where gossip spreads them and
  * the claimant plans them. Each refusal says what to do instead.
  */
-import { isLeaving, ringMemberIds } from '../claimant';
+import { isLeaving, requestsFull, requestsMax, ringMemberIds } from '../claimant';
 import type { RingKeeper } from '../claimant/keeper';
 import { KaiError } from '../errors';
 import type { Gossip } from '../gossip';
@@ -17,6 +17,8 @@ function refuse(detail: string): never {
 export function applyRingChange(gossip: Gossip, keeper: RingKeeper, change: RingChange): void {
   const membership = gossip.membership;
   const inRing = ringMemberIds(keeper.state);
+  const subject = change.kind === 'leave' ? gossip.selfId : change.kind === 'remove' ? change.member : change.old;
+  if (requestsFull(keeper.state, subject)) refuse(`the ring state holds ${requestsMax} requests already: no more members can be asked out`);
   switch (change.kind) {
     case 'leave': {
       if (!inRing.includes(gossip.selfId)) refuse(`${gossip.selfId} owns no buckets: it is not in the ring`);
