@@ -1,4 +1,4 @@
-// Proves ring changes on real processes under load: a 3-node cluster grows to 5 and shrinks to 3 (one leaves, a killed one is removed) with no acknowledged key ever unreadable and no delete lost, and each key ends on exactly its N owners.
+// Proves ring changes on real processes: under load, a 3-node cluster grows to 5 and shrinks to 3 (one leaves, a killed one is removed) with no acknowledged key ever unreadable and no delete lost, and each key ends on exactly its N owners.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +6,7 @@ import { MemcacheConnection } from '../faults/memcache-client';
 import { liveValues, placementFrom, replicaVersions } from '../faults/replicas';
 import { startCluster, startNode, statusAt, type ClusterNode, type StatusMember } from '../support/cluster';
 import { killStartedKai, runKai } from '../support/process';
-import { delay, loopbackHost } from '../support/servers';
+import { delay, getFreePort, loopbackHost } from '../support/servers';
 
 const args = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', '200', '--log-level', 'warn'];
 /** How long one ring change may take: gossip, a request timeout of fence, then the transfers. */
@@ -225,3 +225,22 @@ test('a cluster under load grows from 3 to 5 nodes and shrinks back to 3, and ev
   const liveKeys = [...expected].filter(([, value]) => value !== null).map(([key]) => key);
   await expectKeysOnOwners(remaining, liveKeys, (key) => expected.get(key) !== null);
 }, 300_000);
+
+test('a mistyped seed is shown as a seed, removed with kai remove, and the node serves again', async () => {
+  // Proves the mistyped check-node no longer leaves a node refusing requests: kai remove forgets the seed.
+  const [node] = await startCluster({ baseDir: path.join(workDir, 'seed'), size: 1, args });
+  const nowhere = `127.0.0.1:${await getFreePort()}`;
+  const typo = await runKai(['check-node', node.id, nowhere], { cwd: workDir });
+  expect(typo.stderr).toBe(`kai: ${node.id} could not reach ${nowhere} yet; it keeps trying\n`);
+  const seen = await statusAt(node.id, workDir);
+  expect(seen.find((member) => member.id === nowhere)?.status).toBe('seed');
+  expect(await kai(['remove', node.id, nowhere])).toContain(`${nowhere} forgotten by ${node.id}`);
+  expect((await statusAt(node.id, workDir)).map((member) => member.id)).toEqual([node.id]);
+  const connection = new MemcacheConnection(reachable(node));
+  try {
+    expect(await connection.set('after-typo', 'v')).toBe('STORED');
+    expect((await connection.get(['after-typo'])).get('after-typo')).toEqual(['v']);
+  } finally {
+    connection.close();
+  }
+}, 60_000);

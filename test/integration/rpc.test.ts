@@ -148,8 +148,11 @@ it('fails fast when the peer is down, and at once while backing off', async () =
   const refused = await rejection(requester.request(address, fetch('k'), 10_000));
   expect(refused.code).toBe('KAI_PEER_UNREACHABLE');
   expect(refused.detail).toMatch(/ECONNREFUSED/);
+  // Neither reached the peer, which a forwarding coordinator may then try elsewhere.
+  expect(refused.undelivered).toBe(true);
   const backingOff = await rejection(requester.request(address, fetch('k'), 10_000));
   expect(backingOff.detail).toMatch(/backing off after 1 failures/);
+  expect(backingOff.undelivered).toBe(true);
   expect(Date.now() - startedAt).toBeLessThan(1_000);
 });
 
@@ -180,7 +183,10 @@ it('drops a connection that stays silent through a request and a probe, and dial
   try {
     const address = `${loopbackHost}:${(silent.address() as net.AddressInfo).port}`;
     const requester = client({ ...fastBackoff, probeTimeoutMs: 100 });
-    expect((await rejection(requester.request(address, fetch('k'), 100))).detail).toMatch(/no reply within 100 ms/);
+    const silentRejection = await rejection(requester.request(address, fetch('k'), 100));
+    expect(silentRejection.detail).toMatch(/no reply within 100 ms/);
+    // Sent on a connected socket: it may have arrived, so it is not marked undelivered.
+    expect(silentRejection.undelivered).toBe(false);
     // The probe goes unanswered, the connection is dropped, and after the backoff a new one is dialled.
     await waitFor(() => closed === 1);
     expect(sockets).toHaveLength(1);

@@ -1,4 +1,4 @@
-import { addFailure, addSuccess, allAnswered, effectiveQuorum, startQuorum, verdict } from '../../../src/quorum';
+import { addFailure, addSuccess, allAnswered, effectiveQuorum, startJointQuorum, startQuorum, verdict } from '../../../src/quorum';
 
 // With 3 asked and 2 needed: pending until 2 succeed (met) or 2 fail (unmet).
 test('verdicts for 2 of 3', () => {
@@ -84,4 +84,24 @@ test('effectiveQuorum caps', () => {
   expect(effectiveQuorum({ n: 3, r: 2, w: 2 }, 1)).toEqual({ n: 1, r: 1, w: 1 });
   expect(effectiveQuorum({ n: 3, r: 3, w: 1 }, 2)).toEqual({ n: 2, r: 2, w: 1 });
   expect(effectiveQuorum({ n: 5, r: 7, w: 9 }, 10)).toEqual({ n: 5, r: 5, w: 5 });
+});
+
+// A write to a moving bucket is met only when the old list and the new list each meet their own W.
+test('a joint quorum needs every group', () => {
+  const groups = [
+    { members: ['a', 'b', 'c'], needed: 2 },
+    { members: ['b', 'c', 'd'], needed: 2 },
+  ];
+  let state = startJointQuorum<string>(['a', 'b', 'c', 'd'], groups);
+  state = addSuccess(state, 'a', 'ok');
+  state = addSuccess(state, 'd', 'ok');
+  // Each group has one success: neither is met.
+  expect(verdict(state)).toBe('pending');
+  // b is in both lists and meets both.
+  expect(verdict(addSuccess(state, 'b', 'ok'))).toBe('met');
+  // Both of the shared members failing leaves each group at most one: unmet.
+  expect(verdict(addFailure(addFailure(state, 'b', 'down'), 'c', 'down'))).toBe('unmet');
+  // A group is capped at the members asked of it.
+  const capped = startJointQuorum<string>(['a'], [{ members: ['a', 'x'], needed: 2 }]);
+  expect(verdict(addSuccess(capped, 'a', 'ok'))).toBe('met');
 });
