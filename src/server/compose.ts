@@ -128,7 +128,19 @@ export function composeNode(parts: NodeParts): ComposedNode {
   // Preference lists skip the members the failure detector holds down.
   const memberIsUp = (memberId: string): boolean => isUp(gossip.membership, memberId);
   const replicas = (): number => effectiveQuorum(settings, ring().members.length).n;
-  const ready = (): boolean => seedsAwaited(gossip.membership).length === 0;
+  /**
+   * Seeds this node waits for: those not yet heard from and not yet timed out; and, while it has
+   * never held a ring other than its own first one, every seed never heard from. A new node whose
+   * seeds are cut off would otherwise serve alone, as a cluster of one, keys the cluster holds.
+   * `kai remove` forgets a mistyped seed.
+   */
+  const awaitedSeeds = (): string[] => {
+    const awaited = seedsAwaited(gossip.membership);
+    const state = ringKeeper.state;
+    if (awaited.length > 0 || state.version > 0 || state.owners.some((owner) => owner !== nodeId)) return awaited;
+    return gossip.membership.members.filter((member) => !member.confirmed).map((member) => member.address);
+  };
+  const ready = (): boolean => awaitedSeeds().length === 0;
   // While a bucket moves, its old replicas and its new ones all keep their copies.
   const primariesOf = (bucket: number): readonly string[] => {
     const move = ringKeeper.moveOf(bucket);
@@ -151,7 +163,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     quorum: settings,
     requestTimeoutMs: timeoutMs,
     siblings,
-    notReady: () => (ready() ? undefined : `joining: waiting to hear from ${seedsAwaited(gossip.membership).join(', ')}`),
+    notReady: () => (ready() ? undefined : `joining: waiting to hear from ${awaitedSeeds().join(', ')}`),
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
