@@ -10,6 +10,7 @@
 import { deleteSpec, storeSpec } from '../../src/coordinator/specs';
 import { isLive } from '../../src/storage/record';
 import { ClockHistory, assertNoViolations, staleViolations, type CheckContext } from './clock-history';
+import { isUp } from '../../src/membership';
 import { NodeCluster } from './node-cluster';
 import { simSeeds, withSeed } from './seed';
 import { healEverything, randomFault, runRound, workloadDefault } from './workload';
@@ -33,6 +34,15 @@ function newCluster(seed: number): NodeCluster {
     network: { delayMsMin: 1, delayMsMax: 15, lossProbability: 0 },
     commitDelayMs: { min: 1, max: 8 },
   });
+}
+
+/** Attempts of one write in the scenario of a replica away. */
+const writeAttemptsMax = 3;
+
+/** Whether every running node sees every other running node up. */
+function runningSeeEachOtherUp(cluster: NodeCluster): boolean {
+  const running = cluster.running();
+  return running.every((viewer) => running.every((member) => isUp(cluster.node(viewer).node.gossip.membership, member)));
 }
 
 /** Whether no node holds a record that has been dead for the grace period (all reaped). */
@@ -82,19 +92,25 @@ describe('reaping never resurrects', () => {
       const history = new ClockHistory(() => cluster.world.scheduler.nowMs());
       const keys = ['deleted', 'expired', 'overwritten'];
       const run = async (via: string, key: string, spec: Parameters<NodeCluster['mutate']>[2], value?: string): Promise<void> => {
-        const operation = history.invoke(via, spec.kind === 'delete' ? 'delete' : 'set', key, value);
-        let done = false;
-        void cluster
-          .mutate(via, key, spec)
-          .then(
-            (applied) => history.wrote(operation, applied.written, applied.acknowledgedBy ?? []),
-            (error: unknown) => history.fail(operation, error),
-          )
-          .finally(() => {
-            done = true;
-          });
-        await cluster.world.runUntil(() => done, 30_000);
-        if (operation.outcome !== 'ok') throw new Error(`${key} was not acknowledged: ${operation.error}; ${seedNote}`);
+        // A write refused while the views still settle after the crash (a peer briefly suspected)
+        // is tried again once every running node sees the others up, as a client would retry.
+        for (let attempt = 1; ; attempt++) {
+          const operation = history.invoke(via, spec.kind === 'delete' ? 'delete' : 'set', key, value);
+          let done = false;
+          void cluster
+            .mutate(via, key, spec)
+            .then(
+              (applied) => history.wrote(operation, applied.written, applied.acknowledgedBy ?? []),
+              (error: unknown) => history.fail(operation, error),
+            )
+            .finally(() => {
+              done = true;
+            });
+          await cluster.world.runUntil(() => done, 30_000);
+          if (operation.outcome === 'ok') return;
+          if (attempt >= writeAttemptsMax) throw new Error(`${key} was not acknowledged: ${operation.error}; ${seedNote}`);
+          await cluster.world.runUntil(() => runningSeeEachOtherUp(cluster), 30_000);
+        }
       };
       const set = (value: string, expiresAtMs = 0) =>
         storeSpec({ mode: 'set', value: Buffer.from(value), flags: 0, expiresAtMs, casUnique: 0n });

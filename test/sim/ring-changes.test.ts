@@ -19,6 +19,11 @@ import { healEverything, randomFault, runRound, workloadDefault, type FaultKind 
 
 const [n1, n2, n3, n4, n5, n6] = ['n1:7001', 'n2:7002', 'n3:7003', 'n4:7004', 'n5:7005', 'n6:7006'];
 const seedCount = 4;
+/**
+ * Each seed runs four ring changes under load (seconds of CPU): a run asking for many seeds
+ * (KAI_SIM_RUNS) takes at most this many, so CI stays within its time.
+ */
+const seedCountMax = 25;
 /** Rounds of client operations one phase runs at most while it waits for its change. */
 const phaseRoundsMax = 400;
 const convergeMsMax = 120_000;
@@ -125,7 +130,7 @@ async function runScenario(seed: number, scenario: Scenario): Promise<void> {
 }
 
 describe('ring changes under load keep every acknowledged write readable', () => {
-  for (const seed of simSeeds(seedCount)) {
+  for (const seed of simSeeds(seedCount).slice(0, seedCountMax)) {
     test(`join, leave, remove and replace without faults: no read misses an acknowledged write, seed ${seed}`, () =>
       withSeed(seed, () => runScenario(seed, { faults: [] })));
     test(`the same with crashes, restarts and partitions during the transfers, seed ${seed}`, () =>
