@@ -60,6 +60,8 @@ export interface ClusterView {
   readonly members: readonly ClusterMember[];
   /** Replicas of each key (N, before capping at the ring's size). */
   readonly replicas: number;
+  /** This node knows no other member and waits for no seed: it may found a cluster of its own. */
+  readonly alone?: boolean;
 }
 
 /** One bucket whose replicas a plan changes. */
@@ -103,17 +105,19 @@ function sortedUnique<T extends string | number>(values: readonly T[]): T[] {
 
 /**
  * The state a node starts from when it knows no ring: `members` (itself alone, or the members it
- * saved before ring states existed) claimed afresh, at version 0. Every node that starts so makes
- * the same owners; the claimant id only orders the states.
+ * saved before ring states existed) claimed afresh, at version 0. A node that never held a ring
+ * starts with no claimant (the empty id), so the ring of any cluster it meets wins over its own;
+ * the claimant founds its ring (`claimantStep`) once it knows it is alone. `claimant` names one
+ * for a ring every starting member agrees on (the same members claimed alike).
  */
-export function initialRingState(selfId: string, members: readonly RingMember[], buckets: number): RingState {
+export function initialRingState(selfId: string, members: readonly RingMember[], buckets: number, claimant = ''): RingState {
   assert(members.some((m) => m.id === selfId), 'a new ring holds its own node');
   const sorted = [...members].sort(byId);
   const owners = claim(null, sorted, { buckets, spacing: claimSpacingDefault });
   const owning = new Set(owners);
   return {
     version: 0,
-    claimant: selfId,
+    claimant,
     members: sorted.filter((m) => owning.has(m.id)),
     owners,
     next: null,
@@ -126,7 +130,12 @@ export function initialRingState(selfId: string, members: readonly RingMember[],
 
 function compareOrder(a: RingState, b: RingState): number {
   if (a.version !== b.version) return a.version - b.version;
-  return a.claimant < b.claimant ? -1 : a.claimant > b.claimant ? 1 : 0;
+  if (a.claimant !== b.claimant) return a.claimant < b.claimant ? -1 : 1;
+  // Two unfounded first rings (no claimant) with different owners: the larger table, so every
+  // node picks the same one.
+  const ownersA = a.owners.join(',');
+  const ownersB = b.owners.join(',');
+  return ownersA < ownersB ? -1 : ownersA > ownersB ? 1 : 0;
 }
 
 function mergeLeaving(a: RingState['leaving'], b: RingState['leaving']): Record<string, number> {
@@ -349,6 +358,10 @@ export function claimantStep(
   /** The plan's transition when the caller has it already (it is pure, so it may be cached). */
   known?: Transition,
 ): RingState | undefined {
+  // A node alone on its first ring, with no seed to wait for, founds its cluster: its ring now
+  // wins over the first ring of any fresh node that meets it, so its data is never hidden.
+  if (state.claimant === '' && view.alone === true) return newVersion(state, view.selfId, state.owners, null, view);
+  if (state.claimant === '') return undefined;
   if (claimantOf(state, view) !== view.selfId) return undefined;
   if (notReady(state, view) !== undefined) return undefined;
   if (state.next !== null) {

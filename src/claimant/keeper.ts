@@ -47,6 +47,8 @@ export interface RingKeeperOptions {
   readonly persistence: RingStatePersistence;
   /** How often the claimant's step runs besides after each merge. */
   readonly intervalMs: number;
+  /** Whether this node waits for no seed; a node alone founds its own ring only then. */
+  readonly seedsHeard?: () => boolean;
 }
 
 /** Marks within one version are saved at most this often. */
@@ -174,9 +176,11 @@ export class RingKeeper {
   /** The membership as the claimant core sees it. */
   view(): ClusterView {
     const membership = this.options.membership();
+    const confirmedOthers = membership.members.some((m) => m.confirmed && m.id !== this.options.selfId && m.status !== 'leaving');
     return {
       selfId: this.options.selfId,
       replicas: this.options.replicas,
+      alone: !confirmedOthers && (this.options.seedsHeard?.() ?? true),
       members: membership.members
         .filter((m) => m.confirmed)
         .map((m) => ({

@@ -108,6 +108,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     membership: () => gossip.membership,
     persistence: parts.ringPersistence ?? ringNotePersistence(store),
     intervalMs: settings.gossipIntervalMs,
+    seedsHeard: () => gossip.membership.members.every((member) => member.confirmed),
   });
   keeper = ringKeeper;
   const ring = (): Ring => ringKeeper.ring();

@@ -38,6 +38,8 @@ interface ClientOutcome {
   readonly violations: string[];
   readonly readErrors: string[];
   readonly writeErrors: string[];
+  /** Operations finished, so the test can wait for each client to move off a node. */
+  finished: number;
   writesFailed: number;
   reads: number;
   writes: number;
@@ -64,6 +66,7 @@ async function runClient(index: number, outcome: ClientOutcome, serving: () => r
   let step = 0;
   try {
     while (running() && written < keysPerClientMax) {
+      outcome.finished++;
       step++;
       const nodes = serving();
       const node = nodes[(index + step) % nodes.length];
@@ -163,7 +166,7 @@ test('a cluster under load grows from 3 to 5 nodes and shrinks back to 3, and ev
   const [node1, node2, node3] = await startCluster({ baseDir, size: 3, args });
   let serving: ClusterNode[] = [node1, node2, node3];
   let loadRunning = true;
-  const live: ClientOutcome[] = Array.from({ length: clientsCount }, () => ({ expected: new Map(), violations: [], readErrors: [], writeErrors: [], writesFailed: 0, reads: 0, writes: 0, deletes: 0 }));
+  const live: ClientOutcome[] = Array.from({ length: clientsCount }, () => ({ expected: new Map(), violations: [], readErrors: [], writeErrors: [], finished: 0, writesFailed: 0, reads: 0, writes: 0, deletes: 0 }));
   const clients = live.map((outcome, index) => runClient(index, outcome, () => serving, () => loadRunning));
 
   const [node4, node5] = await Promise.all([4, 5].map((index) => startNode({ dataDir: path.join(baseDir, `node${index}`), args })));
@@ -178,8 +181,16 @@ test('a cluster under load grows from 3 to 5 nodes and shrinks back to 3, and ev
   await expectKeysOnOwners([node1, node2, node3, node4, node5], writtenByNow.slice(0, 3000), isLive);
   report(`${Math.min(writtenByNow.length, 3000)} keys each on exactly its 3 owners of 5`);
 
+  /** Waits until every client has finished two more operations: none is still on a node just taken out. */
+  const drained = async (): Promise<void> => {
+    const marks = live.map((outcome) => outcome.finished + 2);
+    const deadlineMs = Date.now() + changeMsMax;
+    while (Date.now() < deadlineMs && live.some((outcome, index) => outcome.finished < marks[index] && outcome.writes < keysPerClientMax)) await delay(50);
+  };
+
   // Clients move off a node before it goes, as an operator drains it.
   serving = [node1, node3, node4, node5];
+  await drained();
   await kai(['leave', node2.id]);
   // The leaving node stops by itself once it is out of the ring.
   let left: unknown;
@@ -190,6 +201,7 @@ test('a cluster under load grows from 3 to 5 nodes and shrinks back to 3, and ev
   await waitForOwners(node1, [node1, node3, node4, node5], 'the leave of node2');
 
   serving = [node1, node4, node5];
+  await drained();
   await node3.kill();
   const downDeadlineMs = Date.now() + changeMsMax;
   while (Date.now() < downDeadlineMs && !(await statusAt(node1.id, workDir)).some((m) => m.id === node3.id && m.status === 'down')) await delay(250);

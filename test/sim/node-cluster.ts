@@ -13,6 +13,8 @@ import { defaultSettings, type Settings } from '../../src/config/settings';
 import type { Coordinated } from '../../src/coordinator/replica';
 import type { ReadResult } from '../../src/coordinator';
 import type { SpecKind, SpecOf } from '../../src/coordinator/specs';
+import { initialRingState } from '../../src/claimant';
+import { ringStateToWire } from '../../src/claimant/wire';
 import { isUp } from '../../src/membership';
 import { bucketOfKey, preferenceList, type Ring } from '../../src/ring';
 import { routeRequests, type RequestRoutes } from '../../src/rpc/router';
@@ -63,12 +65,22 @@ export class NodeCluster {
   readonly requestTimeoutMs: number;
   /** The nodes that are members of the cluster: started, and not yet left or removed. */
   private readonly memberAddresses: string[] = [];
+  /**
+   * The nodes started together start from one ring claimed for all of them, as a cluster whose
+   * members were all named at once would agree on; nodes that join later go through a ring change.
+   */
+  private readonly startingRing = new Map<string, string>();
 
   constructor(private readonly options: NodeClusterOptions) {
     this.world = new SimWorld({ seed: options.seed, network: options.network });
     this.settings = { ...defaultSettings, ...simSettingsDefault, ...options.settings };
     this.requestTimeoutMs = options.requestTimeoutMs ?? 500;
-    for (const address of options.initial ?? options.addresses) this.join(address);
+    const initial = options.initial ?? options.addresses;
+    const members = initial.map((id) => ({ id, weight: 1 }));
+    for (const address of initial) {
+      this.startingRing.set(address, JSON.stringify(ringStateToWire(initialRingState(address, members, this.settings.buckets, initial[0]))));
+    }
+    for (const address of initial) this.join(address);
   }
 
   /** The cluster's members: started and not retired. */
@@ -104,6 +116,11 @@ export class NodeCluster {
       hintsPerTargetMax: this.settings.hintsPerTargetMax,
       hintBytesPerTargetMax: this.settings.hintBytesPerTargetMax,
     });
+    const startingRing = this.startingRing.get(address);
+    if (startingRing !== undefined) {
+      store.writeNote('ring', startingRing);
+      this.startingRing.delete(address);
+    }
     const routes: RequestRoutes = {};
     const settings: Settings = { ...this.settings, seeds: this.memberAddresses.filter((other) => other !== address) };
     const node = composeNode({

@@ -48,7 +48,7 @@ function ringMembersNamed(...ids: string[]): RingMember[] {
 
 /** A ring of `ids`, claimed afresh by the first, that every one of them has seen. */
 function establishedRing(...ids: string[]): RingState {
-  return ids.reduce(observe, initialRingState(ids[0], ringMembersNamed(...ids), buckets));
+  return ids.reduce(observe, initialRingState(ids[0], ringMembersNamed(...ids), buckets, ids[0]));
 }
 
 function seenByAll(state: RingState, ids: readonly string[]): RingState {
@@ -198,7 +198,7 @@ describe('mergeRingStates', () => {
 describe('claimantStep', () => {
   // A fresh ring of one member plans the two joiners in: a new version whose next ring is the claim for all three.
   test('a fresh one-member ring plans its joiners in', () => {
-    const state = initialRingState('a', ringMembersNamed('a'), buckets);
+    const state = initialRingState('a', ringMembersNamed('a'), buckets, 'a');
     const view = viewOf('a', ['a', 'b', 'c'].map((id) => clusterMember(id)));
     expect(claimantOf(state, view)).toBe('a');
     expect(notReady(state, view)).toBeUndefined();
@@ -222,7 +222,7 @@ describe('claimantStep', () => {
 
   // Only confirmed members that are up and staying join: one that is down, gone or asked to leave waits outside.
   test('joiners are the up, staying members outside the ring', () => {
-    const state = initialRingState('a', ringMembersNamed('a'), buckets);
+    const state = initialRingState('a', ringMembersNamed('a'), buckets, 'a');
     const view = viewOf('a', [
       clusterMember('a'),
       clusterMember('b', { up: false }),
@@ -253,7 +253,7 @@ describe('claimantStep', () => {
 
   // The claimant waits until every staying member of the ring is up and has seen the current version.
   test('no plan until the ring is ready', () => {
-    const unseen = initialRingState('a', ringMembersNamed('a', 'b'), buckets);
+    const unseen = initialRingState('a', ringMembersNamed('a', 'b'), buckets, 'a');
     const members = ['a', 'b', 'c'].map((id) => clusterMember(id));
     expect(notReady(unseen, viewOf('a', members))).toBe('b has not seen ring version 0');
     expect(claimantStep(unseen, viewOf('a', members))).toBeUndefined();
@@ -279,7 +279,7 @@ describe('claimantStep', () => {
   test('a plan whose transfers are all marked becomes the ring', () => {
     const members = ['a', 'b', 'c'].map((id) => clusterMember(id));
     const view = viewOf('a', members);
-    const plan = seenByAll(claimantStep(initialRingState('a', ringMembersNamed('a'), buckets), view)!, ['b', 'c']);
+    const plan = seenByAll(claimantStep(initialRingState('a', ringMembersNamed('a'), buckets, 'a'), view)!, ['b', 'c']);
     const moves = movesOf(plan);
     expect(moves.length).toBeGreaterThan(0);
     const allButOne = markAllReceived(plan, 1);
@@ -412,7 +412,7 @@ describe('claimantStep', () => {
    */
   function simulate(random: Random, steps: number): { state: RingState; cluster: Simulated[] } {
     const cluster: Simulated[] = [{ id: 'n0', up: true, incarnation: 0 }];
-    let state = initialRingState('n0', ringMembersNamed('n0'), buckets);
+    let state = initialRingState('n0', ringMembersNamed('n0'), buckets, 'n0');
     const viewFrom = (selfId: string): ClusterView =>
       viewOf(
         selfId,
@@ -515,7 +515,7 @@ describe('transitionOf', () => {
     const members = ringMembersNamed('a', 'b', 'c', 'd');
     const owners = ['a', 'b', 'c', 'a', 'b', 'c', 'a', 'b'];
     const next = ['a', 'b', 'd', 'a', 'b', 'c', 'd', 'b'];
-    const state: RingState = { ...initialRingState('a', members, 8), members, owners, next };
+    const state: RingState = { ...initialRingState('a', members, 8, 'a'), members, owners, next };
     const transition = transitionOf(state, 2)!;
     // Bucket 1: b,c -> b,d. Bucket 2: c,a -> d,a. Bucket 5: c,a -> c,d. Bucket 6: a,b -> d,b.
     expect([...transition.moves.values()]).toEqual([
@@ -539,7 +539,7 @@ describe('transitionOf', () => {
       const owners = table();
       const next = table();
       const members = ringMembersNamed(...[...new Set([...owners, ...next])].sort());
-      const state: RingState = { ...initialRingState(members[0].id, members, 16), members, owners, next };
+      const state: RingState = { ...initialRingState(members[0].id, members, 16, members[0].id), members, owners, next };
       const n = random.int(1, 4);
       const transition = transitionOf(state, n)!;
       const current = ringFromOwners(members, owners, { buckets: 16 });
@@ -560,7 +560,7 @@ describe('transitionOf', () => {
   // Reads switch once every receiver of the bucket holds it, and marks for other buckets do not count.
   test('hasSwitched needs every receiver of the bucket', () => {
     const members = ringMembersNamed('a', 'b', 'c', 'd');
-    const state: RingState = { ...initialRingState('a', members, 4), members, owners: ['a', 'a', 'b', 'b'], next: ['c', 'd', 'b', 'b'] };
+    const state: RingState = { ...initialRingState('a', members, 4, 'a'), members, owners: ['a', 'a', 'b', 'b'], next: ['c', 'd', 'b', 'b'] };
     const move = transitionOf(state, 2)!.moves.get(0)!;
     expect(move).toEqual({ bucket: 0, from: ['a', 'b'], to: ['c', 'd'], receivers: ['c', 'd'] });
     expect(hasSwitched(state, move)).toBe(false);
@@ -575,7 +575,7 @@ describe('transitionOf', () => {
   // Marks only grow and stay sorted; a mark already held returns the same state.
   test('markReceived keeps done sorted and distinct', () => {
     const plan = seenByAll(
-      claimantStep(initialRingState('a', ringMembersNamed('a'), buckets), viewOf('a', ['a', 'b'].map((id) => clusterMember(id))))!,
+      claimantStep(initialRingState('a', ringMembersNamed('a'), buckets, 'a'), viewOf('a', ['a', 'b'].map((id) => clusterMember(id))))!,
       ['b'],
     );
     const marked = markReceived(markReceived(plan, 'b', [9, 3]), 'b', [3, 5]);
@@ -589,7 +589,7 @@ describe('ring state wire form', () => {
   /** A state in the middle of a plan, with marks and requests: every field set. */
   function busyState(): RingState {
     const view = viewOf('a', [clusterMember('a'), clusterMember('b', { zone: 'z2' }), clusterMember('c')]);
-    const plan = claimantStep(initialRingState('a', ringMembersNamed('a'), buckets), view)!;
+    const plan = claimantStep(initialRingState('a', ringMembersNamed('a'), buckets, 'a'), view)!;
     const marked = markReceived(markReceived(observe(plan, 'b'), 'b', [1, 4]), 'c', [2]);
     return requestReplace(requestLeave(marked, 'e'), 'c', 'f');
   }
@@ -742,3 +742,24 @@ function damageAt(random: Random, value: unknown, replacement: unknown): unknown
   const key = random.pick(keys);
   return { ...(value as Record<string, unknown>), [key]: damageAt(random, (value as Record<string, unknown>)[key], replacement) };
 }
+
+describe('first rings', () => {
+  // A fresh node's first ring has no claimant, so the ring of any cluster it meets wins over it.
+  test('an unfounded first ring loses to a founded one', () => {
+    const fresh = initialRingState('z', ringMembersNamed('z'), buckets);
+    const founded = initialRingState('a', ringMembersNamed('a'), buckets, 'a');
+    expect(mergeRingStates(fresh, founded).owners).toEqual(founded.owners);
+    expect(mergeRingStates(founded, fresh).owners).toEqual(founded.owners);
+  });
+
+  // A node alone with no seed to wait for founds its ring; one still waiting, or not alone, does not.
+  test('a node alone founds its ring', () => {
+    const fresh = initialRingState('a', ringMembersNamed('a'), buckets);
+    const alone = { ...viewOf('a', [clusterMember('a')]), alone: true };
+    const founded = claimantStep(fresh, alone)!;
+    expect(founded.version).toBe(1);
+    expect(founded.claimant).toBe('a');
+    expect(founded.owners).toEqual(fresh.owners);
+    expect(claimantStep(fresh, { ...alone, alone: false })).toBeUndefined();
+  });
+});
