@@ -293,10 +293,12 @@ export class RingKeeper {
     const observed = observe(next, this.options.selfId);
     if (sameRingState(observed, previous)) return;
     this.current = observed;
-    // A new version is saved at once. Within a version only marks grow (who has seen it, which
-    // buckets are received), and a mark lost in a crash comes back by gossip or is earned again:
-    // those are saved at most once per save interval.
-    if (observed.version !== previous.version || observed.claimant !== previous.claimant) this.save();
+    // A version this node made is saved before anyone can hear of it: restarted without it, the
+    // node could make another plan under the same version. What it learned from peers, and marks
+    // within a version (who has seen it, which buckets are received), come back by gossip if a
+    // crash loses them: those are saved at most once per save interval, never in a reply's path.
+    const made = observed.claimant === this.options.selfId && (observed.version !== previous.version || observed.claimant !== previous.claimant);
+    if (made) this.save();
     else this.saveSoon();
     for (const listener of this.listeners) listener(observed, previous);
   }
