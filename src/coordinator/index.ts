@@ -50,12 +50,6 @@ export interface CoordinatorOptions {
   /** Shared with the dispatcher, which sets it on flush_all; one per node. */
   readonly flushDeadline?: FlushDeadline;
   /**
-   * How many nodes the cluster has as far as this node knows, counting seeds it was told about
-   * but has not heard from yet; N, R and W are capped at it. By default the ring's size. A node
-   * still joining thus refuses what it cannot replicate, instead of acting as a cluster of one.
-   */
-  readonly clusterSize?: () => number;
-  /**
    * Why this node cannot place keys yet, or undefined when it can: a node that has not heard from
    * a seed it was given does not know the whole ring, and keys it placed now could land on nodes
    * that are not their replicas. Requests are refused meanwhile.
@@ -190,8 +184,7 @@ export class Coordinator {
 
   /** The targets of `bucket` in `ring`, with N, R and W capped at the ring's size. */
   private listIn(ring: Ring, bucket: number): ListPlacement {
-    const clusterSize = Math.max(ring.members.length, this.options.clusterSize?.() ?? 0);
-    const { n, r, w } = effectiveQuorum(this.options.quorum, clusterSize);
+    const { n, r, w } = effectiveQuorum(this.options.quorum, ring.members.length);
     const isUp = this.options.isUp ?? (() => true);
     // This node takes its own requests, whatever the membership says of it.
     const upOrSelf = (nodeId: string): boolean => nodeId === this.options.nodeId || isUp(nodeId);
