@@ -56,6 +56,8 @@ export const errorRegistry = {
   KAI_STORAGE_FAILURE: { textReply: 'SERVER_ERROR storage failure', binaryStatus: BinaryStatus.internalError },
   KAI_SHUTTING_DOWN: { textReply: 'SERVER_ERROR shutting down', binaryStatus: BinaryStatus.temporaryFailure },
   KAI_INTERNAL: { textReply: 'SERVER_ERROR internal error', binaryStatus: BinaryStatus.internalError },
+  /** The client closed its connection while its reply was being written; nobody reads this reply. */
+  KAI_CLIENT_GONE: { textReply: 'SERVER_ERROR client connection closed', binaryStatus: BinaryStatus.internalError },
   KAI_OUT_OF_MEMORY_STORING: {
     textReply: 'SERVER_ERROR out of memory storing object',
     binaryStatus: BinaryStatus.valueTooLarge,

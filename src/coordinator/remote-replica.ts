@@ -3,6 +3,7 @@
  * `replicaStore`, and a forwarded write is `coordinate`. Everything a peer answers is checked at
  * this boundary (wire.ts, specs.ts) before the coordinator uses it.
  */
+import type { Env } from '../env';
 import { KaiError } from '../errors';
 import { isTreeHash } from '../merkle';
 import type { RpcReply, RpcRequest } from '../rpc/messages';
@@ -10,40 +11,80 @@ import { errorFromReply } from '../rpc/peer-connection';
 import type { Transport } from '../rpc/transport';
 import type { Version } from '../storage/record';
 import type { KeyHash } from '../storage/sqlite-queries';
+import { RequestBatcher, type BatchLimits } from './batching';
 import type { Coordinated, Replica, StoreItem } from './replica';
+import { itemsPerBatchMax, replyBatchBytesMaxDefault } from './replica-service';
 import { outcomeFromWire, type SpecKind, type SpecOf } from './specs';
-import { versionFromWire, versionsFromWire, versionsToWire } from './wire';
+import { itemWireBytes, versionFromWire, versionsFromWire, versionsToWire } from './wire';
 
 export interface RemoteReplicaOptions {
   /** How long a fetch or store waits for the peer. */
   readonly requestTimeoutMs: number;
   /** Values a peer sends larger than this are refused (the node's --max-item-size). */
   readonly valueBytesMax: number;
+  /** Gathers the fetches and stores of one turn into batched requests (batching.ts). */
+  readonly env: Env;
+  /** How many keys and bytes one batched request carries; by default what a peer accepts. */
+  readonly batchLimits?: BatchLimits;
 }
+
+/** What one batched request carries by default: as many keys as a peer takes, 4 MB of versions. */
+export const batchLimitsDefault: BatchLimits = { itemsMax: itemsPerBatchMax, bytesMax: replyBatchBytesMaxDefault };
+
+/** What a fetch of one key takes in a batch, beyond the key: msgpack's framing of it. */
+const fetchItemOverheadBytes = 8;
 
 type ReplyOf<T extends RpcReply['type']> = Extract<RpcReply, { readonly type: T }>;
 
 export class RemoteReplica implements Replica {
+  private readonly fetches: RequestBatcher<Buffer, readonly Version[]>;
+  private readonly stores: RequestBatcher<StoreItem, void>;
+
   constructor(
     readonly nodeId: string,
     /** host:port of the peer's internal API. */
     readonly address: string,
     private readonly transport: Pick<Transport, 'request'>,
     private readonly options: RemoteReplicaOptions,
-  ) {}
+  ) {
+    const limits = options.batchLimits ?? batchLimitsDefault;
+    this.fetches = new RequestBatcher<Buffer, readonly Version[]>(options.env, limits, {
+      send: (keys) => (keys.length === 1 ? this.fetchOne(keys[0]).then((versions) => [versions]) : this.fetchMany(keys)),
+      bytesOf: (key) => key.length + fetchItemOverheadBytes,
+    });
+    this.stores = new RequestBatcher<StoreItem, void>(options.env, limits, {
+      send: (items) => (items.length === 1 ? this.storeOne(items[0]) : this.storeMany(items)).then(() => items.map(() => undefined)),
+      bytesOf: itemWireBytes,
+    });
+  }
 
-  async fetch(key: Buffer): Promise<readonly Version[]> {
+  /** Keys and stores gathered for the peer's next batched requests. */
+  get batched(): number {
+    return this.fetches.pending + this.stores.pending;
+  }
+
+  /** The key's versions on the peer; fetches made in one turn travel as one request. */
+  fetch(key: Buffer): Promise<readonly Version[]> {
+    return this.fetches.add(key);
+  }
+
+  /** Merges versions on the peer; stores made in one turn travel as one request. */
+  store(key: Buffer, bucket: number, versions: readonly Version[], hintFor?: string): Promise<void> {
+    return this.stores.add(hintFor === undefined ? { key, bucket, versions } : { key, bucket, versions, hintFor });
+  }
+
+  private async fetchOne(key: Buffer): Promise<readonly Version[]> {
     const reply = await this.call({ type: 'replicaFetch', key }, 'versions', this.options.requestTimeoutMs);
     return versionsFromWire(reply.versions, this.options.valueBytesMax);
   }
 
-  async store(key: Buffer, bucket: number, versions: readonly Version[], hintFor?: string): Promise<void> {
+  private async storeOne(item: StoreItem): Promise<void> {
     const request: RpcRequest = {
       type: 'replicaStore',
-      key,
-      bucket,
-      versions: versionsToWire(versions),
-      ...(hintFor === undefined ? {} : { hintFor }),
+      key: item.key,
+      bucket: item.bucket,
+      versions: versionsToWire(item.versions),
+      ...(item.hintFor === undefined ? {} : { hintFor: item.hintFor }),
     };
     await this.call(request, 'stored', this.options.requestTimeoutMs);
   }
@@ -53,7 +94,12 @@ export class RemoteReplica implements Replica {
    * `ifHeld`, the peer merges only into keys it holds something for.
    */
   async storeMany(items: readonly StoreItem[], timeoutMs = this.options.requestTimeoutMs, ifHeld = false): Promise<void> {
-    const wire = items.map((item) => ({ key: item.key, bucket: item.bucket, versions: versionsToWire(item.versions) }));
+    const wire = items.map((item) => ({
+      key: item.key,
+      bucket: item.bucket,
+      versions: versionsToWire(item.versions),
+      ...(item.hintFor === undefined ? {} : { hintFor: item.hintFor }),
+    }));
     await this.call({ type: 'storeMany', items: wire, ...(ifHeld ? { ifHeld } : {}) }, 'stored', timeoutMs);
   }
 

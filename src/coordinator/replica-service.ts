@@ -76,7 +76,8 @@ export class ReplicaService {
         // Every item is checked before any is stored, so a bad one stores nothing.
         const items = request.items.map((item) => {
           this.checkBucket(item.key, item.bucket);
-          return { key: item.key, bucket: item.bucket, versions: this.checkedVersions(item.versions) };
+          const versions = this.checkedVersions(item.versions);
+          return item.hintFor === undefined ? { key: item.key, bucket: item.bucket, versions } : { key: item.key, bucket: item.bucket, versions, hintFor: item.hintFor };
         });
         await local.storeMany(items, { ifHeld: request.ifHeld === true });
         return { type: 'stored' };

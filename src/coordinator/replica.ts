@@ -34,6 +34,8 @@ export interface StoreItem {
   readonly key: Buffer;
   readonly bucket: number;
   readonly versions: readonly Version[];
+  /** The primary the receiving replica stands in for, when it is a fallback (Replica.store). */
+  readonly hintFor?: string;
 }
 
 /**
@@ -181,7 +183,7 @@ export class LocalReplica implements Replica {
     const wanted = ifHeld ? items.filter((item) => this.fetchNow(item.key).length > 0) : items;
     // What is held now may be removed by a removal already queued (a handed-off copy dropped, a
     // record reaped): the merge then applies only if the record is still there when it commits.
-    await Promise.all(wanted.map((item) => this.store(item.key, item.bucket, item.versions, undefined, ifHeld)));
+    await Promise.all(wanted.map((item) => this.store(item.key, item.bucket, item.versions, item.hintFor, ifHeld)));
   }
 
   private resolve(versions: readonly Version[]): readonly Version[] {

@@ -110,11 +110,16 @@ export function versionsBytesOf(items: readonly KeyedVersions[]): number {
  * An item larger than `bytesMax` on its own makes a batch of one: any one key fits a frame.
  */
 export function batchesOf<T extends KeyedVersions>(items: readonly T[], bytesMax: number, itemsMax: number): T[][] {
+  return batchesBy(items, itemWireBytes, bytesMax, itemsMax);
+}
+
+/** batchesOf for items of any kind, sized by `bytesOf`. */
+export function batchesBy<T>(items: readonly T[], bytesOf: (item: T) => number, bytesMax: number, itemsMax: number): T[][] {
   const batches: T[][] = [];
   let batch: T[] = [];
   let batchBytes = 0;
   for (const item of items) {
-    const bytes = itemWireBytes(item);
+    const bytes = bytesOf(item);
     if (batch.length > 0 && (batchBytes + bytes > bytesMax || batch.length >= itemsMax)) {
       batches.push(batch);
       batch = [];

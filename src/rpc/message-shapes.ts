@@ -165,13 +165,14 @@ const mutation = union('kind', {
 });
 
 const wireItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) });
+const wireStoreItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']);
 
 const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes: isNonNegativeInteger });
 
 const requestShape = union('type', {
   replicaFetch: record({ key: isBuffer }),
   replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']),
-  storeMany: record({ items: arrayOf(wireItem), ifHeld: isBoolean }, ['ifHeld']),
+  storeMany: record({ items: arrayOf(wireStoreItem), ifHeld: isBoolean }, ['ifHeld']),
   fetchMany: record({ keys: arrayOf(isBuffer) }),
   treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
   treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),

@@ -90,6 +90,11 @@ export interface WireItem {
   readonly versions: readonly WireVersion[];
 }
 
+/** One key's versions in a batch of stores: with `hintFor` as a single replicaStore has it. */
+export interface WireStoreItem extends WireItem {
+  readonly hintFor?: string;
+}
+
 export type RpcRequest =
   | { readonly type: 'replicaFetch'; readonly key: Buffer }
   /**
@@ -104,11 +109,11 @@ export type RpcRequest =
       readonly hintFor?: string;
     }
   /**
-   * Versions of many keys merged at once (hinted handoff, anti-entropy, the reaper); answered with
+   * Versions of many keys merged at once (the stores of a turn, hinted handoff, anti-entropy, the reaper); answered with
    * `stored` once all are committed. With `ifHeld`, only into keys the receiver holds something
    * for: the reaper updates copies that exist and creates none.
    */
-  | { readonly type: 'storeMany'; readonly items: readonly WireItem[]; readonly ifHeld?: boolean }
+  | { readonly type: 'storeMany'; readonly items: readonly WireStoreItem[]; readonly ifHeld?: boolean }
   /** The versions of many keys; the reply may answer only the first ones, to stay within a frame. */
   | { readonly type: 'fetchMany'; readonly keys: readonly Buffer[] }
   /** Anti-entropy: the root hash of each bucket's tree. */

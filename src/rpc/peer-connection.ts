@@ -8,6 +8,12 @@
  * ends the connection is idle again, and the next request dials. A reply received resets the
  * failure count; a connect alone does not, so a peer that accepts and at once hangs up still
  * backs off further each time.
+ *
+ * A busy peer is waited for, not refused: past `requestsInFlightPerPeerMax` requests in flight, or
+ * while the kernel holds `unsentBytesPerPeerMax` bytes the peer has not read, requests wait in
+ * order (bounded by count and by bytes) and go as replies come back and the socket drains. A
+ * request still waiting at its timeout fails as never delivered. Only a full waiting line refuses,
+ * which the front door's admission (src/server/admission.ts) keeps a healthy node from reaching.
  */
 import net from 'node:net';
 import type { Env, TimerHandle } from '../env';
@@ -18,10 +24,14 @@ import type { RpcReply, RpcRequest } from './messages';
 
 export interface PeerConnectionLimits extends BackoffLimits {
   readonly frameBytesMax: number;
-  /** Requests sent and not yet answered or timed out; past it a request is refused at once. */
+  /** Requests sent and not yet answered or timed out; past it requests wait their turn. */
   readonly requestsInFlightPerPeerMax: number;
-  /** Bytes written and not yet taken by the kernel; past it the peer is not reading. */
+  /** Bytes written and not yet taken by the kernel; past it requests wait until the socket drains. */
   readonly unsentBytesPerPeerMax: number;
+  /** Requests waiting to be sent; past it a request is refused at once. */
+  readonly requestsWaitingPerPeerMax: number;
+  /** Bytes of frames waiting to be sent; past it a request is refused at once. */
+  readonly waitingBytesPerPeerMax: number;
   /** How long a connect may take before it counts as a failure. */
   readonly connectTimeoutMs: number;
   /** How long a probe of a silent connection may go unanswered (probeTimeoutMsDefault). */
@@ -31,7 +41,14 @@ export interface PeerConnectionLimits extends BackoffLimits {
 interface PendingRequest {
   readonly resolve: (reply: RpcReply) => void;
   readonly reject: (error: KaiError) => void;
-  readonly timer: TimerHandle;
+  timer: TimerHandle | undefined;
+}
+
+/** A request waiting for its turn to be written: its encoded frame, and who waits for the reply. */
+interface WaitingRequest extends PendingRequest {
+  readonly frame: Buffer;
+  /** When its timeout runs out (env.nowMs time). */
+  readonly deadlineMs: number;
 }
 
 /**
@@ -77,6 +94,9 @@ export function errorFromReply(code: string, detail: string): KaiError {
 export class PeerConnection {
   private state: State = idleState;
   private readonly pending = new Map<number, PendingRequest>();
+  /** Requests not yet written, in the order they came; a Map keeps that order and deletes in O(1). */
+  private readonly waiting = new Map<number, WaitingRequest>();
+  private waitingBytes = 0;
   /** Ids are never reused on a connection object, so a late reply cannot answer a newer request. */
   private nextId = 1;
   private consecutiveFailures = 0;
@@ -89,7 +109,12 @@ export class PeerConnection {
 
   /** Neither connected nor owed a reply: the pool may drop it. */
   get evictable(): boolean {
-    return this.pending.size === 0 && this.state.kind !== 'connected' && this.state.kind !== 'connecting';
+    return this.pending.size === 0 && this.waiting.size === 0 && this.state.kind !== 'connected' && this.state.kind !== 'connecting';
+  }
+
+  /** Requests waiting for their turn to be written. */
+  get requestsWaiting(): number {
+    return this.waiting.size;
   }
 
   request(request: RpcRequest, timeoutMs: number): Promise<RpcReply> {
@@ -100,16 +125,63 @@ export class PeerConnection {
     if (frame instanceof KaiError) return Promise.reject(frame);
     const socket = this.socketForWrite();
     if (socket instanceof KaiError) return Promise.reject(socket);
-    const sentAtMs = this.env.nowMs();
-    return new Promise<RpcReply>((resolve, reject) => {
-      const timer = this.env.after(timeoutMs, () => {
-        if (!this.pending.delete(id)) return;
-        reject(this.unreachable(`no reply within ${timeoutMs} ms`));
-        this.probeIfSilentSince(socket, sentAtMs);
+    if (this.waiting.size === 0 && this.canWrite(socket)) {
+      return new Promise<RpcReply>((resolve, reject) => {
+        const entry: PendingRequest = { resolve, reject, timer: undefined };
+        this.pending.set(id, entry);
+        this.writeRequest(socket, id, entry, frame, timeoutMs);
       });
-      this.pending.set(id, { resolve, reject, timer });
-      socket.write(frame);
+    }
+    const { requestsWaitingPerPeerMax, waitingBytesPerPeerMax } = this.limits;
+    if (this.waiting.size >= requestsWaitingPerPeerMax) {
+      return Promise.reject(this.unreachable(`${this.waiting.size} requests already waiting (requestsWaitingPerPeerMax)`, true));
+    }
+    if (this.waitingBytes + frame.length > waitingBytesPerPeerMax) {
+      return Promise.reject(this.unreachable(`${this.waitingBytes} bytes already waiting (waitingBytesPerPeerMax)`, true));
+    }
+    return new Promise<RpcReply>((resolve, reject) => {
+      const entry: WaitingRequest = { resolve, reject, frame, deadlineMs: this.env.nowMs() + timeoutMs, timer: undefined };
+      entry.timer = this.env.after(timeoutMs, () => {
+        if (!this.waiting.delete(id)) return;
+        this.waitingBytes -= frame.length;
+        reject(this.unreachable(`not sent within ${timeoutMs} ms: the peer is slow to take requests`, true));
+      });
+      this.waiting.set(id, entry);
+      this.waitingBytes += frame.length;
     });
+  }
+
+  /** Whether a request may be written now, rather than wait for replies or a drain. */
+  private canWrite(socket: net.Socket): boolean {
+    return this.pending.size < this.limits.requestsInFlightPerPeerMax && socket.writableLength < this.limits.unsentBytesPerPeerMax;
+  }
+
+  /** Writes a request that is in `pending` and arms its reply timeout. */
+  private writeRequest(socket: net.Socket, id: number, entry: PendingRequest, frame: Buffer, timeoutMs: number): void {
+    const sentAtMs = this.env.nowMs();
+    entry.timer = this.env.after(timeoutMs, () => {
+      if (!this.pending.delete(id)) return;
+      entry.reject(this.unreachable(`no reply within ${timeoutMs} ms`));
+      this.probeIfSilentSince(socket, sentAtMs);
+      this.sendWaiting();
+    });
+    socket.write(frame);
+  }
+
+  /** Writes waiting requests, oldest first, while the peer takes them. */
+  private sendWaiting(): void {
+    const socket = this.currentSocket();
+    if (socket === undefined) return;
+    for (const [id, entry] of this.waiting) {
+      if (!this.canWrite(socket)) return;
+      this.waiting.delete(id);
+      this.waitingBytes -= entry.frame.length;
+      entry.timer?.cancel();
+      // The time it waited counts toward its timeout.
+      const pending: PendingRequest = { resolve: entry.resolve, reject: entry.reject, timer: undefined };
+      this.pending.set(id, pending);
+      this.writeRequest(socket, id, pending, entry.frame, Math.max(1, entry.deadlineMs - this.env.nowMs()));
+    }
   }
 
   /**
@@ -153,9 +225,6 @@ export class PeerConnection {
       default:
         break;
     }
-    if (this.pending.size >= this.limits.requestsInFlightPerPeerMax) {
-      return this.unreachable(`${this.pending.size} requests already in flight (requestsInFlightPerPeerMax)`, true);
-    }
     return undefined;
   }
 
@@ -167,9 +236,6 @@ export class PeerConnection {
     }
     const state = this.state;
     if (state.kind !== 'connecting' && state.kind !== 'connected') return this.unreachable('not connected', true);
-    if (state.socket.writableLength >= this.limits.unsentBytesPerPeerMax) {
-      return this.unreachable(`${state.socket.writableLength} bytes unsent: peer not reading (unsentBytesPerPeerMax)`, true);
-    }
     return state.socket;
   }
 
@@ -188,6 +254,9 @@ export class PeerConnection {
       this.state = { kind: 'connected', socket, lastReceivedAtMs: 0, probing: false };
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, decoder, chunk));
+    socket.on('drain', () => {
+      if (this.currentSocket() === socket) this.sendWaiting();
+    });
     socket.on('error', (error: Error) => this.fail(socket, error.message));
     socket.on('close', () => this.fail(socket, 'connection closed by peer'));
     return undefined;
@@ -204,6 +273,7 @@ export class PeerConnection {
       if (event.envelope.kind !== 'reply') return this.fail(socket, 'bad frame from peer: a request on a client connection');
       this.consecutiveFailures = 0;
       this.settle(event.envelope.id, event.envelope.body);
+      if (this.waiting.size > 0) this.sendWaiting();
     }
   }
 
@@ -212,7 +282,7 @@ export class PeerConnection {
     // A reply to a request that already timed out: nobody is waiting for it any more.
     if (!pending) return;
     this.pending.delete(id);
-    pending.timer.cancel();
+    pending.timer?.cancel();
     if (reply.type === 'error') pending.reject(errorFromReply(reply.code, reply.detail));
     else pending.resolve(reply);
   }
@@ -249,9 +319,18 @@ export class PeerConnection {
     const error = this.unreachable(reason, undelivered);
     const pending = [...this.pending.values()];
     this.pending.clear();
+    // Waiting requests were never written: never delivered, whatever became of the others.
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    this.waitingBytes = 0;
+    const neverSent = this.unreachable(reason, true);
     for (const request of pending) {
-      request.timer.cancel();
+      request.timer?.cancel();
       request.reject(error);
+    }
+    for (const request of waiting) {
+      request.timer?.cancel();
+      request.reject(neverSent);
     }
   }
 

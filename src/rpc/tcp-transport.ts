@@ -3,11 +3,10 @@
  * --hostname/--port and keeps one pooled connection per peer address for its own requests
  * (peer-connection.ts); connections peers open to it are served by served-connection.ts.
  *
- * Overload is refused, not queued: a request past `requestsInFlightPerPeerMax`, to a peer whose
- * connection is backing off, or to a peer that is not reading, rejects at once with
- * KAI_PEER_UNREACHABLE naming the reason. The coordinator already treats an unreachable replica
- * as a failed one, and its quorum is met by the others or answered as unmet; a queue would only turn the
- * same failure into a later one, after a timeout.
+ * A busy peer is waited for: requests past `requestsInFlightPerPeerMax`, or while the peer has
+ * not read what was written, wait in a bounded line (peer-connection.ts). A peer whose connection
+ * is backing off is refused at once with KAI_PEER_UNREACHABLE: it is likely down, and the
+ * coordinator's quorum is met by the others or answered as unmet.
  */
 import net from 'node:net';
 import type { Env } from '../env';
@@ -31,6 +30,8 @@ export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'
   requestsInFlightPerPeerMax: 1024,
   requestsInFlightPerConnectionMax: 1024,
   unsentBytesPerPeerMax: 16 * 1024 * 1024,
+  requestsWaitingPerPeerMax: 65_536,
+  waitingBytesPerPeerMax: 256 * 1024 * 1024,
   connectTimeoutMs: 1_000,
   probeTimeoutMs: probeTimeoutMsDefault,
   peerConnectionsMax: 256,

@@ -20,6 +20,7 @@ import {
 import { encodeErrorResponse } from '../protocol/binary/encoder';
 import type { Command } from '../protocol/command';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
+import { valueBytesOf } from './dispatch';
 
 /** Opcodes served before authentication, as memcached -S serves them. */
 const servedUnauthenticated: ReadonlySet<number> = new Set([
@@ -114,6 +115,7 @@ export class BinaryConnection extends Connection {
           () => this.context.dispatcher.execute(action.command),
           (reply) => open(replyPackets(request, reply)),
           (error) => open(failurePackets(request, error)),
+          valueBytesOf(action.command),
         );
         return;
       case 'noop':

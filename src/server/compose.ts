@@ -30,6 +30,7 @@ import type { RequestRoutes } from '../rpc/router';
 import type { Transport } from '../rpc/transport';
 import type { SqliteStore } from '../storage/sqlite';
 import { Transfer } from '../transfer';
+import { Admission } from './admission';
 import { Dispatcher } from './dispatch';
 import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
@@ -64,6 +65,8 @@ export interface NodeParts {
 
 export interface ComposedNode {
   readonly nodeId: string;
+  /** The bound on client requests in flight over all connections. */
+  readonly admission: Admission;
   readonly gossip: Gossip;
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
@@ -120,7 +123,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     const address = findMember(gossip.membership, memberId)?.address ?? memberId;
     let replica = remoteReplicas.get(memberId);
     if (replica === undefined || replica.address !== address) {
-      replica = new RemoteReplica(memberId, address, transport, { requestTimeoutMs: timeoutMs, valueBytesMax: settings.maxItemSize });
+      replica = new RemoteReplica(memberId, address, transport, { requestTimeoutMs: timeoutMs, valueBytesMax: settings.maxItemSize, env });
       remoteReplicas.set(memberId, replica);
     }
     return replica;
@@ -248,6 +251,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     if (membersCameUp) handoff.deliverDue();
   });
   const stats = new NodeStats();
+  const admission = new Admission();
   const dispatcher: Dispatcher = new Dispatcher({
     coordinator,
     env,
@@ -258,7 +262,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     statistics: (group) => {
       if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
       if (group === 'settings') return settingsStatistics(settings, dispatcher.verbosity);
-      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper });
+      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission });
       return undefined;
     },
   });
@@ -305,6 +309,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   routes.segmentKeys = treeRoute;
   return {
     nodeId,
+    admission,
     gossip,
     coordinator,
     dispatcher,

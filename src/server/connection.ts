@@ -6,9 +6,10 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth';
-import { asKaiError, type KaiError } from '../errors';
+import { KaiError, asKaiError } from '../errors';
+import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
-import { ReplyQueue } from './reply-queue';
+import { ReplyQueue, type ReplyStream } from './reply-queue';
 import type { NodeStats } from './stats';
 
 /** Requests one connection may have decoded but unanswered; past it the socket stops being read. */
@@ -24,6 +25,18 @@ export interface ConnectionContext {
   readonly valueBytesMax: number;
   /** Whether and how clients must authenticate before their requests are served. */
   readonly authenticator: Authenticator;
+  /** The node's bound on requests in flight over all connections (admission.ts). */
+  readonly admission: Admission;
+}
+
+/** Where a reply written in parts goes (Connection.runStream). */
+export interface StreamWriter {
+  /** Resolves once the reply is next on the wire and the client has read what came before. */
+  ready(): Promise<void>;
+  /** Writes a part, then resolves once it is written and the client reads on. */
+  write(chunks: readonly Buffer[]): Promise<void>;
+  /** Writes the last part. */
+  end(chunks: readonly Buffer[]): void;
 }
 
 /** A reply as chunks to write, and whether the connection closes after it. */
@@ -32,8 +45,10 @@ export interface EncodedReply {
   readonly closeAfter: boolean;
 }
 
-export abstract class Connection {
+export abstract class Connection implements AdmissionWaiter {
   private readonly replies: ReplyQueue;
+  /** Replies written in parts, waiting to make their next part. */
+  private readonly streamsWaiting: { readonly stream: ReplyStream; readonly resolve: () => void; readonly reject: (error: KaiError) => void }[] = [];
   /** No further request will be started: quit, a closing error, end of input or shutdown. */
   private closing = false;
   /** The client half-closed its side: answer what it sent, then close. */
@@ -53,6 +68,15 @@ export abstract class Connection {
       this.waitingForDrain = false;
       this.pump();
     });
+    socket.on('close', () => {
+      context.admission.forget(this);
+      const gone = new KaiError('KAI_CLIENT_GONE');
+      for (const waiting of this.streamsWaiting.splice(0)) waiting.reject(gone);
+    });
+  }
+
+  resumeAfterAdmission(): void {
+    this.pump();
   }
 
   get idle(): boolean {
@@ -83,7 +107,13 @@ export abstract class Connection {
    * reads its replies; then reads from the socket only if both still hold.
    */
   private pump(): void {
+    this.wakeStreams();
+    const admission = this.context.admission;
     while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
+      if (!admission.open) {
+        admission.wait(this);
+        break;
+      }
       if (!this.startNext()) {
         if (this.inputEnded) this.closeAfterReplies();
         break;
@@ -93,6 +123,7 @@ export abstract class Connection {
       !this.closing &&
       !this.inputEnded &&
       !this.waitingForDrain &&
+      admission.open &&
       this.replies.inFlight < requestsInFlightPerConnectionMax;
     if (reading && this.socket.isPaused()) this.socket.resume();
     else if (!reading && !this.socket.isPaused()) this.socket.pause();
@@ -106,6 +137,7 @@ export abstract class Connection {
     execute: () => Promise<T> | T,
     encode: (outcome: T) => EncodedReply,
     encodeFailure: (error: KaiError) => EncodedReply,
+    valueBytes = 0,
   ): void {
     let outcome: Promise<T> | T;
     try {
@@ -118,8 +150,11 @@ export abstract class Connection {
       this.answer(encode(outcome));
       return;
     }
+    const admission = this.context.admission;
+    admission.admit(valueBytes);
     const fill = this.replies.reserve();
     const settle = (reply: EncodedReply): void => {
+      admission.release(valueBytes);
       fill(reply.chunks, reply.closeAfter);
       this.pump();
     };
@@ -127,6 +162,54 @@ export abstract class Connection {
       (result) => settle(encode(result)),
       (error: unknown) => settle(encodeFailure(asKaiError(error))),
     );
+  }
+
+  /**
+   * Runs one request whose reply is written in parts as `produce` makes them (a multiget, window
+   * by window): it makes a part only once the one before is written and the client reads on, so
+   * the reply holds at most one part in memory whatever its size. `produce` ends the reply itself,
+   * with an error in the protocol's words if it fails part way.
+   */
+  protected runStream(produce: (out: StreamWriter) => Promise<void>): void {
+    const admission = this.context.admission;
+    admission.admit(0);
+    const stream = this.replies.reserveStream();
+    const ready = (): Promise<void> => this.whenFlowing(stream);
+    const out: StreamWriter = {
+      ready,
+      write: (chunks) => {
+        stream.push(chunks);
+        return ready();
+      },
+      end: (chunks) => stream.end(chunks),
+    };
+    const finish = (): void => {
+      admission.release(0);
+      this.pump();
+    };
+    produce(out).then(finish, (error: unknown) => {
+      // The client left part way: nothing more can be written to it.
+      this.context.log.debug({ err: error }, 'reply stream ended early');
+      finish();
+    });
+  }
+
+  /** Resolves once `stream` is flushed and the socket takes more; rejects if the client leaves. */
+  private whenFlowing(stream: ReplyStream): Promise<void> {
+    if (this.socket.destroyed) return Promise.reject(new KaiError('KAI_CLIENT_GONE'));
+    if (stream.flushed && !this.waitingForDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => this.streamsWaiting.push({ stream, resolve, reject }));
+  }
+
+  /** Lets the streams that may go on make their next part. */
+  private wakeStreams(): void {
+    if (this.streamsWaiting.length === 0 || this.waitingForDrain) return;
+    for (let index = this.streamsWaiting.length - 1; index >= 0; index--) {
+      const waiting = this.streamsWaiting[index];
+      if (!waiting.stream.flushed) continue;
+      this.streamsWaiting.splice(index, 1);
+      waiting.resolve();
+    }
   }
 
   /** Queues a reply decided without running anything (a decoding error, a protocol-level answer). */

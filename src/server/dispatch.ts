@@ -30,6 +30,28 @@ export interface DispatchOptions {
   readonly statistics: (group: string) => ReadonlyArray<readonly [string, string]> | undefined;
 }
 
+/** Keys a multiget reads at once, at most; a wide multiget is answered window by window. */
+export const multigetWindowKeysMax = 512;
+/** Keys in a wide multiget's first window, before the sizes of its values are known. */
+export const multigetWindowKeysFirst = 64;
+/** About what one window's reply holds: later windows are sized from the bytes per key so far. */
+export const multigetWindowBytesTarget = 1024 * 1024;
+/** Multigets of more keys than this are answered window by window (Dispatcher.itemWindows). */
+export const multigetStreamedKeysMin = 64;
+
+/** What a reply line costs beyond the key and value, in the window sizing's estimate. */
+const itemLineOverheadBytes = 48;
+
+/** The command's value bytes, which admission holds while it runs (src/server/admission.ts). */
+export function valueBytesOf(command: Command): number {
+  return command.op === 'store' ? command.value.length : 0;
+}
+
+/** Whether the command is a multiget wide enough to be answered window by window. */
+export function isWideMultiget(command: Command): command is Extract<Command, { op: 'get' | 'gat' }> {
+  return (command.op === 'get' || command.op === 'gat') && command.keys.length > multigetStreamedKeysMin;
+}
+
 /** setTimeout's longest delay: a longer one overflows and fires at once, so longer waits are re-armed. */
 export const timerDelayMsMax = 2 ** 31 - 1;
 
@@ -90,6 +112,33 @@ export class Dispatcher {
         return this.statistics(command.group);
       case 'quit':
         return { kind: 'quit' };
+    }
+  }
+
+  /**
+   * A wide multiget's items, window by window, each window read (or touched) in one go: its keys'
+   * reads leave as one batched request per replica. Windows start at multigetWindowKeysFirst keys
+   * and are then sized so that each holds about multigetWindowBytesTarget of replies.
+   */
+  async *itemWindows(command: Extract<Command, { op: 'get' | 'gat' }>): AsyncGenerator<readonly ItemView[]> {
+    const { keys } = command;
+    let start = 0;
+    let windowKeys = multigetWindowKeysFirst;
+    let keysRead = 0;
+    let bytesRead = 0;
+    while (start < keys.length) {
+      const window = keys.slice(start, start + windowKeys);
+      const reply =
+        command.op === 'get'
+          ? await this.get(window, command.withCas, command.latestSiblingOnly ?? false)
+          : await this.gat(window, command.exptime, command.withCas);
+      if (reply.kind !== 'items') throw new Error(`assertion failed: a multiget answered ${reply.kind}`);
+      start += window.length;
+      keysRead += window.length;
+      for (const item of reply.items) bytesRead += item.key.length + item.value.length + itemLineOverheadBytes;
+      const bytesPerKey = Math.max(1, bytesRead / keysRead);
+      windowKeys = Math.max(1, Math.min(multigetWindowKeysMax, Math.floor(multigetWindowBytesTarget / bytesPerKey)));
+      yield reply.items;
     }
   }
 

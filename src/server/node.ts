@@ -105,6 +105,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
     authenticator: fileAuthenticator ?? noAuthentication,
+    admission: node.admission,
   });
   let memcachePort: number;
   try {

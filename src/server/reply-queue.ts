@@ -11,6 +11,22 @@ export interface ReplySink {
 interface Slot {
   chunks: readonly Buffer[] | undefined;
   closeAfter: boolean;
+  /** A reply written in parts (a multiget window by window): `chunks` holds the parts not yet written. */
+  streaming: boolean;
+  ended: boolean;
+}
+
+/** A reply reserved in the order, written in parts as they come: each written once all before it are. */
+export interface ReplyStream {
+  /** Appends a part of the reply. */
+  push(chunks: readonly Buffer[]): void;
+  /** Appends the last part. */
+  end(chunks: readonly Buffer[]): void;
+  /**
+   * Whether the reply is next on the wire and every part pushed so far has been written: a
+   * producer waits for this before it makes the next part, so one reply holds at most one part.
+   */
+  readonly flushed: boolean;
 }
 
 export class ReplyQueue {
@@ -27,12 +43,37 @@ export class ReplyQueue {
 
   /** Reserves the next place in the reply order; call the returned function once with the reply. */
   reserve(): (chunks: readonly Buffer[], closeAfter?: boolean) => void {
-    const slot: Slot = { chunks: undefined, closeAfter: false };
+    const slot: Slot = { chunks: undefined, closeAfter: false, streaming: false, ended: false };
     this.slots.push(slot);
     return (chunks, closeAfter = false) => {
       slot.chunks = chunks;
       slot.closeAfter = closeAfter;
       this.drain();
+    };
+  }
+
+  /** Reserves the next place in the reply order for a reply written in parts. */
+  reserveStream(): ReplyStream {
+    const slot: Slot = { chunks: [], closeAfter: false, streaming: true, ended: false };
+    this.slots.push(slot);
+    const append = (chunks: readonly Buffer[]): void => {
+      const held = slot.chunks as Buffer[];
+      for (const chunk of chunks) held.push(chunk);
+    };
+    const queue = this;
+    return {
+      push: (chunks) => {
+        append(chunks);
+        this.drain();
+      },
+      end: (chunks) => {
+        append(chunks);
+        slot.ended = true;
+        this.drain();
+      },
+      get flushed() {
+        return queue.slots[queue.head] === slot && (slot.chunks as Buffer[]).length === 0;
+      },
     };
   }
 
@@ -54,6 +95,10 @@ export class ReplyQueue {
       if (!slot.chunks) break;
       // A loop, not a spread: a multiget's reply may hold more chunks than a call has arguments.
       for (const chunk of slot.chunks) ready.push(chunk);
+      if (slot.streaming) {
+        slot.chunks = [];
+        if (!slot.ended) break;
+      }
       closeAfter = slot.closeAfter;
       this.head++;
     }

@@ -9,6 +9,7 @@ import type { Reaper } from '../antientropy/reaper';
 import type { Coordinator } from '../coordinator';
 import type { Handoff } from '../handoff';
 import type { SqliteStore } from '../storage/sqlite';
+import type { Admission } from './admission';
 import type { NodeStats } from './stats';
 import { kaiVersion } from './version';
 
@@ -98,6 +99,7 @@ export interface HealingParts {
   readonly handoff: Handoff;
   readonly antiEntropy: AntiEntropy;
   readonly reaper: Reaper;
+  readonly admission: Admission;
 }
 
 /**
@@ -127,6 +129,9 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['anti_entropy_keys_pushed', antiEntropy.counters.keysPushed],
       ['reaped', reaper.counters.reaped],
       ['reaps_deferred', reaper.counters.reapsDeferred],
+      ['requests_in_flight', healing.admission.requestsInFlight],
+      ['request_value_bytes_in_flight', healing.admission.valueBytesInFlight],
+      ['admission_waits', healing.admission.waits],
     ]),
   ];
 }

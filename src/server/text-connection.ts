@@ -5,11 +5,12 @@
  */
 import type * as net from 'node:net';
 import { TextAuthHandshake, type HandshakeEvent } from '../auth/text-handshake';
-import { KaiError, type ErrorCode } from '../errors';
+import { KaiError, asKaiError, type ErrorCode } from '../errors';
 import type { Command, Reply } from '../protocol/command';
 import { TextDecoder } from '../protocol/text/decoder';
-import { encodeError, encodeReply } from '../protocol/text/encoder';
+import { encodeError, encodeItemLines, encodeItemsEnd, encodeReply } from '../protocol/text/encoder';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
+import { isWideMultiget, valueBytesOf } from './dispatch';
 
 function textFailure(error: KaiError): EncodedReply {
   return { chunks: [encodeError(error)], closeAfter: false };
@@ -46,15 +47,39 @@ export class TextConnection extends Connection {
     if (!event) return false;
     if (event.kind === 'error') {
       this.answer({ chunks: [encodeError(event.error)], closeAfter: event.close });
+    } else if (isWideMultiget(event.command)) {
+      this.multiget(event.command);
     } else {
       const command = event.command;
       this.run(
         () => this.context.dispatcher.execute(command),
         (reply) => encodeText(command, reply),
         textFailure,
+        valueBytesOf(command),
       );
     }
     return true;
+  }
+
+  /**
+   * A wide multiget, answered window by window. A failure part way (a window's quorum not met)
+   * ends the reply with the error line in place of END, which clients read as the error it is.
+   */
+  private multiget(command: Extract<Command, { op: 'get' | 'gat' }>): void {
+    const dispatcher = this.context.dispatcher;
+    this.runStream(async (out) => {
+      await out.ready();
+      try {
+        for await (const items of dispatcher.itemWindows(command)) await out.write(encodeItemLines(items, command.withCas));
+      } catch (error) {
+        if (!(error instanceof KaiError) || error.code !== 'KAI_CLIENT_GONE') {
+          out.end([encodeError(asKaiError(error))]);
+          return;
+        }
+        throw error;
+      }
+      out.end(encodeItemsEnd());
+    });
   }
 
   /**

@@ -259,14 +259,37 @@ it('rejects pending requests when the transport closes, and every request after'
   expect((await rejection(requester.request(server.address, { type: 'nodeInfo' }, timeoutMs))).detail).toMatch(/transport closed/);
 });
 
-it('refuses a request past requestsInFlightPerPeerMax at once', async () => {
-  // Proves the per-peer bound rejects instead of queueing.
-  const server = await serving(() => new Promise<RpcReply>(() => undefined));
+it('queues requests past requestsInFlightPerPeerMax and sends them as replies come back', async () => {
+  // Proves the per-peer bound makes requests wait their turn instead of failing, in order.
+  let running = 0;
+  let runningMax = 0;
+  const server = await serving(async (request) => {
+    running++;
+    runningMax = Math.max(runningMax, running);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    running--;
+    return echo(request);
+  });
   const requester = client({ requestsInFlightPerPeerMax: 2 });
-  void requester.request(server.address, { type: 'nodeInfo' }, timeoutMs).catch(() => undefined);
-  void requester.request(server.address, { type: 'nodeInfo' }, timeoutMs).catch(() => undefined);
-  const error = await rejection(requester.request(server.address, { type: 'nodeInfo' }, timeoutMs));
-  expect(error.detail).toMatch(/2 requests already in flight/);
+  const keys = await Promise.all(Array.from({ length: 30 }, (_, index) => requester.request(server.address, fetch(`q${index}`), timeoutMs)));
+  expect(keys.map(echoedKey)).toEqual(Array.from({ length: 30 }, (_, index) => `q${index}`));
+  expect(runningMax).toBe(2);
+});
+
+it('fails a queued request at its timeout as never delivered, and refuses past the waiting bound', async () => {
+  // Proves the waiting line is bounded by count and that its requests keep their deadline.
+  const server = await serving(() => new Promise<RpcReply>(() => undefined));
+  const requester = client({ requestsInFlightPerPeerMax: 1, requestsWaitingPerPeerMax: 2 });
+  void requester.request(server.address, { type: 'nodeInfo' }, 60_000).catch(() => undefined);
+  const queued = requester.request(server.address, { type: 'nodeInfo' }, 200);
+  void requester.request(server.address, { type: 'nodeInfo' }, 60_000).catch(() => undefined);
+  const refused = await rejection(requester.request(server.address, { type: 'nodeInfo' }, timeoutMs));
+  expect(refused.detail).toMatch(/2 requests already waiting/);
+  expect(refused.undelivered).toBe(true);
+  const timedOut = await rejection(queued);
+  expect(timedOut.code).toBe('KAI_PEER_UNREACHABLE');
+  expect(timedOut.detail).toMatch(/not sent within 200 ms/);
+  expect(timedOut.undelivered).toBe(true);
 });
 
 it('handles at most requestsInFlightPerConnectionMax requests of a connection at once', async () => {

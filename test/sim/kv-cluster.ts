@@ -79,7 +79,7 @@ export class KvCluster {
       if (id === address) return local;
       let remote = remotes.get(id);
       if (!remote) {
-        remote = new RemoteReplica(id, id, host.transport, { requestTimeoutMs: this.requestTimeoutMs, valueBytesMax });
+        remote = new RemoteReplica(id, id, host.transport, { requestTimeoutMs: this.requestTimeoutMs, valueBytesMax, env: host.env });
         remotes.set(id, remote);
       }
       return remote;

@@ -49,14 +49,25 @@ export function encodeReply(command: Command, reply: Reply): Buffer[] {
 
 /** `VALUE <key> <flags> <bytes>[ <cas>]` then the data and CRLF, for each item; then END. */
 function encodeItems(items: readonly ItemView[], withCas: boolean): Buffer[] {
+  const chunks = encodeItemLines(items, withCas);
+  chunks.push(endLine);
+  return chunks;
+}
+
+/** The items of a multiget without its END: a multiget answered window by window sends these. */
+export function encodeItemLines(items: readonly ItemView[], withCas: boolean): Buffer[] {
   const chunks: Buffer[] = [];
   for (const item of items) {
     assert(item.flags >= 0 && item.flags <= 0xffffffff, 'item flags fit in 32 bits');
     const suffix = withCas ? ` ${item.flags} ${item.value.length} ${item.cas}\r\n` : ` ${item.flags} ${item.value.length}\r\n`;
     chunks.push(Buffer.concat([valuePrefix, item.key, Buffer.from(suffix, 'latin1')]), item.value, crlf);
   }
-  chunks.push(endLine);
   return chunks;
+}
+
+/** The END that closes a multiget answered window by window. */
+export function encodeItemsEnd(): Buffer[] {
+  return [endLine];
 }
 
 const valuePrefix = Buffer.from('VALUE ');

@@ -52,7 +52,7 @@ function setup(): Setup {
     if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', 'not a replica request');
     return service.handleReplicaRequest(request);
   });
-  const remote = new RemoteReplica(server, server, clientHost.transport, { requestTimeoutMs: timeoutMs, valueBytesMax });
+  const remote = new RemoteReplica(server, server, clientHost.transport, { requestTimeoutMs: timeoutMs, valueBytesMax, env: clientHost.env });
   return { world, remote, local, flushed };
 }
 
