@@ -26,6 +26,11 @@ const memtierPathDefault = process.env.MEMTIER_BENCHMARK ?? path.join(os.homedir
 const defaultTargets = ['memcached', 'kai', 'kai-cluster'];
 // Filling 10,000 keys over one connection takes about a second; a cluster on a busy machine more.
 const preloadTimeoutMs = 300_000;
+// Sets in flight on the fill's one connection: a million keys fill in minutes, not in a
+// million commit round trips.
+const fillPipeline = 64;
+// The fill may take this long per key beyond preloadTimeoutMs.
+const preloadTimeoutMsPerKey = 1;
 // memtier stops itself after --test-time; beyond this margin it is stuck and is killed.
 const runTimeoutMarginMs = 60_000;
 const stopTimeoutMs = 5_000;
@@ -34,6 +39,7 @@ const clientsMax = 1000;
 const threadsMax = 64;
 const keysMax = 10_000_000;
 const dataBytesMax = 1_000_000;
+const multiKeyGetMax = 10_000;
 // memtier's JSON output directories not yet removed, removed on exit too (an interrupted run).
 const outputDirectories = new Set<string>();
 
@@ -52,6 +58,7 @@ interface MemtierSettings {
   ratio: string;
   dataBytes: number;
   keys: number;
+  multiKeyGet: number;
   json: boolean;
 }
 
@@ -78,6 +85,10 @@ interface TargetResult {
   misses: number;
   connectionErrors: number;
   latencyUs: LatencySummaryUs;
+  // Resident memory of the target's processes at the end of the measurement (VmRSS), summed,
+  // and of the largest one, in MiB.
+  residentMiB: number;
+  residentMiBMax: number;
 }
 
 function parseNumberFlag(minimum: number, maximum: number): (text: string) => number {
@@ -100,6 +111,7 @@ function parseSettings(argv: string[]): MemtierSettings {
     .option('--ratio <set:get>', 'memtier --ratio', '1:9')
     .option('--data-bytes <bytes>', 'memtier --data-size', parseNumberFlag(1, dataBytesMax), 100)
     .option('--keys <count>', 'memtier --key-maximum (keys 1 to this)', parseNumberFlag(1, keysMax), 10_000)
+    .option('--multi-key-get <keys>', 'memtier --multi-key-get: each get asks for up to this many keys (0: single-key gets)', parseNumberFlag(0, multiKeyGetMax), 0)
     .option('--json', 'print one machine-readable JSON document on stdout', false);
   program.parse(argv);
   const options = program.opts<{
@@ -112,6 +124,7 @@ function parseSettings(argv: string[]): MemtierSettings {
     ratio: string;
     dataBytes: number;
     keys: number;
+    multiKeyGet: number;
     json: boolean;
   }>();
   if (!/^[0-9]+:[0-9]+$/.test(options.ratio)) program.error(`--ratio: expected <set>:<get>, got "${options.ratio}"`);
@@ -132,6 +145,7 @@ function parseSettings(argv: string[]): MemtierSettings {
     ratio: options.ratio,
     dataBytes: options.dataBytes,
     keys: options.keys,
+    multiKeyGet: options.multiKeyGet,
     json: options.json,
   };
 }
@@ -144,11 +158,12 @@ function memtierProtocol(target: RunningTarget): string {
   return target.protocol === 'binary' ? 'memcache_binary' : 'memcache_text';
 }
 
-// The fill: every key set once, in order, over one connection.
+// The fill: every key set once, in order, over one connection with fillPipeline sets in flight.
 function preloadArguments(settings: MemtierSettings): string[] {
   return [
     '-t', '1',
     '-c', '1',
+    `--pipeline=${fillPipeline}`,
     '--ratio=1:0',
     '-d', String(settings.dataBytes),
     '--key-pattern=P:P', '--key-minimum=1', `--key-maximum=${settings.keys}`,
@@ -167,6 +182,7 @@ function loadArguments(settings: MemtierSettings, clients: number, testTimeSecon
     `--test-time=${testTimeSeconds}`,
     '--distinct-client-seed',
     '--print-percentiles=50,99,99.9',
+    ...(settings.multiKeyGet > 0 ? [`--multi-key-get=${settings.multiKeyGet}`] : []),
   ];
 }
 
@@ -248,7 +264,18 @@ async function serverMisses(addresses: Address[]): Promise<number> {
   return misses;
 }
 
+// VmRSS of a process, in MiB; 0 when it is gone.
+function residentMiBOf(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return match === null ? 0 : Math.round(Number(match[1]) / 1024);
+  } catch {
+    return 0;
+  }
+}
+
 function summarize(target: RunningTarget, runs: MemtierTotals[], misses: number): TargetResult {
+  const resident = target.pids.map(residentMiBOf);
   const histogram = build({ useWebAssembly: false, numberOfSignificantValueDigits: 3 });
   // memtier records latencies in microseconds.
   for (const run of runs) histogram.add(decodeFromCompressedBase64(run.histogramBase64, 32, false));
@@ -263,6 +290,8 @@ function summarize(target: RunningTarget, runs: MemtierTotals[], misses: number)
     misses,
     connectionErrors: sum((run) => run.connectionErrors),
     latencyUs: latencySummaryUs(histogram),
+    residentMiB: resident.reduce((total, each) => total + each, 0),
+    residentMiBMax: Math.max(0, ...resident),
   };
 }
 
@@ -277,7 +306,7 @@ async function benchTarget(name: string, settings: MemtierSettings): Promise<Tar
       log(`${name} (${target.version}) on ${target.addresses.map(formatAddress).join(', ')}`);
       const fill = memtierCommand(settings, target.addresses[0], memtierProtocol(target), preloadArguments(settings));
       log(`  ${fill.join(' ')}`);
-      await runMemtier(fill, outputDirectory, `${name}-preload`, preloadTimeoutMs);
+      await runMemtier(fill, outputDirectory, `${name}-preload`, preloadTimeoutMs + settings.keys * preloadTimeoutMsPerKey);
       if (settings.warmupSeconds > 0) {
         log(`  warming up for ${settings.warmupSeconds} s`);
         await runLoad(target, settings, settings.warmupSeconds, outputDirectory, 'warmup');
@@ -315,11 +344,11 @@ function printHuman(machine: MachineInfo, settings: MemtierSettings, results: Ta
       `keys 1-${settings.keys}, ${settings.warmupSeconds} s warm-up, ${settings.testTimeSeconds} s measured`,
     '',
     `${'target'.padEnd(18)}${'ops/s'.padStart(10)}${'gets/s'.padStart(10)}${'sets/s'.padStart(10)}${'p50 µs'.padStart(10)}` +
-      `${'p99 µs'.padStart(10)}${'p99.9 µs'.padStart(10)}${'misses'.padStart(10)}`,
+      `${'p99 µs'.padStart(10)}${'p99.9 µs'.padStart(10)}${'misses'.padStart(10)}${'RSS MiB'.padStart(10)}`,
   ];
   for (const result of results) {
     const { p50, p99, p999 } = result.latencyUs;
-    const cells = [result.opsPerSecond, result.getsPerSecond, result.setsPerSecond, p50, p99, p999, result.misses];
+    const cells = [result.opsPerSecond, result.getsPerSecond, result.setsPerSecond, p50, p99, p999, result.misses, result.residentMiB];
     lines.push(`${result.target.padEnd(18)}${cells.map((cell) => String(cell).padStart(10)).join('')}`);
   }
   for (const failure of failures) lines.push(`${failure.target.padEnd(18)}failed: ${failure.failure}`);

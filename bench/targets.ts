@@ -30,6 +30,8 @@ export interface RunningTarget {
   // Connections are spread round-robin over these, so a cluster can expose every node.
   addresses: Address[];
   version: string;
+  // The server processes, whose memory the benchmark reads from /proc; none for an external one.
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -112,7 +114,7 @@ function kaiVersion(repositoryRoot: string): string {
 }
 
 function alreadyRunning(name: string, address: Address, version: string): RunningTarget {
-  return { name, protocol: 'text', addresses: [address], version: `${version} (external)`, stop: async () => {} };
+  return { name, protocol: 'text', addresses: [address], version: `${version} (external)`, pids: [], stop: async () => {} };
 }
 
 const startMemcached: TargetFactory = async (options) => {
@@ -124,12 +126,13 @@ const startMemcached: TargetFactory = async (options) => {
   // memcached refuses to run as root unless told which user to stay.
   if (process.getuid?.() === 0) args.push('-u', os.userInfo().username);
   const server = await startAndWait('memcached', memcachedBinaryPath, args, options.repositoryRoot, address);
-  return { name: 'memcached', protocol: 'text', addresses: [address], version, stop: () => stopServer(server) };
+  return { name: 'memcached', protocol: 'text', addresses: [address], version, pids: [server.pid], stop: () => stopServer(server) };
 };
 
-const startKai: TargetFactory = async (options) => {
-  const version = kaiVersion(options.repositoryRoot);
-  if (options.address !== undefined) return alreadyRunning('kai', options.address, version);
+// One kai node with its default settings but for `extraArgs`.
+const kaiTarget = (name: string, extraArgs: readonly string[], description: string): TargetFactory => async (options) => {
+  const version = `${kaiVersion(options.repositoryRoot)}${description}`;
+  if (options.address !== undefined) return alreadyRunning(name, options.address, version);
   const address = { host: '127.0.0.1', port: await getFreePort() };
   const peerPort = await getFreePort();
   const dataDirectory = mkdtempSync(path.join(os.tmpdir(), 'kai-bench-'));
@@ -141,6 +144,7 @@ const startKai: TargetFactory = async (options) => {
     '--port', String(peerPort),
     '--data-dir', dataDirectory,
     '--log-level', 'warn',
+    ...extraArgs,
   ];
   let server: ServerProcess;
   try {
@@ -153,8 +157,10 @@ const startKai: TargetFactory = async (options) => {
     await stopServer(server);
     removeTemporaryDirectory(dataDirectory);
   };
-  return { name: 'kai', protocol: 'text', addresses: [address], version, stop };
+  return { name, protocol: 'text', addresses: [address], version, pids: [server.pid], stop };
 };
+
+const startKai = kaiTarget('kai', [], '');
 
 // Nodes in the cluster target, and the quorum they run with: every key on all three nodes, a read
 // or write answered once two of them have.
@@ -187,7 +193,7 @@ function kaiClusterTarget(name: string, extraArgs: readonly string[], descriptio
       removeTemporaryDirectory(baseDirectory);
     };
     const addresses = nodes.map((node) => ({ host: '127.0.0.1', port: node.memcachePort }));
-    return { name, protocol: 'text', addresses, version, stop };
+    return { name, protocol: 'text', addresses, version, pids: nodes.map((node) => node.pid), stop };
   };
 }
 
@@ -199,6 +205,8 @@ function overBinary(name: string, factory: TargetFactory): TargetFactory {
 export const targetFactories: ReadonlyMap<string, TargetFactory> = new Map([
   ['memcached', startMemcached],
   ['kai', startKai],
+  // Every commit fsynced before the reply: acknowledged writes survive power loss too.
+  ['kai-power', kaiTarget('kai-power', ['--durability', 'power'], ' (--durability power)')],
   // Anti-entropy every 10 s (the default), hinted handoff and read repair on: as deployed.
   ['kai-cluster', kaiClusterTarget('kai-cluster', [], '')],
   // Anti-entropy exchanges every second: ten times the default's background work.
@@ -223,6 +231,9 @@ export const defaultTargets: readonly string[] = ['memcached', 'kai', 'kai-clust
 // Each kai target and the memcached target it is compared with.
 export const comparedTargets: ReadonlyArray<{ kai: string; memcached: string }> = [
   { kai: 'kai', memcached: 'memcached' },
+  { kai: 'kai-power', memcached: 'memcached' },
+  // What syncing every commit costs.
+  { kai: 'kai-power', memcached: 'kai' },
   { kai: 'kai-cluster', memcached: 'memcached' },
   { kai: 'kai-cluster-ae-1s', memcached: 'memcached' },
   { kai: 'kai-cluster-no-ae', memcached: 'memcached' },

@@ -62,6 +62,8 @@ export interface ClusterView {
   readonly replicas: number;
   /** This node knows no other member and waits for no seed: it may found a cluster of its own. */
   readonly alone?: boolean;
+  /** This node waits for no seed: every member it was told of has been heard from, or timed out. */
+  readonly seedsHeard?: boolean;
 }
 
 /** One bucket whose replicas a plan changes. */
@@ -347,6 +349,19 @@ function plannedOwners(state: RingState, view: ClusterView): readonly string[] |
 }
 
 /**
+ * Whether this node, on its first ring, founds the cluster's ring: when it is alone; or when it
+ * waits for no seed and has the lowest id of the members up. The second case is fresh nodes linked
+ * before any founded a ring: a member's ring travels with its first gossip reply, which is what
+ * confirms it, so every member in the view has merged its ring into this node's, and none of them
+ * has founded one either. The others take the founded ring as it reaches them and join it.
+ */
+function mayFound(view: ClusterView): boolean {
+  if (view.alone === true) return true;
+  if (view.seedsHeard !== true) return false;
+  return view.members.every((member) => !member.up || member.gone || member.id >= view.selfId);
+}
+
+/**
  * The claimant's step: a new version when this node is the claimant and the ring is ready, else
  * undefined. A plan whose transfers are all done becomes the ring; a plan that holds a member now
  * leaving is abandoned for a new one from the current owners (who still hold every write); with
@@ -360,7 +375,7 @@ export function claimantStep(
 ): RingState | undefined {
   // A node alone on its first ring, with no seed to wait for, founds its cluster: its ring now
   // wins over the first ring of any fresh node that meets it, so its data is never hidden.
-  if (state.claimant === '' && view.alone === true) return newVersion(state, view.selfId, state.owners, null, view);
+  if (state.claimant === '' && mayFound(view)) return newVersion(state, view.selfId, state.owners, null, view);
   if (state.claimant === '') return undefined;
   if (claimantOf(state, view) !== view.selfId) return undefined;
   if (notReady(state, view) !== undefined) return undefined;

@@ -181,6 +181,7 @@ export class RingKeeper {
       selfId: this.options.selfId,
       replicas: this.options.replicas,
       alone: !confirmedOthers && (this.options.seedsHeard?.() ?? true),
+      seedsHeard: this.options.seedsHeard?.() ?? true,
       members: membership.members
         .filter((m) => m.confirmed)
         .map((m) => ({

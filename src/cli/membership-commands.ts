@@ -61,6 +61,8 @@ export interface NodeInfo {
   /** Hints the node holds per target node, waiting for hinted handoff. */
   readonly hints: ReadonlyMap<string, { readonly count: number; readonly bytes: number }>;
   readonly ring: RingState | undefined;
+  /** False while the node has neither founded a ring nor learned one (its first ring has no claimant). */
+  readonly ringFounded: boolean;
   readonly transfers: TransferProgress | undefined;
   readonly seeds: readonly string[];
   readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
@@ -71,7 +73,10 @@ export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
   const checked = fromWire(reply.members);
   if (!checked.ok) throw new CommandError(`${address} sent an invalid member list: ${checked.reason}`);
   const buckets = reply.buckets ?? defaultSettings.buckets;
-  const ring = reply.ring === undefined ? undefined : ringStateFromWire(reply.ring, buckets);
+  // A node that has not founded or joined a ring yet sends its unfounded first ring (no claimant):
+  // there is no ring to show until it has.
+  const unfounded = typeof reply.ring === 'object' && reply.ring !== null && (reply.ring as { claimant?: unknown }).claimant === '';
+  const ring = reply.ring === undefined || unfounded ? undefined : ringStateFromWire(reply.ring, buckets);
   if (ring !== undefined && !ring.ok) throw new CommandError(`${address} sent an invalid ring state: ${ring.reason}`);
   return {
     id: reply.id,
@@ -79,6 +84,7 @@ export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
     buckets,
     hints: new Map((reply.hints ?? []).map((hint) => [hint.target, { count: hint.count, bytes: hint.bytes }])),
     ring: ring?.state,
+    ringFounded: !unfounded,
     transfers: reply.transfers,
     seeds: reply.seeds ?? [],
     quorum: reply.quorum ?? { n: defaultSettings.n, r: defaultSettings.r, w: defaultSettings.w },
@@ -124,7 +130,8 @@ export interface MemberStatusRow {
   /** What the failure detector says; `seed` for an address given but never heard from. */
   readonly status: 'up' | 'down' | 'seed';
   /** Its part in the ring: owns buckets, joins (planned to own some), leaves, or none. */
-  readonly ring: 'owner' | 'joining' | 'leaving' | 'outside';
+  /** `waiting`: no ring founded yet, so no member owns anything. */
+  readonly ring: 'owner' | 'joining' | 'leaving' | 'outside' | 'waiting';
   readonly zone: string;
   /** Fraction of buckets the member owns now. */
   readonly ownership: number;
@@ -177,7 +184,7 @@ export async function clusterStatus(address: string): Promise<ClusterStatus> {
         id: m.id,
         address: m.address,
         status: m.status === 'up' ? 'up' : 'down',
-        ring: state === undefined ? 'owner' : ringRole(state, view, m.id),
+        ring: !info.ringFounded ? 'waiting' : state === undefined ? 'owner' : ringRole(state, view, m.id),
         zone: m.zone,
         ownership: owned.get(m.id) ?? 0,
         plannedOwnership: planned.get(m.id) ?? 0,

@@ -6,7 +6,7 @@
 import { downAfterRounds } from '../gossip';
 import { memberWeightMax, zoneLengthMax } from '../membership';
 import { conflictResolutions, siblingsMaxLimit } from '../coordinator/siblings';
-import { defaultSettings, type Settings } from './settings';
+import { defaultSettings, durabilities, type Settings } from './settings';
 
 export type SettingName = keyof Settings;
 export type LogLevel = Settings['logLevel'];
@@ -271,6 +271,12 @@ function parseWeight(raw: RawSetting): number {
   return weight;
 }
 
+function parseDurability(raw: RawSetting): Settings['durability'] {
+  const durability = durabilities.find((candidate) => candidate === raw.value);
+  if (durability === undefined) return reject(raw, `must be one of ${durabilities.join(', ')}`);
+  return durability;
+}
+
 function parseConflictResolution(raw: RawSetting): Settings['conflictResolution'] {
   const resolution = conflictResolutions.find((candidate) => candidate === raw.value);
   if (resolution === undefined) return reject(raw, `must be one of ${conflictResolutions.join(', ')}`);
@@ -407,6 +413,14 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `client connections accepted at once (1 to ${connectionsMax})`,
     defaultText: String(defaultSettings.maxConnections),
     parse: integerIn(1, connectionsMax),
+  },
+  durability: {
+    name: 'durability',
+    fileKey: 'durability',
+    flag: '--durability <mode>',
+    description: "what an acknowledged write survives: 'process' (a crash or kill -9 of the node) or 'power' (also power loss: fsync before the reply)",
+    defaultText: defaultSettings.durability,
+    parse: parseDurability,
   },
   conflictResolution: {
     name: 'conflictResolution',

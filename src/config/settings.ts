@@ -1,4 +1,8 @@
 /** Every setting of a kai node, with its default. docs/configuration.md describes each. */
+/** What an acknowledged write survives (Settings.durability). */
+export type Durability = 'process' | 'power';
+export const durabilities: readonly Durability[] = ['process', 'power'];
+
 export interface Settings {
   /** Name other nodes reach this node by; also its node id together with `port`. */
   readonly hostname: string;
@@ -26,6 +30,12 @@ export interface Settings {
   readonly cacheSize: number;
   /** Client connections accepted at once (memcached's -c). */
   readonly maxConnections: number;
+  /**
+   * What an acknowledged write survives: 'process', a crash or kill -9 of the node (SQLite's WAL
+   * written, synchronous=NORMAL); 'power', also power loss or an OS crash (fsynced before the
+   * reply, synchronous=FULL).
+   */
+  readonly durability: Durability;
   /** How concurrent writes to a key are kept: all as siblings, or only the latest (last write wins). */
   readonly conflictResolution: 'siblings' | 'lww';
   /** Siblings kept per key at most; past it the oldest by write time are dropped. */
@@ -74,6 +84,7 @@ export const defaultSettings: Settings = {
   maxItemSize: 1024 * 1024,
   cacheSize: 64 * 1024 * 1024,
   maxConnections: 1024,
+  durability: 'process',
   conflictResolution: 'siblings',
   siblingsMax: 25,
   reapGraceMs: 60 * 60 * 1000,

@@ -19,6 +19,7 @@ import { ReadRepairs } from './read-repair';
 import type { Coordinated, Replica } from './replica';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
 import { casUniqueOf, mutationOf, type SpecKind, type SpecOf } from './specs';
+import { isDigestOf } from './wire';
 
 export interface CoordinatorOptions {
   readonly nodeId: string;
@@ -114,6 +115,8 @@ export interface CoordinatorCounters {
   readsWithSiblings: number;
   /** Siblings dropped for the cap while reconciling a read. */
   siblingsDroppedOnRead: number;
+  /** Replicas whose digest named a version the values read lacked, so their values were fetched too. */
+  digestMismatches: number;
 }
 
 function unmet(detail: string): KaiError {
@@ -138,6 +141,7 @@ export class Coordinator {
     writeQuorumUnmet: 0,
     readsWithSiblings: 0,
     siblingsDroppedOnRead: 0,
+    digestMismatches: 0,
   };
   readonly readRepairs: ReadRepairs;
   private readonly siblingPolicy: SiblingPolicy;
@@ -247,10 +251,14 @@ export class Coordinator {
     const { targets, bucket } = placement;
     if (targets.length < needed) throw unmet(`${what}: ${targets.length} up`);
     const byNode = new Map(targets.map((target) => [target.replica.nodeId, target]));
+    // One replica sends the values: this node's own when it is one of them, which costs no trip.
+    const full = targets.find((target) => target.replica.nodeId === this.options.nodeId) ?? targets[0];
+    let fullAnswer: Promise<readonly Version[]> | undefined;
+    const fullRead = (): Promise<readonly Version[]> => (fullAnswer ??= full.replica.fetch(key));
     const state = await gather(
       targets.map((target) => ({
         node: target.replica.nodeId,
-        call: () => target.replica.fetch(key),
+        call: target === full ? fullRead : () => this.digestRead(key, target.replica, fullRead()),
         counts: (versions: readonly Version[]) => target.hintFor === undefined || versions.length > 0,
       })),
       {
@@ -269,6 +277,28 @@ export class Coordinator {
       },
     );
     return { versions: getResponse(state), answeredBy: state.successes.map((success) => success.node) };
+  }
+
+  /**
+   * A digest read (Cassandra's answer to the incast of N replicas sending one value): `replica`
+   * sends only what identifies its versions, which are matched with the versions the replica that
+   * sent values answered. Only when it holds a version they lack, or they failed, are its values
+   * fetched. Its answer is then what it holds, as a fetch would say, so the quorum and the read
+   * repair decide as they would on values.
+   */
+  private async digestRead(key: Buffer, replica: Replica, full: Promise<readonly Version[]>): Promise<readonly Version[]> {
+    const [digests, values] = await Promise.all([replica.fetchDigests(key), full.catch(() => undefined)]);
+    if (values !== undefined) {
+      const matched: Version[] = [];
+      for (const digest of digests) {
+        const version = values.find((candidate) => isDigestOf(candidate, digest));
+        if (version === undefined) break;
+        matched.push(version);
+      }
+      if (matched.length === digests.length) return matched;
+    }
+    this.counters.digestMismatches++;
+    return replica.fetch(key);
   }
 
   private resolveRead(versions: readonly Version[]): readonly Version[] {
@@ -430,6 +460,7 @@ export class Coordinator {
       ['writes_coordinated_for_peers', counters.writesCoordinatedForPeers],
       ['context_reads', counters.contextReads],
       ['read_quorum_unmet', counters.readQuorumUnmet],
+      ['digest_mismatches', counters.digestMismatches],
       ['write_quorum_unmet', counters.writeQuorumUnmet],
       ['read_repairs', this.readRepairs.counters.readRepairs],
       ['read_repairs_skipped', this.readRepairs.counters.readRepairsSkipped],

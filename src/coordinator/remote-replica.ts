@@ -15,7 +15,7 @@ import { RequestBatcher, type BatchLimits } from './batching';
 import type { Coordinated, Replica, StoreItem } from './replica';
 import { itemsPerBatchMax, replyBatchBytesMaxDefault } from './replica-service';
 import { outcomeFromWire, type SpecKind, type SpecOf } from './specs';
-import { itemWireBytes, versionFromWire, versionsFromWire, versionsToWire } from './wire';
+import { digestFromWire, itemWireBytes, versionFromWire, versionsFromWire, versionsToWire, type VersionDigest } from './wire';
 
 export interface RemoteReplicaOptions {
   /** How long a fetch or store waits for the peer. */
@@ -39,6 +39,7 @@ type ReplyOf<T extends RpcReply['type']> = Extract<RpcReply, { readonly type: T 
 export class RemoteReplica implements Replica {
   private readonly fetches: RequestBatcher<Buffer, readonly Version[]>;
   private readonly stores: RequestBatcher<StoreItem, void>;
+  private readonly digests: RequestBatcher<Buffer, readonly VersionDigest[]>;
 
   constructor(
     readonly nodeId: string,
@@ -52,6 +53,10 @@ export class RemoteReplica implements Replica {
       send: (keys) => (keys.length === 1 ? this.fetchOne(keys[0]).then((versions) => [versions]) : this.fetchMany(keys)),
       bytesOf: (key) => key.length + fetchItemOverheadBytes,
     });
+    this.digests = new RequestBatcher<Buffer, readonly VersionDigest[]>(options.env, limits, {
+      send: (keys) => this.digestMany(keys),
+      bytesOf: (key) => key.length + fetchItemOverheadBytes,
+    });
     this.stores = new RequestBatcher<StoreItem, void>(options.env, limits, {
       send: (items) => (items.length === 1 ? this.storeOne(items[0]) : this.storeMany(items)).then(() => items.map(() => undefined)),
       bytesOf: itemWireBytes,
@@ -60,7 +65,20 @@ export class RemoteReplica implements Replica {
 
   /** Keys and stores gathered for the peer's next batched requests. */
   get batched(): number {
-    return this.fetches.pending + this.stores.pending;
+    return this.fetches.pending + this.digests.pending + this.stores.pending;
+  }
+
+  /** The digests of the key's versions on the peer; asked in one turn, they travel as one request. */
+  fetchDigests(key: Buffer): Promise<readonly VersionDigest[]> {
+    return this.digests.add(key);
+  }
+
+  private async digestMany(keys: readonly Buffer[]): Promise<VersionDigest[][]> {
+    const reply = await this.call({ type: 'digestMany', keys }, 'digestsMany', this.options.requestTimeoutMs);
+    if (reply.items.length > keys.length || (keys.length > 0 && reply.items.length === 0)) {
+      throw new KaiError('KAI_BAD_FRAME', `${this.nodeId} answered ${reply.items.length} digests of ${keys.length} keys`);
+    }
+    return reply.items.map((digests) => digests.map(digestFromWire));
   }
 
   /** The key's versions on the peer; fetches made in one turn travel as one request. */

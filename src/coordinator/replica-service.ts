@@ -12,11 +12,11 @@ import type { Coordinator } from './index';
 import type { LocalReplica } from './replica';
 import { siblingsMaxLimit } from './siblings';
 import { outcomeToWire, type SpecKind, type SpecOf } from './specs';
-import { itemWireBytes, versionsFromWire, versionsToWire, versionToWire } from './wire';
+import { digestToWire, itemWireBytes, versionsFromWire, versionsToWire, versionToWire } from './wire';
 
 export type ReplicaRequest = Extract<
   RpcRequest,
-  { readonly type: 'replicaFetch' | 'replicaStore' | 'storeMany' | 'fetchMany' | 'coordinate' | 'flushAll' }
+  { readonly type: 'replicaFetch' | 'replicaStore' | 'storeMany' | 'fetchMany' | 'digestMany' | 'coordinate' | 'flushAll' }
 >;
 
 const replicaRequestTypes: ReadonlySet<string> = new Set<ReplicaRequest['type']>([
@@ -24,6 +24,7 @@ const replicaRequestTypes: ReadonlySet<string> = new Set<ReplicaRequest['type']>
   'replicaStore',
   'storeMany',
   'fetchMany',
+  'digestMany',
   'coordinate',
   'flushAll',
 ]);
@@ -84,6 +85,8 @@ export class ReplicaService {
       }
       case 'fetchMany':
         return await this.fetchMany(request.keys);
+      case 'digestMany':
+        return await this.digestMany(request.keys);
       case 'coordinate':
         return this.coordinate(request.key, request.mutation);
       case 'flushAll':
@@ -123,6 +126,16 @@ export class ReplicaService {
     // Answered once committed, as a single fetch is (Replica.fetch).
     await Promise.all(answered.map((key) => local.whenCommitted(key)));
     return { type: 'versionsMany', items };
+  }
+
+  /** The digests of the keys' versions; a reply carries at most itemsPerBatchMax keys, so it fits a frame. */
+  private async digestMany(keys: readonly Buffer[]): Promise<RpcReply> {
+    if (keys.length > itemsPerBatchMax) throw new KaiError('KAI_BAD_FRAME', `a digest of ${keys.length} keys is over ${itemsPerBatchMax}`);
+    const { local } = this.options;
+    const items = keys.map((key) => local.fetchNow(key).map(digestToWire));
+    // Answered once committed, as a fetch is (Replica.fetch).
+    await Promise.all(keys.map((key) => local.whenCommitted(key)));
+    return { type: 'digestsMany', items };
   }
 
   private async coordinate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<RpcReply> {

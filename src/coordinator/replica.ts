@@ -11,6 +11,7 @@ import { compare, increment, merge, prune } from '../vclock';
 import type { Mutation } from './mutations';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
 import type { SpecKind, SpecOf, SpecOutcome } from './specs';
+import type { VersionDigest } from './wire';
 
 /**
  * What a mutation did on the replica that applied it: the client's result, or the operating error
@@ -54,6 +55,12 @@ export interface Replica {
    * count again from totals below those its peers keep (src/counter).
    */
   fetch(key: Buffer): Promise<readonly Version[]>;
+  /**
+   * What identifies each version held for the key (clock and write time), without the values,
+   * once committed there as for `fetch`: how a read compares this replica with the one that sent
+   * the values (a digest read).
+   */
+  fetchDigests(key: Buffer): Promise<readonly VersionDigest[]>;
   /** What the replica holds now, committed or not, answered at once; only a replica on this node can. */
   fetchNow?(key: Buffer): readonly Version[];
   /**
@@ -124,6 +131,10 @@ export class LocalReplica implements Replica {
     // Settles once the latest write accepted for the key has committed: the one read, or later.
     await this.storage.whenCommitted(key);
     return versions;
+  }
+
+  async fetchDigests(key: Buffer): Promise<readonly VersionDigest[]> {
+    return (await this.fetch(key)).map((version) => ({ clock: version.clock, writtenAtMs: version.writtenAtMs }));
   }
 
   async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>> {

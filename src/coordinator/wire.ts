@@ -8,9 +8,9 @@
 import { counterBytesEstimate, type Counter } from '../counter';
 import { counterFromTuple, counterToTuple } from '../counter/codec';
 import { KaiError } from '../errors';
-import type { WireVersion } from '../rpc/messages';
+import type { WireDigest, WireVersion } from '../rpc/messages';
 import type { Version } from '../storage/record';
-import { defaultPruneLimits, type VClock } from '../vclock';
+import { compare, defaultPruneLimits, type VClock } from '../vclock';
 
 export function versionToWire(version: Version): WireVersion {
   const wire: WireVersion = {
@@ -30,15 +30,8 @@ export function versionsToWire(versions: readonly Version[]): WireVersion[] {
 
 /** Why the wire version cannot be a stored Version, or undefined when it can. */
 export function wireVersionProblem(wire: WireVersion, valueBytesMax: number): string | undefined {
-  if (wire.clock.length === 0) return 'a version has an empty clock';
-  // A clock is pruned to entriesMax on every write; more than that was not written by a kai node.
-  if (wire.clock.length > defaultPruneLimits.entriesMax) return `a clock has over ${defaultPruneLimits.entriesMax} entries`;
-  const nodes = new Set<string>();
-  for (const [node, counter] of wire.clock) {
-    if (nodes.has(node)) return `clock entry ${node} appears twice`;
-    nodes.add(node);
-    if (counter < 1) return `clock entry ${node} has counter ${counter}`;
-  }
+  const clockProblem = wireClockProblem(wire.clock);
+  if (clockProblem) return clockProblem;
   if (wire.tombstone && wire.value.length > 0) return 'a tombstone carries a value';
   if (wire.value.length > valueBytesMax) return `a value of ${wire.value.length} bytes is over ${valueBytesMax}`;
   if (wire.expiresAtMs < 0) return 'a negative expiry';
@@ -50,14 +43,55 @@ export function wireVersionProblem(wire: WireVersion, valueBytesMax: number): st
   return undefined;
 }
 
+/** Why the clock cannot be a version's, or undefined when it can. */
+function wireClockProblem(clock: WireVersion['clock']): string | undefined {
+  if (clock.length === 0) return 'a version has an empty clock';
+  // A clock is pruned to entriesMax on every write; more than that was not written by a kai node.
+  if (clock.length > defaultPruneLimits.entriesMax) return `a clock has over ${defaultPruneLimits.entriesMax} entries`;
+  const nodes = new Set<string>();
+  for (const [node, counter] of clock) {
+    if (nodes.has(node)) return `clock entry ${node} appears twice`;
+    nodes.add(node);
+    if (counter < 1) return `clock entry ${node} has counter ${counter}`;
+  }
+  return undefined;
+}
+
+/** A clock as versions carry it: entries sorted by node, as vclock.merge keeps them. */
+function clockFromWire(wire: WireVersion['clock']): VClock {
+  return wire
+    .map(([node, counter, timestampMs]) => ({ node, counter, timestampMs }))
+    .sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0));
+}
+
+/** What identifies a version without its value (WireDigest). */
+export interface VersionDigest {
+  readonly clock: VClock;
+  readonly writtenAtMs: number;
+}
+
+export function digestToWire(version: Version): WireDigest {
+  return { clock: version.clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const), writtenAtMs: version.writtenAtMs };
+}
+
+/** The digest a peer sent, or KAI_BAD_FRAME naming its problem. */
+export function digestFromWire(wire: WireDigest): VersionDigest {
+  const problem = wireClockProblem(wire.clock);
+  if (problem) throw new KaiError('KAI_BAD_FRAME', problem);
+  return { clock: clockFromWire(wire.clock), writtenAtMs: wire.writtenAtMs };
+}
+
+/** Whether `version` is the write `digest` names: equal clocks and write times. */
+export function isDigestOf(version: Version, digest: VersionDigest): boolean {
+  return version.writtenAtMs === digest.writtenAtMs && compare(version.clock, digest.clock) === 'equal';
+}
+
 /** The stored Version a peer sent, or KAI_BAD_FRAME naming the first problem. */
 export function versionFromWire(wire: WireVersion, valueBytesMax: number): Version {
   const problem = wireVersionProblem(wire, valueBytesMax);
   if (problem) throw new KaiError('KAI_BAD_FRAME', problem);
   // Entries sorted by node, as vclock.merge keeps them, so equal clocks compare equal in any order.
-  const clock: VClock = wire.clock
-    .map(([node, counter, timestampMs]) => ({ node, counter, timestampMs }))
-    .sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0));
+  const clock = clockFromWire(wire.clock);
   const version: Version = {
     clock,
     value: wire.value,

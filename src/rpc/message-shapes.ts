@@ -133,6 +133,8 @@ const wireVersion = record(
   ['counter'],
 );
 
+const wireDigest = record({ clock: arrayOf(tuple([isString, isNonNegativeInteger, isSafeInteger])), writtenAtMs: isSafeInteger });
+
 const wireMember = record({
   id: isString,
   address: isString,
@@ -174,6 +176,7 @@ const requestShape = union('type', {
   replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']),
   storeMany: record({ items: arrayOf(wireStoreItem), ifHeld: isBoolean }, ['ifHeld']),
   fetchMany: record({ keys: arrayOf(isBuffer) }),
+  digestMany: record({ keys: arrayOf(isBuffer) }),
   treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
   treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),
   segmentKeys: record({ bucket: isNonNegativeInteger, segments: arrayOf(isNonNegativeInteger) }),
@@ -191,6 +194,7 @@ const requestShape = union('type', {
 const replyShape = union('type', {
   versions: record({ versions: arrayOf(wireVersion) }),
   versionsMany: record({ items: arrayOf(arrayOf(wireVersion)) }),
+  digestsMany: record({ items: arrayOf(arrayOf(wireDigest)) }),
   treeHashes: record({ hashes: arrayOf(isNonNegativeInteger) }),
   segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isBuffer), hashes: arrayOf(isNonNegativeInteger) }),
   stored: record({}),

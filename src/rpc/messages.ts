@@ -19,6 +19,16 @@ export interface WireVersion {
   readonly counter?: CounterTuple;
 }
 
+/**
+ * What identifies a version without its value: its clock and write time. Two versions with equal
+ * clocks and write times are the same write (a clock entry names one record's writer, whose
+ * counter moves on every write), so a read compares replicas by these (a digest read).
+ */
+export interface WireDigest {
+  readonly clock: WireVersion['clock'];
+  readonly writtenAtMs: number;
+}
+
 /** A write described as data, so a node outside a key's preference list can forward it. */
 export type MutationSpec =
   | {
@@ -116,6 +126,8 @@ export type RpcRequest =
   | { readonly type: 'storeMany'; readonly items: readonly WireStoreItem[]; readonly ifHeld?: boolean }
   /** The versions of many keys; the reply may answer only the first ones, to stay within a frame. */
   | { readonly type: 'fetchMany'; readonly keys: readonly Buffer[] }
+  /** The digests (WireDigest) of many keys' versions, without their values; the reply may answer the first ones. */
+  | { readonly type: 'digestMany'; readonly keys: readonly Buffer[] }
   /** Anti-entropy: the root hash of each bucket's tree. */
   | { readonly type: 'treeRoots'; readonly buckets: readonly number[] }
   /** Anti-entropy: the hashes of some nodes of one level of a bucket's tree. */
@@ -157,6 +169,7 @@ export type RpcReply =
   | { readonly type: 'versions'; readonly versions: readonly WireVersion[] }
   /** For the first `items.length` keys asked, in order, the versions held (empty when none). */
   | { readonly type: 'versionsMany'; readonly items: readonly (readonly WireVersion[])[] }
+  | { readonly type: 'digestsMany'; readonly items: readonly (readonly WireDigest[])[] }
   | { readonly type: 'treeHashes'; readonly hashes: readonly number[] }
   /**
    * The keys and hashes of the segments listed in `segments`, which are those asked that fit in

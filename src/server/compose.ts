@@ -167,7 +167,12 @@ export function composeNode(parts: NodeParts): ComposedNode {
     quorum: settings,
     requestTimeoutMs: timeoutMs,
     siblings,
-    notReady: () => (ready() ? undefined : `joining: waiting to hear from ${awaitedSeeds().join(', ')}`),
+    notReady: () => {
+      if (!ready()) return `joining: waiting to hear from ${awaitedSeeds().join(', ')}`;
+      // Linked to other nodes before any founded a ring: the one that founds it is about to.
+      if (ringKeeper.state.claimant === '' && ringKeeper.view().alone !== true) return 'joining: waiting for the first ring';
+      return undefined;
+    },
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
@@ -298,6 +303,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   routes.replicaStore = replicaRoute;
   routes.storeMany = replicaRoute;
   routes.fetchMany = replicaRoute;
+  routes.digestMany = replicaRoute;
   routes.coordinate = replicaRoute;
   routes.flushAll = replicaRoute;
   const treeRoute = (request: Parameters<AntiEntropy['handle']>[0]) => {

@@ -55,6 +55,8 @@ export abstract class Connection implements AdmissionWaiter {
   private inputEnded = false;
   /** The socket's write buffer is full; nothing more is decoded until it drains. */
   private waitingForDrain = false;
+  /** Replies of this turn are being gathered into one write. */
+  private corked = false;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -218,24 +220,33 @@ export abstract class Connection implements AdmissionWaiter {
   }
 
   /**
-   * Writes a reply. Small replies are joined into one buffer, which costs less than a gathered
-   * write of several pieces; large ones are written piece by piece under cork, so a big value is
-   * never copied.
+   * Writes a reply. Replies written in one turn of the event loop leave in one system call: the
+   * first corks the socket and the turn's end uncorks it. Small replies are joined into one
+   * buffer, which costs less than a gathered write of several pieces; large ones are written
+   * piece by piece, so a big value is never copied.
    */
   private write(chunks: readonly Buffer[]): void {
     if (this.socket.destroyed) return;
     let totalBytes = 0;
     for (const chunk of chunks) totalBytes += chunk.length;
     this.context.stats.bytesWritten += totalBytes;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
+    }
     if (chunks.length === 1 || totalBytes <= replyBytesJoinedMax) {
       this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, totalBytes));
     } else {
-      this.socket.cork();
       for (const chunk of chunks) this.socket.write(chunk);
-      this.socket.uncork();
     }
     if (this.socket.writableNeedDrain) this.waitingForDrain = true;
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   /** Ends the connection once every reply queued so far is written. */
   private closeAfterReplies(): void {

@@ -84,6 +84,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       buckets: settings.buckets,
       hintsPerTargetMax: settings.hintsPerTargetMax,
       hintBytesPerTargetMax: settings.hintBytesPerTargetMax,
+      durability: settings.durability,
       env,
     });
     refuseAnotherNodesDataDir(store, nodeId, settings.dataDir);

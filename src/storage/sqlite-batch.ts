@@ -93,6 +93,8 @@ export interface CommitWorkerData {
   readonly filePath: string;
   readonly busyTimeoutMs: number;
   readonly buckets: number;
+  /** fsync the WAL on every commit (durability 'power'), not only at checkpoints. */
+  readonly syncEveryCommit: boolean;
 }
 
 export interface CommitRequest {

@@ -1,7 +1,7 @@
 /**
  * The commit worker of a SqliteStore: a worker thread that owns the store's write connection and
- * commits each batch it is sent in one transaction (sqlite-apply.ts). The fsync of a commit
- * (synchronous = FULL) then blocks this thread instead of the event loop that serves requests;
+ * commits each batch it is sent in one transaction (sqlite-apply.ts). The write, and with
+ * durability 'power' the fsync, of a commit then block this thread instead of the event loop;
  * WAL lets the store's own connection keep reading meanwhile. The worker answers each batch once
  * it has committed or rolled back.
  */
@@ -15,8 +15,10 @@ function serve(port: MessagePort, data: CommitWorkerData): void {
   const db = new Database(data.filePath, { timeout: data.busyTimeoutMs });
   // The store's connection made the file WAL; the mode is persistent, so only check it.
   assert(db.pragma('journal_mode', { simple: true }) === 'wal', 'the database is in WAL mode');
-  // FULL syncs the WAL on every commit: an acknowledged write survives power loss, not only kill -9.
-  db.pragma('synchronous = FULL');
+  // A commit is in the WAL file before it is answered, which a crash or kill -9 of this process
+  // cannot undo. FULL also syncs the WAL on every commit, so it survives power loss too; NORMAL
+  // syncs only at checkpoints, and a power loss may take the last commits back.
+  db.pragma(data.syncEveryCommit ? 'synchronous = FULL' : 'synchronous = NORMAL');
   const applier = new BatchApplier(db, data.buckets);
   port.on('message', (request: CommitWorkerRequest) => {
     if (request.type === 'close') {

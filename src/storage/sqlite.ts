@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { Durability } from '../config/settings';
 import { realEnv, type Env } from '../env';
 import { KaiError, assert } from '../errors';
 import { MerkleForest } from '../merkle';
@@ -65,6 +66,8 @@ export interface StoreTuning {
   readonly hintBytesPerTargetMax?: number;
   /** Gathers each turn's writes into one batch; realEnv by default. */
   readonly env?: Env;
+  /** What a commit survives (Settings.durability); 'process' by default. */
+  readonly durability?: Durability;
 }
 
 export interface SqliteStoreOptions extends StoreTuning {
@@ -627,7 +630,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const filePath = path.join(options.dataDir, databaseFileName);
   const db = openReadConnection(filePath, buckets);
   try {
-    return new SqliteStore(db, options, filePath, (listener) => new WorkerCommitExecutor({ filePath, busyTimeoutMs, buckets }, listener));
+    const syncEveryCommit = options.durability === 'power';
+    return new SqliteStore(db, options, filePath, (listener) => new WorkerCommitExecutor({ filePath, busyTimeoutMs, buckets, syncEveryCommit }, listener));
   } catch (error) {
     db.close();
     throw error;

@@ -762,4 +762,22 @@ describe('first rings', () => {
     expect(founded.owners).toEqual(fresh.owners);
     expect(claimantStep(fresh, { ...alone, alone: false })).toBeUndefined();
   });
+
+  // Fresh nodes linked before either founded a ring: the one with the lowest id among those up
+  // founds it, once it waits for no seed; the other waits for that ring; a lower id that is down
+  // does not hold the others back.
+  test('fresh nodes linked before founding: the lowest id up founds the ring', () => {
+    const members = [clusterMember('a'), clusterMember('b'), clusterMember('c')];
+    const freshA = initialRingState('a', ringMembersNamed('a'), buckets);
+    const freshB = initialRingState('b', ringMembersNamed('b'), buckets);
+    const founded = claimantStep(freshA, { ...viewOf('a', members), seedsHeard: true })!;
+    expect(founded.version).toBe(1);
+    expect(founded.claimant).toBe('a');
+    expect(claimantStep(freshA, { ...viewOf('a', members), seedsHeard: false })).toBeUndefined();
+    expect(claimantStep(freshB, { ...viewOf('b', members), seedsHeard: true })).toBeUndefined();
+    const aDown = [clusterMember('a', { up: false }), clusterMember('b'), clusterMember('c')];
+    expect(claimantStep(freshB, { ...viewOf('b', aDown), seedsHeard: true })?.claimant).toBe('b');
+    // b takes a's founded ring as it arrives, and is a joiner of it.
+    expect(mergeRingStates(freshB, founded).claimant).toBe('a');
+  });
 });

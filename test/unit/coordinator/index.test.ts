@@ -246,9 +246,10 @@ describe('three replicas, n=3 w=2', () => {
     expect(await coordinator.read(key)).toEqual([expect.objectContaining({ tombstone: true })]);
   });
 
-  // A dominated version on one replica is dropped in favour of its descendant on another.
+  // A dominated version on one replica is dropped in favour of its descendant on another. R=3, so
+  // the read hears the replica holding the descendant, whose values come after its digest.
   test('reads drop versions another replica has superseded', async () => {
-    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 3, w: 2 });
     const old = versionWith('old', 'node-x', 1, 10);
     const newer = versionWith('newer', 'node-x', 2, 20);
     await replicas.get(order[0])!.store(key, 0, [old]);
