@@ -213,9 +213,17 @@ export function requestReplace(state: RingState, old: string, replacement: strin
   return { ...state, replacing: mergeReplacing(state.replacing, { [old]: replacement }) };
 }
 
+/** ringMemberIds per state: states are immutable, and the ids come from sorting every bucket's owner. */
+const memberIdsOfState = new WeakMap<RingState, readonly string[]>();
+
 /** The ring's members: owners, and planned owners while a plan runs. */
-export function ringMemberIds(state: RingState): string[] {
-  return sortedUnique([...state.owners, ...(state.next ?? [])]);
+export function ringMemberIds(state: RingState): readonly string[] {
+  let ids = memberIdsOfState.get(state);
+  if (ids === undefined) {
+    ids = sortedUnique([...state.owners, ...(state.next ?? [])]);
+    memberIdsOfState.set(state, ids);
+  }
+  return ids;
 }
 
 /** Whether `id` is asked out of the ring (and not asked back since), or is gone from the membership. */

@@ -134,7 +134,9 @@ export class LocalReplica implements Replica {
   }
 
   async fetchDigests(key: Buffer): Promise<readonly VersionDigest[]> {
-    return (await this.fetch(key)).map((version) => ({ clock: version.clock, writtenAtMs: version.writtenAtMs }));
+    const digests = this.fetchNow(key).map((version) => ({ clock: version.clock, writtenAtMs: version.writtenAtMs }));
+    await this.storage.whenCommitted(key);
+    return digests;
   }
 
   async apply<R>(key: Buffer, bucket: number, mutation: Mutation<R>, hintFor?: string): Promise<Applied<R>> {

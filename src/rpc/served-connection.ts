@@ -12,6 +12,7 @@ import { KaiError, asKaiError } from '../errors';
 import type { Logger } from '../log';
 import { FrameDecoder, encodeFrame } from './frames';
 import type { RpcReply, RpcRequest } from './messages';
+import { TurnCork } from './cork';
 import type { RequestHandler } from './transport';
 
 export interface ServedConnectionLimits {
@@ -30,6 +31,8 @@ export class ServedConnection {
   private readonly decoder: FrameDecoder;
   private requestsInFlight = 0;
   private closed = false;
+  /** Gathers the replies of one turn into one write. */
+  private readonly cork: TurnCork;
 
   constructor(
     private readonly socket: net.Socket,
@@ -39,6 +42,7 @@ export class ServedConnection {
     private readonly log: Logger | undefined,
   ) {
     this.decoder = new FrameDecoder({ frameBytesMax: limits.frameBytesMax });
+    this.cork = new TurnCork(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.decoder.push(chunk);
@@ -97,6 +101,7 @@ export class ServedConnection {
     // error it is, so the requester hears why instead of waiting out its timeout.
     if (frame instanceof KaiError) frame = encodeFrame({ id, kind: 'reply', body: errorReply(frame) }, frameBytesMax);
     if (frame instanceof KaiError) return this.refuse(frame);
+    this.cork.gather();
     this.socket.write(frame);
   }
 

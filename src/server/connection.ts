@@ -7,6 +7,7 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth';
 import { KaiError, asKaiError } from '../errors';
+import { TurnCork } from '../rpc/cork';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
@@ -55,13 +56,14 @@ export abstract class Connection implements AdmissionWaiter {
   private inputEnded = false;
   /** The socket's write buffer is full; nothing more is decoded until it drains. */
   private waitingForDrain = false;
-  /** Replies of this turn are being gathered into one write. */
-  private corked = false;
+  /** Gathers the replies of one turn into one write. */
+  private readonly cork: TurnCork;
 
   constructor(
     protected readonly socket: net.Socket,
     protected readonly context: ConnectionContext,
   ) {
+    this.cork = new TurnCork(socket);
     this.replies = new ReplyQueue({
       write: (chunks) => this.write(chunks),
       close: () => this.close(),
@@ -230,11 +232,7 @@ export abstract class Connection implements AdmissionWaiter {
     let totalBytes = 0;
     for (const chunk of chunks) totalBytes += chunk.length;
     this.context.stats.bytesWritten += totalBytes;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(this.uncork);
-    }
+    this.cork.gather();
     if (chunks.length === 1 || totalBytes <= replyBytesJoinedMax) {
       this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, totalBytes));
     } else {
@@ -242,11 +240,6 @@ export abstract class Connection implements AdmissionWaiter {
     }
     if (this.socket.writableNeedDrain) this.waitingForDrain = true;
   }
-
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
 
   /** Ends the connection once every reply queued so far is written. */
   private closeAfterReplies(): void {

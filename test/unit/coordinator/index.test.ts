@@ -255,6 +255,33 @@ describe('three replicas, n=3 w=2', () => {
     await replicas.get(order[0])!.store(key, 0, [old]);
     await replicas.get(order[1])!.store(key, 0, [newer]);
     expect(values(await coordinator.read(key))).toEqual(['newer']);
+    // order[0] (this node) sent the values; order[1]'s digest named a version they lacked.
+    expect(coordinator.counters.digestMismatches).toBe(1);
+  });
+
+  // Digest reads: replicas other than the one sending values answer with clocks and write times
+  // only; when they hold the same versions, no value is fetched from them, and the read repairs a
+  // replica that lacked them as it would on values.
+  test('a digest read matches versions without their values and still repairs', async () => {
+    const { coordinator, replicas, order } = cluster(members, { n: 3, r: 2, w: 2 });
+    const held = versionWith('held', 'node-x', 1, 10);
+    await replicas.get(order[0])!.store(key, 0, [held]);
+    await replicas.get(order[1])!.store(key, 0, [held]);
+    const fetched: string[] = [];
+    for (const id of order) {
+      const replica = replicas.get(id)!;
+      const fetch = replica.fetch.bind(replica);
+      replica.fetch = (asked) => {
+        fetched.push(id);
+        return fetch(asked);
+      };
+    }
+    expect(values(await coordinator.read(key))).toEqual(['held']);
+    await flush();
+    expect(fetched).toEqual([order[0]]);
+    expect(coordinator.counters.digestMismatches).toBe(0);
+    // order[2] held nothing: the read's final action sent it the version.
+    expect(values(replicas.get(order[2])!.fetchNow(key))).toEqual(['held']);
   });
 
   // R=3 with a replica that cannot answer: the read fails as unmet after the timeout.
@@ -262,6 +289,7 @@ describe('three replicas, n=3 w=2', () => {
     const { coordinator, replicas, order, env } = cluster(members, { n: 3, r: 3, w: 2 });
     const silent = replicas.get(order[1])!;
     silent.fetch = () => new Promise<readonly Version[]>(() => undefined);
+    silent.fetchDigests = () => new Promise(() => undefined);
     const outcome = outcomeOf(Promise.resolve(coordinator.read(key)));
     await flush();
     expect(outcome.settled).toBe(false);
@@ -322,11 +350,12 @@ describe('siblings and contexts', () => {
     // The second replica's answer to the context read comes after this node is taken for down:
     // its next placement no longer includes itself as a holder alongside the others.
     const second = replicas.get(order[1])!;
-    const fetch = second.fetch.bind(second);
-    second.fetch = async (fetched) => {
-      const versions = await fetch(fetched);
+    // It answers a digest (another replica sends the values).
+    const fetchDigests = second.fetchDigests.bind(second);
+    second.fetchDigests = async (fetched) => {
+      const digests = await fetchDigests(fetched);
       down = new Set([order[1], outsider]);
-      return versions;
+      return digests;
     };
     const request: StoreRequest = { mode: 'cas', value: Buffer.from('new'), flags: 0, expiresAtMs: 0, casUnique: cas };
     const outcome = outcomeOf(coordinator.mutate(key, storeSpec(request)));
@@ -400,6 +429,7 @@ describe('writes whose answer depends on the key being there', () => {
     await coordinator.mutate(key, set('v1'));
     const silent = replicas.get(order[2])!;
     silent.fetch = () => new Promise(() => undefined);
+    silent.fetchDigests = () => new Promise(() => undefined);
     const pending = outcomeOf(coordinator.mutate(key, deleteSpec(0n)));
     await flush();
     expect(pending.settled).toBe(false);
