@@ -19,7 +19,6 @@ import net from 'node:net';
 import type { Env, TimerHandle } from '../env';
 import { KaiError, errorRegistry, type ErrorCode } from '../errors';
 import { reconnectDelayMs, type BackoffLimits } from './backoff';
-import { TurnCork } from './cork';
 import { FrameDecoder, encodeFrame } from './frames';
 import type { RpcReply, RpcRequest } from './messages';
 
@@ -101,8 +100,6 @@ export class PeerConnection {
   /** Ids are never reused on a connection object, so a late reply cannot answer a newer request. */
   private nextId = 1;
   private consecutiveFailures = 0;
-  /** Gathers each socket's requests of one turn into one write. */
-  private readonly corks = new WeakMap<net.Socket, TurnCork>();
 
   constructor(
     readonly address: string,
@@ -168,17 +165,7 @@ export class PeerConnection {
       this.probeIfSilentSince(socket, sentAtMs);
       this.sendWaiting();
     });
-    this.corkOf(socket).gather();
     socket.write(frame);
-  }
-
-  private corkOf(socket: net.Socket): TurnCork {
-    let cork = this.corks.get(socket);
-    if (cork === undefined) {
-      cork = new TurnCork(socket);
-      this.corks.set(socket, cork);
-    }
-    return cork;
   }
 
   /** Writes waiting requests, oldest first, while the peer takes them. */
