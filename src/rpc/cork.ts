@@ -1,8 +1,8 @@
 /**
  * Writes made to a socket in one turn of the event loop leave in one system call: the first write
  * of a turn corks the socket, and the end of the turn (setImmediate, after the I/O callbacks that
- * made the writes) uncorks it. A reply or request written alone costs a system call and a pass
- * through the stream machinery each; gathered, a turn's worth costs one.
+ * made the writes) uncorks it. A served internal connection's replies use it: one commit or one
+ * batch settles many requests at once, and each reply written alone would cost a system call.
  */
 import type { Writable } from 'node:stream';
 

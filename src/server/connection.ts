@@ -7,7 +7,6 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth';
 import { KaiError, asKaiError } from '../errors';
-import { TurnCork } from '../rpc/cork';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
@@ -56,14 +55,12 @@ export abstract class Connection implements AdmissionWaiter {
   private inputEnded = false;
   /** The socket's write buffer is full; nothing more is decoded until it drains. */
   private waitingForDrain = false;
-  /** Gathers the replies of one turn into one write. */
-  private readonly cork: TurnCork;
+
 
   constructor(
     protected readonly socket: net.Socket,
     protected readonly context: ConnectionContext,
   ) {
-    this.cork = new TurnCork(socket);
     this.replies = new ReplyQueue({
       write: (chunks) => this.write(chunks),
       close: () => this.close(),
@@ -113,6 +110,8 @@ export abstract class Connection implements AdmissionWaiter {
   private pump(): void {
     this.wakeStreams();
     const admission = this.context.admission;
+    // The replies of pipelined requests answered at once (a single node's gets) leave in one write.
+    this.socket.cork();
     while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
       if (!admission.open) {
         admission.wait(this);
@@ -123,6 +122,7 @@ export abstract class Connection implements AdmissionWaiter {
         break;
       }
     }
+    this.socket.uncork();
     const reading =
       !this.closing &&
       !this.inputEnded &&
@@ -222,21 +222,21 @@ export abstract class Connection implements AdmissionWaiter {
   }
 
   /**
-   * Writes a reply. Replies written in one turn of the event loop leave in one system call: the
-   * first corks the socket and the turn's end uncorks it. Small replies are joined into one
-   * buffer, which costs less than a gathered write of several pieces; large ones are written
-   * piece by piece, so a big value is never copied.
+   * Writes a reply. Small replies are joined into one buffer, which costs less than a gathered
+   * write of several pieces; large ones are written piece by piece under cork, so a big value is
+   * never copied. Replies decided while one read's requests are decoded share a write (pump).
    */
   private write(chunks: readonly Buffer[]): void {
     if (this.socket.destroyed) return;
     let totalBytes = 0;
     for (const chunk of chunks) totalBytes += chunk.length;
     this.context.stats.bytesWritten += totalBytes;
-    this.cork.gather();
     if (chunks.length === 1 || totalBytes <= replyBytesJoinedMax) {
       this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, totalBytes));
     } else {
+      this.socket.cork();
       for (const chunk of chunks) this.socket.write(chunk);
+      this.socket.uncork();
     }
     if (this.socket.writableNeedDrain) this.waitingForDrain = true;
   }

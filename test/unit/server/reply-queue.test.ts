@@ -104,3 +104,23 @@ test('closeAfter with an empty reply', () => {
   first(chunks('1'));
   expect(sink.events).toEqual(['1', 'CLOSE']);
 });
+
+// A reply written in parts (a wide multiget) waits its turn, is written part by part once at the
+// head, holds the replies after it until it ends, and says when what it pushed has been written.
+test('a streamed reply is written part by part in its place', () => {
+  const first = queue.reserve();
+  const stream = queue.reserveStream();
+  const after = queue.reserve();
+  after(chunks('after'));
+  stream.push(chunks('p1'));
+  expect(sink.events).toEqual([]);
+  expect(stream.flushed).toBe(false);
+  first(chunks('first'));
+  expect(sink.events).toEqual(['firstp1']);
+  expect(stream.flushed).toBe(true);
+  stream.push(chunks('p2'));
+  expect(sink.events).toEqual(['firstp1', 'p2']);
+  stream.end(chunks('END'));
+  expect(sink.events).toEqual(['firstp1', 'p2', 'ENDafter']);
+  expect(queue.inFlight).toBe(0);
+});
