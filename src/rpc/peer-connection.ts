@@ -136,7 +136,8 @@ export class PeerConnection {
     if (this.waiting.size >= requestsWaitingPerPeerMax) {
       return Promise.reject(this.unreachable(`${this.waiting.size} requests already waiting (requestsWaitingPerPeerMax)`, true));
     }
-    if (this.waitingBytes + frame.length > waitingBytesPerPeerMax) {
+    // An empty line takes any one request, so a value near the size limit is never refused for it.
+    if (this.waiting.size > 0 && this.waitingBytes + frame.length > waitingBytesPerPeerMax) {
       return Promise.reject(this.unreachable(`${this.waitingBytes} bytes already waiting (waitingBytesPerPeerMax)`, true));
     }
     return new Promise<RpcReply>((resolve, reject) => {
