@@ -38,11 +38,6 @@ export class RequestBatcher<Item, Result> {
     private readonly sender: BatchSender<Item, Result>,
   ) {}
 
-  /** Items gathered for the next send. */
-  get pending(): number {
-    return this.waiting.length;
-  }
-
   add(item: Item): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });

@@ -63,11 +63,6 @@ export class RemoteReplica implements Replica {
     });
   }
 
-  /** Keys and stores gathered for the peer's next batched requests. */
-  get batched(): number {
-    return this.fetches.pending + this.digests.pending + this.stores.pending;
-  }
-
   /** The digests of the key's versions on the peer; asked in one turn, they travel as one request. */
   fetchDigests(key: Buffer): Promise<readonly VersionDigest[]> {
     return this.digests.add(key);

@@ -112,11 +112,6 @@ export class PeerConnection {
     return this.pending.size === 0 && this.waiting.size === 0 && this.state.kind !== 'connected' && this.state.kind !== 'connecting';
   }
 
-  /** Requests waiting for their turn to be written. */
-  get requestsWaiting(): number {
-    return this.waiting.size;
-  }
-
   request(request: RpcRequest, timeoutMs: number): Promise<RpcReply> {
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);

@@ -56,7 +56,6 @@ export abstract class Connection implements AdmissionWaiter {
   /** The socket's write buffer is full; nothing more is decoded until it drains. */
   private waitingForDrain = false;
 
-
   constructor(
     protected readonly socket: net.Socket,
     protected readonly context: ConnectionContext,
