@@ -177,11 +177,12 @@ export class RingKeeper {
   view(): ClusterView {
     const membership = this.options.membership();
     const confirmedOthers = membership.members.some((m) => m.confirmed && m.id !== this.options.selfId && m.status !== 'leaving');
+    const seedsHeard = this.options.seedsHeard?.() ?? true;
     return {
       selfId: this.options.selfId,
       replicas: this.options.replicas,
-      alone: !confirmedOthers && (this.options.seedsHeard?.() ?? true),
-      seedsHeard: this.options.seedsHeard?.() ?? true,
+      alone: !confirmedOthers && seedsHeard,
+      seedsHeard,
       members: membership.members
         .filter((m) => m.confirmed)
         .map((m) => ({

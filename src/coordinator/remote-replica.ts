@@ -15,7 +15,7 @@ import { RequestBatcher, type BatchLimits } from './batching';
 import type { Coordinated, Replica, StoreItem } from './replica';
 import { itemsPerBatchMax, replyBatchBytesMaxDefault } from './replica-service';
 import { outcomeFromWire, type SpecKind, type SpecOf } from './specs';
-import { digestFromWire, itemWireBytes, versionFromWire, versionsFromWire, versionsToWire, type VersionDigest } from './wire';
+import { digestFromWire, itemWireBytes, storeItemToWire, versionFromWire, versionsFromWire, type VersionDigest } from './wire';
 
 export interface RemoteReplicaOptions {
   /** How long a fetch or store waits for the peer. */
@@ -92,14 +92,7 @@ export class RemoteReplica implements Replica {
   }
 
   private async storeOne(item: StoreItem): Promise<void> {
-    const request: RpcRequest = {
-      type: 'replicaStore',
-      key: item.key,
-      bucket: item.bucket,
-      versions: versionsToWire(item.versions),
-      ...(item.hintFor === undefined ? {} : { hintFor: item.hintFor }),
-    };
-    await this.call(request, 'stored', this.options.requestTimeoutMs);
+    await this.call({ type: 'replicaStore', ...storeItemToWire(item) }, 'stored', this.options.requestTimeoutMs);
   }
 
   /**
@@ -107,13 +100,7 @@ export class RemoteReplica implements Replica {
    * `ifHeld`, the peer merges only into keys it holds something for.
    */
   async storeMany(items: readonly StoreItem[], timeoutMs = this.options.requestTimeoutMs, ifHeld = false): Promise<void> {
-    const wire = items.map((item) => ({
-      key: item.key,
-      bucket: item.bucket,
-      versions: versionsToWire(item.versions),
-      ...(item.hintFor === undefined ? {} : { hintFor: item.hintFor }),
-    }));
-    await this.call({ type: 'storeMany', items: wire, ...(ifHeld ? { ifHeld } : {}) }, 'stored', timeoutMs);
+    await this.call({ type: 'storeMany', items: items.map(storeItemToWire), ...(ifHeld ? { ifHeld } : {}) }, 'stored', timeoutMs);
   }
 
   /**

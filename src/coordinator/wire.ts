@@ -8,13 +8,18 @@
 import { counterBytesEstimate, type Counter } from '../counter';
 import { counterFromTuple, counterToTuple } from '../counter/codec';
 import { KaiError } from '../errors';
-import type { WireDigest, WireVersion } from '../rpc/messages';
+import type { WireDigest, WireStoreItem, WireVersion } from '../rpc/messages';
 import type { Version } from '../storage/record';
+import type { StoreItem } from './replica';
 import { compare, defaultPruneLimits, type VClock } from '../vclock';
+
+function clockToWire(clock: VClock): WireVersion['clock'] {
+  return clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const);
+}
 
 export function versionToWire(version: Version): WireVersion {
   const wire: WireVersion = {
-    clock: version.clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const),
+    clock: clockToWire(version.clock),
     value: version.value,
     flags: version.flags,
     expiresAtMs: version.expiresAtMs,
@@ -26,6 +31,12 @@ export function versionToWire(version: Version): WireVersion {
 
 export function versionsToWire(versions: readonly Version[]): WireVersion[] {
   return versions.map(versionToWire);
+}
+
+/** A key's versions to store, as replicaStore and each storeMany item carry them, hint included. */
+export function storeItemToWire(item: StoreItem): WireStoreItem {
+  const wire = { key: item.key, bucket: item.bucket, versions: versionsToWire(item.versions) };
+  return item.hintFor === undefined ? wire : { ...wire, hintFor: item.hintFor };
 }
 
 /** Why the wire version cannot be a stored Version, or undefined when it can. */
@@ -71,7 +82,7 @@ export interface VersionDigest {
 }
 
 export function digestToWire(version: Version): WireDigest {
-  return { clock: version.clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const), writtenAtMs: version.writtenAtMs };
+  return { clock: clockToWire(version.clock), writtenAtMs: version.writtenAtMs };
 }
 
 /** The digest a peer sent, or KAI_BAD_FRAME naming its problem. */
