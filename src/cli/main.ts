@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type SettingName } from '../config/fields';
-import { defaultConfigFileName, loadSettings, type SettingsFlags } from '../config/load';
+import { commandClusterSecret, defaultConfigFileName, loadSettings, type SettingsFlags } from '../config/load';
 import { closeLogger, createLogger, type Logger } from '../log';
 import type { RunningNode } from '../server/node';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
@@ -66,9 +66,11 @@ function addMembershipCommands(program: Command): void {
     .description("tell the node at <node> (its internal API, host:port) about the node at <other>; they then gossip")
     .argument('<node>', 'internal API address of a running node')
     .argument('<other>', 'internal API address of the node it should know')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, other: string) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'));
+    .action(async (node: string, other: string, options: CommandOptions) => {
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'), secretOf(options));
       process.stdout.write(`${line}\n`);
     });
   program
@@ -76,27 +78,33 @@ function addMembershipCommands(program: Command): void {
     .description('make the node at <node> join the cluster of the node at <seed> (as check-node)')
     .argument('<node>', 'internal API address of the joining node')
     .argument('<seed>', 'internal API address of a member of the cluster')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, seed: string) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'));
+    .action(async (node: string, seed: string, options: CommandOptions) => {
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'), secretOf(options));
       process.stdout.write(`${line}\n`);
     });
   program
     .command('leave')
     .description('make the node at <node> hand its buckets to the others, leave the ring and stop')
     .argument('<node>', 'internal API address of the node that leaves')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (node: string) => {
-      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'))}\n`);
+    .action(async (node: string, options: CommandOptions) => {
+      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'), secretOf(options))}\n`);
     });
   program
     .command('remove')
     .description('take a member that is down (or a seed never heard from) out of the ring, asking the node at <node>')
     .argument('<node>', 'internal API address of a running node')
     .argument('<member>', 'id of the member to remove (its internal address)')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, member: string) => {
-      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member)}\n`);
+    .action(async (node: string, member: string, options: CommandOptions) => {
+      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member, secretOf(options))}\n`);
     });
   program
     .command('replace')
@@ -104,18 +112,23 @@ function addMembershipCommands(program: Command): void {
     .argument('<node>', 'internal API address of a running member')
     .argument('<old>', 'id of the member to replace')
     .argument('<new>', 'internal API address of the new node, started and not yet joined')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, old: string, replacement: string) => {
-      process.stdout.write(`${await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'))}\n`);
+    .action(async (node: string, old: string, replacement: string, options: CommandOptions) => {
+      const line = await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'), secretOf(options));
+      process.stdout.write(`${line}\n`);
     });
   program
     .command('transfers')
     .description('show the bucket transfers of the ring change in progress, member by member')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
     .option('--json', 'print {"version", "changing", "rows": [{"member", "progress"}, ...]}')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (options: { node: string; json?: boolean }) => {
-      const status = await transfersStatus(parseNodeAddress(options.node, '--node'));
+    .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
+      const status = await transfersStatus(parseNodeAddress(options.node, '--node'), secretOf(options));
       process.stdout.write(`${options.json ? JSON.stringify(status) : transfersTable(status)}\n`);
     });
   program
@@ -123,9 +136,11 @@ function addMembershipCommands(program: Command): void {
     .description('print the members a node knows, up or down, joining or leaving, with their share of the ring')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
     .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum"}')
+    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
+    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
-    .action(async (options: { node: string; json?: boolean }) => {
-      const status = await clusterStatus(parseNodeAddress(options.node, '--node'));
+    .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
+      const status = await clusterStatus(parseNodeAddress(options.node, '--node'), secretOf(options));
       process.stdout.write(`${options.json ? statusJson(status) : statusTable(status)}\n`);
     });
   program
@@ -152,6 +167,16 @@ function addMembershipCommands(program: Command): void {
       );
       process.exit(exitCode);
     });
+}
+
+/** The options every command that talks to a node takes. */
+interface CommandOptions {
+  readonly clusterSecretFile?: string;
+  readonly config?: string;
+}
+
+function secretOf(options: CommandOptions): Buffer | undefined {
+  return commandClusterSecret(options.clusterSecretFile, { configFile: options.config });
 }
 
 /** bin/kai, from dist/src/cli where this file runs once compiled. */

@@ -215,6 +215,18 @@ function parsePath(raw: RawSetting): string {
   return raw.value;
 }
 
+/** A null in a config file means the default, like leaving the key out. */
+function parseOptionalHostname(raw: RawSetting): string | undefined {
+  if (raw.value === null && !raw.fromFlag) return undefined;
+  return parseHostname(raw);
+}
+
+/** A null in a config file means none, like leaving the key out. */
+function parseOptionalPath(raw: RawSetting): string | undefined {
+  if (raw.value === null && !raw.fromFlag) return undefined;
+  return parsePath(raw);
+}
+
 /** A null auth_file in a config file means no authentication, like leaving the key out. */
 function parseAuthFilePath(raw: RawSetting): string | undefined {
   if (raw.value === null && !raw.fromFlag) return undefined;
@@ -315,6 +327,22 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: 'memcache protocol port, for clients (0 picks a free port)',
     defaultText: String(defaultSettings.memcachePort),
     parse: parsePort,
+  },
+  memcacheHost: {
+    name: 'memcacheHost',
+    fileKey: 'memcache_host',
+    flag: '--memcache-host <host>',
+    description: 'interface the memcache port listens on (0.0.0.0 for every one)',
+    defaultText: 'the --hostname',
+    parse: parseOptionalHostname,
+  },
+  internalHost: {
+    name: 'internalHost',
+    fileKey: 'internal_host',
+    flag: '--internal-host <host>',
+    description: 'interface the internal API listens on, when other nodes reach --hostname through another',
+    defaultText: 'the --hostname',
+    parse: parseOptionalHostname,
   },
   dataDir: {
     name: 'dataDir',
@@ -521,6 +549,14 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: "file of 'user:password' lines (memcached's -Y format) clients must authenticate with; reloaded on SIGHUP",
     defaultText: 'none (no authentication)',
     parse: parseAuthFilePath,
+  },
+  clusterSecretFile: {
+    name: 'clusterSecretFile',
+    fileKey: 'cluster_secret_file',
+    flag: '--cluster-secret-file <file>',
+    description: 'file holding the secret every node and kai command proves on internal API connections',
+    defaultText: 'none (the internal API trusts whoever reaches it)',
+    parse: parseOptionalPath,
   },
   logFile: {
     name: 'logFile',

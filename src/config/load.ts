@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AuthFileError, readAuthFile } from '../auth/auth-file';
+import { ClusterSecretError, readClusterSecret } from '../auth/cluster-secret';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
 import { defaultSettings, type Settings } from './settings';
 
@@ -37,13 +38,40 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
     dataDir: path.resolve(cwd, merged.dataDir),
     logFile: merged.logFile === undefined ? undefined : path.resolve(cwd, merged.logFile),
     authFile: merged.authFile === undefined ? undefined : path.resolve(cwd, merged.authFile),
+    clusterSecretFile: merged.clusterSecretFile === undefined ? undefined : path.resolve(cwd, merged.clusterSecretFile),
   };
   checkQuorums(settings);
   checkPortsDiffer(settings);
   prepareDataDir(settings.dataDir);
   if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
   if (settings.authFile !== undefined) checkAuthFile(settings.authFile);
+  if (settings.clusterSecretFile !== undefined) clusterSecretOrConfigError(settings.clusterSecretFile);
   return settings;
+}
+
+/**
+ * The cluster secret a kai command proves to the node it asks: from its --cluster-secret-file,
+ * else from the config file's `cluster_secret_file` (`--config`, or ./kai.config.json when
+ * present), else none.
+ */
+export function commandClusterSecret(flag: string | undefined, options: LoadOptions = {}): Buffer | undefined {
+  const cwd = options.cwd ?? process.cwd();
+  const file = flag ?? clusterSecretFileOf(readConfigFile(options.configFile, cwd));
+  return file === undefined ? undefined : clusterSecretOrConfigError(path.resolve(cwd, file));
+}
+
+function clusterSecretFileOf(fileValues: FileValues): string | undefined {
+  const raw = fileValues.clusterSecretFile;
+  return raw === undefined ? undefined : settingFields.clusterSecretFile.parse(raw);
+}
+
+function clusterSecretOrConfigError(file: string): Buffer {
+  try {
+    return readClusterSecret(file);
+  } catch (error) {
+    if (error instanceof ClusterSecretError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 /** Values read from a config file, by setting name, each with its origin for messages. */

@@ -10,6 +10,10 @@ export interface Settings {
   readonly port: number;
   /** memcache protocol port (text and binary). */
   readonly memcachePort: number;
+  /** Interface the memcache port listens on; `hostname` when absent. */
+  readonly memcacheHost: string | undefined;
+  /** Interface the internal API listens on; `hostname` when absent. */
+  readonly internalHost: string | undefined;
   readonly dataDir: string;
   /** Replicas per key, read quorum, write quorum. */
   readonly n: number;
@@ -63,6 +67,11 @@ export interface Settings {
    * absent, every client is trusted. Read at start and again on SIGHUP.
    */
   readonly authFile: string | undefined;
+  /**
+   * File holding the secret every node of the cluster (and every kai command) proves on each
+   * internal API connection; absent, the internal API trusts whoever reaches it.
+   */
+  readonly clusterSecretFile: string | undefined;
   /** Log destination; stdout when absent. */
   readonly logFile: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -72,6 +81,8 @@ export const defaultSettings: Settings = {
   hostname: '127.0.0.1',
   port: 11011,
   memcachePort: 11211,
+  memcacheHost: undefined,
+  internalHost: undefined,
   dataDir: './data',
   n: 3,
   r: 2,
@@ -97,6 +108,7 @@ export const defaultSettings: Settings = {
   hintBytesPerTargetMax: 1024 * 1024 * 1024,
   readRepairsPerSecond: 1000,
   authFile: undefined,
+  clusterSecretFile: undefined,
   logFile: undefined,
   logLevel: 'info',
 };

@@ -14,12 +14,19 @@
  * order (bounded by count and by bytes) and go as replies come back and the socket drains. A
  * request still waiting at its timeout fails as never delivered. Only a full waiting line refuses,
  * which the front door's admission (src/server/admission.ts) keeps a healthy node from reaching.
+ *
+ * With a cluster secret, a new connection proves it and checks the peer's proof (handshake.ts)
+ * before its first request goes out; requests made meanwhile wait in the line. A connection left
+ * unused for `reuseIdleMsMax` is dialled afresh rather than reused, so that a request never meets
+ * the peer closing it as idle; one the peer closes with nothing in flight is not a failure.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Env, TimerHandle } from '../env';
 import { KaiError, errorRegistry, type ErrorCode } from '../errors';
 import { reconnectDelayMs, type BackoffLimits } from './backoff';
 import { FrameDecoder, encodeFrame } from './frames';
+import { DialerHandshake, nonceBytes } from './handshake';
 import type { RpcReply, RpcRequest } from './messages';
 
 export interface PeerConnectionLimits extends BackoffLimits {
@@ -36,6 +43,8 @@ export interface PeerConnectionLimits extends BackoffLimits {
   readonly connectTimeoutMs: number;
   /** How long a probe of a silent connection may go unanswered (probeTimeoutMsDefault). */
   readonly probeTimeoutMs: number;
+  /** A connection unused this long is closed and dialled afresh: under the peer's idle timeout. */
+  readonly reuseIdleMsMax: number;
 }
 
 interface PendingRequest {
@@ -49,6 +58,8 @@ interface WaitingRequest extends PendingRequest {
   readonly frame: Buffer;
   /** When its timeout runs out (env.nowMs time). */
   readonly deadlineMs: number;
+  /** The timeout it was given, for messages. */
+  readonly timeoutMs: number;
 }
 
 /**
@@ -60,12 +71,20 @@ export const probeTimeoutMsDefault = 2_000;
 
 type State =
   | { readonly kind: 'idle' }
-  | { readonly kind: 'connecting'; readonly socket: net.Socket; readonly connectTimer: TimerHandle }
+  /** Dialling, and with a cluster secret proving it: no request is written yet. */
+  | {
+      readonly kind: 'connecting';
+      readonly socket: net.Socket;
+      readonly connectTimer: TimerHandle;
+      readonly handshake: DialerHandshake | undefined;
+    }
   | {
       readonly kind: 'connected';
       readonly socket: net.Socket;
       /** When the socket last received bytes; a request that met only silence probes it. */
       lastReceivedAtMs: number;
+      /** When a request was last written. */
+      lastSentAtMs: number;
       /** A probe is in flight on the socket. */
       probing: boolean;
     }
@@ -105,7 +124,14 @@ export class PeerConnection {
     readonly address: string,
     private readonly env: Env,
     private readonly limits: PeerConnectionLimits,
+    /** The secret this node proves to the peer and expects it to prove back; undefined: none. */
+    private readonly clusterSecret: Buffer | undefined = undefined,
   ) {}
+
+  /** Whether a connection to the peer is open (or being opened). */
+  get open(): boolean {
+    return this.state.kind === 'connected' || this.state.kind === 'connecting';
+  }
 
   /** Neither connected nor owed a reply: the pool may drop it. */
   get evictable(): boolean {
@@ -120,7 +146,7 @@ export class PeerConnection {
     if (frame instanceof KaiError) return Promise.reject(frame);
     const socket = this.socketForWrite();
     if (socket instanceof KaiError) return Promise.reject(socket);
-    if (this.waiting.size === 0 && this.canWrite(socket)) {
+    if (this.state.kind === 'connected' && this.waiting.size === 0 && this.canWrite(socket)) {
       return new Promise<RpcReply>((resolve, reject) => {
         const entry: PendingRequest = { resolve, reject, timer: undefined };
         this.pending.set(id, entry);
@@ -136,7 +162,7 @@ export class PeerConnection {
       return Promise.reject(this.unreachable(`${this.waitingBytes} bytes already waiting (waitingBytesPerPeerMax)`, true));
     }
     return new Promise<RpcReply>((resolve, reject) => {
-      const entry: WaitingRequest = { resolve, reject, frame, deadlineMs: this.env.nowMs() + timeoutMs, timer: undefined };
+      const entry: WaitingRequest = { resolve, reject, frame, deadlineMs: this.env.nowMs() + timeoutMs, timeoutMs, timer: undefined };
       entry.timer = this.env.after(timeoutMs, () => {
         if (!this.waiting.delete(id)) return;
         this.waitingBytes -= frame.length;
@@ -153,11 +179,12 @@ export class PeerConnection {
   }
 
   /** Writes a request that is in `pending` and arms its reply timeout. */
-  private writeRequest(socket: net.Socket, id: number, entry: PendingRequest, frame: Buffer, timeoutMs: number): void {
+  private writeRequest(socket: net.Socket, id: number, entry: PendingRequest, frame: Buffer, timeoutMs: number, givenTimeoutMs = timeoutMs): void {
     const sentAtMs = this.env.nowMs();
+    if (this.state.kind === 'connected') this.state.lastSentAtMs = sentAtMs;
     entry.timer = this.env.after(timeoutMs, () => {
       if (!this.pending.delete(id)) return;
-      entry.reject(this.unreachable(`no reply within ${timeoutMs} ms`));
+      entry.reject(this.unreachable(`no reply within ${givenTimeoutMs} ms`));
       this.probeIfSilentSince(socket, sentAtMs);
       this.sendWaiting();
     });
@@ -166,8 +193,8 @@ export class PeerConnection {
 
   /** Writes waiting requests, oldest first, while the peer takes them. */
   private sendWaiting(): void {
-    const socket = this.currentSocket();
-    if (socket === undefined) return;
+    if (this.state.kind !== 'connected') return;
+    const socket = this.state.socket;
     for (const [id, entry] of this.waiting) {
       if (!this.canWrite(socket)) return;
       this.waiting.delete(id);
@@ -176,7 +203,7 @@ export class PeerConnection {
       // The time it waited counts toward its timeout.
       const pending: PendingRequest = { resolve: entry.resolve, reject: entry.reject, timer: undefined };
       this.pending.set(id, pending);
-      this.writeRequest(socket, id, pending, entry.frame, Math.max(1, entry.deadlineMs - this.env.nowMs()));
+      this.writeRequest(socket, id, pending, entry.frame, Math.max(1, entry.deadlineMs - this.env.nowMs()), entry.timeoutMs);
     }
   }
 
@@ -226,6 +253,10 @@ export class PeerConnection {
 
   /** The socket to write a request to, dialling when idle, or why none can be had. */
   private socketForWrite(): net.Socket | KaiError {
+    if (this.state.kind === 'connected' && this.pending.size === 0 && this.waiting.size === 0) {
+      const unusedMs = this.env.nowMs() - Math.max(this.state.lastReceivedAtMs, this.state.lastSentAtMs);
+      if (unusedMs > this.limits.reuseIdleMsMax) this.leaveState();
+    }
     if (this.state.kind === 'idle') {
       const dialled = this.connect();
       if (dialled instanceof KaiError) return dialled;
@@ -243,23 +274,65 @@ export class PeerConnection {
     const connectTimer = this.env.after(this.limits.connectTimeoutMs, () =>
       this.fail(socket, `connect timed out after ${this.limits.connectTimeoutMs} ms`),
     );
-    this.state = { kind: 'connecting', socket, connectTimer };
+    const handshake = this.clusterSecret && new DialerHandshake(this.clusterSecret, randomBytes(nonceBytes));
+    this.state = { kind: 'connecting', socket, connectTimer, handshake };
     socket.on('connect', () => {
       if (this.state.kind !== 'connecting' || this.state.socket !== socket) return;
-      connectTimer.cancel();
-      this.state = { kind: 'connected', socket, lastReceivedAtMs: 0, probing: false };
+      if (handshake) socket.write(handshake.hello());
+      else this.connected(socket);
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, decoder, chunk));
     socket.on('drain', () => {
       if (this.currentSocket() === socket) this.sendWaiting();
     });
     socket.on('error', (error: Error) => this.fail(socket, error.message));
-    socket.on('close', () => this.fail(socket, 'connection closed by peer'));
+    // The peer ended a connection owing nothing (idle): not a failure; the next request dials
+    // again at once. Seen at its end of input, so no request is written to the closing socket.
+    const closedIdle = (): boolean => {
+      if (this.state.kind !== 'connected' || this.state.socket !== socket || this.pending.size > 0 || this.waiting.size > 0) return false;
+      this.leaveState();
+      return true;
+    };
+    socket.on('end', () => {
+      if (!closedIdle()) this.fail(socket, this.closedByPeerReason(socket));
+    });
+    socket.on('close', () => {
+      if (!closedIdle()) this.fail(socket, this.closedByPeerReason(socket));
+    });
     return undefined;
+  }
+
+  /** Why the peer closed `socket`, with the likeliest cause when it never answered on it. */
+  private closedByPeerReason(socket: net.Socket): string {
+    const state = this.state;
+    if (state.kind === 'connecting' && state.socket === socket && state.handshake) {
+      return 'connection closed by peer during the cluster-secret handshake (is it started with the same --cluster-secret-file?)';
+    }
+    if (state.kind === 'connected' && state.socket === socket && state.lastReceivedAtMs === 0 && !this.clusterSecret) {
+      return 'connection closed by peer before any reply (does it require a --cluster-secret-file?)';
+    }
+    return 'connection closed by peer';
+  }
+
+  /** The connection is ready for requests: those that waited for it go out. */
+  private connected(socket: net.Socket): void {
+    if (this.state.kind === 'connecting') this.state.connectTimer.cancel();
+    this.state = { kind: 'connected', socket, lastReceivedAtMs: 0, lastSentAtMs: this.env.nowMs(), probing: false };
+    this.sendWaiting();
   }
 
   private onData(socket: net.Socket, decoder: FrameDecoder, chunk: Buffer): void {
     if (this.currentSocket() !== socket) return;
+    const state = this.state;
+    if (state.kind === 'connecting') {
+      if (!state.handshake) return this.fail(socket, 'bad frame from peer: bytes before the connection was ready');
+      const step = state.handshake.receive(chunk);
+      if (step.kind === 'failed') return this.fail(socket, step.reason);
+      if (step.kind === 'pending') return;
+      if (step.send) socket.write(step.send);
+      this.connected(socket);
+      chunk = step.rest;
+    }
     if (this.state.kind === 'connected') this.state.lastReceivedAtMs = this.env.nowMs();
     decoder.push(chunk);
     for (;;) {

@@ -7,12 +7,21 @@
  * not read what was written, wait in a bounded line (peer-connection.ts). A peer whose connection
  * is backing off is refused at once with KAI_PEER_UNREACHABLE: it is likely down, and the
  * coordinator's quorum is met by the others or answered as unmet.
+ *
+ * With a cluster secret every connection, both ways, opens with the handshake of handshake.ts.
+ * Connections still proving it are held apart, each for at most `handshakeTimeoutMs`, so
+ * connections that cannot prove it never take the places of peers that can. That waiting room
+ * holds `handshakingConnectionsMax`, of which one address may hold
+ * `handshakingConnectionsPerAddressMax`; when it is full the connection that has waited longest
+ * makes room, so a flood of connections that never prove anything delays a peer by no more
+ * than its own round trip, instead of locking it out.
  */
 import net from 'node:net';
 import type { Env } from '../env';
 import { KaiError, assert } from '../errors';
 import type { Logger } from '../log';
 import { defaultBackoffLimits } from './backoff';
+import { handshakeTimeoutMsDefault } from './handshake';
 import type { RpcReply, RpcRequest } from './messages';
 import { PeerConnection, probeTimeoutMsDefault, type PeerConnectionLimits } from './peer-connection';
 import { ServedConnection, type ServedConnectionLimits } from './served-connection';
@@ -21,6 +30,10 @@ import type { RequestHandler, Transport } from './transport';
 export interface TcpTransportLimits extends PeerConnectionLimits, ServedConnectionLimits {
   /** Connections peers may have open to this node at once; more are closed as they arrive. */
   readonly peerConnectionsMax: number;
+  /** Connections still proving the cluster secret at once; more are closed as they arrive. */
+  readonly handshakingConnectionsMax: number;
+  /** Of those, connections from one address; more from it are closed as they arrive. */
+  readonly handshakingConnectionsPerAddressMax: number;
   /** Peer addresses pooled at once; past it, entries neither connected nor owed a reply are dropped. */
   readonly peersMax: number;
 }
@@ -34,7 +47,13 @@ export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'
   waitingBytesPerPeerMax: 256 * 1024 * 1024,
   connectTimeoutMs: 1_000,
   probeTimeoutMs: probeTimeoutMsDefault,
+  handshakeTimeoutMs: handshakeTimeoutMsDefault,
+  // Members talk every gossip round; a connection silent for a minute is forgotten or hostile.
+  idleTimeoutMs: 60_000,
+  reuseIdleMsMax: 30_000,
   peerConnectionsMax: 256,
+  handshakingConnectionsMax: 64,
+  handshakingConnectionsPerAddressMax: 16,
   peersMax: 1024,
 };
 
@@ -49,6 +68,8 @@ export interface TcpTransportOptions extends Partial<TcpTransportLimits> {
   readonly env: Env;
   /** Required: the cap depends on the node's value limit (frameBytesMaxFor). */
   readonly frameBytesMax: number;
+  /** The secret peers prove to each other (--cluster-secret-file); undefined: none asked. */
+  readonly clusterSecret?: Buffer;
   readonly log?: Logger;
 }
 
@@ -69,7 +90,10 @@ function limitsFrom(options: TcpTransportOptions): TcpTransportLimits {
 export class TcpTransport implements Transport {
   readonly limits: TcpTransportLimits;
   private readonly peers = new Map<string, PeerConnection>();
+  /** Connections peers opened, once they proved the secret (at once, when none is asked). */
   private readonly served = new Set<ServedConnection>();
+  /** Connections peers opened that have yet to prove the secret. */
+  private readonly handshaking = new Set<ServedConnection>();
   private server: net.Server | undefined;
   private boundPort: number | undefined;
   private closed = false;
@@ -122,28 +146,73 @@ export class TcpTransport implements Transport {
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
     const server = this.server;
-    for (const connection of [...this.served]) connection.close();
+    for (const connection of [...this.served, ...this.handshaking]) connection.close();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Connections peers have open to this node now. */
+  /** Connections peers have open to this node now (with a cluster secret, those that proved it). */
   get servedConnections(): number {
     return this.served.size;
   }
 
+  /** Connections this node has open (or is opening) to peers. */
+  get openPeerConnections(): number {
+    let open = 0;
+    for (const peer of this.peers.values()) if (peer.open) open++;
+    return open;
+  }
+
+  /** Connections opened to this node that have yet to prove the cluster secret. */
+  get handshakingConnections(): number {
+    return this.handshaking.size;
+  }
+
   private accept(socket: net.Socket, handler: RequestHandler): void {
-    if (this.closed || this.served.size >= this.limits.peerConnectionsMax) {
-      this.options.log?.warn(
-        { peer: socket.remoteAddress, limit: this.limits.peerConnectionsMax },
-        'internal API connection refused: peerConnectionsMax',
-      );
+    const { clusterSecret, env, log } = this.options;
+    const refusal = clusterSecret === undefined ? this.servedRefusal() : this.makeHandshakingRoom(socket.remoteAddress);
+    if (this.closed || refusal !== undefined) {
+      log?.warn({ peer: socket.remoteAddress, limit: refusal && this.limits[refusal] }, `internal API connection refused: ${refusal ?? 'closed'}`);
       socket.destroy();
       return;
     }
-    const onClosed = (ended: ServedConnection): void => {
-      this.served.delete(ended);
-    };
-    this.served.add(new ServedConnection(socket, handler, this.limits, onClosed, this.options.log));
+    const waitingRoom = clusterSecret === undefined ? this.served : this.handshaking;
+    const connection = new ServedConnection(socket, {
+      handler,
+      limits: this.limits,
+      env,
+      log,
+      clusterSecret,
+      onAuthenticated: (proved) => {
+        this.handshaking.delete(proved);
+        if (this.served.size >= this.limits.peerConnectionsMax) {
+          log?.warn({ peer: socket.remoteAddress, limit: this.limits.peerConnectionsMax }, 'internal API connection refused: peerConnectionsMax');
+          return false;
+        }
+        this.served.add(proved);
+        return true;
+      },
+      onClosed: (ended) => {
+        this.served.delete(ended);
+        this.handshaking.delete(ended);
+      },
+    });
+    waitingRoom.add(connection);
+  }
+
+  private servedRefusal(): 'peerConnectionsMax' | undefined {
+    return this.served.size >= this.limits.peerConnectionsMax ? 'peerConnectionsMax' : undefined;
+  }
+
+  /** Room for one more handshaking connection from `address`: the longest waiting makes way when full. */
+  private makeHandshakingRoom(address: string | undefined): 'handshakingConnectionsPerAddressMax' | undefined {
+    let fromAddress = 0;
+    for (const connection of this.handshaking) if (connection.remoteAddress === address) fromAddress++;
+    if (fromAddress >= this.limits.handshakingConnectionsPerAddressMax) return 'handshakingConnectionsPerAddressMax';
+    if (this.handshaking.size >= this.limits.handshakingConnectionsMax) {
+      const longestWaiting = this.handshaking.values().next().value;
+      longestWaiting?.close();
+    }
+    return undefined;
   }
 
   private peerFor(address: string): PeerConnection | KaiError {
@@ -153,7 +222,7 @@ export class TcpTransport implements Transport {
     if (this.peers.size >= this.limits.peersMax) {
       return new KaiError('KAI_PEER_UNREACHABLE', `${address}: ${this.peers.size} peers already pooled (peersMax)`);
     }
-    const peer = new PeerConnection(address, this.options.env, this.limits);
+    const peer = new PeerConnection(address, this.options.env, this.limits, this.options.clusterSecret);
     this.peers.set(address, peer);
     return peer;
   }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
 import { noAuthentication } from '../auth';
 import { FileAuthenticator, type ReloadOutcome } from '../auth/auth-file';
+import { readClusterSecret } from '../auth/cluster-secret';
 import { realEnv, type Env } from '../env';
 import { frameBytesMaxFor } from '../rpc/frames';
 import { routeRequests, type RequestRoutes } from '../rpc/router';
@@ -42,9 +43,16 @@ export function nodeIdOf(settings: Settings, boundPort = settings.port): string 
 }
 
 /** Opens the internal API listener; requests are answered through `routes`, filled in later. */
-async function openInternalApi(settings: Settings, log: Logger, env: Env, routes: RequestRoutes): Promise<TcpTransport> {
+async function openInternalApi(
+  settings: Settings,
+  clusterSecret: Buffer | undefined,
+  log: Logger,
+  env: Env,
+  routes: RequestRoutes,
+): Promise<TcpTransport> {
   const transport = new TcpTransport({
-    host: settings.hostname,
+    host: settings.internalHost ?? settings.hostname,
+    clusterSecret,
     port: settings.port,
     env,
     // A frame holds every sibling of a key at the largest value size, plus the one being written.
@@ -64,13 +72,17 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   const startedAtMs = env.nowMs();
   // Read before anything opens, so a bad auth file leaves nothing to close.
   const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
+  const clusterSecret = settings.clusterSecretFile === undefined ? undefined : readClusterSecret(settings.clusterSecretFile);
+  if (clusterSecret === undefined) {
+    log.warn('no --cluster-secret-file: the internal API trusts whoever reaches it; keep its port unreachable from outside the cluster');
+  }
   /** The internal API by request type, filled in once the node's parts are composed. */
   const routes: RequestRoutes = {};
   // Taken first: a second process on the data dir is told so before anything else can fail.
   const lock = lockDataDir(settings.dataDir, nodeIdOf(settings), startedAtMs);
   let transport: TcpTransport;
   try {
-    transport = await openInternalApi(settings, log, env, routes);
+    transport = await openInternalApi(settings, clusterSecret, log, env, routes);
   } catch (error) {
     lock.release();
     throw error;
@@ -110,7 +122,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   });
   let memcachePort: number;
   try {
-    memcachePort = await server.listen(settings.memcachePort, settings.hostname);
+    memcachePort = await server.listen(settings.memcachePort, settings.memcacheHost ?? settings.hostname);
   } catch (error) {
     node.stop();
     await transport.close();

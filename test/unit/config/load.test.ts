@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseByteSize } from '../../../src/config/fields';
+import { parseByteSize, settingFields, settingNames } from '../../../src/config/fields';
 import { ConfigError, loadSettings, type SettingsFlags } from '../../../src/config/load';
 import { defaultSettings } from '../../../src/config/settings';
 
@@ -156,7 +156,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, durability, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: ${settingNames.map((name) => settingFields[name].fileKey).join(', ')})`,
     );
   });
 

@@ -1,0 +1,184 @@
+// The internal API with a cluster secret, over real TCP: only peers that prove the secret are heard.
+import net from 'node:net';
+import { realEnv } from '../../src/env';
+import { KaiError } from '../../src/errors';
+import { encodeFrame } from '../../src/rpc/frames';
+import { handshakeMagic, nonceBytes } from '../../src/rpc/handshake';
+import type { RpcRequest } from '../../src/rpc/messages';
+import { TcpTransport, type TcpTransportOptions } from '../../src/rpc/tcp-transport';
+import type { RequestHandler } from '../../src/rpc/transport';
+import { getFreePort, loopbackHost } from '../support/servers';
+
+const frameBytesMax = 1024 * 1024;
+const timeoutMs = 2_000;
+const waitStepMs = 5;
+const secret = Buffer.from('the secret of this test cluster');
+const fastBackoff = { backoffBaseMs: 20, backoffMaxMs: 100 };
+
+const started: TcpTransport[] = [];
+const sockets: net.Socket[] = [];
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await Promise.all(started.splice(0).map((transport) => transport.close()));
+});
+
+/** Counts the requests that reached the handler: none may, from a peer without the secret. */
+function countingHandler(): { handler: RequestHandler; handled: RpcRequest[] } {
+  const handled: RpcRequest[] = [];
+  return { handled, handler: (request) => (handled.push(request), { type: 'stored' }) };
+}
+
+async function serving(handler: RequestHandler, options: Partial<TcpTransportOptions> = {}): Promise<TcpTransport> {
+  const transport = new TcpTransport({ host: loopbackHost, port: await getFreePort(), env: realEnv, frameBytesMax, ...options });
+  started.push(transport);
+  await transport.serve(handler);
+  return transport;
+}
+
+function client(options: Partial<TcpTransportOptions> = {}): TcpTransport {
+  const transport = new TcpTransport({ host: loopbackHost, port: 0, env: realEnv, frameBytesMax, ...fastBackoff, ...options });
+  started.push(transport);
+  return transport;
+}
+
+async function waitFor(condition: () => boolean, limitMs = timeoutMs * 5): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, waitStepMs));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<KaiError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof KaiError) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A raw socket to `port`, resolved once connected; it records whether the server closed it. */
+async function rawSocket(port: number): Promise<{ socket: net.Socket; received: Buffer[]; closed: () => boolean }> {
+  const socket = net.connect({ host: loopbackHost, port });
+  sockets.push(socket);
+  const received: Buffer[] = [];
+  let closed = false;
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return { socket, received, closed: () => closed };
+}
+
+const flushAll: RpcRequest = { type: 'flushAll', deadlineMs: 0 };
+
+it('serves a peer that holds the same secret', async () => {
+  // Proves the handshake completes both ways over TCP and requests then flow as without one.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler, { clusterSecret: secret });
+  const requester = client({ clusterSecret: secret });
+  const replies = await Promise.all(Array.from({ length: 50 }, () => requester.request(server.address, { type: 'nodeInfo' }, timeoutMs)));
+  expect(replies.every((reply) => reply.type === 'stored')).toBe(true);
+  expect(handled).toHaveLength(50);
+  expect(server.servedConnections).toBe(1);
+});
+
+it('closes a peer without the secret before reading any of its frames', async () => {
+  // Proves a secret-less requester is refused and its request never reaches the handler.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler, { clusterSecret: secret });
+  const error = await rejection(client().request(server.address, flushAll, timeoutMs));
+  expect(error.code).toBe('KAI_PEER_UNREACHABLE');
+  expect(error.detail).toMatch(/closed by peer/);
+  expect(handled).toHaveLength(0);
+});
+
+it('refuses a peer with another secret, each side on its own proof', async () => {
+  // Proves neither side accepts the other's proof when the secrets differ.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler, { clusterSecret: secret });
+  const error = await rejection(client({ clusterSecret: Buffer.from('not the secret of this cluster') }).request(server.address, flushAll, timeoutMs));
+  expect(error.detail).toMatch(/wrong cluster secret/);
+  expect(error.undelivered).toBe(true);
+  expect(handled).toHaveLength(0);
+});
+
+it('says so when the peer has no secret and this node has one', async () => {
+  // Proves the mismatch the other way round is refused with a message naming it.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler);
+  const error = await rejection(client({ clusterSecret: secret }).request(server.address, { type: 'nodeInfo' }, timeoutMs));
+  expect(error.detail).toMatch(/cluster-secret handshake/);
+  expect(handled).toHaveLength(0);
+});
+
+it('closes a raw connection that sends a well-formed frame instead of the handshake', async () => {
+  // Proves frames from a process that knows the protocol but not the secret are never decoded.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler, { clusterSecret: secret });
+  const raw = await rawSocket(server.port);
+  const frame = encodeFrame({ id: 1, kind: 'request', body: flushAll }, frameBytesMax);
+  if (frame instanceof KaiError) throw frame;
+  raw.socket.write(frame);
+  await waitFor(raw.closed);
+  expect(Buffer.concat(raw.received)).toHaveLength(0);
+  expect(handled).toHaveLength(0);
+});
+
+it('closes a connection that does not finish the handshake in time', async () => {
+  // Proves a half-done handshake (hello sent, never a proof) holds its place only for handshakeTimeoutMs.
+  const server = await serving(countingHandler().handler, { clusterSecret: secret, handshakeTimeoutMs: 200 });
+  const raw = await rawSocket(server.port);
+  raw.socket.write(Buffer.concat([handshakeMagic, Buffer.alloc(nonceBytes, 9)]));
+  await waitFor(() => Buffer.concat(raw.received).length === 2 * nonceBytes);
+  expect(server.handshakingConnections).toBe(1);
+  await waitFor(raw.closed);
+  expect(server.handshakingConnections).toBe(0);
+});
+
+it('serves a peer with the secret while connections without it keep the waiting room full', async () => {
+  // Proves idle unauthenticated connections cannot lock out a real peer: the longest waiting makes way.
+  const server = await serving(countingHandler().handler, { clusterSecret: secret, handshakingConnectionsMax: 8, peerConnectionsMax: 2 });
+  const raws: Awaited<ReturnType<typeof rawSocket>>[] = [];
+  for (let index = 0; index < 20; index++) raws.push(await rawSocket(server.port));
+  await waitFor(() => raws.filter((raw) => raw.closed()).length === 12 && server.handshakingConnections === 8);
+  expect(raws.slice(12).every((raw) => !raw.closed())).toBe(true);
+  expect(await client({ clusterSecret: secret }).request(server.address, { type: 'nodeInfo' }, timeoutMs)).toEqual({ type: 'stored' });
+  expect(server.servedConnections).toBe(1);
+  await waitFor(() => raws.filter((raw) => raw.closed()).length === 13);
+});
+
+it('closes handshaking connections past the per-address bound as they arrive', async () => {
+  // Proves one address cannot hold more than its share of the waiting room.
+  const server = await serving(countingHandler().handler, { clusterSecret: secret, handshakingConnectionsPerAddressMax: 3 });
+  const raws: Awaited<ReturnType<typeof rawSocket>>[] = [];
+  for (let index = 0; index < 6; index++) raws.push(await rawSocket(server.port));
+  await waitFor(() => raws.filter((raw) => raw.closed()).length === 3);
+  expect(raws.slice(0, 3).every((raw) => !raw.closed())).toBe(true);
+  expect(server.handshakingConnections).toBe(3);
+});
+
+it('closes a connection idle past idleTimeoutMs, and the peer dials again without a failure', async () => {
+  // Proves idle connections are closed and that the requester treats that close as no failure.
+  const server = await serving(countingHandler().handler, { clusterSecret: secret, idleTimeoutMs: 150 });
+  const requester = client({ clusterSecret: secret, reuseIdleMsMax: 60_000 });
+  expect(await requester.request(server.address, { type: 'nodeInfo' }, timeoutMs)).toEqual({ type: 'stored' });
+  expect(server.servedConnections).toBe(1);
+  await waitFor(() => server.servedConnections === 0 && requester.openPeerConnections === 0);
+  expect(await requester.request(server.address, { type: 'nodeInfo' }, timeoutMs)).toEqual({ type: 'stored' });
+});
+
+it('dials afresh rather than reuse a connection unused past reuseIdleMsMax', async () => {
+  // Proves a requester does not send on a connection the peer may be closing as idle.
+  const { handler, handled } = countingHandler();
+  const server = await serving(handler, { idleTimeoutMs: 60_000 });
+  const requester = client({ reuseIdleMsMax: 50 });
+  await requester.request(server.address, { type: 'nodeInfo' }, timeoutMs);
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  await requester.request(server.address, { type: 'nodeInfo' }, timeoutMs);
+  expect(handled).toHaveLength(2);
+  await waitFor(() => server.servedConnections === 1);
+});
