@@ -104,9 +104,20 @@ export class FrameDecoder {
 
   constructor(private readonly options: FrameDecoderOptions) {}
 
+  /** The declared body length of a frame partly received, once its length prefix is read. */
+  get frameInProgressBytes(): number | undefined {
+    return this.bodyBytes;
+  }
+
   /** Bytes received and not yet decoded. */
   get bufferedBytes(): number {
     return this.buffer.byteLength;
+  }
+
+  /** Drops every byte held: the connection is gone. */
+  clear(): void {
+    this.buffer.clear();
+    this.bodyBytes = undefined;
   }
 
   push(chunk: Buffer): void {

@@ -21,6 +21,7 @@ import { FrameDecoder, encodeFrame } from './frames';
 import { AcceptorHandshake, nonceBytes, startsWithHandshake, type HandshakeStep } from './handshake';
 import type { RpcReply, RpcRequest } from './messages';
 import { TurnCork } from './cork';
+import type { ReceiveBudget } from './receive-budget';
 import type { RequestHandler } from './transport';
 
 export interface ServedConnectionLimits {
@@ -39,6 +40,8 @@ export interface ServedConnectionContext {
   readonly log: Logger | undefined;
   /** The secret a peer must prove before its frames are read; undefined when none is asked. */
   readonly clusterSecret: Buffer | undefined;
+  /** The node's bytes of partly received frames, shared by its served connections. */
+  readonly receiveBudget: ReceiveBudget;
   /** The peer proved the secret; false closes the connection (no room for another). */
   readonly onAuthenticated: (connection: ServedConnection) => boolean;
   readonly onClosed: (connection: ServedConnection) => void;
@@ -64,6 +67,10 @@ export class ServedConnection {
   private awaitingFirstBytes = true;
   private lastReceivedAtMs: number;
   private timer: TimerHandle | undefined;
+  /** Bytes reserved in the receive budget for the frame partly received. */
+  private reservedBytes = 0;
+  /** Set while this connection waits for room in the receive budget; it does not read meanwhile. */
+  private budgetWaiter: (() => void) | undefined;
 
   constructor(
     private readonly socket: net.Socket,
@@ -103,6 +110,10 @@ export class ServedConnection {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
+    if (this.budgetWaiter) this.context.receiveBudget.cancel(this.budgetWaiter);
+    this.budgetWaiter = undefined;
+    this.releaseReservation();
+    this.decoder.clear();
     this.socket.destroy();
     this.context.onClosed(this);
   }
@@ -160,6 +171,7 @@ export class ServedConnection {
       const event = this.decoder.next();
       if (event.kind === 'needMore') break;
       if (event.kind === 'error') return this.refuse(event.error);
+      this.releaseReservation();
       if (event.envelope.kind !== 'request') {
         return this.refuse(new KaiError('KAI_BAD_FRAME', 'a reply on a served connection'));
       }
@@ -167,10 +179,36 @@ export class ServedConnection {
       else this.handle(event.envelope.id, event.envelope.body);
     }
     if (this.closed) return;
+    this.reserveForFrameInProgress();
     const canRead =
-      this.requestsInFlight < this.limits.requestsInFlightPerConnectionMax && !this.socket.writableNeedDrain;
+      this.budgetWaiter === undefined &&
+      this.requestsInFlight < this.limits.requestsInFlightPerConnectionMax &&
+      !this.socket.writableNeedDrain;
     if (canRead) this.socket.resume();
     else this.socket.pause();
+  }
+
+  /**
+   * A frame partly received holds its declared length in the node's receive budget; without room
+   * the connection stops reading until it has some.
+   */
+  private reserveForFrameInProgress(): void {
+    const declared = this.decoder.frameInProgressBytes;
+    if (declared === undefined || this.reservedBytes > 0 || this.budgetWaiter) return;
+    const granted = (): void => {
+      this.budgetWaiter = undefined;
+      this.reservedBytes = declared;
+      if (!this.closed) this.drain();
+    };
+    if (this.context.receiveBudget.reserve(declared, granted)) this.reservedBytes = declared;
+    else this.budgetWaiter = granted;
+  }
+
+  private releaseReservation(): void {
+    if (this.reservedBytes === 0) return;
+    const released = this.reservedBytes;
+    this.reservedBytes = 0;
+    this.context.receiveBudget.release(released);
   }
 
   private handle(id: number, request: RpcRequest): void {

@@ -24,6 +24,7 @@ import { defaultBackoffLimits } from './backoff';
 import { handshakeTimeoutMsDefault } from './handshake';
 import type { RpcReply, RpcRequest } from './messages';
 import { PeerConnection, probeTimeoutMsDefault, type PeerConnectionLimits } from './peer-connection';
+import { ReceiveBudget } from './receive-budget';
 import { ServedConnection, type ServedConnectionLimits } from './served-connection';
 import type { RequestHandler, Transport } from './transport';
 
@@ -34,6 +35,8 @@ export interface TcpTransportLimits extends PeerConnectionLimits, ServedConnecti
   readonly handshakingConnectionsMax: number;
   /** Of those, connections from one address; more from it are closed as they arrive. */
   readonly handshakingConnectionsPerAddressMax: number;
+  /** Bytes of partly received frames held for all served connections at once (receive-budget.ts). */
+  readonly receivingBytesMax: number;
   /** Peer addresses pooled at once; past it, entries neither connected nor owed a reply are dropped. */
   readonly peersMax: number;
 }
@@ -54,6 +57,8 @@ export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'
   peerConnectionsMax: 256,
   handshakingConnectionsMax: 64,
   handshakingConnectionsPerAddressMax: 16,
+  // Room for a dozen of the 4 MiB batches replicas exchange, and always for one frame at its cap.
+  receivingBytesMax: 64 * 1024 * 1024,
   peersMax: 1024,
 };
 
@@ -97,9 +102,16 @@ export class TcpTransport implements Transport {
   private server: net.Server | undefined;
   private boundPort: number | undefined;
   private closed = false;
+  private readonly receiveBudget: ReceiveBudget;
 
   constructor(private readonly options: TcpTransportOptions) {
     this.limits = limitsFrom(options);
+    this.receiveBudget = new ReceiveBudget(this.limits.receivingBytesMax);
+  }
+
+  /** Bytes of partly received frames held now, and connections waiting for room to read more. */
+  get receiving(): { readonly bytes: number; readonly waiting: number } {
+    return { bytes: this.receiveBudget.reserved, waiting: this.receiveBudget.waiters };
   }
 
   /** The port the internal API listens on; only once `serve` has resolved. */
@@ -182,6 +194,7 @@ export class TcpTransport implements Transport {
       env,
       log,
       clusterSecret,
+      receiveBudget: this.receiveBudget,
       onAuthenticated: (proved) => {
         this.handshaking.delete(proved);
         if (this.served.size >= this.limits.peerConnectionsMax) {

@@ -182,3 +182,23 @@ it('dials afresh rather than reuse a connection unused past reuseIdleMsMax', asy
   expect(handled).toHaveLength(2);
   await waitFor(() => server.servedConnections === 1);
 });
+
+it('holds partly received frames within the node-wide budget, and gives it back when they close', async () => {
+  // Proves peers that start large frames and never finish them hold one budget, not a frame cap each.
+  const megabyte = 1024 * 1024;
+  const server = await serving(countingHandler().handler, { frameBytesMax: 4 * megabyte, receivingBytesMax: megabyte });
+  const raws: Awaited<ReturnType<typeof rawSocket>>[] = [];
+  for (let index = 0; index < 10; index++) {
+    const raw = await rawSocket(server.port);
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(3 * megabyte, 0);
+    raw.socket.write(Buffer.concat([prefix, Buffer.alloc(megabyte)]));
+    raws.push(raw);
+  }
+  await waitFor(() => server.receiving.waiting === 9);
+  expect(server.receiving.bytes).toBe(3 * megabyte);
+  // A peer with an ordinary request is still answered: a complete frame needs no reservation.
+  expect(await client().request(server.address, { type: 'nodeInfo' }, timeoutMs)).toEqual({ type: 'stored' });
+  for (const raw of raws) raw.socket.destroy();
+  await waitFor(() => server.receiving.bytes === 0 && server.receiving.waiting === 0);
+});
