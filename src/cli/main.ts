@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type SettingName } from '../config/fields';
-import { commandClusterSecret, defaultConfigFileName, loadSettings, type SettingsFlags } from '../config/load';
+import { commandSecurity, defaultConfigFileName, loadSettings, type CommandSecurityFlags, type SettingsFlags } from '../config/load';
+import type { ConnectionSecurity } from '../rpc/tcp-transport';
 import { closeLogger, createLogger, type Logger } from '../log';
 import type { RunningNode } from '../server/node';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
@@ -67,10 +68,13 @@ function addMembershipCommands(program: Command): void {
     .argument('<node>', 'internal API address of a running node')
     .argument('<other>', 'internal API address of the node it should know')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (node: string, other: string, options: CommandOptions) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'), secretOf(options));
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'), securityOf(options));
       process.stdout.write(`${line}\n`);
     });
   program
@@ -79,10 +83,13 @@ function addMembershipCommands(program: Command): void {
     .argument('<node>', 'internal API address of the joining node')
     .argument('<seed>', 'internal API address of a member of the cluster')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (node: string, seed: string, options: CommandOptions) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'), secretOf(options));
+      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'), securityOf(options));
       process.stdout.write(`${line}\n`);
     });
   program
@@ -90,10 +97,13 @@ function addMembershipCommands(program: Command): void {
     .description('make the node at <node> hand its buckets to the others, leave the ring and stop')
     .argument('<node>', 'internal API address of the node that leaves')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (node: string, options: CommandOptions) => {
-      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'), secretOf(options))}\n`);
+      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'), securityOf(options))}\n`);
     });
   program
     .command('remove')
@@ -101,10 +111,13 @@ function addMembershipCommands(program: Command): void {
     .argument('<node>', 'internal API address of a running node')
     .argument('<member>', 'id of the member to remove (its internal address)')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (node: string, member: string, options: CommandOptions) => {
-      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member, secretOf(options))}\n`);
+      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member, securityOf(options))}\n`);
     });
   program
     .command('replace')
@@ -113,10 +126,13 @@ function addMembershipCommands(program: Command): void {
     .argument('<old>', 'id of the member to replace')
     .argument('<new>', 'internal API address of the new node, started and not yet joined')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (node: string, old: string, replacement: string, options: CommandOptions) => {
-      const line = await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'), secretOf(options));
+      const line = await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'), securityOf(options));
       process.stdout.write(`${line}\n`);
     });
   program
@@ -125,10 +141,13 @@ function addMembershipCommands(program: Command): void {
     .requiredOption('--node <host:port>', 'internal API address of a running node')
     .option('--json', 'print {"version", "changing", "rows": [{"member", "progress"}, ...]}')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
-      const status = await transfersStatus(parseNodeAddress(options.node, '--node'), secretOf(options));
+      const status = await transfersStatus(parseNodeAddress(options.node, '--node'), securityOf(options));
       process.stdout.write(`${options.json ? JSON.stringify(status) : transfersTable(status)}\n`);
     });
   program
@@ -137,10 +156,13 @@ function addMembershipCommands(program: Command): void {
     .requiredOption('--node <host:port>', 'internal API address of a running node')
     .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum"}')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--config <file>', `JSON config file to read cluster_secret_file from (default: ./${defaultConfigFileName} when present)`)
+    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
+    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
+    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
+    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
     .helpOption('-h, --help', 'print this help')
     .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
-      const status = await clusterStatus(parseNodeAddress(options.node, '--node'), secretOf(options));
+      const status = await clusterStatus(parseNodeAddress(options.node, '--node'), securityOf(options));
       process.stdout.write(`${options.json ? statusJson(status) : statusTable(status)}\n`);
     });
   program
@@ -170,13 +192,12 @@ function addMembershipCommands(program: Command): void {
 }
 
 /** The options every command that talks to a node takes. */
-interface CommandOptions {
-  readonly clusterSecretFile?: string;
+interface CommandOptions extends CommandSecurityFlags {
   readonly config?: string;
 }
 
-function secretOf(options: CommandOptions): Buffer | undefined {
-  return commandClusterSecret(options.clusterSecretFile, { configFile: options.config });
+function securityOf(options: CommandOptions): ConnectionSecurity {
+  return commandSecurity(options, { configFile: options.config });
 }
 
 /** bin/kai, from dist/src/cli where this file runs once compiled. */

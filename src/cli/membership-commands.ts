@@ -11,7 +11,7 @@ import { ringStateFromWire } from '../claimant/wire';
 import { fromWire } from '../membership';
 import { preferenceListUp, ringFromOwners } from '../ring';
 import type { RingChange, RpcReply, RpcRequest, TransferProgress, WireMember } from '../rpc/messages';
-import { TcpTransport } from '../rpc/tcp-transport';
+import { TcpTransport, type ConnectionSecurity } from '../rpc/tcp-transport';
 
 /**
  * How long a command waits for the node. check-node's node first gossips with the other node,
@@ -36,8 +36,8 @@ export function parseNodeAddress(text: string, what: string): string {
 }
 
 /** One request to `address`, and the transport closed after. */
-async function ask(address: string, request: RpcRequest, clusterSecret: Buffer | undefined): Promise<RpcReply> {
-  const transport = new TcpTransport({ host: '127.0.0.1', port: 0, env: realEnv, frameBytesMax: commandFrameBytesMax, clusterSecret });
+async function ask(address: string, request: RpcRequest, security: ConnectionSecurity | undefined): Promise<RpcReply> {
+  const transport = new TcpTransport({ host: '127.0.0.1', port: 0, env: realEnv, frameBytesMax: commandFrameBytesMax, ...security });
   try {
     const reply = await transport.request(address, request, commandTimeoutMs);
     if (reply.type === 'error') throw new CommandError(`${address} refused ${request.type}: ${reply.code}: ${reply.detail}`);
@@ -92,33 +92,33 @@ export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
 }
 
 /** The node's info, one request. */
-export async function nodeInfoAt(address: string, clusterSecret?: Buffer): Promise<NodeInfo> {
-  return nodeInfoOf(address, await ask(address, { type: 'nodeInfo' }, clusterSecret));
+export async function nodeInfoAt(address: string, security?: ConnectionSecurity): Promise<NodeInfo> {
+  return nodeInfoOf(address, await ask(address, { type: 'nodeInfo' }, security));
 }
 
 /** Asks the node at `address` for a ring change; answers with its info after. */
-export async function askRingChange(address: string, change: RingChange, clusterSecret?: Buffer): Promise<NodeInfo> {
-  return nodeInfoOf(address, await ask(address, { type: 'ringChange', change }, clusterSecret));
+export async function askRingChange(address: string, change: RingChange, security?: ConnectionSecurity): Promise<NodeInfo> {
+  return nodeInfoOf(address, await ask(address, { type: 'ringChange', change }, security));
 }
 
 /** Tells the node at `node` of a seed; answers with its info after. */
-export async function addSeedAt(node: string, seed: string, clusterSecret?: Buffer): Promise<NodeInfo> {
-  return nodeInfoOf(node, await ask(node, { type: 'addSeed', address: seed }, clusterSecret));
+export async function addSeedAt(node: string, seed: string, security?: ConnectionSecurity): Promise<NodeInfo> {
+  return nodeInfoOf(node, await ask(node, { type: 'addSeed', address: seed }, security));
 }
 
 /**
  * Tells the node at `first` about the node at `second`, and reports whether `first` reached it.
  * Throws CommandError when it did not: `first` keeps trying, but the operator should know.
  */
-export async function checkNode(first: string, second: string, clusterSecret?: Buffer): Promise<string> {
+export async function checkNode(first: string, second: string, security?: ConnectionSecurity): Promise<string> {
   // The second node is passed on under the id and address it gives itself, not as typed here:
   // `localhost:11012` and `127.0.0.1:11012` are one node, and every member must name it alike.
-  const secondInfo = await ask(second, { type: 'nodeInfo' }, clusterSecret)
+  const secondInfo = await ask(second, { type: 'nodeInfo' }, security)
     .then((reply) => nodeInfoOf(second, reply))
     .catch(() => undefined);
   const secondAddress = secondInfo?.members.find((m) => m.id === secondInfo.id)?.address ?? second;
   const secondId = secondInfo?.id ?? second;
-  const info = nodeInfoOf(first, await ask(first, { type: 'addSeed', address: secondAddress }, clusterSecret));
+  const info = nodeInfoOf(first, await ask(first, { type: 'addSeed', address: secondAddress }, security));
   const known = info.members.find((m) => m.id === secondId || m.address === secondAddress);
   if (known === undefined) throw new CommandError(`${first} could not reach ${second} yet; it keeps trying`);
   return `${first} knows ${known.id} (${known.status}); ${info.members.length} members: ${info.members.map((m) => m.id).join(', ')}`;
@@ -166,8 +166,8 @@ function shares(owners: readonly string[] | null | undefined): Map<string, numbe
 }
 
 /** Members as the node at `address` sees them, with their part in the ring and its effect on quorums. */
-export async function clusterStatus(address: string, clusterSecret?: Buffer): Promise<ClusterStatus> {
-  const info = await nodeInfoAt(address, clusterSecret);
+export async function clusterStatus(address: string, security?: ConnectionSecurity): Promise<ClusterStatus> {
+  const info = await nodeInfoAt(address, security);
   const state = info.ring;
   const owned = shares(state?.owners);
   const planned = shares(state?.next ?? state?.owners);

@@ -6,6 +6,7 @@
  */
 import { ringMemberIds } from '../claimant';
 import type { TransferProgress } from '../rpc/messages';
+import type { ConnectionSecurity } from '../rpc/tcp-transport';
 import { addSeedAt, askRingChange, CommandError, nodeInfoAt, type NodeInfo } from './membership-commands';
 
 function ringLine(info: NodeInfo): string {
@@ -14,26 +15,26 @@ function ringLine(info: NodeInfo): string {
   return state.next === null ? `ring version ${state.version}` : `ring version ${state.version}, a change in progress: see kai transfers`;
 }
 
-export async function leaveCommand(node: string, clusterSecret?: Buffer): Promise<string> {
-  const info = await askRingChange(node, { kind: 'leave' }, clusterSecret);
+export async function leaveCommand(node: string, security?: ConnectionSecurity): Promise<string> {
+  const info = await askRingChange(node, { kind: 'leave' }, security);
   return `${info.id} is leaving: it hands its buckets to the others, then leaves the ring and stops; ${ringLine(info)}`;
 }
 
-export async function removeCommand(node: string, member: string, clusterSecret?: Buffer): Promise<string> {
-  const info = await askRingChange(node, { kind: 'remove', member }, clusterSecret);
+export async function removeCommand(node: string, member: string, security?: ConnectionSecurity): Promise<string> {
+  const info = await askRingChange(node, { kind: 'remove', member }, security);
   const still = info.seeds.includes(member) || info.members.some((m) => m.id === member && m.status !== 'leaving');
   if (!still) return `${member} forgotten by ${info.id}`;
   return `${member} is removed: its buckets are re-created on their new owners from the surviving replicas; ${ringLine(info)}`;
 }
 
-export async function replaceCommand(node: string, old: string, replacement: string, clusterSecret?: Buffer): Promise<string> {
+export async function replaceCommand(node: string, old: string, replacement: string, security?: ConnectionSecurity): Promise<string> {
   // The new node is named by the id it gives itself, as check-node names it.
-  const replacementInfo = await nodeInfoAt(replacement, clusterSecret).catch(() => undefined);
+  const replacementInfo = await nodeInfoAt(replacement, security).catch(() => undefined);
   if (replacementInfo === undefined) throw new CommandError(`cannot reach ${replacement}: start it first`);
   const replacementId = replacementInfo.id;
   const address = replacementInfo.members.find((m) => m.id === replacementId)?.address ?? replacement;
-  await askRingChange(node, { kind: 'replace', old, replacement: replacementId }, clusterSecret);
-  const info = await addSeedAt(node, address, clusterSecret);
+  await askRingChange(node, { kind: 'replace', old, replacement: replacementId }, security);
+  const info = await addSeedAt(node, address, security);
   return `${replacementId} replaces ${old}: it receives every bucket of ${old}, which then leaves the ring; ${ringLine(info)}`;
 }
 
@@ -46,16 +47,16 @@ export interface TransferRow {
 /** The transfers of the ring change in progress, as each member of the ring reports its own. */
 export async function transfersStatus(
   node: string,
-  clusterSecret?: Buffer,
+  security?: ConnectionSecurity,
 ): Promise<{ version: number; changing: boolean; rows: TransferRow[] }> {
-  const info = await nodeInfoAt(node, clusterSecret);
+  const info = await nodeInfoAt(node, security);
   const state = info.ring;
   if (state === undefined) throw new CommandError(`${node} does not report a ring state`);
   const addressOf = new Map(info.members.map((m) => [m.id, m.address]));
   const rows = await Promise.all(
     ringMemberIds(state).map(async (member): Promise<TransferRow> => {
       try {
-        const memberInfo = member === info.id ? info : await nodeInfoAt(addressOf.get(member) ?? member, clusterSecret);
+        const memberInfo = member === info.id ? info : await nodeInfoAt(addressOf.get(member) ?? member, security);
         return { member, progress: memberInfo.transfers };
       } catch (error) {
         return { member, progress: undefined, unreachable: error instanceof Error ? error.message : String(error) };

@@ -6,7 +6,7 @@
 import { downAfterRounds } from '../gossip';
 import { memberWeightMax, zoneLengthMax } from '../membership';
 import { conflictResolutions, siblingsMaxLimit } from '../coordinator/siblings';
-import { defaultSettings, durabilities, type Settings } from './settings';
+import { defaultSettings, durabilities, tlsClientCertificateChoices, tlsPortChoices, type Settings } from './settings';
 
 export type SettingName = keyof Settings;
 export type LogLevel = Settings['logLevel'];
@@ -283,6 +283,15 @@ function parseWeight(raw: RawSetting): number {
   return weight;
 }
 
+/** One of `choices`, as typed. */
+function choiceOf<T extends string>(choices: readonly T[]): (raw: RawSetting) => T {
+  return (raw) => {
+    const choice = choices.find((candidate) => candidate === raw.value);
+    if (choice === undefined) return reject(raw, `must be one of ${choices.join(', ')}`);
+    return choice;
+  };
+}
+
 function parseDurability(raw: RawSetting): Settings['durability'] {
   const durability = durabilities.find((candidate) => candidate === raw.value);
   if (durability === undefined) return reject(raw, `must be one of ${durabilities.join(', ')}`);
@@ -557,6 +566,46 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: 'file holding the secret every node and kai command proves on internal API connections',
     defaultText: 'none (the internal API trusts whoever reaches it)',
     parse: parseOptionalPath,
+  },
+  tls: {
+    name: 'tls',
+    fileKey: 'tls',
+    flag: '--tls <ports>',
+    description: `ports that speak TLS: ${tlsPortChoices.join(', ')} (needs --tls-cert and --tls-key; internal needs --tls-ca)`,
+    defaultText: defaultSettings.tls,
+    parse: choiceOf(tlsPortChoices),
+  },
+  tlsCertFile: {
+    name: 'tlsCertFile',
+    fileKey: 'tls_cert_file',
+    flag: '--tls-cert <file>',
+    description: "PEM certificate chain the node presents (memcached's ssl_chain_cert)",
+    defaultText: 'none',
+    parse: parseOptionalPath,
+  },
+  tlsKeyFile: {
+    name: 'tlsKeyFile',
+    fileKey: 'tls_key_file',
+    flag: '--tls-key <file>',
+    description: "PEM private key of --tls-cert (memcached's ssl_key)",
+    defaultText: 'none',
+    parse: parseOptionalPath,
+  },
+  tlsCaFile: {
+    name: 'tlsCaFile',
+    fileKey: 'tls_ca_file',
+    flag: '--tls-ca <file>',
+    description: "PEM CA certificates peers and client certificates must chain to (memcached's ssl_ca_cert)",
+    defaultText: 'none',
+    parse: parseOptionalPath,
+  },
+  tlsClientCertificates: {
+    name: 'tlsClientCertificates',
+    fileKey: 'tls_client_certificates',
+    flag: '--tls-client-certificates <mode>',
+    description: `whether memcache clients present a certificate checked against --tls-ca: ${tlsClientCertificateChoices.join(', ')} (memcached's ssl_verify_mode)`,
+    defaultText: defaultSettings.tlsClientCertificates,
+    parse: choiceOf(tlsClientCertificateChoices),
   },
   logFile: {
     name: 'logFile',

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AuthFileError, readAuthFile } from '../auth/auth-file';
 import { ClusterSecretError, readClusterSecret } from '../auth/cluster-secret';
+import { readTlsMaterial, TlsMaterialError, type TlsMaterial } from '../auth/tls-material';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
 import { defaultSettings, type Settings } from './settings';
 
@@ -38,7 +39,10 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
     dataDir: path.resolve(cwd, merged.dataDir),
     logFile: merged.logFile === undefined ? undefined : path.resolve(cwd, merged.logFile),
     authFile: merged.authFile === undefined ? undefined : path.resolve(cwd, merged.authFile),
-    clusterSecretFile: merged.clusterSecretFile === undefined ? undefined : path.resolve(cwd, merged.clusterSecretFile),
+    clusterSecretFile: resolvedPath(cwd, merged.clusterSecretFile),
+    tlsCertFile: resolvedPath(cwd, merged.tlsCertFile),
+    tlsKeyFile: resolvedPath(cwd, merged.tlsKeyFile),
+    tlsCaFile: resolvedPath(cwd, merged.tlsCaFile),
   };
   checkQuorums(settings);
   checkPortsDiffer(settings);
@@ -46,7 +50,39 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
   if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
   if (settings.authFile !== undefined) checkAuthFile(settings.authFile);
   if (settings.clusterSecretFile !== undefined) clusterSecretOrConfigError(settings.clusterSecretFile);
+  nodeTlsMaterial(settings);
   return settings;
+}
+
+function resolvedPath(cwd: string, file: string | undefined): string | undefined {
+  return file === undefined ? undefined : path.resolve(cwd, file);
+}
+
+/**
+ * The TLS files a node's settings name, read and checked, or undefined with `tls` none. Every
+ * rule is a settings error: a certificate without its key, internal TLS without a CA to check
+ * peers against, client certificates asked for without a CA to check them against.
+ */
+export function nodeTlsMaterial(settings: Settings): TlsMaterial | undefined {
+  const { tls, tlsCertFile, tlsKeyFile, tlsCaFile, tlsClientCertificates } = settings;
+  if (tls === 'none') return undefined;
+  if (tlsCertFile === undefined || tlsKeyFile === undefined) throw new ConfigError(`tls ${tls}: needs tls_cert_file and tls_key_file (--tls-cert, --tls-key)`);
+  if ((tls === 'internal' || tls === 'all') && tlsCaFile === undefined) {
+    throw new ConfigError(`tls ${tls}: needs tls_ca_file (--tls-ca), the CA peers' certificates are checked against`);
+  }
+  if (tlsClientCertificates !== 'none' && tlsCaFile === undefined) {
+    throw new ConfigError(`tls_client_certificates ${tlsClientCertificates}: needs tls_ca_file (--tls-ca) to check them against`);
+  }
+  return tlsMaterialOrConfigError(tlsCertFile, tlsKeyFile, tlsCaFile);
+}
+
+function tlsMaterialOrConfigError(certFile: string, keyFile: string, caFile: string | undefined): TlsMaterial {
+  try {
+    return readTlsMaterial({ certFile, keyFile, caFile });
+  } catch (error) {
+    if (error instanceof TlsMaterialError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -54,15 +90,37 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
  * else from the config file's `cluster_secret_file` (`--config`, or ./kai.config.json when
  * present), else none.
  */
-export function commandClusterSecret(flag: string | undefined, options: LoadOptions = {}): Buffer | undefined {
-  const cwd = options.cwd ?? process.cwd();
-  const file = flag ?? clusterSecretFileOf(readConfigFile(options.configFile, cwd));
-  return file === undefined ? undefined : clusterSecretOrConfigError(path.resolve(cwd, file));
+export interface CommandSecurityFlags {
+  readonly clusterSecretFile?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly tlsCa?: string;
 }
 
-function clusterSecretFileOf(fileValues: FileValues): string | undefined {
-  const raw = fileValues.clusterSecretFile;
-  return raw === undefined ? undefined : settingFields.clusterSecretFile.parse(raw);
+/**
+ * How a kai command connects to a node's internal API: the cluster secret it proves and the TLS
+ * it speaks, each from the command's flags, else from the config file (`--config`, or
+ * ./kai.config.json when present), else none. TLS is spoken when the flags give a CA, or the
+ * config file's `tls` covers the internal API.
+ */
+export function commandSecurity(flags: CommandSecurityFlags, options: LoadOptions = {}): { clusterSecret?: Buffer; tls?: TlsMaterial } {
+  const cwd = options.cwd ?? process.cwd();
+  const file = readConfigFile(options.configFile, cwd);
+  const fromFile = <K extends 'clusterSecretFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsCaFile'>(name: K): string | undefined => {
+    const raw = file[name];
+    return raw === undefined ? undefined : (settingFields[name].parse(raw) as string | undefined);
+  };
+  const secretFile = flags.clusterSecretFile ?? fromFile('clusterSecretFile');
+  const clusterSecret = secretFile === undefined ? undefined : clusterSecretOrConfigError(path.resolve(cwd, secretFile));
+  const fileTls = file.tls === undefined ? 'none' : settingFields.tls.parse(file.tls);
+  const caFile = flags.tlsCa ?? (fileTls === 'internal' || fileTls === 'all' ? fromFile('tlsCaFile') : undefined);
+  if (caFile === undefined) return { clusterSecret };
+  const certFile = flags.tlsCert ?? fromFile('tlsCertFile');
+  const keyFile = flags.tlsKey ?? fromFile('tlsKeyFile');
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError('TLS to a node needs a certificate and key signed by its CA (--tls-cert, --tls-key)');
+  }
+  return { clusterSecret, tls: tlsMaterialOrConfigError(path.resolve(cwd, certFile), path.resolve(cwd, keyFile), path.resolve(cwd, caFile)) };
 }
 
 function clusterSecretOrConfigError(file: string): Buffer {

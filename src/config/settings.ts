@@ -2,6 +2,12 @@
 /** What an acknowledged write survives (Settings.durability). */
 export type Durability = 'process' | 'power';
 export const durabilities: readonly Durability[] = ['process', 'power'];
+/** Which ports speak TLS (Settings.tls). */
+export type TlsPorts = 'none' | 'memcache' | 'internal' | 'all';
+export const tlsPortChoices: readonly TlsPorts[] = ['none', 'memcache', 'internal', 'all'];
+/** Whether the memcache port asks clients for certificates (memcached's ssl_verify_mode 0, 1, 2). */
+export type TlsClientCertificates = 'none' | 'request' | 'require';
+export const tlsClientCertificateChoices: readonly TlsClientCertificates[] = ['none', 'request', 'require'];
 
 export interface Settings {
   /** Name other nodes reach this node by; also its node id together with `port`. */
@@ -72,6 +78,16 @@ export interface Settings {
    * internal API connection; absent, the internal API trusts whoever reaches it.
    */
   readonly clusterSecretFile: string | undefined;
+  /** Which ports speak TLS; the internal API's TLS verifies peers both ways against `tlsCaFile`. */
+  readonly tls: TlsPorts;
+  /** PEM certificate chain this node presents (memcached's ssl_chain_cert). */
+  readonly tlsCertFile: string | undefined;
+  /** PEM private key of that certificate (memcached's ssl_key). */
+  readonly tlsKeyFile: string | undefined;
+  /** PEM certificates of the CAs peers' and clients' certificates must chain to (memcached's ssl_ca_cert). */
+  readonly tlsCaFile: string | undefined;
+  /** Whether memcache clients must present a certificate (memcached's ssl_verify_mode). */
+  readonly tlsClientCertificates: TlsClientCertificates;
   /** Log destination; stdout when absent. */
   readonly logFile: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -109,6 +125,11 @@ export const defaultSettings: Settings = {
   readRepairsPerSecond: 1000,
   authFile: undefined,
   clusterSecretFile: undefined,
+  tls: 'none',
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
+  tlsCaFile: undefined,
+  tlsClientCertificates: 'none',
   logFile: undefined,
   logLevel: 'info',
 };

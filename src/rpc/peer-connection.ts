@@ -22,6 +22,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
+import type { TlsMaterial } from '../auth/tls-material';
 import type { Env, TimerHandle } from '../env';
 import { KaiError, errorRegistry, type ErrorCode } from '../errors';
 import { reconnectDelayMs, type BackoffLimits } from './backoff';
@@ -124,9 +126,17 @@ export class PeerConnection {
     readonly address: string,
     private readonly env: Env,
     private readonly limits: PeerConnectionLimits,
-    /** The secret this node proves to the peer and expects it to prove back; undefined: none. */
-    private readonly clusterSecret: Buffer | undefined = undefined,
+    private readonly security: {
+      /** The secret this node proves to the peer and expects it to prove back; undefined: none. */
+      readonly clusterSecret?: Buffer;
+      /** TLS both ways, the peer's certificate checked against the CA; undefined: plain TCP. */
+      readonly tls?: TlsMaterial;
+    } = {},
   ) {}
+
+  private get clusterSecret(): Buffer | undefined {
+    return this.security.clusterSecret;
+  }
 
   /** Whether a connection to the peer is open (or being opened). */
   get open(): boolean {
@@ -269,14 +279,19 @@ export class PeerConnection {
   private connect(): KaiError | undefined {
     const target = parseAddress(this.address);
     if (!target) return this.unreachable('not a host:port address', true);
-    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const material = this.security.tls;
+    // The CA is the cluster's own: a peer is who its certificate says only by chaining to it.
+    const socket = material
+      ? tls.connect({ host: target.host, port: target.port, cert: material.cert, key: material.key, ca: material.ca, checkServerIdentity: () => undefined })
+      : net.connect({ host: target.host, port: target.port, noDelay: true });
+    socket.setNoDelay(true);
     const decoder = new FrameDecoder({ frameBytesMax: this.limits.frameBytesMax });
     const connectTimer = this.env.after(this.limits.connectTimeoutMs, () =>
       this.fail(socket, `connect timed out after ${this.limits.connectTimeoutMs} ms`),
     );
     const handshake = this.clusterSecret && new DialerHandshake(this.clusterSecret, randomBytes(nonceBytes));
     this.state = { kind: 'connecting', socket, connectTimer, handshake };
-    socket.on('connect', () => {
+    socket.on(material ? 'secureConnect' : 'connect', () => {
       if (this.state.kind !== 'connecting' || this.state.socket !== socket) return;
       if (handshake) socket.write(handshake.hello());
       else this.connected(socket);

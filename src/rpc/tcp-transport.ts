@@ -17,6 +17,8 @@
  * than its own round trip, instead of locking it out.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import type { TlsMaterial } from '../auth/tls-material';
 import type { Env } from '../env';
 import { KaiError, assert } from '../errors';
 import type { Logger } from '../log';
@@ -65,7 +67,18 @@ export const defaultTcpTransportLimits: Omit<TcpTransportLimits, 'frameBytesMax'
 /** The longest request timeout a Node timer can wait. */
 export const requestTimeoutMsMax = 2 ** 31 - 1;
 
-export interface TcpTransportOptions extends Partial<TcpTransportLimits> {
+/** How this node's internal connections prove themselves, both ways. */
+export interface ConnectionSecurity {
+  /** The secret peers prove to each other (--cluster-secret-file); undefined: none asked. */
+  readonly clusterSecret?: Buffer;
+  /**
+   * TLS both ways (--tls internal): this node's certificate is presented to peers and theirs must
+   * chain to `ca`. Peers are not checked by name: the CA is the cluster's own.
+   */
+  readonly tls?: TlsMaterial;
+}
+
+export interface TcpTransportOptions extends Partial<TcpTransportLimits>, ConnectionSecurity {
   /** Interface to listen on (--hostname). */
   readonly host: string;
   /** Port to listen on (--port); 0 picks a free one, readable from `port` once serving. */
@@ -73,8 +86,6 @@ export interface TcpTransportOptions extends Partial<TcpTransportLimits> {
   readonly env: Env;
   /** Required: the cap depends on the node's value limit (frameBytesMaxFor). */
   readonly frameBytesMax: number;
-  /** The secret peers prove to each other (--cluster-secret-file); undefined: none asked. */
-  readonly clusterSecret?: Buffer;
   readonly log?: Logger;
 }
 
@@ -137,7 +148,7 @@ export class TcpTransport implements Transport {
   async serve(handler: RequestHandler): Promise<void> {
     assert(!this.closed, 'serve before close');
     assert(this.server === undefined, 'serve once');
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, handler));
+    const server = this.createServer(handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -150,6 +161,32 @@ export class TcpTransport implements Transport {
     const bound = server.address();
     assert(bound !== null && typeof bound === 'object', 'a TCP listener has an address');
     this.boundPort = bound.port;
+  }
+
+  /**
+   * A plain TCP listener, or with TLS one that asks every peer for a certificate chaining to the
+   * CA, closes those without, and gives a TLS handshake the handshake timeout to finish. Pending
+   * TLS handshakes count toward the listener's connections, so they too are bounded.
+   */
+  private createServer(handler: RequestHandler): net.Server {
+    const material = this.options.tls;
+    if (material === undefined) return net.createServer({ noDelay: true }, (socket) => this.accept(socket, handler));
+    const server = tls.createServer(
+      {
+        cert: material.cert,
+        key: material.key,
+        ca: material.ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        handshakeTimeout: this.limits.handshakeTimeoutMs,
+      },
+      (socket) => this.accept(socket, handler),
+    );
+    server.maxConnections = this.limits.peerConnectionsMax + this.limits.handshakingConnectionsMax;
+    server.on('tlsClientError', (error, socket) => {
+      this.options.log?.warn({ peer: socket.remoteAddress, reason: error.message }, 'internal API connection refused: TLS handshake failed');
+    });
+    return server;
   }
 
   async close(): Promise<void> {
@@ -235,7 +272,7 @@ export class TcpTransport implements Transport {
     if (this.peers.size >= this.limits.peersMax) {
       return new KaiError('KAI_PEER_UNREACHABLE', `${address}: ${this.peers.size} peers already pooled (peersMax)`);
     }
-    const peer = new PeerConnection(address, this.options.env, this.limits, this.options.clusterSecret);
+    const peer = new PeerConnection(address, this.options.env, this.limits, { clusterSecret: this.options.clusterSecret, tls: this.options.tls });
     this.peers.set(address, peer);
     return peer;
   }

@@ -3,6 +3,9 @@
  * dispatcher and writes the replies back in request order.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { TlsMaterial } from '../auth/tls-material';
+import type { TlsClientCertificates } from '../config/settings';
 import type { Env, TimerHandle } from '../env';
 import { requestMagic } from '../protocol/binary/constants';
 import { BinaryConnection } from './binary-connection';
@@ -12,9 +15,14 @@ import { TextConnection } from './text-connection';
 /** How long a stopping node waits for in-flight requests before closing connections anyway. */
 export const shutdownGraceMs = 5_000;
 
+/** How long a client has to finish its TLS handshake before it is closed. */
+export const tlsHandshakeTimeoutMs = 10_000;
+
 export interface MemcacheServerOptions extends ConnectionContext {
   readonly connectionsMax: number;
   readonly env: Env;
+  /** TLS on the memcache port (--tls memcache or all), and whether clients present certificates. */
+  readonly tls?: { readonly material: TlsMaterial; readonly clientCertificates: TlsClientCertificates };
 }
 
 const tooManyConnectionsReply = Buffer.from('ERROR Too many open connections\r\n');
@@ -25,7 +33,33 @@ export class MemcacheServer {
   private readonly connections = new Map<net.Socket, Connection | undefined>();
 
   constructor(private readonly options: MemcacheServerOptions) {
-    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.server = MemcacheServer.createServer(options, (socket) => this.accept(socket));
+  }
+
+  /**
+   * A plain listener, or a TLS one as memcached's -Z: clients asked for a certificate chaining to
+   * the CA with `request` (kept if missing) or `require` (closed if missing or not chaining).
+   */
+  private static createServer(options: MemcacheServerOptions, accept: (socket: net.Socket) => void): net.Server {
+    if (options.tls === undefined) return net.createServer({ noDelay: true, allowHalfOpen: true }, accept);
+    const { material, clientCertificates } = options.tls;
+    const server = tls.createServer(
+      {
+        noDelay: true,
+        allowHalfOpen: true,
+        cert: material.cert,
+        key: material.key,
+        ca: material.ca,
+        requestCert: clientCertificates !== 'none',
+        rejectUnauthorized: clientCertificates === 'require',
+        handshakeTimeout: tlsHandshakeTimeoutMs,
+      },
+      accept,
+    );
+    // Handshakes in progress hold sockets before any connection is counted: they are bounded too.
+    server.maxConnections = 2 * options.connectionsMax;
+    server.on('tlsClientError', (error, socket) => options.log.debug({ peer: socket.remoteAddress, reason: error.message }, 'client TLS handshake failed'));
+    return server;
   }
 
   listen(port: number, host: string): Promise<number> {

@@ -7,6 +7,8 @@ import type { Settings } from '../config/settings';
 import { noAuthentication } from '../auth';
 import { FileAuthenticator, type ReloadOutcome } from '../auth/auth-file';
 import { readClusterSecret } from '../auth/cluster-secret';
+import type { TlsMaterial } from '../auth/tls-material';
+import { nodeTlsMaterial } from '../config/load';
 import { realEnv, type Env } from '../env';
 import { frameBytesMaxFor } from '../rpc/frames';
 import { routeRequests, type RequestRoutes } from '../rpc/router';
@@ -45,14 +47,15 @@ export function nodeIdOf(settings: Settings, boundPort = settings.port): string 
 /** Opens the internal API listener; requests are answered through `routes`, filled in later. */
 async function openInternalApi(
   settings: Settings,
-  clusterSecret: Buffer | undefined,
+  security: { readonly clusterSecret: Buffer | undefined; readonly tls: TlsMaterial | undefined },
   log: Logger,
   env: Env,
   routes: RequestRoutes,
 ): Promise<TcpTransport> {
   const transport = new TcpTransport({
     host: settings.internalHost ?? settings.hostname,
-    clusterSecret,
+    clusterSecret: security.clusterSecret,
+    tls: security.tls,
     port: settings.port,
     env,
     // A frame holds every sibling of a key at the largest value size, plus the one being written.
@@ -73,7 +76,10 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   // Read before anything opens, so a bad auth file leaves nothing to close.
   const fileAuthenticator = settings.authFile === undefined ? undefined : new FileAuthenticator(settings.authFile);
   const clusterSecret = settings.clusterSecretFile === undefined ? undefined : readClusterSecret(settings.clusterSecretFile);
-  if (clusterSecret === undefined) {
+  const tlsMaterial = nodeTlsMaterial(settings);
+  const internalTls = settings.tls === 'internal' || settings.tls === 'all' ? tlsMaterial : undefined;
+  const memcacheTls = settings.tls === 'memcache' || settings.tls === 'all' ? tlsMaterial : undefined;
+  if (clusterSecret === undefined && internalTls === undefined) {
     log.warn('no --cluster-secret-file: the internal API trusts whoever reaches it; keep its port unreachable from outside the cluster');
   }
   /** The internal API by request type, filled in once the node's parts are composed. */
@@ -82,7 +88,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   const lock = lockDataDir(settings.dataDir, nodeIdOf(settings), startedAtMs);
   let transport: TcpTransport;
   try {
-    transport = await openInternalApi(settings, clusterSecret, log, env, routes);
+    transport = await openInternalApi(settings, { clusterSecret, tls: internalTls }, log, env, routes);
   } catch (error) {
     lock.release();
     throw error;
@@ -119,6 +125,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     connectionsMax: settings.maxConnections,
     authenticator: fileAuthenticator ?? noAuthentication,
     admission: node.admission,
+    tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },
   });
   let memcachePort: number;
   try {

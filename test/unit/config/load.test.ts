@@ -71,6 +71,7 @@ describe('loadSettings precedence and discovery', () => {
       log_level: 'debug',
     });
     expect(loadSettings({}, { cwd })).toEqual({
+      ...defaultSettings,
       hostname: 'node1.example',
       port: 12011,
       memcachePort: 12211,
