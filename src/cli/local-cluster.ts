@@ -1,13 +1,16 @@
 /**
  * `kai cluster --nodes 3`: a local cluster in the foreground, to try kai in one command. Each node
  * is its own `kai start` process on 127.0.0.1 with a data dir under the base dir and its log in
- * that dir; every node after the first joins through the first with `--seed`. SIGINT or SIGTERM
+ * that dir; every node after the first joins through the first with `--seed`. The nodes share
+ * the secret in <base dir>/cluster-secret, made on the first run. SIGINT or SIGTERM
  * stops them all gracefully; a node that exits on its own is reported.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { readClusterSecret } from '../auth/cluster-secret';
 import { ConfigError } from '../config/fields';
 import { clusterStatus } from './membership-commands';
 
@@ -130,10 +133,10 @@ function accepts(port: number): Promise<boolean> {
  * printed as ready really replicates: before gossip links them, each node would refuse writes it
  * cannot replicate.
  */
-async function waitUntilLinked(seed: string, nodeCount: number): Promise<void> {
+async function waitUntilLinked(seed: string, nodeCount: number, clusterSecret: Buffer): Promise<void> {
   const deadlineMs = Date.now() + linkTimeoutMs;
   while (Date.now() < deadlineMs) {
-    const rows = (await clusterStatus(seed).catch(() => undefined))?.members ?? [];
+    const rows = (await clusterStatus(seed, { clusterSecret }).catch(() => undefined))?.members ?? [];
     if (rows.length === nodeCount && rows.every((row) => row.status === 'up' && row.ring === 'owner')) return;
     await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
   }
@@ -162,7 +165,14 @@ interface NodePlan {
   readonly seed: string | undefined;
 }
 
-function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterOptions): ClusterNode {
+/** The cluster's secret file under the base dir, made on the first run (32 random bytes, base64). */
+function clusterSecretFile(baseDir: string): string {
+  const file = path.resolve(baseDir, 'cluster-secret');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return file;
+}
+
+function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterOptions, secretFile: string): ClusterNode {
   const { index, port, memcachePort, seed } = plan;
   const name = `node${index + 1}`;
   const dataDir = path.resolve(options.baseDir, name);
@@ -171,7 +181,7 @@ function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterO
     kaiBin,
     'start',
     ...['--hostname', clusterHost, '--port', String(port), '--memcache-port', String(memcachePort)],
-    ...['--data-dir', dataDir, '--log-file', path.join(dataDir, 'kai.log')],
+    ...['--data-dir', dataDir, '--log-file', path.join(dataDir, 'kai.log'), '--cluster-secret-file', secretFile],
     ...(seed === undefined ? [] : ['--seed', seed]),
   ];
   // In a process group of its own, so a terminal's Ctrl-C reaches only this process, which then
@@ -199,6 +209,8 @@ function stopAll(nodes: readonly ClusterNode[]): Promise<void> {
 export async function runLocalCluster(kaiBin: string, options: LocalClusterOptions, print: (line: string) => void): Promise<number> {
   const { ports, memcachePorts } = await clusterPorts(options);
   const seed = `${clusterHost}:${ports[0]}`;
+  fs.mkdirSync(options.baseDir, { recursive: true });
+  const secretFile = clusterSecretFile(options.baseDir);
   const nodes: ClusterNode[] = [];
   let stopping = false;
   const stopped = new Promise<number>((resolve) => {
@@ -218,11 +230,11 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
   try {
     for (let index = 0; index < options.nodes; index++) {
       const plan = { index, port: ports[index], memcachePort: memcachePorts[index], seed: index === 0 ? undefined : seed };
-      const node = startClusterNode(kaiBin, plan, options);
+      const node = startClusterNode(kaiBin, plan, options, secretFile);
       nodes.push(node);
       await waitUntilReady(node);
     }
-    await waitUntilLinked(seed, nodes.length);
+    await waitUntilLinked(seed, nodes.length, readClusterSecret(secretFile));
   } catch (error) {
     await stopAll(nodes);
     throw error;
@@ -231,7 +243,7 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
   for (const node of nodes) {
     print(`${node.name}: memcache ${clusterHost}:${node.memcachePort}  internal ${clusterHost}:${node.port}  pid ${node.child.pid}`);
   }
-  print(`status: kai status --node ${seed}    stop: Ctrl-C`);
+  print(`status: kai status --node ${seed} --cluster-secret-file ${secretFile}    stop: Ctrl-C`);
   const firstExit = Promise.race(nodes.map((node) => node.exited.then((code) => ({ node, code }))));
   const first = await Promise.race([stopped, firstExit]);
   if (typeof first === 'number' || stopping) return stopped;

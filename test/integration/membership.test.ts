@@ -53,8 +53,8 @@ async function startNode(name: string, port: number, zone: string): Promise<KaiP
 }
 
 /** Polls `kai status` of the node at `port` until `accept` holds, for at most `timeoutMs`. */
-function pollStatus(port: number, accept: (members: StatusMember[]) => boolean, timeoutMs: number): Promise<StatusMember[]> {
-  return pollStatusIn(port, accept, timeoutMs, workDir);
+function pollStatus(port: number, accept: (members: StatusMember[]) => boolean, timeoutMs: number, cwd = workDir): Promise<StatusMember[]> {
+  return pollStatusIn(port, accept, timeoutMs, cwd);
 }
 
 describe('a cluster of three kai processes', () => {
@@ -114,6 +114,9 @@ describe('kai cluster', () => {
   test('starts three linked nodes in the foreground and stops them all on SIGINT', async () => {
     // Proves the one-command cluster: ports printed, every node up in every view, a clean stop.
     const baseDir = path.join(workDir, 'cluster');
+    // The cluster makes its secret here; `kai status` run here reads it through this file.
+    fs.mkdirSync(baseDir, { recursive: true });
+    fs.writeFileSync(path.join(baseDir, 'kai.config.json'), JSON.stringify({ cluster_secret_file: 'cluster-secret' }));
     const cluster = spawnTracked({ command: process.execPath, args: [kaiBin, 'cluster', '--nodes', '3', '--base-dir', baseDir], cwd: workDir });
     // The cluster is printed once every node owns its buckets.
     const deadlineMs = Date.now() + ownMsMax;
@@ -125,7 +128,8 @@ describe('kai cluster', () => {
     expect(printed).toMatch(/node1: memcache 127\.0\.0\.1:\d+ {2}internal/);
     expect(internalPorts).toHaveLength(3);
     const allUp = (members: StatusMember[]): boolean => members.length === 3 && members.every((m) => m.status === 'up');
-    for (const port of internalPorts) expect(allUp(await pollStatus(port, allUp, detectMsMax))).toBe(true);
+    expect(printed).toContain(`--cluster-secret-file ${path.join(baseDir, 'cluster-secret')}`);
+    for (const port of internalPorts) expect(allUp(await pollStatus(port, allUp, detectMsMax, baseDir))).toBe(true);
     cluster.child.kill('SIGINT');
     expect(await cluster.exited).toEqual({ code: 0, signal: null });
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
