@@ -47,6 +47,8 @@ export class WorkerCommitExecutor implements CommitExecutor {
   readonly worker: Worker;
   private exited = false;
   private closing = false;
+  /** The first error the worker reported; the loss is reported once it has exited. */
+  private failure: KaiError | undefined;
 
   constructor(data: CommitWorkerData, listener: CommitListener) {
     this.worker = new Worker(commitWorkerPath, { workerData: data });
@@ -55,11 +57,19 @@ export class WorkerCommitExecutor implements CommitExecutor {
       this.worker.unref();
       listener.onReply(reply);
     });
-    this.worker.on('error', (error) => listener.onLost(storageFailure(error)));
-    this.worker.on('messageerror', (error) => listener.onLost(storageFailure(error)));
+    this.worker.on('error', (error) => {
+      // An uncaught error ends the worker; its exit follows.
+      this.failure ??= storageFailure(error);
+    });
+    this.worker.on('messageerror', (error) => {
+      // The worker still runs but can no longer be understood: end it, and its exit reports it.
+      this.failure ??= storageFailure(error);
+      void this.worker.terminate();
+    });
     this.worker.on('exit', (exitCode) => {
       this.exited = true;
-      if (!this.closing) listener.onLost(new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
+      // Reported only once the thread is gone, so a replacement never meets its open transaction.
+      if (!this.closing) listener.onLost(this.failure ?? new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
     });
     this.worker.unref();
   }
