@@ -165,6 +165,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     ring,
     moving,
     isUp: memberIsUp,
+    localServes: () => store.serving,
     replicaOf,
     quorum: settings,
     requestTimeoutMs: timeoutMs,

@@ -34,7 +34,9 @@ export interface CommitExecutor {
 }
 
 export function storageFailure(error: unknown): KaiError {
-  return new KaiError('KAI_STORAGE_FAILURE', error instanceof Error ? error.message : String(error));
+  // An error thrown in the worker thread arrives as an Error, or as a plain copy of one.
+  const message = (error as { message?: unknown } | null)?.message;
+  return new KaiError('KAI_STORAGE_FAILURE', typeof message === 'string' ? message : String(error));
 }
 
 /** How long close() lets the commit worker close its connection before terminating it. */

@@ -279,6 +279,11 @@ export class SqliteStore implements ReplicaStore {
     return () => this.listeners.delete(listener);
   }
 
+  /** False once the store has given up committing (health().state 'failed'); cheap, for every request. */
+  get serving(): boolean {
+    return this.failedReason === undefined;
+  }
+
   health(): StorageHealth {
     return {
       state: this.failedReason === undefined ? 'ok' : 'failed',
