@@ -173,7 +173,8 @@ export function leave(state: MembershipState, nowMs: number): MembershipState {
  * hold hints for it; its heartbeat goes on, and only a restart (a new incarnation, up) undoes it.
  */
 export function declareSelfDown(state: MembershipState, nowMs: number): MembershipState {
-  return replaceSelf(state, (self) => (self.status === 'up' ? { ...self, status: 'down', incarnation: self.incarnation + 1, lastHeardMs: nowMs } : self));
+  if (selfMember(state).status !== 'up') return state;
+  return replaceSelf(state, (self) => ({ ...self, status: 'down', incarnation: self.incarnation + 1, lastHeardMs: nowMs }));
 }
 
 /**
