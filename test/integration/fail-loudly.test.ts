@@ -1,7 +1,9 @@
 // Real bin/kai processes never half-alive: a full log disk, a refused client at SIGTERM, a killed commit worker and one that cannot come back.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { logRateLimitDefault } from '../../src/log';
 import { RawClient } from '../support/raw-client';
 import { delay } from '../support/servers';
 import { killStartedKai, startKai, type KaiProcess } from '../support/process';
@@ -146,7 +148,7 @@ test('a commit worker killed in a running node is replaced: writes are stored ag
   expect(await secondClient.request('get after\r\n', 'END\r\n')).toBe('VALUE after 0 1\r\nw\r\nEND\r\n');
 });
 
-test('a commit worker that cannot come back fails the node loudly: writes refused, storage_state failed, down in its own status', async () => {
+test('a commit worker that cannot come back fails the node loudly: writes refused, storage_state failed, a fatal line and the node declared down', async () => {
   // Proves a store that cannot commit stops the node from storing and says so, instead of failing each write quietly.
   const dataDir = path.join(workDir, 'data');
   const logFile = path.join(workDir, 'kai.log');
@@ -166,4 +168,49 @@ test('a commit worker that cannot come back fails the node loudly: writes refuse
   await waitForLogLine(logFile, /"level":60,.*"msg":"storage failed: this node refuses every write and is down until restarted"/);
   await waitForLogLine(logFile, /"msg":"this node declared itself down"/);
   expect(await kai.stop('SIGTERM', 20_000)).toEqual({ code: 0, signal: null });
+});
+
+/** Connects to the internal port, sends `bytes`, and resolves once the node has closed the connection. */
+function sendAndAwaitClose(port: number, bytes: Buffer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(bytes));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the internal port did not close a connection sent garbage within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+test('a flood of bad internal frames costs a few warnings and a count of the rest, not a line each', async () => {
+  // Regression: a random-frame fuzzer made the node write one warning per bad frame (1,979 lines in two minutes).
+  const logFile = path.join(workDir, 'kai.log');
+  const kai = await startKai({ dataDir: path.join(workDir, 'data'), args: [...singleNode, '--log-file', logFile] });
+  // A frame of five bytes, each a byte msgpack never uses.
+  const garbage = Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]);
+  const frames = 300;
+  const floodStartedAtMs = Date.now();
+  for (let index = 0; index < frames; index++) await sendAndAwaitClose(kai.port, garbage, 5000);
+  const stats = await pollStats(kai, (current) => counter(current, 'log_lines_suppressed') > 0);
+  const suppressed = counter(stats, 'log_lines_suppressed');
+  expect(suppressed).toBeGreaterThan(frames / 2);
+  expect(await kai.stop('SIGTERM', 20_000)).toEqual({ code: 0, signal: null });
+  // Each message is written ten times per interval of 10 s at most (logRateLimitDefault), then summarized.
+  const intervals = Math.ceil((Date.now() - floodStartedAtMs) / logRateLimitDefault.intervalMs) + 1;
+  const warnings = fs
+    .readFileSync(logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((text) => JSON.parse(text) as { level: number; msg: string; suppressed?: number })
+    .filter((line) => line.level >= 40);
+  const perMessage = new Map<string, number>();
+  for (const line of warnings) if (line.suppressed === undefined) perMessage.set(line.msg, (perMessage.get(line.msg) ?? 0) + 1);
+  for (const count of perMessage.values()) expect(count).toBeLessThanOrEqual(logRateLimitDefault.linesPerInterval * intervals);
+  const summarized = warnings.reduce((sum, line) => sum + (line.suppressed ?? 0), 0);
+  expect(summarized).toBe(suppressed);
 });
