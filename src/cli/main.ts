@@ -122,7 +122,7 @@ function addMembershipCommands(program: Command): void {
     .command('status')
     .description('print the members a node knows, up or down, joining or leaving, with their share of the ring')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum"}')
+    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum", "storage"}')
     .helpOption('-h, --help', 'print this help')
     .action(async (options: { node: string; json?: boolean }) => {
       const status = await clusterStatus(parseNodeAddress(options.node, '--node'));
