@@ -69,6 +69,7 @@ describe('loadSettings precedence and discovery', () => {
       read_repairs_per_second: 7,
       log_file: 'kai.log',
       log_level: 'debug',
+      stop_timeout_ms: 4000,
     });
     expect(loadSettings({}, { cwd })).toEqual({
       hostname: 'node1.example',
@@ -100,6 +101,7 @@ describe('loadSettings precedence and discovery', () => {
       siblingsMax: 25,
       logFile: path.join(cwd, 'kai.log'),
       logLevel: 'debug',
+      stopTimeoutMs: 4000,
     });
   });
 
@@ -156,7 +158,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, durability, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, durability, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level, stop_timeout_ms)`,
     );
   });
 
