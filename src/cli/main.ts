@@ -154,7 +154,7 @@ function addMembershipCommands(program: Command): void {
     .command('status')
     .description('print the members a node knows, up or down, joining or leaving, with their share of the ring')
     .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum"}')
+    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum", "storage"}')
     .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
     .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
     .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
@@ -220,9 +220,11 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
     exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
   }
   log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, dataDir: settings.dataDir }, 'listening');
-  stopOnSignals(node, log);
-  stopWhenLeft(node, log);
+  const stopper = new Stopper(node, log, settings.stopTimeoutMs);
+  stopOnSignals(stopper, log);
+  stopWhenLeft(node, stopper, log);
   reloadOnHangup(node, log);
+  injectFaultsOnSignal(node, log);
 }
 
 function flagsFrom(options: Record<string, unknown>): SettingsFlags {
@@ -234,39 +236,78 @@ function flagsFrom(options: Record<string, unknown>): SettingsFlags {
 }
 
 /**
+ * Stops the node once, however many reasons to stop arrive, within `stopTimeoutMs` in all: a
+ * client that never leaves, a peer that never answers, a disk that never completes a write or a
+ * log that cannot be written can delay the exit, never prevent it. Past the deadline the process
+ * says so and exits with status 1.
+ */
+class Stopper {
+  private stopping = false;
+
+  constructor(
+    private readonly node: RunningNode,
+    private readonly log: Logger,
+    private readonly stopTimeoutMs: number,
+  ) {}
+
+  get started(): boolean {
+    return this.stopping;
+  }
+
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    const startedAtMs = Date.now();
+    // Not unref'd: this timer is what ends a stop that something else holds up.
+    const deadline = setTimeout(() => {
+      this.log.error({ stopTimeoutMs: this.stopTimeoutMs }, 'stop deadline passed; exiting without a clean stop');
+      process.stderr.write(`kai: stop deadline of ${this.stopTimeoutMs} ms passed; exiting\n`);
+      // The log gets a short flush of its own: the deadline is already spent.
+      void finish(this.log, exitCodes.failed, deadlineLogFlushMs);
+    }, this.stopTimeoutMs);
+    this.node.stop().then(
+      () => {
+        clearTimeout(deadline);
+        this.log.info({ stopMs: Date.now() - startedAtMs }, 'stopped');
+        return finish(this.log, exitCodes.stopped, this.remainingMs(startedAtMs));
+      },
+      (error: unknown) => {
+        clearTimeout(deadline);
+        this.log.error({ err: error }, 'stop failed');
+        process.stderr.write(`kai: stop failed: ${oneLineMessage(error)}\n`);
+        return finish(this.log, exitCodes.failed, this.remainingMs(startedAtMs));
+      },
+    );
+  }
+
+  /** What is left of the deadline for flushing the log, and never nothing. */
+  private remainingMs(startedAtMs: number): number {
+    return Math.max(deadlineLogFlushMs, this.stopTimeoutMs - (Date.now() - startedAtMs));
+  }
+}
+
+/** How long the log may take to flush once the stop deadline has passed. */
+const deadlineLogFlushMs = 500;
+
+/**
  * The first SIGTERM or SIGINT stops the node gracefully and exits 0. A second one exits at once,
  * for an operator who will not wait for in-flight requests.
  */
-function stopOnSignals(node: RunningNode, log: Logger): void {
-  let stopping = false;
+function stopOnSignals(stopper: Stopper, log: Logger): void {
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(128 + (os.constants.signals[signal] ?? 0));
-    stopping = true;
+    if (stopper.started) process.exit(128 + (os.constants.signals[signal] ?? 0));
     log.info({ signal }, 'stopping');
-    node.stop().then(
-      () => finish(log, exitCodes.stopped),
-      (error: unknown) => {
-        log.error({ err: error }, 'stop failed');
-        process.stderr.write(`kai: stop failed: ${oneLineMessage(error)}\n`);
-        return finish(log, exitCodes.failed);
-      },
-    );
+    stopper.stop();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
 
 /** After `kai leave` the node stops by itself once it has left the ring. */
-function stopWhenLeft(node: RunningNode, log: Logger): void {
+function stopWhenLeft(node: RunningNode, stopper: Stopper, log: Logger): void {
   void node.left.then(() => {
     log.info('left the ring; stopping');
-    return node.stop().then(
-      () => finish(log, exitCodes.stopped),
-      (error: unknown) => {
-        log.error({ err: error }, 'stop failed');
-        return finish(log, exitCodes.failed);
-      },
-    );
+    stopper.stop();
   });
 }
 
@@ -281,9 +322,26 @@ function reloadOnHangup(node: RunningNode, log: Logger): void {
   });
 }
 
-async function finish(log: Logger, exitCode: number): Promise<never> {
-  if (exitCode === exitCodes.stopped) log.info('stopped');
-  await closeLogger(log);
+/**
+ * Fault injection for tests of a dying commit worker, only with KAI_FAULT_INJECTION=1 in the
+ * environment: SIGUSR2 then ends the worker thread at once, as a crash of it would. Without it,
+ * SIGUSR2 keeps Node's default (the process ends), as before.
+ */
+function injectFaultsOnSignal(node: RunningNode, log: Logger): void {
+  if (process.env.KAI_FAULT_INJECTION !== '1') return;
+  process.on('SIGUSR2', () => {
+    log.warn('SIGUSR2 with KAI_FAULT_INJECTION=1: ending the commit worker');
+    node.killCommitWorker();
+  });
+}
+
+let finishing = false;
+
+/** Flushes the log for `logFlushMs` at most, then exits: once, whoever asks first. */
+async function finish(log: Logger, exitCode: number, logFlushMs: number): Promise<void> {
+  if (finishing) return;
+  finishing = true;
+  await closeLogger(log, logFlushMs);
   process.exit(exitCode);
 }
 

@@ -10,7 +10,7 @@ import { ringMemberIds, ringRole, type RingState } from '../claimant';
 import { ringStateFromWire } from '../claimant/wire';
 import { fromWire } from '../membership';
 import { preferenceListUp, ringFromOwners } from '../ring';
-import type { RingChange, RpcReply, RpcRequest, TransferProgress, WireMember } from '../rpc/messages';
+import type { RingChange, RpcReply, RpcRequest, TransferProgress, WireMember, WireStorageHealth } from '../rpc/messages';
 import { TcpTransport, type ConnectionSecurity } from '../rpc/tcp-transport';
 
 /**
@@ -66,6 +66,8 @@ export interface NodeInfo {
   readonly transfers: TransferProgress | undefined;
   readonly seeds: readonly string[];
   readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
+  /** The node's storage health; undefined from a node of a version that does not report it. */
+  readonly storage: WireStorageHealth | undefined;
 }
 
 export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
@@ -88,6 +90,7 @@ export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
     transfers: reply.transfers,
     seeds: reply.seeds ?? [],
     quorum: reply.quorum ?? { n: defaultSettings.n, r: defaultSettings.r, w: defaultSettings.w },
+    storage: reply.storage,
   };
 }
 
@@ -127,8 +130,11 @@ export async function checkNode(first: string, second: string, security?: Connec
 export interface MemberStatusRow {
   readonly id: string;
   readonly address: string;
-  /** What the failure detector says; `seed` for an address given but never heard from. */
-  readonly status: 'up' | 'down' | 'seed';
+  /**
+   * What the failure detector says; `seed` for an address given but never heard from; `failed`
+   * for the node asked when its storage failed (it declared itself down).
+   */
+  readonly status: 'up' | 'down' | 'seed' | 'failed';
   /** Its part in the ring: owns buckets, joins (planned to own some), leaves, or none. */
   /** `waiting`: no ring founded yet, so no member owns anything. */
   readonly ring: 'owner' | 'joining' | 'leaving' | 'outside' | 'waiting';
@@ -144,6 +150,8 @@ export interface MemberStatusRow {
 
 export interface ClusterStatus {
   readonly members: readonly MemberStatusRow[];
+  /** The storage health of the node asked; undefined from a node that does not report it. */
+  readonly storage: WireStorageHealth | undefined;
   readonly ringVersion: number;
   readonly changing: boolean;
   /** N, R and W, and how many buckets have fewer up replicas than R or W. */
@@ -183,7 +191,7 @@ export async function clusterStatus(address: string, security?: ConnectionSecuri
       return {
         id: m.id,
         address: m.address,
-        status: m.status === 'up' ? 'up' : 'down',
+        status: m.status === 'up' ? 'up' : m.id === info.id && info.storage?.state === 'failed' ? 'failed' : 'down',
         ring: !info.ringFounded ? 'waiting' : state === undefined ? 'owner' : ringRole(state, view, m.id),
         zone: m.zone,
         ownership: owned.get(m.id) ?? 0,
@@ -210,6 +218,7 @@ export async function clusterStatus(address: string, security?: ConnectionSecuri
   }
   return {
     members,
+    storage: info.storage,
     ringVersion: state?.version ?? 0,
     changing: state?.next !== null && state?.next !== undefined,
     quorum: { n, r, w, bucketsBelowR, bucketsBelowW, buckets: info.buckets },
@@ -235,5 +244,16 @@ export function statusTable(status: ClusterStatus): string {
       ? `N=${n} R=${r} W=${w}: every bucket has its R and W replicas up`
       : `N=${n} R=${r} W=${w}: ${bucketsBelowR} of ${buckets} buckets below R, ${bucketsBelowW} below W (sloppy quorum takes fallbacks for writes)`;
   const ringLine = `ring version ${status.ringVersion}${status.changing ? ', changing: see kai transfers' : ''}`;
-  return [format(header), ...lines.map(format), '', ringLine, quorumLine].join('\n');
+  const storage = storageLine(status.storage);
+  return [format(header), ...lines.map(format), '', ringLine, quorumLine, ...(storage === undefined ? [] : [storage])].join('\n');
+}
+
+/** The asked node's storage, in one line; undefined when the node does not report it. */
+function storageLine(storage: WireStorageHealth | undefined): string | undefined {
+  if (storage === undefined) return undefined;
+  const failures =
+    `${storage.commitFailures} failed commits (${storage.diskFullFailures} for a full disk), ` +
+    `${storage.workerRestarts} commit worker restarts${storage.lastError === '' ? '' : `; last error: ${storage.lastError}`}`;
+  if (storage.state === 'failed') return `storage FAILED on this node: ${storage.reason}; it refuses writes until restarted. ${failures}`;
+  return `storage ok on this node: ${failures}`;
 }

@@ -52,6 +52,9 @@ export const settingLimits = {
   hintsPerTargetMax: 100_000_000,
   hintBytesPerTargetMin: 1024 * 1024,
   hintBytesPerTargetMax: 1024 * 1024 * 1024 * 1024,
+  /** A stop needs a second or so to end connections and close storage; ten minutes is a hang. */
+  stopTimeoutMsMin: 1000,
+  stopTimeoutMsMax: 10 * 60 * 1000,
 } as const;
 
 /** Thrown for any bad setting; `message` is one line, fit to print after `kai: `. */
@@ -622,6 +625,16 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `least severe level logged: ${logLevels.join(', ')}`,
     defaultText: defaultSettings.logLevel,
     parse: parseLogLevel,
+  },
+  stopTimeoutMs: {
+    name: 'stopTimeoutMs',
+    fileKey: 'stop_timeout_ms',
+    flag: '--stop-timeout <ms>',
+    description:
+      `how long a stop may take in all, in ms (${settingLimits.stopTimeoutMsMin} to ${settingLimits.stopTimeoutMsMax}); ` +
+      'past it the process exits with status 1 whatever clients, peers or disks do',
+    defaultText: String(defaultSettings.stopTimeoutMs),
+    parse: integerIn(settingLimits.stopTimeoutMsMin, settingLimits.stopTimeoutMsMax),
   },
 };
 

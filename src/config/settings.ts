@@ -91,6 +91,11 @@ export interface Settings {
   /** Log destination; stdout when absent. */
   readonly logFile: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * How long a stop (SIGTERM, SIGINT, after `kai leave`) may take in all: past it the process
+   * exits anyway, whatever clients, peers or disks are doing, and says so in the log.
+   */
+  readonly stopTimeoutMs: number;
 }
 
 export const defaultSettings: Settings = {
@@ -132,4 +137,5 @@ export const defaultSettings: Settings = {
   tlsClientCertificates: 'none',
   logFile: undefined,
   logLevel: 'info',
+  stopTimeoutMs: 15_000,
 };

@@ -34,6 +34,11 @@ export interface CoordinatorOptions {
   /** Whether a member takes requests now (the membership's up-view); every member when absent. */
   readonly isUp?: (nodeId: string) => boolean;
   /**
+   * Whether this node's own replica takes requests: false once its storage has failed, and the
+   * node then coordinates around itself as every peer does. True when absent.
+   */
+  readonly localServes?: () => boolean;
+  /**
    * The replica on each member: for `nodeId`, this node's replica (one that can `apply`); for
    * the others, replicas that can `coordinate` (RemoteReplica).
    */
@@ -190,8 +195,9 @@ export class Coordinator {
   private listIn(ring: Ring, bucket: number): ListPlacement {
     const { n, r, w } = effectiveQuorum(this.options.quorum, ring.members.length);
     const isUp = this.options.isUp ?? (() => true);
-    // This node takes its own requests, whatever the membership says of it.
-    const upOrSelf = (nodeId: string): boolean => nodeId === this.options.nodeId || isUp(nodeId);
+    // This node takes its own requests, whatever the membership says of it, while its store serves.
+    const localServes = this.options.localServes ?? (() => true);
+    const upOrSelf = (nodeId: string): boolean => (nodeId === this.options.nodeId ? localServes() : isUp(nodeId));
     const targets = annotatedPreferenceList(ring, bucket, n, upOrSelf).targets.map(
       (target): Target => ({
         replica: this.options.replicaOf(target.node),

@@ -16,6 +16,7 @@ import {
   addSeed,
   checkWireMember,
   createMembership,
+  declareSelfDown,
   detectFailures,
   forgetSeed,
   fromWire,
@@ -244,6 +245,20 @@ export class Gossip {
     this.state = leave(this.state, nowMs);
     this.persist();
     for (const listener of this.listeners) listener(this.state, [{ kind: 'leaving', id: this.selfId }]);
+  }
+
+  /**
+   * Tells the cluster this node is down though it runs (its storage failed): coordinators route
+   * around it from the next exchange on. Final until the node restarts.
+   */
+  declareSelfDown(): void {
+    const before = this.state;
+    this.state = declareSelfDown(this.state, this.options.env.nowMs());
+    if (this.state === before) return;
+    this.options.log.error({ incarnation: selfMember(this.state).incarnation }, 'this node declared itself down');
+    // Saved so that a restart, which comes back up, takes an incarnation above this one.
+    this.persist();
+    for (const listener of this.listeners) listener(this.state, [{ kind: 'down', id: this.selfId }]);
   }
 
   /** Drops a seed never heard from; true when there was one at `address`. */

@@ -168,6 +168,16 @@ export function leave(state: MembershipState, nowMs: number): MembershipState {
 }
 
 /**
+ * Announces that this node takes no requests, though it runs: its storage can no longer commit.
+ * The new incarnation makes 'down' win everywhere, so coordinators route around the node and
+ * hold hints for it; its heartbeat goes on, and only a restart (a new incarnation, up) undoes it.
+ */
+export function declareSelfDown(state: MembershipState, nowMs: number): MembershipState {
+  if (selfMember(state).status !== 'up') return state;
+  return replaceSelf(state, (self) => ({ ...self, status: 'down', incarnation: self.incarnation + 1, lastHeardMs: nowMs }));
+}
+
+/**
  * `kai check-node`: this node learns another's address. The entry holds placeholders until the
  * member's own entry arrives by gossip; it is a gossip target, but is neither gossiped on nor in
  * the ring. The id of a kai node is its internal address, so the address stands in for it.
@@ -300,7 +310,7 @@ function mergeOther(local: Member | undefined, remote: WireMember, nowMs: number
  * as after a restart that lost the heartbeat. The new incarnation wins over every such view.
  */
 function refutes(self: Member, remote: WireMember): boolean {
-  // A node's own status is 'up' or 'leaving'; one that leaves does not argue about being down.
+  // A node that leaves, or declared itself down (declareSelfDown), does not argue about being down.
   const rumourOfFailure = self.status === 'up' && remote.incarnation >= self.incarnation && remote.status !== 'up';
   return rumourOfFailure || !sameView(joinMember(self, remote), self);
 }

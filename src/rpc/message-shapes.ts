@@ -216,8 +216,17 @@ const replyShape = union('type', {
       transfers: transferProgress,
       seeds: arrayOf(isString),
       quorum: record({ n: isNonNegativeInteger, r: isNonNegativeInteger, w: isNonNegativeInteger }),
+      storage: record({
+        state: oneOf(['ok', 'failed']),
+        reason: isString,
+        commitFailures: isNonNegativeInteger,
+        operationsFailed: isNonNegativeInteger,
+        diskFullFailures: isNonNegativeInteger,
+        workerRestarts: isNonNegativeInteger,
+        lastError: isString,
+      }),
     },
-    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'quorum'],
+    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'quorum', 'storage'],
   ),
   error: record({ code: isString, detail: isString }),
 });

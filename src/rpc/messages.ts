@@ -206,8 +206,21 @@ export type RpcReply =
       readonly transfers?: TransferProgress;
       /** Hints the node holds, per target node, waiting for hinted handoff. */
       readonly hints?: readonly { readonly target: string; readonly count: number; readonly bytes: number }[];
+      /** Whether the node's storage still commits, and the failures it met (src/storage/health.ts). */
+      readonly storage?: WireStorageHealth;
     }
   /** The request failed on the peer; `code` is a code of src/errors.ts. */
   | { readonly type: 'error'; readonly code: string; readonly detail: string };
+
+/** A node's storage health as `nodeInfo` carries it; '' for a reason or error there is none of. */
+export interface WireStorageHealth {
+  readonly state: 'ok' | 'failed';
+  readonly reason: string;
+  readonly commitFailures: number;
+  readonly operationsFailed: number;
+  readonly diskFullFailures: number;
+  readonly workerRestarts: number;
+  readonly lastError: string;
+}
 
 export type RpcRequestType = RpcRequest['type'];

@@ -21,20 +21,22 @@ import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
-import type { Logger } from '../log';
+import { logCounters, type Logger } from '../log';
 import { findMember, isUp, seedsAwaited } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
 import type { RequestRoutes } from '../rpc/router';
 import type { Transport } from '../rpc/transport';
-import type { SqliteStore } from '../storage/sqlite';
+import type { SqliteStore, StorageHealth } from '../storage/sqlite';
+import type { WireStorageHealth } from '../rpc/messages';
 import { Transfer } from '../transfer';
 import { Admission } from './admission';
 import { Dispatcher } from './dispatch';
 import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
 import { NodeStats } from './stats';
+import { storageWatcher } from './storage-watch';
 import { kaiVersion } from './version';
 
 /** A request waits this long for its quorum before failing. */
@@ -163,6 +165,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     ring,
     moving,
     isUp: memberIsUp,
+    localServes: () => store.serving,
     replicaOf,
     quorum: settings,
     requestTimeoutMs: timeoutMs,
@@ -255,6 +258,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     }
     if (membersCameUp) handoff.deliverDue();
   });
+  store.onStorageEvent(storageWatcher(log.child({ component: 'storage' }), gossip));
   const stats = new NodeStats();
   const admission = new Admission();
   const dispatcher: Dispatcher = new Dispatcher({
@@ -267,7 +271,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     statistics: (group) => {
       if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
       if (group === 'settings') return settingsStatistics(settings, dispatcher.verbosity);
-      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission });
+      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, log: logCounters(log) });
       return undefined;
     },
   });
@@ -289,6 +293,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
       transfers: transfer.progress(),
       seeds: seedsAwaited(gossip.membership),
       quorum: { n: settings.n, r: settings.r, w: settings.w },
+      storage: wireStorageHealth(store.health()),
     };
   };
   routes.addSeed = (request) => {
@@ -388,4 +393,16 @@ async function broadcastFlush(
   outcomes.forEach((outcome, index) => {
     if (outcome.status === 'rejected') log.warn({ peer: peers[index].id, err: outcome.reason }, 'flush_all not delivered');
   });
+}
+
+function wireStorageHealth(health: StorageHealth): WireStorageHealth {
+  return {
+    state: health.state,
+    reason: health.reason ?? '',
+    commitFailures: health.commitFailures,
+    operationsFailed: health.operationsFailed,
+    diskFullFailures: health.diskFullFailures,
+    workerRestarts: health.workerRestarts,
+    lastError: health.lastError ?? '',
+  };
 }

@@ -35,6 +35,8 @@ export interface RunningNode {
   reloadAuthentication(): ReloadOutcome | undefined;
   /** Stops accepting, finishes in-flight requests and closes storage. */
   stop(): Promise<void>;
+  /** Ends the store's commit worker as a crash would, for fault tests; false when there is none. */
+  killCommitWorker(): boolean;
   /** Resolves once the node has left the ring after `kai leave`; never otherwise. */
   readonly left: Promise<void>;
 }
@@ -145,6 +147,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     port: transport.port,
     left,
     reloadAuthentication: () => fileAuthenticator && reloadAuthFile(fileAuthenticator, log),
+    killCommitWorker: () => store.killCommitWorker(),
     async stop() {
       node.stop();
       await server.stop();

@@ -8,7 +8,8 @@ import type { AntiEntropy } from '../antientropy';
 import type { Reaper } from '../antientropy/reaper';
 import type { Coordinator } from '../coordinator';
 import type { Handoff } from '../handoff';
-import type { SqliteStore } from '../storage/sqlite';
+import type { LogCounters } from '../log';
+import type { SqliteStore, StorageHealth } from '../storage/sqlite';
 import type { Admission } from './admission';
 import type { NodeStats } from './stats';
 import { kaiVersion } from './version';
@@ -100,11 +101,26 @@ export interface HealingParts {
   readonly antiEntropy: AntiEntropy;
   readonly reaper: Reaper;
   readonly admission: Admission;
+  /** What logging lost or held back. */
+  readonly log: LogCounters;
+}
+
+/** The store's health: `storage_state` is `ok`, or `failed` once it refuses every write. */
+function storageRows(health: StorageHealth): (readonly [string, number | string])[] {
+  return [
+    ['storage_state', health.state],
+    ['storage_commit_failures', health.commitFailures],
+    ['storage_operations_failed', health.operationsFailed],
+    ['storage_disk_full_failures', health.diskFullFailures],
+    ['storage_workers_lost', health.workersLost],
+    ['storage_worker_restarts', health.workerRestarts],
+  ];
 }
 
 /**
  * `stats kai`: the coordinator's counters, then hinted handoff (hints pending in all, and per
- * target as `hints_pending:<node>` with the count and bytes), anti-entropy and reaping.
+ * target as `hints_pending:<node>` with the count and bytes), anti-entropy and reaping,
+ * then the store's health and what logging dropped or suppressed.
  */
 export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): ReadonlyArray<readonly [string, string]> {
   const { store, handoff, antiEntropy, reaper } = healing;
@@ -132,6 +148,10 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['requests_in_flight', healing.admission.requestsInFlight],
       ['request_value_bytes_in_flight', healing.admission.valueBytesInFlight],
       ['admission_waits', healing.admission.waits],
+      ...storageRows(store.health()),
+      ['log_lines_dropped', healing.log.linesDropped],
+      ['log_write_failures', healing.log.writeFailures],
+      ['log_lines_suppressed', healing.log.linesSuppressed],
     ]),
   ];
 }

@@ -34,7 +34,9 @@ export interface CommitExecutor {
 }
 
 export function storageFailure(error: unknown): KaiError {
-  return new KaiError('KAI_STORAGE_FAILURE', error instanceof Error ? error.message : String(error));
+  // An error thrown in the worker thread arrives as an Error, or as a plain copy of one.
+  const message = (error as { message?: unknown } | null)?.message;
+  return new KaiError('KAI_STORAGE_FAILURE', typeof message === 'string' ? message : String(error));
 }
 
 /** How long close() lets the commit worker close its connection before terminating it. */
@@ -47,6 +49,8 @@ export class WorkerCommitExecutor implements CommitExecutor {
   readonly worker: Worker;
   private exited = false;
   private closing = false;
+  /** The first error the worker reported; the loss is reported once it has exited. */
+  private failure: KaiError | undefined;
 
   constructor(data: CommitWorkerData, listener: CommitListener) {
     this.worker = new Worker(commitWorkerPath, { workerData: data });
@@ -55,11 +59,19 @@ export class WorkerCommitExecutor implements CommitExecutor {
       this.worker.unref();
       listener.onReply(reply);
     });
-    this.worker.on('error', (error) => listener.onLost(storageFailure(error)));
-    this.worker.on('messageerror', (error) => listener.onLost(storageFailure(error)));
+    this.worker.on('error', (error) => {
+      // An uncaught error ends the worker; its exit follows.
+      this.failure ??= storageFailure(error);
+    });
+    this.worker.on('messageerror', (error) => {
+      // The worker still runs but can no longer be understood: end it, and its exit reports it.
+      this.failure ??= storageFailure(error);
+      void this.worker.terminate();
+    });
     this.worker.on('exit', (exitCode) => {
       this.exited = true;
-      if (!this.closing) listener.onLost(new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
+      // Reported only once the thread is gone, so a replacement never meets its open transaction.
+      if (!this.closing) listener.onLost(this.failure ?? new KaiError('KAI_STORAGE_FAILURE', `commit worker exited with code ${exitCode}`));
     });
     this.worker.unref();
   }

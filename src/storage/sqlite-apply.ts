@@ -132,7 +132,8 @@ export class BatchApplier {
       this.applyInTransaction.immediate(operations, effects);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      return { type: 'failed', batchId, message };
+      const code = (error as { code?: unknown } | null)?.code;
+      return typeof code === 'string' ? { type: 'failed', batchId, message, code } : { type: 'failed', batchId, message };
     }
     this.committedCounts = effects.counts;
     const hintCounts: HintCount[] = [];

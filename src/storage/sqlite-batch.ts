@@ -135,6 +135,8 @@ export interface FailedReply {
   readonly type: 'failed';
   readonly batchId: number;
   readonly message: string;
+  /** SQLite's code for the error (SQLITE_FULL, SQLITE_IOERR, ...), when it gave one. */
+  readonly code?: string;
 }
 
 export type CommitWorkerReply = CommittedReply | FailedReply;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Durability } from '../config/settings';
-import { realEnv, type Env } from '../env';
+import { realEnv, type Env, type TimerHandle } from '../env';
 import { KaiError, assert } from '../errors';
 import { MerkleForest } from '../merkle';
 import type { ReplicaStore, WriteOptions } from './index';
@@ -20,10 +20,13 @@ import {
   type KeyAtHash,
 } from './sqlite-batch';
 import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
+import { CommitRestarts, commitRestartPolicyDefault, type CommitRestartPolicy } from './commit-restarts';
+import { diskFullCode, type StorageEvent, type StorageHealth, type StorageListener } from './health';
 import { prepareSchema, selectCountsSql, selectHintCountsSql } from './sqlite-schema';
 import { StoreQueries, decodeRecordRow, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
 
 export { defaultCacheBytesMax } from './record-cache';
+export type { StorageEvent, StorageHealth, StorageListener } from './health';
 export type { HashedRecord, KeyHash, PendingHint } from './sqlite-queries';
 export type { HintCount, KeyAtHash } from './sqlite-batch';
 
@@ -68,6 +71,8 @@ export interface StoreTuning {
   readonly env?: Env;
   /** What a commit survives (Settings.durability); 'process' by default. */
   readonly durability?: Durability;
+  /** When a lost commit worker is replaced, and when the store gives up; commitRestartPolicyDefault by default. */
+  readonly commitRestartPolicy?: CommitRestartPolicy;
 }
 
 export interface SqliteStoreOptions extends StoreTuning {
@@ -173,7 +178,12 @@ export class SqliteStore implements ReplicaStore {
   private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
   private readonly selectHint: Database.Statement<[string, Buffer], { bytes: number }>;
   private readonly queries: StoreQueries;
-  private readonly executor: CommitExecutor;
+  private executor: CommitExecutor;
+  private readonly startExecutor: (listener: CommitListener) => CommitExecutor;
+  private readonly restarts: CommitRestarts;
+  /** Set while a lost commit worker waits out its backoff: nothing is dispatched meanwhile. */
+  private restartTimer: TimerHandle | undefined;
+  private readonly listeners = new Set<StorageListener>();
   private readonly cache: RecordCache;
   private readonly env: Env;
   private readonly writesPerCommitMax: number;
@@ -203,6 +213,12 @@ export class SqliteStore implements ReplicaStore {
   private commits = 0;
   private operationsCommitted = 0;
   private commitFailures = 0;
+  private operationsFailed = 0;
+  private diskFullFailures = 0;
+  private workersLost = 0;
+  private lastError: string | undefined;
+  /** Why the store gave up committing, once it has. */
+  private failedReason: string | undefined;
   private cacheHits = 0;
   private cacheMisses = 0;
 
@@ -229,10 +245,60 @@ export class SqliteStore implements ReplicaStore {
     this.committedCounts = { ...db.prepare<[], Counts>(selectCountsSql).get()! };
     for (const row of db.prepare<[], HintCount>(selectHintCountsSql).all()) this.committedHints.set(row.target, { ...row });
     this.queries.forEachTreeEntry((bucket, segment, hash) => this.tree.apply(bucket, segment, hash));
-    this.executor = startExecutor({
-      onReply: (reply) => this.onReply(reply),
-      onLost: (error) => this.onExecutorLost(error),
+    this.restarts = new CommitRestarts(tuning.commitRestartPolicy ?? commitRestartPolicyDefault);
+    this.startExecutor = startExecutor;
+    this.executor = this.launchExecutor();
+  }
+
+  /** Starts an executor whose reports count only while it is the store's current one. */
+  private launchExecutor(): CommitExecutor {
+    const executor: CommitExecutor = this.startExecutor({
+      onReply: (reply) => {
+        if (this.executor === executor) this.onReply(reply);
+      },
+      onLost: (error) => {
+        if (this.executor === executor) this.onExecutorLost(error);
+      },
     });
+    return executor;
+  }
+
+  /**
+   * Ends the commit worker at once, as a crash of its thread would: for fault tests of the
+   * restart (bin/kai with KAI_FAULT_INJECTION=1 does it on SIGUSR2). False without a worker.
+   */
+  killCommitWorker(): boolean {
+    if (!(this.executor instanceof WorkerCommitExecutor)) return false;
+    void this.executor.terminate();
+    return true;
+  }
+
+  /** Calls `listener` with every failure and recovery of the store; returns the unsubscribe. */
+  onStorageEvent(listener: StorageListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** False once the store has given up committing (health().state 'failed'); cheap, for every request. */
+  get serving(): boolean {
+    return this.failedReason === undefined;
+  }
+
+  health(): StorageHealth {
+    return {
+      state: this.failedReason === undefined ? 'ok' : 'failed',
+      reason: this.failedReason,
+      commitFailures: this.commitFailures,
+      operationsFailed: this.operationsFailed,
+      diskFullFailures: this.diskFullFailures,
+      workersLost: this.workersLost,
+      workerRestarts: this.restarts.restarts,
+      lastError: this.lastError,
+    };
+  }
+
+  private emit(event: StorageEvent): void {
+    for (const listener of this.listeners) listener(event);
   }
 
   read(key: Buffer): StoredRecord | undefined {
@@ -433,6 +499,14 @@ export class SqliteStore implements ReplicaStore {
   close(): Promise<void> {
     if (this.whenClosed !== undefined) return this.whenClosed;
     this.state = 'closing';
+    if (this.restartTimer !== undefined) {
+      // No worker to drain the queue through: what waited for the restart fails instead.
+      this.restartTimer.cancel();
+      this.restartTimer = undefined;
+      const queued = this.queue;
+      this.queue = [];
+      if (queued.length > 0) this.failOperations(queued, new KaiError('KAI_SHUTTING_DOWN'));
+    }
     this.whenClosed = this.whenDrained()
       .then(() => {
         // From here an exit of the executor is the expected end, not a failure.
@@ -494,14 +568,14 @@ export class SqliteStore implements ReplicaStore {
 
   /** Waits one turn, so that writes accepted in the same turn of the event loop share a commit. */
   private scheduleDispatch(): void {
-    if (this.dispatchScheduled || this.inFlight !== undefined || this.queue.length === 0) return;
+    if (this.dispatchScheduled || this.inFlight !== undefined || this.restartTimer !== undefined || this.queue.length === 0) return;
     this.dispatchScheduled = true;
     this.env.soon(() => this.dispatchNextBatch());
   }
 
   private dispatchNextBatch(): void {
     this.dispatchScheduled = false;
-    if (this.inFlight !== undefined || this.executorLost !== undefined) return;
+    if (this.inFlight !== undefined || this.executorLost !== undefined || this.restartTimer !== undefined) return;
     if (this.queue.length === 0) return this.notifyIfDrained();
     const queued = this.takeBatch();
     const batchId = this.nextBatchId++;
@@ -524,13 +598,16 @@ export class SqliteStore implements ReplicaStore {
   private onReply(reply: CommitWorkerReply): void {
     const batch = this.inFlight;
     if (batch === undefined || batch.batchId !== reply.batchId) {
-      // Only a bug could cause this; the store can no longer tell what committed.
-      this.onExecutorLost(new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`));
+      // Only a bug could cause this; the store can no longer tell what committed, and stops.
+      const error = new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`);
+      this.inFlight = undefined;
+      if (batch !== undefined) this.failOperations(batch.queued, error);
+      this.giveUp(error, error.detail!);
       return;
     }
     this.inFlight = undefined;
     if (reply.type === 'committed') this.settleCommitted(batch.queued, reply);
-    else this.failOperations(batch.queued, new KaiError('KAI_STORAGE_FAILURE', reply.message));
+    else this.commitFailed(batch.queued, reply.message, reply.code);
     this.scheduleDispatch();
     this.notifyIfDrained();
   }
@@ -576,6 +653,14 @@ export class SqliteStore implements ReplicaStore {
     }
   }
 
+  /** A commit SQLite refused (a full disk, an I/O error): counted and reported, and its operations fail. */
+  private commitFailed(batch: readonly QueuedOperation[], message: string, code: string | undefined): void {
+    if (code === diskFullCode) this.diskFullFailures += 1;
+    this.lastError = code === undefined ? message : `${code}: ${message}`;
+    this.failOperations(batch, new KaiError('KAI_STORAGE_FAILURE', message));
+    this.emit({ kind: 'commitFailed', operations: batch.length, code, message });
+  }
+
   /**
    * Rejects operations whose outcome is a failure, and rolls back what reads showed of them. The
    * cache is emptied too: a commit that failed at its very end, or a worker lost mid-batch, may
@@ -583,6 +668,7 @@ export class SqliteStore implements ReplicaStore {
    */
   private failOperations(batch: readonly QueuedOperation[], error: KaiError): void {
     this.commitFailures += 1;
+    this.operationsFailed += batch.length;
     this.cache.clear();
     for (const queued of batch) {
       this.countQueuedHint(queued.operation, -1);
@@ -598,16 +684,55 @@ export class SqliteStore implements ReplicaStore {
     if (this.pending.get(keyId)?.sequence === queued.sequence) this.pending.delete(keyId);
   }
 
-  /** Fails the batch in flight and everything queued; operations from now on fail at once. */
+  /**
+   * The executor is gone. The batch in flight has an unknown outcome (the worker may have committed
+   * it before it went), so it fails: no write is acknowledged without its commit, and reads fetch
+   * what the file really holds. Operations still queued were never sent: a new worker, started
+   * after a backoff, commits them. Lost too often (commit-restarts.ts), or while closing, the store
+   * gives up: everything queued fails, and so does every operation from now on.
+   */
   private onExecutorLost(error: KaiError): void {
     if (this.executorLost !== undefined) return;
-    this.executorLost = error;
-    const unsettled = [...(this.inFlight?.queued ?? []), ...this.queue];
+    this.workersLost += 1;
+    this.lastError = error.detail ?? error.message;
+    const inFlight = this.inFlight;
     this.inFlight = undefined;
+    if (inFlight !== undefined) this.failOperations(inFlight.queued, error);
+    if (this.state !== 'open') return this.giveUp(error, error.detail ?? error.message);
+    const decision = this.restarts.lost(this.env.nowMs());
+    if (!decision.restart) {
+      const windowSeconds = Math.round(this.restarts.policy.windowMs / 1000);
+      return this.giveUp(error, `commit worker lost ${decision.lossesInWindow} times within ${windowSeconds} s; last: ${this.lastError}`);
+    }
+    this.restartTimer = this.env.after(decision.delayMs, () => this.restartExecutor());
+    this.emit({ kind: 'workerLost', message: this.lastError, restartInMs: decision.delayMs });
+  }
+
+  private restartExecutor(): void {
+    this.restartTimer = undefined;
+    if (this.state !== 'open' || this.executorLost !== undefined) return;
+    try {
+      this.executor = this.launchExecutor();
+    } catch (error) {
+      this.onExecutorLost(storageFailure(error));
+      return;
+    }
+    this.emit({ kind: 'workerRestarted', restarts: this.restarts.restarts });
+    this.scheduleDispatch();
+  }
+
+  /** Fails everything queued; operations from now on fail at once. */
+  private giveUp(error: KaiError, reason: string): void {
+    this.executorLost = this.state === 'open' ? new KaiError('KAI_STORAGE_FAILURE', reason) : error;
+    const unsettled = this.queue;
     this.queue = [];
     this.cache.clear();
-    if (unsettled.length > 0) this.failOperations(unsettled, error);
+    if (unsettled.length > 0) this.failOperations(unsettled, this.executorLost);
     this.notifyIfDrained();
+    if (this.state === 'open') {
+      this.failedReason = reason;
+      this.emit({ kind: 'failed', reason });
+    }
   }
 
   private notifyIfDrained(): void {

@@ -65,8 +65,10 @@ export async function startNode(options: {
   readonly args: readonly string[];
   readonly port?: number;
   readonly memcachePort?: number;
+  /** Environment variables for the node besides this process's (KAI_FAULT_INJECTION). */
+  readonly env?: Readonly<Record<string, string>>;
 }): Promise<ClusterNode> {
-  const kai = await startKai({ dataDir: options.dataDir, port: options.port, memcachePort: options.memcachePort, args: options.args });
+  const kai = await startKai({ dataDir: options.dataDir, port: options.port, memcachePort: options.memcachePort, args: options.args, env: options.env });
   return { ...kai, id: `${loopbackHost}:${kai.port}`, dataDir: options.dataDir };
 }
 

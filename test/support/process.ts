@@ -74,6 +74,8 @@ export interface StartKaiOptions {
   readonly readyTimeoutMs?: number;
   /** With `--auth-file` among the args: credentials from it, for the readiness probe. */
   readonly readyCredentials?: TextCredentials;
+  /** Environment variables for the process besides this one's (KAI_FAULT_INJECTION). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface KaiProcess {
@@ -111,6 +113,7 @@ export async function startKai(options: StartKaiOptions): Promise<KaiProcess> {
     readyPort: memcachePort,
     readyTimeoutMs: options.readyTimeoutMs,
     readyCredentials: options.readyCredentials,
+    env: options.env,
   });
   return {
     pid: server.pid,

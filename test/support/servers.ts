@@ -94,6 +94,8 @@ export interface SpawnOptions {
   /** The process's working directory; this process's own when absent. */
   readonly cwd?: string;
   readonly output?: OutputMode;
+  /** Variables added to this process's environment for the child (jest's process.env does not reach it). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface StartedProcess {
@@ -112,6 +114,7 @@ export function spawnTracked(options: SpawnOptions): StartedProcess {
   const capture = (options.output ?? 'capture') === 'capture';
   const child = spawn(options.command, options.args, {
     cwd: options.cwd,
+    env: options.env === undefined ? undefined : { ...process.env, ...options.env },
     stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit'],
   });
   runningChildren.add(child);

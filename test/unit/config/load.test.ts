@@ -69,6 +69,7 @@ describe('loadSettings precedence and discovery', () => {
       read_repairs_per_second: 7,
       log_file: 'kai.log',
       log_level: 'debug',
+      stop_timeout_ms: 4000,
     });
     expect(loadSettings({}, { cwd })).toEqual({
       ...defaultSettings,
@@ -101,6 +102,7 @@ describe('loadSettings precedence and discovery', () => {
       siblingsMax: 25,
       logFile: path.join(cwd, 'kai.log'),
       logLevel: 'debug',
+      stopTimeoutMs: 4000,
     });
   });
 

@@ -6,9 +6,11 @@ import Database from 'better-sqlite3';
 import { KaiError } from '../../../src/errors';
 import type { StoredRecord, Version } from '../../../src/storage';
 import { newerFirst } from '../../../src/storage/record';
+import type { CommitRestartPolicy } from '../../../src/storage/commit-restarts';
 import { cachedBytesOf } from '../../../src/storage/record-cache';
 import { encodeVersions } from '../../../src/storage/record-codec';
-import { databaseFileName, openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite';
+import { databaseFileName, openSqliteStore, type SqliteStore, type StorageEvent } from '../../../src/storage/sqlite';
+import { commitRestartPolicyDefault } from '../../../src/storage/commit-restarts';
 import { version } from '../../support/versions';
 
 const nowMs = 1_700_000_000_000;
@@ -27,8 +29,8 @@ const openStores: SqliteStore[] = [];
 /** Long ago enough that any record written with it is dead whatever the grace. */
 const longAgoMs = 24 * 60 * 60 * 1000;
 
-function open(writesPerCommitMax?: number, cacheBytesMax?: number): SqliteStore {
-  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax });
+function open(writesPerCommitMax?: number, cacheBytesMax?: number, commitRestartPolicy?: CommitRestartPolicy): SqliteStore {
+  const store = openSqliteStore({ dataDir, writesPerCommitMax, cacheBytesMax, commitRestartPolicy });
   openStores.push(store);
   return store;
 }
@@ -55,6 +57,15 @@ async function expectKaiError(promise: Promise<unknown>, code: string): Promise<
 function internals(store: SqliteStore): { db: Database.Database; worker: Worker } {
   const parts = store as unknown as { db: Database.Database; executor: { worker: Worker } };
   return { db: parts.db, worker: parts.executor.worker };
+}
+
+/** Polls `condition` every few ms until it holds, for `timeoutMs` at most. */
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadlineMs = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadlineMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** A second connection to the same file, to inject faults the way an outside writer would. */
@@ -377,9 +388,11 @@ describe('SqliteStore', () => {
     expect(store.counts().items).toBe(51);
   });
 
-  test('a commit worker that dies fails the writes in flight, queued and later, without hanging', async () => {
-    // Proves a lost worker turns into KAI_STORAGE_FAILURE for every unsettled and later write, and close still ends.
-    const store = open(1);
+  test('a commit worker that dies, with no restarts allowed, fails the writes in flight, queued and later, without hanging', async () => {
+    // Proves a lost worker the store may not replace turns into KAI_STORAGE_FAILURE for every unsettled and later write, and close still ends.
+    const store = open(1, undefined, { ...commitRestartPolicyDefault, restartsMax: 0 });
+    const events: StorageEvent[] = [];
+    store.onStorageEvent((event) => events.push(event));
     await store.write(record('k', [version('committed')]));
     const unsettled = [store.write(record('k', [version('lost')])), store.write(record('other', [version('lost')]))];
     const purge = store.purgeExpired(nowMs, 10);
@@ -391,6 +404,45 @@ describe('SqliteStore', () => {
     await expectKaiError(store.removeAll(), 'KAI_STORAGE_FAILURE');
     expect(store.stats()).toMatchObject({ pendingKeys: 0, operationsQueued: 0 });
     expect(store.read(Buffer.from('k'))?.versions[0].value.toString()).toBe('committed');
+    expect(store.health()).toMatchObject({ state: 'failed', workersLost: 1, workerRestarts: 0 });
+    expect(events.map((event) => event.kind)).toEqual(['failed']);
+    await store.close();
+  });
+
+  test('a commit worker that dies is replaced: the batch in flight fails, the queued ones commit on the new worker', async () => {
+    // Proves a lost worker costs only the batch whose outcome is unknown: what was queued behind it, and later writes, commit.
+    const store = open(1);
+    const events: StorageEvent[] = [];
+    store.onStorageEvent((event) => events.push(event));
+    await store.write(record('k', [version('committed')]));
+    const inFlight = store.write(record('k', [version('lost')]));
+    await new Promise((resolve) => setImmediate(resolve));
+    const queued = store.write(record('queued', [version('v')]));
+    await internals(store).worker.terminate();
+    await expectKaiError(inFlight, 'KAI_STORAGE_FAILURE');
+    await queued;
+    await store.write(record('later', [version('v')]));
+    expect(store.read(Buffer.from('queued'))?.versions[0].value.toString()).toBe('v');
+    expect(store.committedRecord(Buffer.from('later'))).toBeDefined();
+    expect(store.health()).toMatchObject({ state: 'ok', workersLost: 1, workerRestarts: 1 });
+    expect(events.map((event) => event.kind)).toEqual(['workerLost', 'workerRestarted']);
+    await store.close();
+  });
+
+  test('a commit worker lost again and again within the window makes the store give up and say why', async () => {
+    // Proves the restarts are bounded: past restartsMax losses in the window the store fails for good, loudly.
+    const store = open(undefined, undefined, { restartsMax: 2, windowMs: 60_000, backoffMsMin: 10, backoffMsMax: 20 });
+    const events: StorageEvent[] = [];
+    store.onStorageEvent((event) => events.push(event));
+    for (let loss = 0; loss < 3; loss++) {
+      const worker = internals(store).worker;
+      await worker.terminate();
+      if (loss < 2) await waitFor(() => internals(store).worker !== worker, 5000);
+    }
+    expect(store.health()).toMatchObject({ state: 'failed', workersLost: 3, workerRestarts: 2 });
+    expect(store.health().reason).toMatch(/lost 3 times within 60 s/);
+    expect(events.map((event) => event.kind)).toEqual(['workerLost', 'workerRestarted', 'workerLost', 'workerRestarted', 'failed']);
+    await expectKaiError(store.write(record('refused', [version('v')])), 'KAI_STORAGE_FAILURE');
     await store.close();
   });
 
