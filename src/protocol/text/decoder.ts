@@ -141,6 +141,9 @@ export class TextDecoder {
         return outcome.silent ? 'continue' : errorEvent(outcome.code);
       case 'store':
         return this.startStore(outcome.header) ?? 'continue';
+      case 'hangup':
+        this.stop();
+        return { kind: 'error', error: new KaiError(outcome.code), close: true };
     }
   }
 

@@ -409,6 +409,29 @@ describe('text decoder: limits', () => {
   });
 });
 
+describe('text decoder: request lines that look like HTTP', () => {
+  // memcached's cross-protocol guard: an unknown command ending in HTTP/... closes at once, unanswered.
+  test('HTTP request lines close the connection and nothing after them is decoded', () => {
+    for (const line of ['GET / HTTP/1.0', 'POST /x HTTP/1.1', 'HEAD / HTTP/1.1', 'OPTIONS * HTTP/1.1', 'HTTP/1.0', 'mxx a HTTP/']) {
+      expect(outline(`${line}\r\nset k 0 0 1\r\nx\r\n`)).toEqual(['CLIENT_ERROR HTTP request line +close']);
+    }
+    const decoder = new TextDecoder(limits);
+    decoder.push(Buffer.from('POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nset k 0 0 1\r\nx\r\n'));
+    expect(drain(decoder).length).toBe(1);
+    expect(decoder.bufferedBytes()).toBe(0);
+  });
+
+  // Only lines that reach memcached's final fallback are judged, and only on the last counted token.
+  test('lines memcached dispatches elsewhere are answered as before', () => {
+    for (const line of ['gx / HTTP/1.0', 'G / HTTP/1.0', 'mx / HTTP/1.0', 'replace / HTTP/1.0', 'FOO HTTP/1.0 x', 'FOO http/1.0', 'FOO HTTP']) {
+      expect(outline(`${line}\r\n`)).toEqual(['ERROR']);
+    }
+    const tokens = Array.from({ length: 21 }, (_, index) => String(index));
+    expect(outline(`AB ${tokens.join(' ')} HTTP/1 tail\r\n`)).toEqual(['CLIENT_ERROR HTTP request line +close']);
+    expect(outline(`AB ${tokens.slice(1).join(' ')} HTTP/1 22 tail\r\n`)).toEqual(['ERROR']);
+  });
+});
+
 describe('chunk list', () => {
   // Scans resume across pushes and restart after consuming; take copies across chunk borders.
   test('scan, take and skip across chunks', () => {
