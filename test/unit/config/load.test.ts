@@ -58,6 +58,8 @@ describe('loadSettings precedence and discovery', () => {
       max_item_size: '2m',
       cache_size: '8m',
       max_connections: 50,
+      idle_timeout_ms: 2500,
+      receive_buffer_bytes_max: '16m',
       reap_grace_ms: 5000,
       anti_entropy_interval_ms: 0,
       anti_entropy_keys_per_second: 100,
@@ -95,6 +97,8 @@ describe('loadSettings precedence and discovery', () => {
       hintBytesPerTargetMax: 2 * 1024 * 1024,
       readRepairsPerSecond: 7,
       maxConnections: 50,
+      idleTimeoutMs: 2500,
+      receiveBufferBytesMax: 16 * 1024 * 1024,
       durability: 'process',
       conflictResolution: 'siblings',
       siblingsMax: 25,
@@ -156,7 +160,7 @@ describe('loadSettings config file errors', () => {
     // Proves typos in the file are rejected rather than ignored.
     const file = writeConfig({ port: 1, memcahce_port: 2 });
     expect(errorOf({})).toBe(
-      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, durability, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
+      `${file}: unknown key "memcahce_port" (known keys: hostname, port, memcache_port, data_dir, n, r, w, buckets, seeds, zone, weight, gossip_interval_ms, max_item_size, cache_size, max_connections, idle_timeout_ms, receive_buffer_bytes_max, durability, conflict_resolution, siblings_max, reap_grace_ms, anti_entropy_interval_ms, anti_entropy_keys_per_second, anti_entropy_bytes_per_second, handoff_keys_per_second, handoff_bytes_per_second, hints_per_target_max, hint_bytes_per_target_max, read_repairs_per_second, auth_file, log_file, log_level)`,
     );
   });
 
@@ -226,6 +230,8 @@ describe('loadSettings value rules', () => {
     ['cache size above 64 GiB', { cacheSize: '65g' }, '--cache-size: must be a size from 0 (no cache) to 68719476736 (64g) bytes, got 65g'],
     ['negative cache size', { cacheSize: '-1' }, '--cache-size: must be a size from 0 (no cache) to 68719476736 (64g) bytes, got -1'],
     ['max connections of 0', { maxConnections: '0' }, '--max-connections: must be an integer from 1 to 65536, got 0'],
+    ['idle timeout under its floor', { idleTimeoutMs: '50' }, '--idle-timeout: must be 0 (never) or an integer from 100 to 86400000, got 50'],
+    ['receive budget under 1m', { receiveBufferBytesMax: '64k' }, '--receive-buffer-bytes-max: must be a size from 1048576 (1m) to 68719476736 (64g) bytes, got 64k'],
     ['unknown log level', { logLevel: 'verbose' }, '--log-level: must be one of fatal, error, warn, info, debug, trace, silent, got verbose'],
     ['hostname with a space', { hostname: 'a b' }, `--hostname: must be a host name or IP address (letters, digits, '.', '-', ':'; at most 253 characters), got a b`],
     ['empty data dir', { dataDir: '' }, '--data-dir: must be a non-empty path, got ""'],
