@@ -5,6 +5,7 @@ import {
   TextDecoder,
   lineBytesMax,
   lineBytesWithoutNewlineMax,
+  multigetLineBytesMaxDefault,
   type TextDecoderLimits,
   type TextEvent,
 } from '../../../src/protocol/text/decoder';
@@ -388,6 +389,25 @@ describe('text decoder: limits', () => {
   test('complete long lines', () => {
     expect(outline(`set ${'k'.repeat(3000)} 0 0 1\r\nx\r\n`)).toEqual(['CLIENT_ERROR bad command line format', 'ERROR']);
     expect(outline(`set ${'k'.repeat(lineBytesMax)} 0 0 1\r\nx\r\n`)).toEqual(['CLIENT_ERROR line too long +close']);
+  });
+
+  // A storage line announces its block: the decoder says how many bytes it awaits before they arrive.
+  test('bytes awaited by a storage command', () => {
+    const decoder = new TextDecoder({ valueBytesMax: 1000 });
+    expect(decoder.awaitedBytes()).toBe(0);
+    decoder.push(Buffer.from('set k 0 0 500\r\nabc'));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.awaitedBytes()).toBe(502);
+    decoder.push(Buffer.from(`${'x'.repeat(497)}\r\n`));
+    expect(decoder.next()?.kind).toBe('command');
+    expect(decoder.awaitedBytes()).toBe(0);
+    // An over-limit block is swallowed as it comes, so nothing is awaited for it.
+    decoder.push(Buffer.from('set k 0 0 5000\r\n'));
+    decoder.next();
+    expect(decoder.awaitedBytes()).toBe(0);
+    expect(decoder.heldBytesMax()).toBe(multigetLineBytesMaxDefault + 1);
+    decoder.release();
+    expect(decoder.bufferedBytes()).toBe(0);
   });
 
   // A long line trickling in byte by byte is scanned once, not once per byte.
