@@ -31,6 +31,7 @@ import type { Transport } from '../rpc/transport';
 import type { SqliteStore } from '../storage/sqlite';
 import { Transfer } from '../transfer';
 import { Admission } from './admission';
+import { ReceiveBudget } from './receive-budget';
 import { Dispatcher } from './dispatch';
 import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
@@ -67,6 +68,7 @@ export interface ComposedNode {
   readonly nodeId: string;
   /** The bound on client requests in flight over all connections. */
   readonly admission: Admission;
+  readonly receiveBudget: ReceiveBudget;
   readonly gossip: Gossip;
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
@@ -257,6 +259,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   });
   const stats = new NodeStats();
   const admission = new Admission();
+  const receiveBudget = new ReceiveBudget(settings.receiveBufferBytesMax);
   const dispatcher: Dispatcher = new Dispatcher({
     coordinator,
     env,
@@ -267,7 +270,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     statistics: (group) => {
       if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
       if (group === 'settings') return settingsStatistics(settings, dispatcher.verbosity);
-      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission });
+      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, receiveBudget });
       return undefined;
     },
   });
@@ -316,6 +319,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   return {
     nodeId,
     admission,
+    receiveBudget,
     gossip,
     coordinator,
     dispatcher,

@@ -105,6 +105,8 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     env,
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    receiveBudget: node.receiveBudget,
     authenticator: fileAuthenticator ?? noAuthentication,
     admission: node.admission,
   });

@@ -10,6 +10,7 @@ import type { Coordinator } from '../coordinator';
 import type { Handoff } from '../handoff';
 import type { SqliteStore } from '../storage/sqlite';
 import type { Admission } from './admission';
+import type { ReceiveBudget } from './receive-budget';
 import type { NodeStats } from './stats';
 import { kaiVersion } from './version';
 
@@ -64,6 +65,8 @@ export function generalStatistics(
     ['store_too_large', stats.storeTooLarge],
     ['auth_cmds', stats.authCmds],
     ['auth_errors', stats.authErrors],
+    // memcached lists idle_kicks only when an idle timeout is set.
+    ...(settings.idleTimeoutMs > 0 ? [['idle_kicks', stats.idleKicks] as const] : []),
     ['bytes_read', stats.bytesRead],
     ['bytes_written', stats.bytesWritten],
     ['limit_maxbytes', os.totalmem()],
@@ -91,6 +94,8 @@ export function settingsStatistics(settings: Settings, verbosity: number): Rows 
     // memcached names the ascii auth file here, or says no.
     ['auth_enabled_sasl', settings.authFile === undefined ? 'no' : 'yes'],
     ['auth_enabled_ascii', settings.authFile ?? 'no'],
+    // memcached counts its idle timeout in whole seconds; kai's is in ms.
+    ['idle_timeout', Math.ceil(settings.idleTimeoutMs / 1000)],
   ]);
 }
 
@@ -100,6 +105,7 @@ export interface HealingParts {
   readonly antiEntropy: AntiEntropy;
   readonly reaper: Reaper;
   readonly admission: Admission;
+  readonly receiveBudget: ReceiveBudget;
 }
 
 /**
@@ -132,6 +138,8 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['requests_in_flight', healing.admission.requestsInFlight],
       ['request_value_bytes_in_flight', healing.admission.valueBytesInFlight],
       ['admission_waits', healing.admission.waits],
+      ['receive_buffer_bytes', healing.receiveBudget.bytesHeld],
+      ['receive_buffer_waits', healing.receiveBudget.waits],
     ]),
   ];
 }
