@@ -10,7 +10,7 @@ import type { Env } from '../env';
 import { KaiError, asKaiError } from '../errors';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
-import type { ReceiveAccount, ReceiveBudget } from './receive-budget';
+import { newReceiveAccount, type ReceiveBudget } from './receive-budget';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
 import type { NodeStats } from './stats';
 
@@ -66,7 +66,7 @@ export abstract class Connection implements AdmissionWaiter {
   /** The receive budget cannot take the request being received; reading waits for bytes to come back. */
   private waitingForBudget = false;
   /** Bytes of partly received requests this connection holds against the node's receive budget. */
-  private readonly receiveAccount: ReceiveAccount = { chargedBytes: 0 };
+  private readonly receiveAccount = newReceiveAccount();
   /** When the last request was decoded (memcached's last_cmd_time), and when bytes last came. */
   private lastCommandAtMs: number;
   private lastReceivedAtMs: number;
@@ -185,12 +185,14 @@ export abstract class Connection implements AdmissionWaiter {
   }
 
   /**
-   * Counts the bytes held against the node's receive budget and asks it for the rest of the
-   * request being received, before any of them is read: whether the socket may be read on.
+   * Counts the bytes held in the node's receive figure and asks the budget for the whole of the
+   * request being received, before any more of it is read (a line without its newline asks for
+   * what it holds): whether the socket may be read on.
    */
   private settleReceived(): boolean {
     const held = this.bufferedBytes();
-    const allowed = this.context.receiveBudget.settle(this.receiveAccount, held, this.awaitedBytes(), this);
+    const awaited = this.awaitedBytes();
+    const allowed = this.context.receiveBudget.settle(this.receiveAccount, held, awaited > 0 ? awaited : held, this);
     this.waitingForBudget = !allowed;
     return allowed && held < this.heldBytesMax();
   }

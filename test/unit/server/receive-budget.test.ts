@@ -3,30 +3,43 @@
 import type { AdmissionWaiter } from '../../../src/server/admission';
 import {
   ReceiveBudget,
+  newReceiveAccount,
   receiveAllowanceBytesPerConnection as allowance,
-  socketReadBytesMax,
   type ReceiveAccount,
 } from '../../../src/server/receive-budget';
 
 const mib = 1024 * 1024;
 
-function connection(resumed: string[], name: string): { account: ReceiveAccount; waiter: AdmissionWaiter } {
-  return { account: { chargedBytes: 0 }, waiter: { resumeAfterAdmission: () => resumed.push(name) } };
+interface TestConnection {
+  readonly account: ReceiveAccount;
+  readonly waiter: AdmissionWaiter;
+}
+
+function connection(resumed: string[], name: string, onResume?: () => void): TestConnection {
+  return {
+    account: newReceiveAccount(),
+    waiter: {
+      resumeAfterAdmission: () => {
+        resumed.push(name);
+        onResume?.();
+      },
+    },
+  };
 }
 
 test('small requests within the allowance always go on, whatever the others hold', () => {
   const budget = new ReceiveBudget(mib);
   const resumed: string[] = [];
   const big = connection(resumed, 'big');
-  expect(budget.settle(big.account, 0, mib, big.waiter)).toBe(true);
+  expect(budget.settle(big.account, 0, mib + allowance, big.waiter)).toBe(true);
   const small = connection(resumed, 'small');
-  expect(budget.settle(small.account, 100, 0, small.waiter)).toBe(true);
-  expect(budget.settle(small.account, allowance, 0, small.waiter)).toBe(true);
-  expect(budget.bytesHeld).toBe(mib + allowance);
+  expect(budget.settle(small.account, 100, 100, small.waiter)).toBe(true);
+  expect(budget.settle(small.account, allowance, allowance, small.waiter)).toBe(true);
+  expect(budget.bytesHeld).toBe(mib + 2 * allowance);
   expect(budget.waits).toBe(0);
 });
 
-test('a request the budget cannot take waits before it is read, and goes on once bytes come back', () => {
+test('a request the budget cannot grant waits before it is read, and goes on once bytes come back', () => {
   const budget = new ReceiveBudget(2 * mib);
   const resumed: string[] = [];
   const first = connection(resumed, 'first');
@@ -54,7 +67,25 @@ test('a granted request is never refused part way: bytes already granted stay gr
   for (const held of [64 * 1024, mib / 2, mib]) expect(budget.settle(holder.account, held, mib, holder.waiter)).toBe(true);
 });
 
-test('a request larger than the whole budget still goes when nothing else is budgeted', () => {
+test('bytes waiting connections read before they asked never keep a grant from others', () => {
+  // Regression: 200 clients each read 64 KiB into a value past their allowance; counted against
+  // the budget, those bytes alone filled it and no one was ever woken again.
+  const budget = new ReceiveBudget(mib);
+  const resumed: string[] = [];
+  const waiting: TestConnection[] = [];
+  for (let index = 0; index < 50; index++) {
+    const each: TestConnection = connection(resumed, `w${index}`, () => budget.settle(each.account, 64 * 1024, mib, each.waiter));
+    waiting.push(each);
+  }
+  const holder = connection(resumed, 'holder');
+  expect(budget.settle(holder.account, 0, mib, holder.waiter)).toBe(true);
+  for (const each of waiting) expect(budget.settle(each.account, 64 * 1024, mib, each.waiter)).toBe(false);
+  expect(budget.bytesHeld).toBe(mib + 50 * 64 * 1024);
+  budget.close(holder.account, holder.waiter);
+  expect(resumed).toEqual(['w0']);
+});
+
+test('a request larger than the whole budget still goes when nothing else is granted', () => {
   const budget = new ReceiveBudget(mib);
   const resumed: string[] = [];
   const alone = connection(resumed, 'alone');
@@ -72,20 +103,28 @@ test('a closed connection gives back all it held and stops waiting', () => {
   expect(budget.settle(waiting.account, 1000, mib, waiting.waiter)).toBe(false);
   budget.close(gone.account, gone.waiter);
   expect(gone.account.chargedBytes).toBe(0);
+  expect(resumed).toEqual([]);
   budget.close(holder.account, holder.waiter);
   expect(resumed).toEqual(['waiting']);
   budget.close(waiting.account, waiting.waiter);
   expect(budget.bytesHeld).toBe(0);
+  expect(budget.bytesGranted).toBe(0);
 });
 
-test('waking leaves room for one read per woken connection', () => {
-  const budget = new ReceiveBudget(4 * socketReadBytesMax);
+test('waiters are woken oldest first while what each asked for fits, each seeing the grants before it', () => {
+  const budget = new ReceiveBudget(3 * mib);
   const resumed: string[] = [];
   const holder = connection(resumed, 'holder');
-  budget.settle(holder.account, 0, allowance + 4 * socketReadBytesMax, holder.waiter);
-  const waiters = Array.from({ length: 10 }, (_, index) => connection(resumed, `w${index}`));
-  for (const waiter of waiters) expect(budget.settle(waiter.account, 0, allowance + 1, waiter.waiter)).toBe(false);
-  budget.settle(holder.account, 0, allowance + 2 * socketReadBytesMax, holder.waiter);
-  // Half the budget is back: room for two reads, so two are woken, oldest first.
+  budget.settle(holder.account, 0, 3 * mib + allowance, holder.waiter);
+  const waiters: TestConnection[] = [];
+  for (let index = 0; index < 4; index++) {
+    // A woken connection asks again at once, as a connection's pump does.
+    const each: TestConnection = connection(resumed, `w${index}`, () => budget.settle(each.account, 0, mib + allowance, each.waiter));
+    waiters.push(each);
+    expect(budget.settle(each.account, 0, mib + allowance, each.waiter)).toBe(false);
+  }
+  budget.settle(holder.account, 0, mib + allowance, holder.waiter);
+  // Two megabytes came back: the two oldest are granted, and the pass stops at the third.
   expect(resumed).toEqual(['w0', 'w1']);
+  expect(budget.bytesGranted).toBe(3 * mib);
 });
