@@ -36,6 +36,11 @@ export const errorRegistry = {
   },
   KAI_BAD_DATA_CHUNK: { textReply: 'CLIENT_ERROR bad data chunk', binaryStatus: BinaryStatus.invalidArguments },
   KAI_LINE_TOO_LONG: { textReply: 'CLIENT_ERROR line too long', binaryStatus: BinaryStatus.invalidArguments },
+  /**
+   * A text command line that looks like HTTP (`GET / HTTP/1.1`): the connection is closed without a
+   * reply, as memcached closes it, so a browser cannot be used to send commands to the port.
+   */
+  KAI_HTTP_REQUEST_LINE: { textReply: 'CLIENT_ERROR HTTP request line', binaryStatus: BinaryStatus.invalidArguments },
   KAI_VALUE_TOO_LARGE: {
     textReply: 'SERVER_ERROR object too large for cache',
     binaryStatus: BinaryStatus.valueTooLarge,

@@ -61,6 +61,17 @@ export class TextAuthHandshake {
     if (this.state.kind !== 'closed') this.buffer.push(chunk);
   }
 
+  /** Bytes held and not yet judged; never more than credentialsBlockBytesMax before a close. */
+  bufferedBytes(): number {
+    return this.buffer.byteLength;
+  }
+
+  /** The connection closed: drops what is held. */
+  release(): void {
+    this.state = closedState;
+    this.buffer.clear();
+  }
+
   /** The next event, or undefined when more bytes are needed (or the connection is closing). */
   next(): HandshakeEvent | undefined {
     switch (this.state.kind) {

@@ -24,6 +24,12 @@ export const settingLimits = {
   itemSizeBytesMin: 1024,
   itemSizeBytesMax: 1024 * 1024 * 1024,
   connectionsMax: 65536,
+  /** An idle timeout under 100 ms would close clients between two requests; over a day it guards nothing. */
+  idleTimeoutMsMin: 100,
+  idleTimeoutMsMax: 24 * 60 * 60 * 1000,
+  /** The receive budget must hold a few requests at the least; past 64 GiB it is a typo. */
+  receiveBufferBytesMin: 1024 * 1024,
+  receiveBufferBytesMax: 64 * 1024 * 1024 * 1024,
   /** Siblings per key: each may be a whole value, and a record and a message carry them all. */
   siblingsMax: siblingsMaxLimit,
   /** The read cache lives in the node's heap; past this it is a typo, not a plan. */
@@ -186,6 +192,21 @@ const parseHintBytes = byteSizeIn(
   settingLimits.hintBytesPerTargetMin,
   settingLimits.hintBytesPerTargetMax,
   `must be a size from ${settingLimits.hintBytesPerTargetMin} (1m) to ${settingLimits.hintBytesPerTargetMax} (1024g) bytes`,
+);
+
+/** 0 (never) or a timeout within the bounds. */
+function parseIdleTimeout(raw: RawSetting): number {
+  const { idleTimeoutMsMin: min, idleTimeoutMsMax: max } = settingLimits;
+  const rule = `must be 0 (never) or an integer from ${min} to ${max}`;
+  const timeoutMs = integerIn(0, max, rule)(raw);
+  if (timeoutMs !== 0 && timeoutMs < min) reject(raw, rule);
+  return timeoutMs;
+}
+
+const parseReceiveBufferBytes = byteSizeIn(
+  settingLimits.receiveBufferBytesMin,
+  settingLimits.receiveBufferBytesMax,
+  `must be a size from ${settingLimits.receiveBufferBytesMin} (1m) to ${settingLimits.receiveBufferBytesMax} (64g) bytes`,
 );
 
 /** 0 (off) or an interval within the bounds. */
@@ -453,6 +474,26 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: `client connections accepted at once (1 to ${connectionsMax})`,
     defaultText: String(defaultSettings.maxConnections),
     parse: integerIn(1, connectionsMax),
+  },
+  idleTimeoutMs: {
+    name: 'idleTimeoutMs',
+    fileKey: 'idle_timeout_ms',
+    flag: '--idle-timeout <ms>',
+    description:
+      `close client connections idle this long, in ms, as memcached's idle_timeout (${settingLimits.idleTimeoutMsMin} ` +
+      `to ${settingLimits.idleTimeoutMsMax}); 0 never closes them`,
+    defaultText: '0 (never)',
+    parse: parseIdleTimeout,
+  },
+  receiveBufferBytesMax: {
+    name: 'receiveBufferBytesMax',
+    fileKey: 'receive_buffer_bytes_max',
+    flag: '--receive-buffer-bytes-max <bytes>',
+    description:
+      'bytes of partly received client requests held at once over all connections, beyond 16k each; past it, ' +
+      'connections that would buffer more wait; suffixes k, m, g allowed (1m to 64g)',
+    defaultText: `${defaultSettings.receiveBufferBytesMax} (64m)`,
+    parse: parseReceiveBufferBytes,
   },
   durability: {
     name: 'durability',

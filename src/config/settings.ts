@@ -41,6 +41,16 @@ export interface Settings {
   /** Client connections accepted at once (memcached's -c). */
   readonly maxConnections: number;
   /**
+   * Client connections idle longer than this are closed (memcached's -o idle_timeout, in ms
+   * here); 0 never closes them.
+   */
+  readonly idleTimeoutMs: number;
+  /**
+   * Bytes of partly received client requests held at once over all client connections, beyond a
+   * small allowance each; past it, connections that would buffer more are not read.
+   */
+  readonly receiveBufferBytesMax: number;
+  /**
    * What an acknowledged write survives: 'process', a crash or kill -9 of the node (SQLite's WAL
    * written, synchronous=NORMAL); 'power', also power loss or an OS crash (fsynced before the
    * reply, synchronous=FULL).
@@ -116,6 +126,8 @@ export const defaultSettings: Settings = {
   maxItemSize: 1024 * 1024,
   cacheSize: 64 * 1024 * 1024,
   maxConnections: 1024,
+  idleTimeoutMs: 0,
+  receiveBufferBytesMax: 64 * 1024 * 1024,
   durability: 'process',
   conflictResolution: 'siblings',
   siblingsMax: 25,

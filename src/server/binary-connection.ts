@@ -49,6 +49,22 @@ export class BinaryConnection extends Connection {
     this.decoder.push(chunk);
   }
 
+  protected bufferedBytes(): number {
+    return this.decoder.bufferedBytes();
+  }
+
+  protected awaitedBytes(): number {
+    return this.decoder.awaitedBytes();
+  }
+
+  protected heldBytesMax(): number {
+    return this.decoder.heldBytesMax();
+  }
+
+  protected releaseBuffers(): void {
+    this.decoder.stop();
+  }
+
   protected startNext(): boolean {
     const event = this.decoder.next();
     if (!event) return false;

@@ -32,6 +32,7 @@ import type { SqliteStore, StorageHealth } from '../storage/sqlite';
 import type { WireStorageHealth } from '../rpc/messages';
 import { Transfer } from '../transfer';
 import { Admission } from './admission';
+import { ReceiveBudget } from './receive-budget';
 import { Dispatcher } from './dispatch';
 import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
@@ -69,6 +70,7 @@ export interface ComposedNode {
   readonly nodeId: string;
   /** The bound on client requests in flight over all connections. */
   readonly admission: Admission;
+  readonly receiveBudget: ReceiveBudget;
   readonly gossip: Gossip;
   readonly coordinator: Coordinator;
   readonly dispatcher: Dispatcher;
@@ -261,6 +263,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   store.onStorageEvent(storageWatcher(log.child({ component: 'storage' }), gossip));
   const stats = new NodeStats();
   const admission = new Admission();
+  const receiveBudget = new ReceiveBudget(settings.receiveBufferBytesMax);
   const dispatcher: Dispatcher = new Dispatcher({
     coordinator,
     env,
@@ -271,7 +274,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     statistics: (group) => {
       if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
       if (group === 'settings') return settingsStatistics(settings, dispatcher.verbosity);
-      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, log: logCounters(log) });
+      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, receiveBudget, log: logCounters(log) });
       return undefined;
     },
   });
@@ -321,6 +324,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   return {
     nodeId,
     admission,
+    receiveBudget,
     gossip,
     coordinator,
     dispatcher,

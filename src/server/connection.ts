@@ -6,9 +6,11 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth';
+import type { Env } from '../env';
 import { KaiError, asKaiError } from '../errors';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
+import { newReceiveAccount, type ReceiveBudget } from './receive-budget';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
 import type { NodeStats } from './stats';
 
@@ -27,6 +29,10 @@ export interface ConnectionContext {
   readonly authenticator: Authenticator;
   /** The node's bound on requests in flight over all connections (admission.ts). */
   readonly admission: Admission;
+  /** The node's bound on bytes of partly received requests (receive-budget.ts). */
+  readonly receiveBudget: ReceiveBudget;
+  /** The clock idle time is measured by. */
+  readonly env: Env;
 }
 
 /** Where a reply written in parts goes (Connection.runStream). */
@@ -55,6 +61,15 @@ export abstract class Connection implements AdmissionWaiter {
   private inputEnded = false;
   /** The socket's write buffer is full; nothing more is decoded until it drains. */
   private waitingForDrain = false;
+  /** The node has as many requests in flight as it takes; decoding waits for one to finish. */
+  private waitingForAdmission = false;
+  /** The receive budget cannot take the request being received; reading waits for bytes to come back. */
+  private waitingForBudget = false;
+  /** Bytes of partly received requests this connection holds against the node's receive budget. */
+  private readonly receiveAccount = newReceiveAccount();
+  /** When the last request was decoded (memcached's last_cmd_time), and when bytes last came. */
+  private lastCommandAtMs: number;
+  private lastReceivedAtMs: number;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -68,8 +83,13 @@ export abstract class Connection implements AdmissionWaiter {
       this.waitingForDrain = false;
       this.pump();
     });
+    this.lastCommandAtMs = this.lastReceivedAtMs = context.env.nowMs();
     socket.on('close', () => {
       context.admission.forget(this);
+      // Nothing of a gone connection's input is kept: its buffers go, and their bytes come back.
+      this.closing = true;
+      this.releaseBuffers();
+      context.receiveBudget.close(this.receiveAccount, this);
       const gone = new KaiError('KAI_CLIENT_GONE');
       for (const waiting of this.streamsWaiting.splice(0)) waiting.reject(gone);
     });
@@ -83,9 +103,24 @@ export abstract class Connection implements AdmissionWaiter {
     return this.replies.inFlight === 0;
   }
 
+  /**
+   * Since when the connection has been idle as memcached's idle_timeout counts it: waiting for a
+   * command, or in the middle of a command line, timed from the last request decoded. Undefined
+   * while it is busy: a request in flight, a reply being written, waiting for the node, closing.
+   * Where memcached never times out a connection part way through a value, kai does once no byte
+   * of the value has come for the timeout, so a client cannot pin a buffer by stopping.
+   */
+  idleSinceMs(): number | undefined {
+    const busy =
+      this.closing || this.waitingForDrain || this.waitingForAdmission || this.waitingForBudget || this.replies.inFlight > 0;
+    if (busy) return undefined;
+    return this.awaitedBytes() > 0 ? this.lastReceivedAtMs : this.lastCommandAtMs;
+  }
+
   receive(chunk: Buffer): void {
     this.context.stats.bytesRead += chunk.length;
     if (this.closing) return;
+    this.lastReceivedAtMs = this.context.env.nowMs();
     this.push(chunk);
     this.pump();
   }
@@ -102,6 +137,18 @@ export abstract class Connection implements AdmissionWaiter {
   /** Decodes and starts the next request; false when more bytes are needed. */
   protected abstract startNext(): boolean;
 
+  /** Bytes received and not yet decoded. */
+  protected abstract bufferedBytes(): number;
+
+  /** Bytes the request being received needs in all, once its length is announced; else 0. */
+  protected abstract awaitedBytes(): number;
+
+  /** The most bytes the decoder needs held at once; reading stops at this many. */
+  protected abstract heldBytesMax(): number;
+
+  /** Drops every byte held, on close. */
+  protected abstract releaseBuffers(): void;
+
   /**
    * Decodes and starts requests while requests in flight stay under their bound and the client
    * reads its replies; then reads from the socket only if both still hold.
@@ -109,10 +156,12 @@ export abstract class Connection implements AdmissionWaiter {
   private pump(): void {
     this.wakeStreams();
     const admission = this.context.admission;
+    this.waitingForAdmission = false;
     // The replies of pipelined requests answered at once (a single node's gets) leave in one write.
     this.socket.cork();
     while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
       if (!admission.open) {
+        this.waitingForAdmission = true;
         admission.wait(this);
         break;
       }
@@ -120,16 +169,32 @@ export abstract class Connection implements AdmissionWaiter {
         if (this.inputEnded) this.closeAfterReplies();
         break;
       }
+      this.lastCommandAtMs = this.context.env.nowMs();
     }
     this.socket.uncork();
+    const budgetAllows = this.settleReceived();
     const reading =
       !this.closing &&
       !this.inputEnded &&
       !this.waitingForDrain &&
       admission.open &&
+      budgetAllows &&
       this.replies.inFlight < requestsInFlightPerConnectionMax;
     if (reading && this.socket.isPaused()) this.socket.resume();
     else if (!reading && !this.socket.isPaused()) this.socket.pause();
+  }
+
+  /**
+   * Counts the bytes held in the node's receive figure and asks the budget for the whole of the
+   * request being received, before any more of it is read (a line without its newline asks for
+   * what it holds): whether the socket may be read on.
+   */
+  private settleReceived(): boolean {
+    const held = this.bufferedBytes();
+    const awaited = this.awaitedBytes();
+    const allowed = this.context.receiveBudget.settle(this.receiveAccount, held, awaited > 0 ? awaited : held, this);
+    this.waitingForBudget = !allowed;
+    return allowed && held < this.heldBytesMax();
   }
 
   /**
@@ -247,11 +312,15 @@ export abstract class Connection implements AdmissionWaiter {
     this.replies.answer([], true);
   }
 
-  /** The reply queue reached a reply that closes the connection. */
+  /**
+   * The reply queue reached a reply that closes the connection. The descriptor is released once
+   * the last reply is handed to the kernel, as memcached closes it, rather than held half-open
+   * until the client closes its side.
+   */
   private close(): void {
     this.closing = true;
     this.socket.pause();
-    this.socket.end();
+    this.socket.end(() => this.socket.destroy());
   }
 
   /** Called while the node stops: closes as soon as the replies already owed are out. */

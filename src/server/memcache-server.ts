@@ -18,11 +18,22 @@ export const shutdownGraceMs = 5_000;
 /** How long a client has to finish its TLS handshake before it is closed. */
 export const tlsHandshakeTimeoutMs = 10_000;
 
+/** How often idle connections are looked for, at most: a connection closes this late at worst. */
+export const idleSweepIntervalMsMax = 1_000;
+
 export interface MemcacheServerOptions extends ConnectionContext {
   readonly connectionsMax: number;
   readonly env: Env;
   /** TLS on the memcache port (--tls memcache or all), and whether clients present certificates. */
   readonly tls?: { readonly material: TlsMaterial; readonly clientCertificates: TlsClientCertificates };
+  /** Client connections idle longer than this are closed (memcached's idle_timeout); 0 never. */
+  readonly idleTimeoutMs: number;
+}
+
+/** An open client socket: its connection once its first bytes chose the protocol. */
+interface OpenSocket {
+  connection: Connection | undefined;
+  readonly acceptedAtMs: number;
 }
 
 const tooManyConnectionsReply = Buffer.from('ERROR Too many open connections\r\n');
@@ -30,10 +41,16 @@ const tooManyConnectionsReply = Buffer.from('ERROR Too many open connections\r\n
 export class MemcacheServer {
   private readonly server: net.Server;
   /** Every open client socket, with its connection once its first bytes chose the protocol. */
-  private readonly connections = new Map<net.Socket, Connection | undefined>();
+  private readonly connections = new Map<net.Socket, OpenSocket>();
+  private idleSweep: TimerHandle | undefined;
 
   constructor(private readonly options: MemcacheServerOptions) {
     this.server = MemcacheServer.createServer(options, (socket) => this.accept(socket));
+    const { idleTimeoutMs, env } = options;
+    if (idleTimeoutMs > 0) {
+      const intervalMs = Math.max(1, Math.min(idleSweepIntervalMsMax, Math.floor(idleTimeoutMs / 4)));
+      this.idleSweep = env.every(intervalMs, () => this.closeIdle());
+    }
   }
 
   /**
@@ -62,6 +79,21 @@ export class MemcacheServer {
     return server;
   }
 
+  /**
+   * Closes, without a word as memcached does, every connection idle past the timeout: waiting for
+   * a command (or for the first byte) or part way through a command line since its last request.
+   */
+  private closeIdle(): void {
+    const { env, idleTimeoutMs, stats } = this.options;
+    const nowMs = env.nowMs();
+    for (const [socket, open] of this.connections) {
+      const idleSinceMs = open.connection ? open.connection.idleSinceMs() : open.acceptedAtMs;
+      if (idleSinceMs === undefined || nowMs - idleSinceMs < idleTimeoutMs) continue;
+      stats.idleKicks++;
+      socket.destroy();
+    }
+  }
+
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -78,28 +110,23 @@ export class MemcacheServer {
     socket.on('error', (error: Error) => log.debug({ err: error }, 'client connection error'));
     if (this.connections.size >= this.options.connectionsMax) {
       stats.rejectedConnections++;
-      socket.end(tooManyConnectionsReply);
-      // Read and drop whatever the client sends: a socket nobody reads never sees the client's
-      // FIN, so it would stay half-open forever and hold up the listener's close at stop.
-      socket.resume();
+      // As memcached: the error, then the descriptor closed at once, whatever the client does.
+      // Held half-open, refused sockets would pile up past the limit they enforce.
+      socket.end(tooManyConnectionsReply, () => socket.destroy());
       return;
     }
     stats.currConnections++;
     stats.totalConnections++;
     // The protocol is known from the first byte a client sends, as memcached decides it.
-    this.connections.set(socket, undefined);
+    const open: OpenSocket = { connection: undefined, acceptedAtMs: this.options.env.nowMs() };
+    this.connections.set(socket, open);
     socket.on('data', (chunk: Buffer) => {
-      let connection = this.connections.get(socket);
-      if (!connection) {
-        connection = this.connectionFor(socket, chunk[0]);
-        this.connections.set(socket, connection);
-      }
-      connection.receive(chunk);
+      open.connection ??= this.connectionFor(socket, chunk[0]);
+      open.connection.receive(chunk);
     });
     socket.on('end', () => {
-      const connection = this.connections.get(socket);
-      if (connection) connection.endOfInput();
-      else socket.end();
+      if (open.connection) open.connection.endOfInput();
+      else socket.destroy();
     });
     socket.on('close', () => {
       this.connections.delete(socket);
@@ -115,10 +142,11 @@ export class MemcacheServer {
 
   /** Stops accepting, lets in-flight requests finish (bounded by shutdownGraceMs), then closes. */
   async stop(): Promise<void> {
+    this.idleSweep?.cancel();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const [socket, connection] of this.connections) {
+    for (const [socket, { connection }] of this.connections) {
       if (connection) connection.drainThenEnd();
-      else socket.end();
+      else socket.destroy();
     }
     let graceTimer: TimerHandle | undefined;
     const deadline = new Promise<void>((resolve) => {

@@ -125,6 +125,8 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     env,
     valueBytesMax: settings.maxItemSize,
     connectionsMax: settings.maxConnections,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    receiveBudget: node.receiveBudget,
     authenticator: fileAuthenticator ?? noAuthentication,
     admission: node.admission,
     tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },

@@ -11,6 +11,7 @@ import type { Handoff } from '../handoff';
 import type { LogCounters } from '../log';
 import type { SqliteStore, StorageHealth } from '../storage/sqlite';
 import type { Admission } from './admission';
+import type { ReceiveBudget } from './receive-budget';
 import type { NodeStats } from './stats';
 import { kaiVersion } from './version';
 
@@ -65,6 +66,8 @@ export function generalStatistics(
     ['store_too_large', stats.storeTooLarge],
     ['auth_cmds', stats.authCmds],
     ['auth_errors', stats.authErrors],
+    // memcached lists idle_kicks only when an idle timeout is set.
+    ...(settings.idleTimeoutMs > 0 ? [['idle_kicks', stats.idleKicks] as const] : []),
     ['bytes_read', stats.bytesRead],
     ['bytes_written', stats.bytesWritten],
     ['limit_maxbytes', os.totalmem()],
@@ -92,6 +95,8 @@ export function settingsStatistics(settings: Settings, verbosity: number): Rows 
     // memcached names the ascii auth file here, or says no.
     ['auth_enabled_sasl', settings.authFile === undefined ? 'no' : 'yes'],
     ['auth_enabled_ascii', settings.authFile ?? 'no'],
+    // memcached counts its idle timeout in whole seconds; kai's is in ms.
+    ['idle_timeout', Math.ceil(settings.idleTimeoutMs / 1000)],
   ]);
 }
 
@@ -103,6 +108,7 @@ export interface HealingParts {
   readonly admission: Admission;
   /** What logging lost or held back. */
   readonly log: LogCounters;
+  readonly receiveBudget: ReceiveBudget;
 }
 
 /** The store's health: `storage_state` is `ok`, or `failed` once it refuses every write. */
@@ -152,6 +158,8 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['log_lines_dropped', healing.log.linesDropped],
       ['log_write_failures', healing.log.writeFailures],
       ['log_lines_suppressed', healing.log.linesSuppressed],
+      ['receive_buffer_bytes', healing.receiveBudget.bytesHeld],
+      ['receive_buffer_waits', healing.receiveBudget.waits],
     ]),
   ];
 }

@@ -25,6 +25,8 @@ export class NodeStats {
   /** Authentication attempts, and those refused (memcached's auth_cmds and auth_errors). */
   authCmds = 0;
   authErrors = 0;
+  /** Connections closed for being idle past the idle timeout (memcached's idle_kicks). */
+  idleKicks = 0;
   bytesRead = 0;
   bytesWritten = 0;
   totalItems = 0;

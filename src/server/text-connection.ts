@@ -41,6 +41,24 @@ export class TextConnection extends Connection {
     else this.decoder.push(chunk);
   }
 
+  protected bufferedBytes(): number {
+    return this.handshake ? this.handshake.bufferedBytes() : this.decoder.bufferedBytes();
+  }
+
+  protected awaitedBytes(): number {
+    return this.handshake ? 0 : this.decoder.awaitedBytes();
+  }
+
+  /** The handshake closes a connection past credentialsBlockBytesMax, well under the decoder's bound. */
+  protected heldBytesMax(): number {
+    return this.decoder.heldBytesMax();
+  }
+
+  protected releaseBuffers(): void {
+    this.handshake?.release();
+    this.decoder.release();
+  }
+
   protected startNext(): boolean {
     if (this.handshake) return this.stepHandshake(this.handshake);
     const event = this.decoder.next();

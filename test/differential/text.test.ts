@@ -525,6 +525,25 @@ const closing: StreamCase[] = [
     steps: (ns) => [`set ${ns.keyOfLength(3000)}`],
     expectClose: true,
   },
+  {
+    name: 'a GET request line closes the connection unanswered',
+    steps: (ns) => [`get ${ns.key('h')}\r\n`, 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+    expectClose: true,
+  },
+  {
+    name: 'a POST request line closes before its body is read',
+    steps: (ns) => [`POST /x HTTP/1.0\r\nContent-Length: 23\r\n\r\n${set(ns.key('p'), 'smuggled')}`],
+    expectClose: true,
+  },
+  {
+    name: 'a lone HTTP version token closes too',
+    steps: () => ['HTTP/1.0\r\n'],
+    expectClose: true,
+  },
+  {
+    name: 'lines memcached dispatches by their first letter are answered ERROR though they end in HTTP/',
+    steps: () => ['gx / HTTP/1.0\r\nmx / HTTP/1.0\r\nFOO HTTP/1.0 tail\r\nG / HTTP/1.0\r\n'],
+  },
 ];
 
 const statistics: StreamCase[] = [

@@ -210,6 +210,22 @@ export class BinaryDecoder {
     return this.buffer.byteLength;
   }
 
+  /**
+   * Bytes of the body being received that must be held in all, once its header announced them
+   * (only extras and key for a value over the limit, which is discarded as it comes); 0 otherwise.
+   * Lets the server ask a byte budget for them before reading them.
+   */
+  awaitedBytes(): number {
+    if (this.state.kind !== 'body') return 0;
+    const { header, tooLarge } = this.state;
+    return tooLarge ? header.extrasLength + header.keyLength : header.bodyLength;
+  }
+
+  /** The most bytes the decoder ever needs held at once to decode its next event. */
+  heldBytesMax(): number {
+    return headerBytes + bodyBytesMaxFor(this.limits.valueBytesMax);
+  }
+
   /** Stops decoding: a quit, or an error that closes the connection. */
   stop(): void {
     this.state = closedState;

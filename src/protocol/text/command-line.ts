@@ -24,7 +24,9 @@ export type LineOutcome =
   | { readonly kind: 'command'; readonly command: Command }
   | { readonly kind: 'store'; readonly header: StoreHeader }
   /** `silent` when the line carried noreply: memcached then swallows the error reply too. */
-  | { readonly kind: 'error'; readonly code: ErrorCode; readonly silent: boolean };
+  | { readonly kind: 'error'; readonly code: ErrorCode; readonly silent: boolean }
+  /** The connection is closed at once, without a reply, and nothing after the line is read. */
+  | { readonly kind: 'hangup'; readonly code: ErrorCode };
 
 /**
  * memcached tokenizes into an array of 24 slots: at most 23 tokens plus a terminator. Every arity
@@ -136,8 +138,47 @@ export function parseCommandLine(rawLine: Buffer): LineOutcome {
       return command({ op: 'stats', group: view.tokens[1]?.toString('latin1') ?? '' });
     default:
       // Meta commands (mg, ms, md, ma, mn, me) and memcached's admin commands land here too.
+      if (looksLikeHttp(view, view.tokens[0])) return { kind: 'hangup', code: 'KAI_HTTP_REQUEST_LINE' };
       return error('KAI_UNKNOWN_COMMAND');
   }
+}
+
+const httpVersionPrefix = Buffer.from('HTTP/');
+/**
+ * Where memcached 1.6 sends a line by its command's first letter (and `m` plus one letter, the
+ * meta commands): those lines are answered by that branch, never taken for HTTP.
+ */
+const dispatchedFirstLetters: ReadonlySet<number> = new Set(Buffer.from('gsacidt'));
+const metaLetter = 0x6d;
+/** Commands memcached 1.6 knows by their whole name outside those branches. */
+const namedCommands: ReadonlySet<string> = new Set([
+  'replace',
+  'prepend',
+  'bget',
+  'flush_all',
+  'version',
+  'quit',
+  'lru_crawler',
+  'watch',
+  'verbosity',
+  'lru',
+  'extstore',
+  'refresh_certs',
+]);
+
+/**
+ * memcached's guard against cross-protocol requests (a browser made to POST to the port, its body
+ * full of commands): an otherwise unknown command whose last counted token starts with `HTTP/`
+ * (`GET / HTTP/1.1`, `POST /x HTTP/1.0`, even a lone `HTTP/1.0`) closes the connection unanswered.
+ * Only lines that reach memcached's final fallback are judged: a command name of at least two
+ * bytes that no branch of its dispatch takes, so `gx / HTTP/1.0` is still answered `ERROR`.
+ */
+export function looksLikeHttp(view: { readonly count: number; readonly tokens: readonly Buffer[] }, name: Buffer): boolean {
+  if (name.length < 2 || dispatchedFirstLetters.has(name[0])) return false;
+  if (name[0] === metaLetter && name.length === 2) return false;
+  if (namedCommands.has(name.toString('latin1'))) return false;
+  const last = view.tokens[view.count - 2];
+  return last.length >= httpVersionPrefix.length && last.subarray(0, httpVersionPrefix.length).equals(httpVersionPrefix);
 }
 
 function keyTooLong(key: Buffer): boolean {

@@ -71,6 +71,25 @@ export class TextDecoder {
     return this.buffer.byteLength;
   }
 
+  /**
+   * Bytes the request being received needs in all, once its command line has announced them (a
+   * storage command's block and CRLF); 0 while no length is known. Lets the server ask a byte
+   * budget for them before reading them.
+   */
+  awaitedBytes(): number {
+    return this.state.kind === 'data' ? this.state.header.valueBytes + 2 : 0;
+  }
+
+  /** The connection closed: drops what is held, so nothing keeps its buffers alive. */
+  release(): void {
+    this.stop();
+  }
+
+  /** The most bytes the decoder ever needs held at once to decode its next event. */
+  heldBytesMax(): number {
+    return Math.max(this.limits.valueBytesMax + 2, this.multigetLineBytesMax + 1);
+  }
+
   /** The next decoded event, or undefined when more bytes are needed (or the stream is over). */
   next(): TextEvent | undefined {
     for (;;) {
@@ -141,6 +160,9 @@ export class TextDecoder {
         return outcome.silent ? 'continue' : errorEvent(outcome.code);
       case 'store':
         return this.startStore(outcome.header) ?? 'continue';
+      case 'hangup':
+        this.stop();
+        return { kind: 'error', error: new KaiError(outcome.code), close: true };
     }
   }
 

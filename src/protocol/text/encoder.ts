@@ -78,11 +78,14 @@ function encodeStats(stats: ReadonlyArray<readonly [string, string]>): Buffer {
   return Buffer.from(`${text}END\r\n`, 'latin1');
 }
 
+/** Errors memcached answers by closing the connection without a word; the decoder marks them closing. */
+const unansweredErrors: ReadonlySet<string> = new Set(['KAI_LINE_TOO_LONG', 'KAI_HTTP_REQUEST_LINE']);
+
 /**
- * The reply line for an error. An over-long line gets no reply at all: memcached just closes the
- * connection, and the decoder marks that error as closing.
+ * The reply line for an error. An over-long line or one that looks like HTTP gets no reply at all:
+ * memcached just closes the connection.
  */
 export function encodeError(error: KaiError): Buffer {
-  if (error.code === 'KAI_LINE_TOO_LONG') return Buffer.alloc(0);
+  if (unansweredErrors.has(error.code)) return Buffer.alloc(0);
   return line(error.textReply());
 }

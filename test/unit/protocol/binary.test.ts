@@ -164,6 +164,25 @@ describe('BinaryDecoder framing', () => {
   });
 });
 
+describe('BinaryDecoder bytes awaited', () => {
+  // A header announces its body: the decoder says how many bytes it awaits before any arrive.
+  test('a set announces its body; a value over the limit only its extras and key', () => {
+    const decoder = new BinaryDecoder(limits);
+    const packet = binaryRequest(Opcode.set, { extras: storeExtras(0, 0), key: 'k', value: Buffer.alloc(500) });
+    decoder.push(packet.subarray(0, headerBytes));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.awaitedBytes()).toBe(8 + 1 + 500);
+    decoder.push(packet.subarray(headerBytes));
+    expect(decoder.next()?.kind).toBe('request');
+    expect(decoder.awaitedBytes()).toBe(0);
+    const tooLarge = binaryRequest(Opcode.set, { extras: storeExtras(0, 0), key: 'k', value: Buffer.alloc(valueBytesMax + 1) });
+    decoder.push(tooLarge.subarray(0, headerBytes));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.awaitedBytes()).toBe(8 + 1);
+    expect(decoder.heldBytesMax()).toBe(headerBytes + bodyBytesMaxFor(valueBytesMax));
+  });
+});
+
 describe('BinaryDecoder malformed input', () => {
   // A first byte other than the request magic is not a request: no reply, the connection closes.
   test('bad magic', () => {

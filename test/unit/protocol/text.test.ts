@@ -5,6 +5,7 @@ import {
   TextDecoder,
   lineBytesMax,
   lineBytesWithoutNewlineMax,
+  multigetLineBytesMaxDefault,
   type TextDecoderLimits,
   type TextEvent,
 } from '../../../src/protocol/text/decoder';
@@ -390,6 +391,25 @@ describe('text decoder: limits', () => {
     expect(outline(`set ${'k'.repeat(lineBytesMax)} 0 0 1\r\nx\r\n`)).toEqual(['CLIENT_ERROR line too long +close']);
   });
 
+  // A storage line announces its block: the decoder says how many bytes it awaits before they arrive.
+  test('bytes awaited by a storage command', () => {
+    const decoder = new TextDecoder({ valueBytesMax: 1000 });
+    expect(decoder.awaitedBytes()).toBe(0);
+    decoder.push(Buffer.from('set k 0 0 500\r\nabc'));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.awaitedBytes()).toBe(502);
+    decoder.push(Buffer.from(`${'x'.repeat(497)}\r\n`));
+    expect(decoder.next()?.kind).toBe('command');
+    expect(decoder.awaitedBytes()).toBe(0);
+    // An over-limit block is swallowed as it comes, so nothing is awaited for it.
+    decoder.push(Buffer.from('set k 0 0 5000\r\n'));
+    decoder.next();
+    expect(decoder.awaitedBytes()).toBe(0);
+    expect(decoder.heldBytesMax()).toBe(multigetLineBytesMaxDefault + 1);
+    decoder.release();
+    expect(decoder.bufferedBytes()).toBe(0);
+  });
+
   // A long line trickling in byte by byte is scanned once, not once per byte.
   test('trickled multiget line decodes in linear time', () => {
     const decoder = new TextDecoder({ valueBytesMax: 1024 });
@@ -406,6 +426,29 @@ describe('text decoder: limits', () => {
     expect(event?.kind === 'command' && event.command.op === 'get' && event.command.keys.length).toBe(20_000);
     // Linear work is well under a second here; a rescan per byte would take minutes.
     expect(Date.now() - startedMs).toBeLessThan(5_000);
+  });
+});
+
+describe('text decoder: request lines that look like HTTP', () => {
+  // memcached's cross-protocol guard: an unknown command ending in HTTP/... closes at once, unanswered.
+  test('HTTP request lines close the connection and nothing after them is decoded', () => {
+    for (const line of ['GET / HTTP/1.0', 'POST /x HTTP/1.1', 'HEAD / HTTP/1.1', 'OPTIONS * HTTP/1.1', 'HTTP/1.0', 'mxx a HTTP/']) {
+      expect(outline(`${line}\r\nset k 0 0 1\r\nx\r\n`)).toEqual(['CLIENT_ERROR HTTP request line +close']);
+    }
+    const decoder = new TextDecoder(limits);
+    decoder.push(Buffer.from('POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\nset k 0 0 1\r\nx\r\n'));
+    expect(drain(decoder).length).toBe(1);
+    expect(decoder.bufferedBytes()).toBe(0);
+  });
+
+  // Only lines that reach memcached's final fallback are judged, and only on the last counted token.
+  test('lines memcached dispatches elsewhere are answered as before', () => {
+    for (const line of ['gx / HTTP/1.0', 'G / HTTP/1.0', 'mx / HTTP/1.0', 'replace / HTTP/1.0', 'FOO HTTP/1.0 x', 'FOO http/1.0', 'FOO HTTP']) {
+      expect(outline(`${line}\r\n`)).toEqual(['ERROR']);
+    }
+    const tokens = Array.from({ length: 21 }, (_, index) => String(index));
+    expect(outline(`AB ${tokens.join(' ')} HTTP/1 tail\r\n`)).toEqual(['CLIENT_ERROR HTTP request line +close']);
+    expect(outline(`AB ${tokens.slice(1).join(' ')} HTTP/1 22 tail\r\n`)).toEqual(['ERROR']);
   });
 });
 
