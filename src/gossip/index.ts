@@ -14,7 +14,6 @@ import { KaiError, assert } from '../errors';
 import type { Logger } from '../log';
 import {
   addSeed,
-  checkWireMember,
   createMembership,
   detectFailures,
   forgetSeed,
@@ -24,6 +23,7 @@ import {
   pickDownPeer,
   pickGossipTarget,
   restoreMembership,
+  seedAddressProblem,
   selfMember,
   tick,
   toWire,
@@ -193,7 +193,7 @@ export class Gossip {
       case 'gossip': {
         const mismatch = this.layoutMismatch(request.layout);
         if (mismatch) throw new KaiError('KAI_RING_LAYOUT_MISMATCH', mismatch);
-        this.merge(request.members, 'gossip request', request.ring);
+        this.merge(request.members, 'gossip request', request.ring, undefined);
         return this.gossipMessage();
       }
       case 'nodeInfo':
@@ -227,9 +227,9 @@ export class Gossip {
    * detector gives up on it.
    */
   private async addSeedAndExchange(address: string): Promise<RpcReply> {
-    // The address comes from a peer: checked by the core's own rule, on a placeholder entry.
-    const problem = checkWireMember({ id: address, address, zone: '', weight: 1, status: 'up', incarnation: 0, heartbeat: 0 });
-    if (problem !== null) throw new KaiError('KAI_BAD_COMMAND_LINE', `seed ${address}: ${problem}`);
+    // The address comes from a peer: checked before this node dials it.
+    const problem = seedAddressProblem(address);
+    if (problem !== undefined) throw new KaiError('KAI_BAD_COMMAND_LINE', `seed ${address}: ${problem}`);
     if (address !== selfMember(this.state).address) {
       this.apply(addSeed(this.state, address, this.options.env.nowMs()));
       this.options.log.info({ seed: address }, 'seed added');
@@ -273,7 +273,8 @@ export class Gossip {
         this.options.log.error({ peer: address, mismatch }, 'gossip refused: the peer cuts its ring differently');
         return false;
       }
-      this.merge(reply.members, address, reply.ring);
+      // The reply comes from the address this node dialled: its entry there is the member's own word.
+      this.merge(reply.members, address, reply.ring, address);
       return true;
     } catch (error) {
       this.options.log.debug({ peer: address, err: error }, 'gossip exchange failed');
@@ -288,14 +289,14 @@ export class Gossip {
     return { type: 'gossip', members: this.members, layout: this.options.ringLayout, ...(ring === undefined ? {} : { ring }) };
   }
 
-  private merge(remote: unknown, from: string, companion: unknown): void {
+  private merge(remote: unknown, from: string, companion: unknown, heardFrom: string | undefined): void {
     if (this.stopped) return;
     const checked = fromWire(remote);
     if (!checked.ok) {
       this.options.log.warn({ from, reason: checked.reason }, 'gossip list rejected');
       return;
     }
-    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs));
+    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs, heardFrom));
     if (companion !== undefined) this.options.companion?.merge(companion, from);
   }
 
@@ -327,6 +328,9 @@ export class Gossip {
       case 'down':
       case 'dropped':
         log.warn({ member: event.id }, `member ${event.kind}`);
+        return;
+      case 'implausible':
+        log.warn({ member: event.id, incarnation: event.incarnation }, 'member view ignored: incarnation too far ahead');
         return;
       case 'refuted':
         log.info({ incarnation: event.incarnation }, 'rumour about this node refuted');

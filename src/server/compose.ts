@@ -277,6 +277,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs),
     replyBatchBytesMax: replyBytesMax,
     buckets: settings.buckets,
+    env,
   });
   routes.gossip = (request) => gossip.handle(request);
   routes.nodeInfo = () => {

@@ -47,6 +47,7 @@ function setup(): Setup {
       return Promise.resolve();
     },
     buckets: ring.config.buckets,
+    env: serverHost.env,
   });
   void serverHost.transport.serve((request) => {
     if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', 'not a replica request');
@@ -118,7 +119,8 @@ describe('RemoteReplica over the simulated transport', () => {
   test('a malformed stored version is refused', async () => {
     const { world, local } = setup();
     const clientTransport = world.at(client).transport;
-    const bad = { ...versionToWire(version('v', 'x', 1)), clock: [['x', 0, 1]] as const };
+    // Each entry passes the shape checks; twice the same writer breaks a clock's invariant.
+    const bad = { ...versionToWire(version('v', 'x', 1)), clock: [['x', 1, 1], ['x', 2, 1]] as const };
     const reply = await drive(world, clientTransport.request(server, { type: 'replicaStore', key, bucket: 0, versions: [bad] }, timeoutMs));
     expect(reply).toMatchObject({ type: 'error', code: 'KAI_BAD_FRAME' });
     expect(local.fetchNow(key)).toEqual([]);
