@@ -476,6 +476,11 @@ export function seedsAwaited(state: MembershipState): string[] {
   return state.members.filter((m) => !m.confirmed && m.status === 'up').map((m) => m.address);
 }
 
+/** Confirmed members this node has not heard from themselves: the ring does not take them yet. */
+export function membersUnvouched(state: MembershipState): string[] {
+  return state.members.filter((m) => m.confirmed && !m.vouched).map((m) => m.id);
+}
+
 /** Whether the member takes requests now: the coordinator skips the others. */
 export function isUp(state: MembershipState, id: string): boolean {
   const member = findMember(state, id);

@@ -264,9 +264,10 @@ const replyShape = union('type', {
       ring: anything,
       transfers: transferProgress,
       seeds: arrayOf(isString),
+      unvouched: arrayOf(isString, wireMembersMax),
       quorum: record({ n: isNonNegativeInteger, r: isNonNegativeInteger, w: isNonNegativeInteger }),
     },
-    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'quorum'],
+    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'unvouched', 'quorum'],
   ),
   error: record({ code: isString, detail: isString }),
 });

@@ -22,7 +22,7 @@ import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
 import type { Logger } from '../log';
-import { findMember, isUp, seedsAwaited } from '../membership';
+import { findMember, isUp, membersUnvouched, seedsAwaited } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
@@ -289,6 +289,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
       ring: ringKeeper.toWire(),
       transfers: transfer.progress(),
       seeds: seedsAwaited(gossip.membership),
+      unvouched: membersUnvouched(gossip.membership),
       quorum: { n: settings.n, r: settings.r, w: settings.w },
     };
   };
