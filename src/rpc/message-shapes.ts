@@ -6,6 +6,7 @@
  * still talk; a `type` this node does not know is a problem.
  */
 import { heartbeatMax, incarnationMax, memberIdLengthMax, memberWeightMax, wireMembersMax, zoneLengthMax } from '../membership';
+import { keyBytesMax } from '../protocol/command';
 import { clockCounterMax, clockNodeLengthMax, defaultPruneLimits } from '../vclock';
 import type { RpcReply, RpcRequest } from './messages';
 
@@ -53,6 +54,12 @@ function integerIn(min: number, max: number): Check {
       ? undefined
       : `${path} is not an integer from ${min} to ${max}`;
 }
+/** A key as clients may name one: memcached's 1 to 250 bytes. */
+const isKey: Check = (value, path) =>
+  Buffer.isBuffer(value) && value.length > 0 && value.length <= keyBytesMax ? undefined : `${path} is not a key of 1 to ${keyBytesMax} bytes`;
+/** Where a bucket page starts: after a key, or from the start (empty). */
+const isKeyOrStart: Check = (value, path) =>
+  Buffer.isBuffer(value) && value.length <= keyBytesMax ? undefined : `${path} is not at most ${keyBytesMax} bytes`;
 /** An instant in unix ms, 0 included (no expiry, no flush delay). */
 const isTimeMs = integerIn(0, timeMsMax);
 function stringOfLength(min: number, max: number): Check {
@@ -214,27 +221,27 @@ const mutation = union('kind', {
 });
 
 const wireVersions = arrayOf(wireVersion, wireVersionsMax);
-const wireItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: wireVersions });
-const wireStoreItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']);
-const wireKeys = arrayOf(isBuffer, wireKeysMax);
+const wireItem = record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions });
+const wireStoreItem = record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']);
+const wireKeys = arrayOf(isKey, wireKeysMax);
 
 const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes: isNonNegativeInteger });
 
 const requestShape = union('type', {
-  replicaFetch: record({ key: isBuffer }),
-  replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']),
+  replicaFetch: record({ key: isKey }),
+  replicaStore: record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']),
   storeMany: record({ items: arrayOf(wireStoreItem, wireKeysMax), ifHeld: isBoolean }, ['ifHeld']),
   fetchMany: record({ keys: wireKeys }),
   digestMany: record({ keys: wireKeys }),
   treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
   treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),
   segmentKeys: record({ bucket: isNonNegativeInteger, segments: arrayOf(isNonNegativeInteger) }),
-  coordinate: record({ key: isBuffer, mutation }),
+  coordinate: record({ key: isKey, mutation }),
   flushAll: record({ deadlineMs: isTimeMs }),
   // The ring state is checked by its own rules (src/claimant/wire.ts).
   gossip: record({ members: wireMembers, layout: ringLayout, ring: anything }, ['layout', 'ring']),
   nodeInfo: record({}),
-  bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isBuffer, limit: isNonNegativeInteger }),
+  bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isKeyOrStart, limit: isNonNegativeInteger }),
   ringChange: record({ change: ringChange }),
   addSeed: record({ address: stringOfLength(1, memberIdLengthMax) }),
   probe: record({}),
@@ -245,7 +252,7 @@ const replyShape = union('type', {
   versionsMany: record({ items: arrayOf(wireVersions, wireKeysMax) }),
   digestsMany: record({ items: arrayOf(arrayOf(wireDigest, wireVersionsMax), wireKeysMax) }),
   treeHashes: record({ hashes: arrayOf(isNonNegativeInteger) }),
-  segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isBuffer), hashes: arrayOf(isNonNegativeInteger) }),
+  segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isKey), hashes: arrayOf(isNonNegativeInteger) }),
   stored: record({}),
   flushed: record({}),
   probed: record({}),

@@ -80,3 +80,13 @@ test('member entries within their bounds', () => {
   expect(requestProblem({ type: 'addSeed', address: 'h'.repeat(memberIdLengthMax + 1) })).toMatch(/address/);
   expect(replyProblem({ type: 'nodeInfo', id: 'a:1', members: [member({ incarnation: -1 })] })).toMatch(/incarnation/);
 });
+
+// Keys are what a client may name: 1 to 250 bytes; a bucket page may start from the empty key.
+test('keys within memcached bounds', () => {
+  expect(requestProblem({ type: 'replicaFetch', key: Buffer.alloc(250, 'k') })).toBeUndefined();
+  expect(requestProblem({ type: 'replicaFetch', key: Buffer.alloc(251, 'k') })).toMatch(/key is not a key/);
+  expect(requestProblem({ type: 'replicaFetch', key: Buffer.alloc(0) })).toMatch(/key is not a key/);
+  expect(requestProblem({ type: 'fetchMany', keys: [Buffer.from('a'), Buffer.alloc(300)] })).toMatch(/keys\[1\]/);
+  expect(requestProblem({ type: 'bucketPage', bucket: 0, afterKey: Buffer.alloc(0), limit: 10 })).toBeUndefined();
+  expect(requestProblem({ type: 'bucketPage', bucket: 0, afterKey: Buffer.alloc(251), limit: 10 })).toMatch(/afterKey/);
+});
