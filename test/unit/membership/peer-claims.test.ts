@@ -6,6 +6,7 @@ import {
   incarnationMax,
   incarnationStepMax,
   mergeGossip,
+  pickGossipTarget,
   raised,
   restoreMembership,
   seedAddressProblem,
@@ -154,4 +155,15 @@ test('seedAddressProblem', () => {
     ['[zz::1]:7001', /IPv6/],
   ];
   for (const [address, reason] of bad) expect(seedAddressProblem(address)).toMatch(reason);
+});
+
+// A member heard of only second-hand is dialled every other round, so the claimant soon hears it.
+test('pickGossipTarget draws an unvouched member half the time', () => {
+  let state = knowingNode2();
+  state = mergeGossip(state, [wire({ id: node(3).id })], startMs).state;
+  expect(pickGossipTarget(state, 0)?.id).toBe(node(3).id);
+  expect(pickGossipTarget(state, 0.49)?.id).toBe(node(3).id);
+  // The other half draws among every member up, as before: the lower quarter is node 2.
+  expect(pickGossipTarget(state, 0.5)?.id).toBe(node(2).id);
+  expect(pickGossipTarget(state, 0.99)?.id).toBe(node(3).id);
 });
