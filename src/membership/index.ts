@@ -363,8 +363,9 @@ function refutes(self: Member, remote: WireMember): boolean {
  * dropped (reported as events). The caller validates the list first (`fromWire`).
  *
  * A view of another member is taken only within incarnationStepMax of the incarnation this node
- * holds, unless it is the member's own word: the entry whose address is `heardFrom`, the address
- * this node dialled for the exchange that brought the list. That entry also vouches for the member.
+ * holds, unless it is the member's own word: the entry whose id and address are `heardFrom`, the
+ * address this node dialled for the exchange that brought the list. That entry also vouches for
+ * the member.
  */
 export function mergeGossip(
   state: MembershipState,
@@ -384,7 +385,9 @@ export function mergeGossip(
       continue;
     }
     const local = byMemberId.get(remote.id);
-    const ownVoice = heardFrom !== undefined && remote.address === heardFrom;
+    // A kai node's id is its internal address: only the entry named by the dialled address, and
+    // at it, is the member speaking; another id at that address is someone else's claim.
+    const ownVoice = heardFrom !== undefined && remote.id === heardFrom && remote.address === heardFrom;
     if (!ownVoice && (local === undefined || !local.confirmed) && remote.incarnation > incarnationStepMax) {
       // Far ahead of any start: maybe a forgery, maybe a member that has lived long. Its address
       // is kept as a seed's, and its own entry, heard when this node dials it, decides.

@@ -110,6 +110,9 @@ test('vouched only by the member itself', () => {
   state = mergeGossip(state, [wire({ id: node(4).id })], startMs + 2, undefined, node(3).address).state;
   expect(findMember(state, node(4).id)?.vouched).toBe(false);
   expect(selfMember(state).vouched).toBe(true);
+  // Another id planted at the dialled address is not the member there speaking.
+  state = mergeGossip(state, [wire({ id: 'planted', address: node(3).address, weight: 16 })], startMs + 3, undefined, node(3).address).state;
+  expect(findMember(state, 'planted')?.vouched).toBe(false);
 });
 
 // An unknown member claimed far past any start is kept as an address to dial, not as a member.
