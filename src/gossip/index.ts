@@ -296,8 +296,24 @@ export class Gossip {
       this.options.log.warn({ from, reason: checked.reason }, 'gossip list rejected');
       return;
     }
-    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs, heardFrom));
+    const update = mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs, heardFrom);
+    this.apply(update);
     if (companion !== undefined) this.options.companion?.merge(companion, from);
+    this.hearNewcomers(update.events);
+  }
+
+  /**
+   * A member just heard of second-hand is dialled at once, within the exchanges in flight, so it
+   * vouches for itself (and may join the ring) without waiting for a round to draw it. Forged
+   * entries thus cost at most exchangesInFlightMax exchanges at a time.
+   */
+  private hearNewcomers(events: readonly MembershipEvent[]): void {
+    for (const event of events) {
+      if (this.stopped || this.exchangesInFlight >= exchangesInFlightMax) return;
+      if (event.kind !== 'joined') continue;
+      const member = this.state.members.find((m) => m.id === event.id);
+      if (member !== undefined && !member.vouched && member.status === 'up') void this.exchange(member.address);
+    }
   }
 
   private apply(update: MembershipUpdate): void {
