@@ -321,6 +321,8 @@ export class Gossip {
     this.state = update.state;
     if (update.events.length === 0) return;
     for (const event of update.events) this.logEvent(event);
+    // A view ignored changes no member: listeners (the ring) are not woken for a stream of forgeries.
+    if (update.events.every((event) => event.kind === 'implausible')) return;
     this.persist();
     for (const listener of this.listeners) listener(this.state, update.events);
   }
