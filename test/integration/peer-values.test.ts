@@ -7,16 +7,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { WireMember, WireVersion } from '../../src/rpc/messages';
-import { incarnationMax } from '../../src/membership';
+import { incarnationMax, incarnationStepMax } from '../../src/membership';
 import { bucketOfKey } from '../../src/ring';
 import { clockCounterMax } from '../../src/vclock';
-import { allUp, pollStatus, startCluster, statusOf, type ClusterNode, type StatusMember } from '../support/cluster';
+import { allUp, pollStatus, restartNode, startCluster, statusOf, type ClusterNode, type StatusMember } from '../support/cluster';
 import { getFreePort, killStartedKai } from '../support/process';
 import { askRaw, type PeerAnswer } from '../support/raw-peer';
 import { RawClient } from '../support/raw-client';
 
 const gossipIntervalMs = 200;
 const buckets = 1024;
+const clusterArgs = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', String(gossipIntervalMs), '--log-level', 'error'];
 /** Rounds enough for any plan the claimant would make, and for a refutation to spread. */
 const watchMs = 4_000;
 const settleMsMax = 20_000;
@@ -27,8 +28,7 @@ let ids: string[];
 
 beforeAll(async () => {
   baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-peer-values-'));
-  const args = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', String(gossipIntervalMs), '--log-level', 'error'];
-  nodes = await startCluster({ baseDir, size: 3, args, convergeTimeoutMs: 30_000 });
+  nodes = await startCluster({ baseDir, size: 3, args: clusterArgs, convergeTimeoutMs: 30_000 });
   ids = nodes.map((node) => node.id);
 }, 60_000);
 
@@ -110,6 +110,24 @@ test('a forged leave of a live node is refused or outlived, and the node refutes
   expect(refuted).toBe(true);
   expect(await clusterWhole()).toBe(true);
 }, 30_000);
+
+// Regression: the eviction held across restarts, the evicted node's refutation having overflowed.
+test('after a forged leave, the target node restarted rejoins and serves', async () => {
+  const target = nodes[1];
+  const before = (await membersAt(nodes[0])).find((member) => member.id === target.id)!;
+  const forged = { type: 'gossip', members: [{ ...before, status: 'leaving', incarnation: before.incarnation + incarnationStepMax, heartbeat: 0 }] };
+  for (const node of nodes) expect(replyOf(await askRaw(node.port, forged)).type).toBe('gossip');
+  await target.kill();
+  const restarted = await restartNode(target, clusterArgs);
+  nodes[1] = restarted;
+  const whole = await pollStatus(nodes[0].port, (view) => allUp(view.filter((member) => ids.includes(member.id)), ids), settleMsMax, baseDir);
+  expect(allUp(whole.filter((member) => ids.includes(member.id)), ids)).toBe(true);
+  const seen = (await membersAt(nodes[0])).find((member) => member.id === target.id)!;
+  expect(seen.status).toBe('up');
+  expect(seen.incarnation).toBeGreaterThan(before.incarnation + incarnationStepMax);
+  expect(await memcache(restarted, 'set after-restart 0 0 2\r\nok\r\n')).toBe('STORED\r\n');
+  expect(await memcache(nodes[2], 'get after-restart\r\n', 'END\r\n')).toBe('VALUE after-restart 0 2\r\nok\r\nEND\r\n');
+}, 60_000);
 
 // Regression: a fake member of weight 16 joined from one frame, took buckets, and 89 writes were
 // answered STORED and stored on no real node.
