@@ -52,6 +52,12 @@ export interface ClusterMember extends RingMember {
   /** Gone for good (a former id of a node, or a member that finished leaving). */
   readonly gone: boolean;
   readonly incarnation: number;
+  /**
+   * Whether this node has heard the member speak for itself (membership Member.vouched); absent
+   * counts as yes. Only a vouched member joins the ring: an entry a peer invented for an address
+   * nobody answers at must not take buckets.
+   */
+  readonly vouched?: boolean;
 }
 
 export interface ClusterView {
@@ -318,10 +324,12 @@ function newVersion(state: RingState, selfId: string, owners: readonly string[],
   };
 }
 
-/** Members that should join: confirmed, up, staying, and not yet in the ring. */
+/** Members that should join: confirmed, vouched for, up, staying, and not yet in the ring. */
 function joiners(state: RingState, view: ClusterView): ClusterMember[] {
   const inRing = new Set(ringMemberIds(state));
-  return view.members.filter((m) => !inRing.has(m.id) && (m.up || m.id === view.selfId) && !m.gone && !departing(state, view, m.id));
+  return view.members.filter(
+    (m) => !inRing.has(m.id) && (m.up || m.id === view.selfId) && m.vouched !== false && !m.gone && !departing(state, view, m.id),
+  );
 }
 
 /** Members named to replace one still in the ring: they join by the replacement, not the claim. */

@@ -192,6 +192,7 @@ export class RingKeeper {
           up: m.status === 'up' || m.id === this.options.selfId,
           gone: m.status === 'leaving',
           incarnation: m.incarnation,
+          vouched: m.vouched,
         })),
     };
   }

@@ -35,6 +35,17 @@ export function ringStateToWire(state: RingState): WireRingState {
   };
 }
 
+/**
+ * The highest ring version, and leave count, a state may carry. Each plan and each finished plan
+ * raises the version by one, and each leave or join request a member's count: 2^47 changes is more
+ * than any cluster makes, and one more never leaves the exact integers.
+ */
+export const ringCountMax = 2 ** 47;
+
+function isBoundedCount(value: unknown): value is number {
+  return isCount(value) && value <= ringCountMax;
+}
+
 export type RingStateResult = { readonly ok: true; readonly state: RingState } | { readonly ok: false; readonly reason: string };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -106,7 +117,7 @@ function pairsFrom<T>(value: unknown, second: (item: unknown) => item is T): Rec
 export function ringStateFromWire(value: unknown, buckets: number): RingStateResult {
   const fail = (reason: string): RingStateResult => ({ ok: false, reason: `ring state: ${reason}` });
   if (!isRecord(value)) return fail('not a map');
-  if (!isCount(value.version) || !isId(value.claimant)) return fail('version or claimant');
+  if (!isBoundedCount(value.version) || !isId(value.claimant)) return fail('version or claimant');
   const members = membersFrom(value.members);
   if (typeof members === 'string') return fail(members);
   const owners = ownersFrom(value.owners, members, buckets);
@@ -116,7 +127,7 @@ export function ringStateFromWire(value: unknown, buckets: number): RingStateRes
   const done = doneFrom(value.done, buckets);
   if (typeof done === 'string') return fail(done);
   if (!Array.isArray(value.seenBy) || value.seenBy.length > membersMax || !value.seenBy.every(isId)) return fail('seen by');
-  const leaving = pairsFrom(value.leaving, isCount);
+  const leaving = pairsFrom(value.leaving, isBoundedCount);
   if (typeof leaving === 'string') return fail(leaving);
   const replacing = pairsFrom(value.replacing, isId);
   if (typeof replacing === 'string') return fail(replacing);

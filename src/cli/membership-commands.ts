@@ -65,6 +65,8 @@ export interface NodeInfo {
   readonly ringFounded: boolean;
   readonly transfers: TransferProgress | undefined;
   readonly seeds: readonly string[];
+  /** Members the node has not heard from themselves: not joining the ring until it has. */
+  readonly unvouched: readonly string[];
   readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
   /** The node's storage health; undefined from a node of a version that does not report it. */
   readonly storage: WireStorageHealth | undefined;
@@ -89,6 +91,7 @@ export function nodeInfoOf(address: string, reply: RpcReply): NodeInfo {
     ringFounded: !unfounded,
     transfers: reply.transfers,
     seeds: reply.seeds ?? [],
+    unvouched: reply.unvouched ?? [],
     quorum: reply.quorum ?? { n: defaultSettings.n, r: defaultSettings.r, w: defaultSettings.w },
     storage: reply.storage,
   };
@@ -182,7 +185,7 @@ export async function clusterStatus(address: string, security?: ConnectionSecuri
   const view = {
     selfId: info.id,
     replicas: info.quorum.n,
-    members: info.members.map((m) => ({ ...m, up: m.status === 'up', gone: m.status === 'leaving' })),
+    members: info.members.map((m) => ({ ...m, up: m.status === 'up', gone: m.status === 'leaving', vouched: !info.unvouched.includes(m.id) })),
   };
   const members: MemberStatusRow[] = info.members
     .filter((m) => m.status !== 'leaving' || (state !== undefined && ringMemberIds(state).includes(m.id)))

@@ -4,6 +4,7 @@
  * The node mounts `handleReplicaRequest` on its transport next to the gossip handler; what peers
  * send is checked here (wire.ts, specs.ts) before it reaches the store.
  */
+import type { Env } from '../env';
 import { KaiError } from '../errors';
 import { bucketOfKey } from '../ring';
 import type { RpcReply, RpcRequest, WireVersion } from '../rpc/messages';
@@ -46,12 +47,25 @@ export interface ReplicaServiceOptions {
   readonly replyBatchBytesMax?: number;
   /** The ring's bucket count: a peer's store must name the bucket its key hashes to. */
   readonly buckets: number;
+  /** This node's clock: a peer's write time is weighed against it (writeTimeAheadMsMax). */
+  readonly env: Pick<Env, 'nowMs'>;
 }
 
 /** Versions one store request may carry: a key's siblings at the cap, plus the write. */
 export const versionsPerStoreMax = siblingsMaxLimit + 1;
 /** Keys one storeMany or fetchMany request may name. */
 export const itemsPerBatchMax = 1000;
+/**
+ * How far a write time a peer stores may be ahead of this node's clock, or of the latest write
+ * time this replica holds for the key when that is later. Write times order versions with equal
+ * clocks and decide what a flush_all removes, and every later write of the key is stamped after
+ * the latest it holds (coordinator/replica.ts): a time years ahead would make the version outlive
+ * every flush and drag every later write's time with it. Honest times run ahead of the clock only
+ * when one key takes over a thousand writes a second (each is stamped 1 ms after the last), which
+ * the held base covers; a day leaves room for a replica that missed such a run.
+ */
+export const writeTimeAheadMsMax = 86_400_000;
+
 /** What a fetchMany reply holds at most, beyond its first key (which is always answered). */
 export const replyBatchBytesMaxDefault = 4 * 1024 * 1024;
 
@@ -66,7 +80,7 @@ export class ReplicaService {
         return { type: 'versions', versions: versionsToWire(await local.fetch(request.key)) };
       case 'replicaStore': {
         this.checkBucket(request.key, request.bucket);
-        const versions = this.checkedVersions(request.versions);
+        const versions = this.checkedVersions(request.key, request.versions);
         await local.store(request.key, request.bucket, versions, request.hintFor);
         return { type: 'stored' };
       }
@@ -77,7 +91,7 @@ export class ReplicaService {
         // Every item is checked before any is stored, so a bad one stores nothing.
         const items = request.items.map((item) => {
           this.checkBucket(item.key, item.bucket);
-          const versions = this.checkedVersions(item.versions);
+          const versions = this.checkedVersions(item.key, item.versions);
           return item.hintFor === undefined ? { key: item.key, bucket: item.bucket, versions } : { key: item.key, bucket: item.bucket, versions, hintFor: item.hintFor };
         });
         await local.storeMany(items, { ifHeld: request.ifHeld === true });
@@ -101,9 +115,17 @@ export class ReplicaService {
     if (bucket !== expected) throw new KaiError('KAI_BAD_FRAME', `a key of bucket ${expected} was sent as bucket ${bucket}`);
   }
 
-  private checkedVersions(wire: readonly WireVersion[]): Version[] {
+  private checkedVersions(key: Buffer, wire: readonly WireVersion[]): Version[] {
     if (wire.length > versionsPerStoreMax) {
       throw new KaiError('KAI_BAD_FRAME', `a store of ${wire.length} versions is over ${versionsPerStoreMax}`);
+    }
+    let latestMs = this.options.env.nowMs();
+    for (const held of this.options.local.fetchNow(key)) latestMs = Math.max(latestMs, held.writtenAtMs);
+    const writtenAtMsMax = latestMs + writeTimeAheadMsMax;
+    for (const version of wire) {
+      if (version.writtenAtMs > writtenAtMsMax) {
+        throw new KaiError('KAI_BAD_FRAME', `a version written at ${version.writtenAtMs}, over ${writeTimeAheadMsMax} ms ahead of this replica`);
+      }
     }
     return versionsFromWire(wire, this.options.local.valueBytesMax);
   }

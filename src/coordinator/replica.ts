@@ -7,7 +7,7 @@ import type { Env } from '../env';
 import type { KaiError } from '../errors';
 import type { ReplicaStore, StoredRecord } from '../storage';
 import { deadPastGrace, reapGraceMsDefault, type Version } from '../storage/record';
-import { compare, increment, merge, prune } from '../vclock';
+import { compare, increment, incrementable, merge, prune } from '../vclock';
 import type { Mutation } from './mutations';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
 import type { SpecKind, SpecOf, SpecOutcome } from './specs';
@@ -149,7 +149,12 @@ export class LocalReplica implements Replica {
     // a version beat its own successor, whatever other versions the two meet.
     let writtenAtMs = nowMs;
     for (const version of held) writtenAtMs = Math.max(writtenAtMs, version.writtenAtMs + 1);
-    const actor = this.actorFor(record, writtenAtMs);
+    const heldClock = merge(held.map((v) => v.clock));
+    let actor = this.actorFor(record, writtenAtMs);
+    // A counter at its bound cannot move on; only a peer's forged clock puts it there. Under a
+    // new name the write still descends from every version it read, so the key stays writable
+    // and keeps its causal order, at the cost of one more clock entry.
+    if (!incrementable(heldClock, actor, writtenAtMs)) actor = this.actorFor(undefined, writtenAtMs);
     const decision = mutation(held, { nowMs, valueBytesMax: this.valueBytesMax, actor });
     if (decision.error) return { error: decision.error, versions: held, written: undefined };
     if (!decision.write) return { result: decision.result, versions: held, written: undefined };
@@ -157,7 +162,7 @@ export class LocalReplica implements Replica {
     // never reused after the key's history here is gone (expired and purged, flushed), while
     // peers may still hold the older entries. A clock set back by more than the time between two
     // writes of one key is the one case this does not cover.
-    const clock = prune(increment(merge(held.map((v) => v.clock)), actor, writtenAtMs, writtenAtMs), writtenAtMs);
+    const clock = prune(increment(heldClock, actor, writtenAtMs, writtenAtMs), writtenAtMs);
     const written: Version = { ...decision.write, clock, writtenAtMs };
     const versions = this.resolve([...held, written]);
     await this.storage.write({ key, bucket, versions, actor }, { hintFor });

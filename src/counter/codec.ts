@@ -4,17 +4,15 @@
  * big numbers as decimal strings, since totals outgrow 64 bits. What comes back is checked, since
  * a peer's frame is input and a file may be corrupt.
  */
-import { counterActorsMax, type Counter } from '.';
+import { counterActorsMax, totalDigitsMax, type Counter } from '.';
 import { uint64Max } from '../protocol/numbers';
+import { clockNodeLengthMax } from '../vclock';
+
+export { totalDigitsMax };
 
 export type ActorTotalsTuple = readonly [actor: string, added: string, taken: string, atMs: number];
 export type CounterTuple = readonly [base: string, setAtMs: number, actors: readonly ActorTotalsTuple[]];
 
-/**
- * Digits an actor's total may have: 2^64 - 1 is 20, so 40 leaves room for more operations of the
- * largest delta than any cluster will run, while bounding what a peer can make a node parse.
- */
-export const totalDigitsMax = 40;
 
 export function counterToTuple(counter: Counter): CounterTuple {
   return [
@@ -44,7 +42,8 @@ export function counterFromTuple(tuple: unknown): Counter | string {
   for (const actorTuple of actorTuples as unknown[]) {
     if (!Array.isArray(actorTuple) || actorTuple.length !== 4) return 'a counter actor is not a 4-tuple';
     const [actor, addedText, takenText, atMs] = actorTuple as unknown[];
-    if (typeof actor !== 'string' || actor.length === 0) return 'a counter actor is not a name';
+    // An actor is a clock entry's name (coordinator/replica.ts), bounded alike.
+    if (typeof actor !== 'string' || actor.length === 0 || actor.length > clockNodeLengthMax) return 'a counter actor is not a name';
     const added = decimalOf(addedText, totalDigitsMax);
     const taken = decimalOf(takenText, totalDigitsMax);
     if (added === undefined || taken === undefined) return `counter totals of ${actor} are not decimals of at most ${totalDigitsMax} digits`;

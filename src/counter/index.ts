@@ -36,6 +36,14 @@ export interface Counter {
  */
 export const counterActorsMax = 50;
 
+/**
+ * Digits an actor's total may have: 2^64 - 1 is 20, so 40 leaves room for more operations of the
+ * largest delta than any cluster will run, while bounding what a peer can make a node parse.
+ */
+export const totalDigitsMax = 40;
+/** The largest total an actor may hold: what totalDigitsMax digits can write. */
+export const counterTotalMax = 10n ** BigInt(totalDigitsMax) - 1n;
+
 /** The counter's exact sum, which concurrent operations may carry below 0 or past 2^64 - 1. */
 export function counterSum(counter: Counter): bigint {
   let sum = counter.base;
@@ -104,6 +112,10 @@ export function counterSetTo(counter: Counter, actor: string, target: bigint, no
     taken: (held?.taken ?? 0n) + (change < 0n ? -change : 0n),
     atMs: nowMs,
   };
+  // Totals past their bound (which only a peer's forged counter brings near) would make the
+  // version one no replica accepts: the counter starts again from the value it reads, a new
+  // origin, as withinActorsMax does, so the key stays writable.
+  if (totals.added > counterTotalMax || totals.taken > counterTotalMax) return counterFrom(target, nowMs);
   const actors = [...counter.actors.filter((other) => other.actor !== actor), totals].sort(byActor);
   return withinActorsMax({ ...counter, actors }, nowMs);
 }

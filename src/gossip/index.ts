@@ -14,7 +14,6 @@ import { KaiError, assert } from '../errors';
 import type { Logger } from '../log';
 import {
   addSeed,
-  checkWireMember,
   createMembership,
   declareSelfDown,
   detectFailures,
@@ -25,6 +24,7 @@ import {
   pickDownPeer,
   pickGossipTarget,
   restoreMembership,
+  seedAddressProblem,
   selfMember,
   tick,
   toWire,
@@ -194,7 +194,7 @@ export class Gossip {
       case 'gossip': {
         const mismatch = this.layoutMismatch(request.layout);
         if (mismatch) throw new KaiError('KAI_RING_LAYOUT_MISMATCH', mismatch);
-        this.merge(request.members, 'gossip request', request.ring);
+        this.merge(request.members, 'gossip request', request.ring, undefined);
         return this.gossipMessage();
       }
       case 'nodeInfo':
@@ -228,9 +228,9 @@ export class Gossip {
    * detector gives up on it.
    */
   private async addSeedAndExchange(address: string): Promise<RpcReply> {
-    // The address comes from a peer: checked by the core's own rule, on a placeholder entry.
-    const problem = checkWireMember({ id: address, address, zone: '', weight: 1, status: 'up', incarnation: 0, heartbeat: 0 });
-    if (problem !== null) throw new KaiError('KAI_BAD_COMMAND_LINE', `seed ${address}: ${problem}`);
+    // The address comes from a peer: checked before this node dials it.
+    const problem = seedAddressProblem(address);
+    if (problem !== undefined) throw new KaiError('KAI_BAD_COMMAND_LINE', `seed ${address}: ${problem}`);
     if (address !== selfMember(this.state).address) {
       this.apply(addSeed(this.state, address, this.options.env.nowMs()));
       this.options.log.info({ seed: address }, 'seed added');
@@ -288,7 +288,8 @@ export class Gossip {
         this.options.log.error({ peer: address, mismatch }, 'gossip refused: the peer cuts its ring differently');
         return false;
       }
-      this.merge(reply.members, address, reply.ring);
+      // The reply comes from the address this node dialled: its entry there is the member's own word.
+      this.merge(reply.members, address, reply.ring, address);
       return true;
     } catch (error) {
       this.options.log.debug({ peer: address, err: error }, 'gossip exchange failed');
@@ -303,15 +304,31 @@ export class Gossip {
     return { type: 'gossip', members: this.members, layout: this.options.ringLayout, ...(ring === undefined ? {} : { ring }) };
   }
 
-  private merge(remote: unknown, from: string, companion: unknown): void {
+  private merge(remote: unknown, from: string, companion: unknown, heardFrom: string | undefined): void {
     if (this.stopped) return;
     const checked = fromWire(remote);
     if (!checked.ok) {
       this.options.log.warn({ from, reason: checked.reason }, 'gossip list rejected');
       return;
     }
-    this.apply(mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs));
+    const update = mergeGossip(this.state, checked.members, this.options.env.nowMs(), this.failureDetector.downAfterMs, heardFrom);
+    this.apply(update);
     if (companion !== undefined) this.options.companion?.merge(companion, from);
+    this.hearNewcomers(update.events);
+  }
+
+  /**
+   * A member just heard of second-hand is dialled at once, within the exchanges in flight, so it
+   * vouches for itself (and may join the ring) without waiting for a round to draw it. Forged
+   * entries thus cost at most exchangesInFlightMax exchanges at a time.
+   */
+  private hearNewcomers(events: readonly MembershipEvent[]): void {
+    for (const event of events) {
+      if (this.stopped || this.exchangesInFlight >= exchangesInFlightMax) return;
+      if (event.kind !== 'joined') continue;
+      const member = this.state.members.find((m) => m.id === event.id);
+      if (member !== undefined && !member.vouched && member.status === 'up') void this.exchange(member.address);
+    }
   }
 
   private apply(update: MembershipUpdate): void {
@@ -319,6 +336,8 @@ export class Gossip {
     this.state = update.state;
     if (update.events.length === 0) return;
     for (const event of update.events) this.logEvent(event);
+    // A view ignored changes no member: listeners (the ring) are not woken for a stream of forgeries.
+    if (update.events.every((event) => event.kind === 'implausible')) return;
     this.persist();
     for (const listener of this.listeners) listener(this.state, update.events);
   }
@@ -342,6 +361,9 @@ export class Gossip {
       case 'down':
       case 'dropped':
         log.warn({ member: event.id }, `member ${event.kind}`);
+        return;
+      case 'implausible':
+        log.warn({ member: event.id, incarnation: event.incarnation }, 'member view ignored: incarnation too far ahead');
         return;
       case 'refuted':
         log.info({ incarnation: event.incarnation }, 'rumour about this node refuted');

@@ -24,6 +24,13 @@ export interface Member extends WireMember {
    * incarnation are placeholders until the member's own entry arrives. Never gossiped.
    */
   readonly confirmed: boolean;
+  /**
+   * This node has heard the member speak for itself: its entry came in the reply to an exchange
+   * this node opened to the member's address (or the member was known before a restart). Only a
+   * vouched member joins the ring (claimant joiners), so an entry a peer invents for an address
+   * nobody answers at never takes buckets. Never gossiped.
+   */
+  readonly vouched: boolean;
 }
 
 export interface MembershipState {
@@ -51,7 +58,9 @@ export type MembershipEvent =
   /** This node raised its incarnation to refute a rumour about itself. */
   | { readonly kind: 'refuted'; readonly incarnation: number }
   /** A member was not added because the list is full. */
-  | { readonly kind: 'dropped'; readonly id: string };
+  | { readonly kind: 'dropped'; readonly id: string }
+  /** A view of another member was not taken: it claimed an incarnation too far ahead (incarnationStepMax). */
+  | { readonly kind: 'implausible'; readonly id: string; readonly incarnation: number };
 
 export interface MembershipUpdate {
   readonly state: MembershipState;
@@ -71,6 +80,32 @@ export const memberIdLengthMax = 255;
 export const zoneLengthMax = 64;
 /** A heavier member would claim more than 16 times a member of weight 1. */
 export const memberWeightMax = 16;
+/**
+ * The highest incarnation an entry may carry. A member raises its own by one per restart, per
+ * change of itself and per refutation: at a million a second that takes four years to reach
+ * 2^47, and an incarnation taken from a start time in ms (as some gossip designs do) stays below
+ * it until the year 6429. Raising it stops there (`raised`), and an entry above it is refused, so
+ * the arithmetic on incarnations never leaves the exact integers.
+ */
+export const incarnationMax = 2 ** 47;
+/**
+ * The highest heartbeat: one per gossip round, which is at least a millisecond long, so 2^45
+ * lasts over a thousand years of one incarnation.
+ */
+export const heartbeatMax = 2 ** 45;
+/**
+ * How far ahead of the incarnation this node holds a peer's view of another member may be. A
+ * member's incarnation rises one at a time, a few times between two rounds at most; a view far
+ * ahead is a forged one, which would leave the member no incarnation to refute it with. A node
+ * that was away while a member really went further hears the member's own entry when it next
+ * exchanges with it, which is taken whatever its incarnation (`mergeGossip`'s `heardFrom`).
+ */
+export const incarnationStepMax = 1024;
+/**
+ * Seeds (`addSeed`) one node waits for at once: each is dialled every round until it answers or
+ * the failure detector gives up on it, so a burst of seeds must not crowd out the real members.
+ */
+export const seedsMax = 64;
 /** Five missed rounds at the default one-second gossip interval. */
 export const defaultFailureDetector: FailureDetectorOptions = { downAfterMs: 5000 };
 
@@ -86,7 +121,7 @@ function assertValidSelf(self: SelfDescription): void {
 
 export function createMembership(self: SelfDescription, nowMs: number): MembershipState {
   assertValidSelf(self);
-  const entry: Member = { ...self, status: 'up', incarnation: 0, heartbeat: 0, lastHeardMs: nowMs, confirmed: true };
+  const entry: Member = { ...self, status: 'up', incarnation: 0, heartbeat: 0, lastHeardMs: nowMs, confirmed: true, vouched: true };
   return { selfId: self.id, members: [entry] };
 }
 
@@ -109,17 +144,25 @@ export function restoreMembership(
 ): MembershipState {
   assertValidSelf(self);
   const savedSelf = saved.find((m) => m.id === self.id);
-  const incarnation = savedSelf ? savedSelf.incarnation + 1 : 0;
-  const selfEntry: Member = { ...self, status: 'up', incarnation, heartbeat: 0, lastHeardMs: nowMs, confirmed: true };
+  const incarnation = savedSelf ? raised(savedSelf.incarnation) : 0;
+  const selfEntry: Member = { ...self, status: 'up', incarnation, heartbeat: 0, lastHeardMs: nowMs, confirmed: true, vouched: true };
   const others = saved
     .filter((m) => m.id !== self.id)
     .slice(0, membersMax - 1)
     .map((m): Member => {
-      const member: Member = { ...memberToWire(m), lastHeardMs: nowMs, confirmed: true };
+      const member: Member = { ...memberToWire(m), lastHeardMs: nowMs, confirmed: true, vouched: true };
       if (previousSelfId === undefined || m.id !== previousSelfId) return member;
-      return { ...member, status: 'leaving', incarnation: m.incarnation + 1 };
+      return { ...member, status: 'leaving', incarnation: raised(m.incarnation) };
     });
   return { selfId: self.id, members: [selfEntry, ...others].sort(byId) };
+}
+
+/**
+ * The incarnation after `incarnation`, stopping at incarnationMax: a member there (only a forged
+ * view can take it there within a lifetime) keeps its incarnation rather than send one no peer takes.
+ */
+export function raised(incarnation: number): number {
+  return Math.min(incarnation + 1, incarnationMax);
 }
 
 export function selfMember(state: MembershipState): Member {
@@ -138,7 +181,7 @@ function replaceSelf(state: MembershipState, change: (self: Member) => Member): 
 
 /** One gossip round's own step: the heartbeat goes up, so peers can see this node is alive. */
 export function tick(state: MembershipState, nowMs: number): MembershipState {
-  return replaceSelf(state, (self) => ({ ...self, heartbeat: self.heartbeat + 1, lastHeardMs: nowMs }));
+  return replaceSelf(state, (self) => ({ ...self, heartbeat: Math.min(self.heartbeat + 1, heartbeatMax), lastHeardMs: nowMs }));
 }
 
 /** Announces a new address, zone or weight: a new incarnation makes it win over the old entry. */
@@ -150,7 +193,7 @@ export function updateSelf(
   const next = replaceSelf(state, (self) => ({
     ...self,
     ...changes,
-    incarnation: self.incarnation + 1,
+    incarnation: raised(self.incarnation),
     lastHeardMs: nowMs,
   }));
   assertValidSelf(selfMember(next));
@@ -162,7 +205,7 @@ export function leave(state: MembershipState, nowMs: number): MembershipState {
   return replaceSelf(state, (self) => ({
     ...self,
     status: 'leaving',
-    incarnation: self.incarnation + 1,
+    incarnation: raised(self.incarnation),
     lastHeardMs: nowMs,
   }));
 }
@@ -185,19 +228,14 @@ export function declareSelfDown(state: MembershipState, nowMs: number): Membersh
 export function addSeed(state: MembershipState, address: string, nowMs: number): MembershipUpdate {
   assert(checkAddress(address) === null, 'seed address is host:port');
   if (state.members.some((m) => m.address === address || m.id === address)) return { state, events: [] };
-  if (state.members.length >= membersMax) return { state, events: [{ kind: 'dropped', id: address }] };
-  const seed: Member = {
-    id: address,
-    address,
-    zone: '',
-    weight: 1,
-    status: 'up',
-    incarnation: 0,
-    heartbeat: 0,
-    lastHeardMs: nowMs,
-    confirmed: false,
-  };
-  return { state: { ...state, members: [...state.members, seed].sort(byId) }, events: [] };
+  const seeds = state.members.filter((m) => !m.confirmed).length;
+  if (state.members.length >= membersMax || seeds >= seedsMax) return { state, events: [{ kind: 'dropped', id: address }] };
+  return { state: { ...state, members: [...state.members, placeholderFor(address, address, nowMs)].sort(byId) }, events: [] };
+}
+
+/** A seed's entry: an address to dial, with placeholders until the member's own entry arrives. */
+function placeholderFor(id: string, address: string, nowMs: number): Member {
+  return { id, address, zone: '', weight: 1, status: 'up', incarnation: 0, heartbeat: 0, lastHeardMs: nowMs, confirmed: false, vouched: false };
 }
 
 /**
@@ -282,26 +320,39 @@ function statusEvent(id: string, status: MemberStatus): MembershipEvent {
  * loop, a link of its own cut) cannot mark a live member down for the whole cluster; a member that
  * is really gone is marked down by every node's own detector at most `downAfterMs` later.
  */
-function mergeOther(local: Member | undefined, remote: WireMember, nowMs: number, events: MembershipEvent[], downAfterMs: number | undefined): Member {
+function mergeOther(
+  local: Member | undefined,
+  remote: WireMember,
+  nowMs: number,
+  events: MembershipEvent[],
+  downAfterMs: number | undefined,
+  ownVoice: boolean,
+): Member {
   if (local === undefined || !local.confirmed) {
     events.push({ kind: 'joined', id: remote.id });
-    return { ...memberToWire(remote), lastHeardMs: nowMs, confirmed: true };
+    return { ...memberToWire(remote), lastHeardMs: nowMs, confirmed: true, vouched: ownVoice };
   }
+  if (!ownVoice && remote.incarnation > local.incarnation + incarnationStepMax) {
+    events.push({ kind: 'implausible', id: remote.id, incarnation: remote.incarnation });
+    return local;
+  }
+  const vouched = local.vouched || ownVoice;
   let joined = joinMember(local, remote);
+  const heardLately = downAfterMs !== undefined && local.status === 'up' && nowMs - local.lastHeardMs < downAfterMs;
   const peersTimeoutOnly =
-    downAfterMs !== undefined &&
-    joined.status === 'down' &&
-    local.status === 'up' &&
-    joined.incarnation === local.incarnation &&
-    joined.heartbeat === local.heartbeat &&
-    nowMs - local.lastHeardMs < downAfterMs;
-  if (peersTimeoutOnly) joined = { ...joined, status: 'up' };
-  if (sameView(joined, local)) return local;
+    heardLately && joined.status === 'down' && joined.incarnation === local.incarnation && joined.heartbeat === local.heartbeat;
+  // Only a member announces its own leave, and none announces itself down. While this node hears
+  // the member, a peer's word that it is out (at any incarnation) waits: the member, hearing it,
+  // refutes it within a round or two; a member that really left, or went down, falls silent and
+  // this node's own detector marks it down within downAfterMs, after which the word is taken.
+  const secondHandOut = heardLately && !ownVoice && joined.status !== 'up';
+  if (peersTimeoutOnly || secondHandOut) joined = { ...joined, status: 'up' };
+  if (sameView(joined, local)) return vouched === local.vouched ? local : { ...local, vouched };
   if (joined.status !== local.status) events.push(statusEvent(joined.id, joined.status));
   if (joined.address !== local.address || joined.zone !== local.zone || joined.weight !== local.weight) {
     events.push({ kind: 'changed', id: joined.id });
   }
-  return { ...joined, lastHeardMs: advanced(local, joined) ? nowMs : local.lastHeardMs, confirmed: true };
+  return { ...joined, lastHeardMs: advanced(local, joined) ? nowMs : local.lastHeardMs, confirmed: true, vouched };
 }
 
 /**
@@ -320,6 +371,11 @@ function refutes(self: Member, remote: WireMember): boolean {
  * about this node never replaces its own, but may make it raise its incarnation. A confirmed
  * entry replaces the seed entry that had its address. New members beyond `membersMax` are
  * dropped (reported as events). The caller validates the list first (`fromWire`).
+ *
+ * A view of another member is taken only within incarnationStepMax of the incarnation this node
+ * holds, unless it is the member's own word: the entry whose id and address are `heardFrom`, the
+ * address this node dialled for the exchange that brought the list. That entry also vouches for
+ * the member.
  */
 export function mergeGossip(
   state: MembershipState,
@@ -327,6 +383,8 @@ export function mergeGossip(
   nowMs: number,
   /** This node's failure timeout: a peer's down mark is weighed against it (mergeOther). */
   downAfterMs?: number,
+  /** The address this node dialled and got the list from; absent for a list a peer sent unasked. */
+  heardFrom?: string,
 ): MembershipUpdate {
   assert(remoteMembers.length <= wireMembersMax, 'gossip list within its bound');
   const events: MembershipEvent[] = [];
@@ -337,12 +395,24 @@ export function mergeGossip(
       continue;
     }
     const local = byMemberId.get(remote.id);
+    // A kai node's id is its internal address: only the entry named by the dialled address, and
+    // at it, is the member speaking; another id at that address is someone else's claim.
+    const ownVoice = heardFrom !== undefined && remote.id === heardFrom && remote.address === heardFrom;
+    if (!ownVoice && (local === undefined || !local.confirmed) && remote.incarnation > incarnationStepMax) {
+      // Far ahead of any start: maybe a forgery, maybe a member that has lived long. Its address
+      // is kept as a seed's, and its own entry, heard when this node dials it, decides.
+      events.push({ kind: 'implausible', id: remote.id, incarnation: remote.incarnation });
+      if (local === undefined && seedCount(byMemberId) < seedsMax && byMemberId.size < membersMax) {
+        byMemberId.set(remote.id, placeholderFor(remote.id, remote.address, nowMs));
+      }
+      continue;
+    }
     if (local === undefined) dropSeedsAt(byMemberId, remote.address);
     if (local === undefined && byMemberId.size >= membersMax) {
       events.push({ kind: 'dropped', id: remote.id });
       continue;
     }
-    byMemberId.set(remote.id, mergeOther(local, remote, nowMs, events, downAfterMs));
+    byMemberId.set(remote.id, mergeOther(local, remote, nowMs, events, downAfterMs, ownVoice));
   }
   return { state: { selfId: state.selfId, members: [...byMemberId.values()].sort(byId) }, events };
 }
@@ -357,9 +427,18 @@ function mergeAboutSelf(
   const self = byMemberId.get(selfId);
   assert(self !== undefined, 'membership holds its own entry');
   if (!refutes(self, remote)) return;
-  const incarnation = Math.max(self.incarnation, remote.incarnation) + 1;
+  // Incarnations above incarnationMax are refused on the way in, and peers take a view of this
+  // node only within incarnationStepMax of theirs: a rumour never gets so far that this stops.
+  const incarnation = raised(Math.max(self.incarnation, remote.incarnation));
+  if (incarnation === self.incarnation) return;
   byMemberId.set(selfId, { ...self, incarnation, lastHeardMs: nowMs });
   events.push({ kind: 'refuted', incarnation });
+}
+
+function seedCount(byMemberId: ReadonlyMap<string, Member>): number {
+  let count = 0;
+  for (const member of byMemberId.values()) if (!member.confirmed) count++;
+  return count;
 }
 
 function dropSeedsAt(byMemberId: Map<string, Member>, address: string): void {
@@ -410,6 +489,11 @@ export function seedsAwaited(state: MembershipState): string[] {
   return state.members.filter((m) => !m.confirmed && m.status === 'up').map((m) => m.address);
 }
 
+/** Confirmed members this node has not heard from themselves: the ring does not take them yet. */
+export function membersUnvouched(state: MembershipState): string[] {
+  return state.members.filter((m) => m.confirmed && !m.vouched).map((m) => m.id);
+}
+
 /** Whether the member takes requests now: the coordinator skips the others. */
 export function isUp(state: MembershipState, id: string): boolean {
   const member = findMember(state, id);
@@ -430,6 +514,14 @@ export function pickGossipTarget(state: MembershipState, random: number): Member
   const peers = state.members.filter((m) => m.id !== state.selfId && m.status !== 'leaving');
   const freshSeeds = peers.filter((m) => !m.confirmed && m.status === 'up');
   const up = peers.filter((m) => m.status === 'up');
+  // A member heard of only second-hand is drawn every other round until it speaks for itself, so
+  // a new member is vouched for (and may join the ring) within a few rounds; only every other,
+  // so that entries invented for addresses nobody answers at cannot take every round.
+  const unvouched = freshSeeds.length === 0 ? up.filter((m) => !m.vouched) : [];
+  if (unvouched.length > 0) {
+    if (random < 0.5) return unvouched[Math.floor(random * 2 * unvouched.length)];
+    random = (random - 0.5) * 2;
+  }
   const candidates = freshSeeds.length > 0 ? freshSeeds : up.length > 0 ? up : peers;
   if (candidates.length === 0) return null;
   return candidates[Math.floor(random * candidates.length)];
@@ -497,6 +589,44 @@ function checkAddress(address: unknown): string | null {
   return null;
 }
 
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens, each at most 63 long. */
+const hostnamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const ipv4Pattern = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const ipv6Pattern = /^[0-9A-Fa-f:.]{2,45}$/;
+
+/**
+ * Why this node must not dial `address` as a seed (`addSeed`, which a peer asks for), or
+ * undefined. It must be host:port with a port from 1, its host a DNS name or an IP literal, and
+ * name one machine: not the unspecified address (which dials this host
+ * itself), a broadcast or a multicast group, none of which a kai node listens at.
+ */
+export function seedAddressProblem(address: string): string | undefined {
+  const problem = checkAddress(address);
+  if (problem !== null) return problem;
+  const rawHost = address.slice(0, address.lastIndexOf(':'));
+  // An IPv6 host may come bare, as a node names itself (`${host}:${port}`), or in brackets.
+  const bracketed = /^\[(.*)\]$/.exec(rawHost);
+  if (bracketed || rawHost.includes(':')) {
+    const host = (bracketed ? bracketed[1] : rawHost).toLowerCase();
+    if (!ipv6Pattern.test(host) || !host.includes(':')) return 'host is not an IPv6 address';
+    if (/^[0:]+$/.test(host)) return 'host is the unspecified address';
+    if (host.startsWith('ff')) return 'host is a multicast address';
+    return undefined;
+  }
+  const ipv4 = ipv4Pattern.exec(rawHost);
+  if (ipv4) {
+    const octets = ipv4.slice(1).map(Number);
+    if (octets.some((octet) => octet > 255)) return 'host is not an IPv4 address';
+    if (octets[0] === 0) return 'host is the unspecified address';
+    if (octets[0] >= 224 && octets[0] <= 239) return 'host is a multicast address';
+    if (octets[0] >= 240) return 'host is a reserved or broadcast address';
+    return undefined;
+  }
+  if (/^[\d.]+$/.test(rawHost)) return 'host is not an IPv4 address';
+  if (!hostnamePattern.test(rawHost)) return 'host is not a DNS name';
+  return undefined;
+}
+
 /** Null when `value` is a valid WireMember, else what is wrong with it. */
 export function checkWireMember(value: unknown): string | null {
   if (!isRecord(value)) return 'not an object';
@@ -508,7 +638,7 @@ export function checkWireMember(value: unknown): string | null {
   if (typeof weight !== 'number' || !Number.isFinite(weight)) return 'weight';
   if (weight <= 0 || weight > memberWeightMax) return 'weight';
   if (typeof status !== 'string' || !statuses.includes(status as MemberStatus)) return 'status';
-  if (!isCounter(incarnation)) return 'incarnation';
-  if (!isCounter(heartbeat)) return 'heartbeat';
+  if (!isCounter(incarnation) || incarnation > incarnationMax) return 'incarnation';
+  if (!isCounter(heartbeat) || heartbeat > heartbeatMax) return 'heartbeat';
   return null;
 }

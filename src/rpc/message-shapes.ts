@@ -5,7 +5,27 @@
  * shape its type promises. Fields a newer node adds are ignored, so nodes one version apart can
  * still talk; a `type` this node does not know is a problem.
  */
+import { heartbeatMax, incarnationMax, memberIdLengthMax, memberWeightMax, wireMembersMax, zoneLengthMax } from '../membership';
+import { keyBytesMax } from '../protocol/command';
+import { clockCounterMax, clockNodeLengthMax, defaultPruneLimits } from '../vclock';
 import type { RpcReply, RpcRequest } from './messages';
+
+/**
+ * The latest instant (unix ms) any time a peer sends may name: a write time, a clock entry's
+ * stamp, an expiry, a flush deadline. memcached's latest expiry is 2^32 s (2106); 2^47 ms is the
+ * year 6429, so no honest value comes near it, and adding a day or a counter's step to one never
+ * leaves the exact integers.
+ */
+export const timeMsMax = 2 ** 47;
+/**
+ * Entries of a list a peer sends that has no tighter bound of its own (buckets, tree indexes,
+ * segment numbers, hashes): the ring's largest bucket count (ring bucketsMax, 2^20).
+ */
+export const wireListLengthMax = 1 << 20;
+/** Keys one batch names (fetchMany, digestMany, storeMany, a bucket page): the senders cut theirs at 1000. */
+export const wireKeysMax = 1000;
+/** Versions one key carries: a replica's siblings at their highest cap (coordinator/siblings.ts), plus the write. */
+export const wireVersionsMax = 1001;
 
 /** The first problem found, or undefined when there is none. */
 export type ShapeProblem = string | undefined;
@@ -21,16 +41,31 @@ function isFields(value: unknown): value is Fields {
 const isString: Check = (value, path) => (typeof value === 'string' ? undefined : `${path} is not a string`);
 const isBoolean: Check = (value, path) => (typeof value === 'boolean' ? undefined : `${path} is not a boolean`);
 const isBuffer: Check = (value, path) => (Buffer.isBuffer(value) ? undefined : `${path} is not bytes`);
-const isSafeInteger: Check = (value, path) =>
-  typeof value === 'number' && Number.isSafeInteger(value) ? undefined : `${path} is not an integer`;
 const isNonNegativeInteger: Check = (value, path) =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? undefined : `${path} is not a non-negative integer`;
 const isUint32: Check = (value, path) =>
   typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff
     ? undefined
     : `${path} is not a 32-bit unsigned integer`;
-const isFiniteNumber: Check = (value, path) =>
-  typeof value === 'number' && Number.isFinite(value) ? undefined : `${path} is not a finite number`;
+/** An integer from `min` to `max`, both included. */
+function integerIn(min: number, max: number): Check {
+  return (value, path) =>
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max
+      ? undefined
+      : `${path} is not an integer from ${min} to ${max}`;
+}
+/** A key as clients may name one: memcached's 1 to 250 bytes. */
+const isKey: Check = (value, path) =>
+  Buffer.isBuffer(value) && value.length > 0 && value.length <= keyBytesMax ? undefined : `${path} is not a key of 1 to ${keyBytesMax} bytes`;
+/** Where a bucket page starts: after a key, or from the start (empty). */
+const isKeyOrStart: Check = (value, path) =>
+  Buffer.isBuffer(value) && value.length <= keyBytesMax ? undefined : `${path} is not at most ${keyBytesMax} bytes`;
+/** An instant in unix ms, 0 included (no expiry, no flush delay). */
+const isTimeMs = integerIn(0, timeMsMax);
+function stringOfLength(min: number, max: number): Check {
+  return (value, path) =>
+    typeof value === 'string' && value.length >= min && value.length <= max ? undefined : `${path} is not a string of ${min} to ${max} characters`;
+}
 const isDecimal: Check = (value, path) =>
   typeof value === 'string' && /^[0-9]{1,20}$/.test(value) ? undefined : `${path} is not a decimal string`;
 
@@ -39,9 +74,11 @@ function oneOf(allowed: readonly string[]): Check {
     typeof value === 'string' && allowed.includes(value) ? undefined : `${path} is not one of ${allowed.join(', ')}`;
 }
 
-function arrayOf(item: Check): Check {
+/** A list of at most `lengthMax` items, each passing `item`: the length is checked before any item. */
+function arrayOf(item: Check, lengthMax: number = wireListLengthMax): Check {
   return (value, path) => {
     if (!Array.isArray(value)) return `${path} is not an array`;
+    if (value.length > lengthMax) return `${path} has over ${lengthMax} items`;
     for (let index = 0; index < value.length; index++) {
       const problem = item(value[index], `${path}[${index}]`);
       if (problem) return problem;
@@ -119,102 +156,122 @@ function union(tag: string, variants: Readonly<Record<string, Check>>): Check {
   };
 }
 
+/**
+ * A clock as versions and digests carry it: at most as many entries as pruning keeps, each a
+ * named writer, a counter from 1 to clockCounterMax (so one more write never leaves the exact
+ * integers) and a time within timeMsMax.
+ */
+const wireClock = arrayOf(
+  tuple([stringOfLength(1, clockNodeLengthMax), integerIn(1, clockCounterMax), isTimeMs]),
+  defaultPruneLimits.entriesMax,
+);
+
 const wireVersion = record(
   {
-    clock: arrayOf(tuple([isString, isNonNegativeInteger, isSafeInteger])),
+    clock: wireClock,
     value: isBuffer,
     flags: isUint32,
-    expiresAtMs: isSafeInteger,
+    expiresAtMs: isTimeMs,
     tombstone: isBoolean,
-    writtenAtMs: isSafeInteger,
+    writtenAtMs: isTimeMs,
     // Its fields are checked with the version's invariants (coordinator/wire.ts).
     counter: anything,
   },
   ['counter'],
 );
 
-const wireDigest = record({ clock: arrayOf(tuple([isString, isNonNegativeInteger, isSafeInteger])), writtenAtMs: isSafeInteger });
+const wireDigest = record({ clock: wireClock, writtenAtMs: isTimeMs });
 
+const isWeight: Check = (value, path) =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= memberWeightMax
+    ? undefined
+    : `${path} is not a weight above 0 and at most ${memberWeightMax}`;
+
+/** A member's entry, within the membership's bounds (src/membership checks the rest: the address). */
 const wireMember = record({
-  id: isString,
-  address: isString,
-  zone: isString,
-  weight: isFiniteNumber,
+  id: stringOfLength(1, memberIdLengthMax),
+  address: stringOfLength(1, memberIdLengthMax),
+  zone: stringOfLength(0, zoneLengthMax),
+  weight: isWeight,
   status: oneOf(['up', 'down', 'leaving']),
-  incarnation: isNonNegativeInteger,
-  heartbeat: isNonNegativeInteger,
+  incarnation: integerIn(0, incarnationMax),
+  heartbeat: integerIn(0, heartbeatMax),
 });
+const wireMembers = arrayOf(wireMember, wireMembersMax);
 
 const mutation = union('kind', {
   store: record({
     mode: oneOf(['set', 'add', 'replace', 'append', 'prepend', 'cas']),
     value: isBuffer,
     flags: isUint32,
-    expiresAtMs: isSafeInteger,
+    expiresAtMs: isTimeMs,
     casUnique: isDecimal,
   }),
   delete: record({ casUnique: isDecimal }),
-  touch: record({ expiresAtMs: isSafeInteger }),
+  touch: record({ expiresAtMs: isTimeMs }),
   arith: record(
     {
       incr: isBoolean,
       delta: isDecimal,
       casUnique: isDecimal,
-      initial: record({ value: isDecimal, expiresAtMs: isSafeInteger }),
+      initial: record({ value: isDecimal, expiresAtMs: isTimeMs }),
     },
     ['initial'],
   ),
 });
 
-const wireItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion) });
-const wireStoreItem = record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']);
+const wireVersions = arrayOf(wireVersion, wireVersionsMax);
+const wireItem = record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions });
+const wireStoreItem = record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']);
+const wireKeys = arrayOf(isKey, wireKeysMax);
 
 const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes: isNonNegativeInteger });
 
 const requestShape = union('type', {
-  replicaFetch: record({ key: isBuffer }),
-  replicaStore: record({ key: isBuffer, bucket: isNonNegativeInteger, versions: arrayOf(wireVersion), hintFor: isString }, ['hintFor']),
-  storeMany: record({ items: arrayOf(wireStoreItem), ifHeld: isBoolean }, ['ifHeld']),
-  fetchMany: record({ keys: arrayOf(isBuffer) }),
-  digestMany: record({ keys: arrayOf(isBuffer) }),
+  replicaFetch: record({ key: isKey }),
+  replicaStore: record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']),
+  storeMany: record({ items: arrayOf(wireStoreItem, wireKeysMax), ifHeld: isBoolean }, ['ifHeld']),
+  fetchMany: record({ keys: wireKeys }),
+  digestMany: record({ keys: wireKeys }),
   treeRoots: record({ buckets: arrayOf(isNonNegativeInteger) }),
   treeNodes: record({ bucket: isNonNegativeInteger, level: isNonNegativeInteger, indexes: arrayOf(isNonNegativeInteger) }),
   segmentKeys: record({ bucket: isNonNegativeInteger, segments: arrayOf(isNonNegativeInteger) }),
-  coordinate: record({ key: isBuffer, mutation }),
-  flushAll: record({ deadlineMs: isSafeInteger }),
+  coordinate: record({ key: isKey, mutation }),
+  flushAll: record({ deadlineMs: isTimeMs }),
   // The ring state is checked by its own rules (src/claimant/wire.ts).
-  gossip: record({ members: arrayOf(wireMember), layout: ringLayout, ring: anything }, ['layout', 'ring']),
+  gossip: record({ members: wireMembers, layout: ringLayout, ring: anything }, ['layout', 'ring']),
   nodeInfo: record({}),
-  bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isBuffer, limit: isNonNegativeInteger }),
+  bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isKeyOrStart, limit: isNonNegativeInteger }),
   ringChange: record({ change: ringChange }),
-  addSeed: record({ address: isString }),
+  addSeed: record({ address: stringOfLength(1, memberIdLengthMax) }),
   probe: record({}),
 });
 
 const replyShape = union('type', {
-  versions: record({ versions: arrayOf(wireVersion) }),
-  versionsMany: record({ items: arrayOf(arrayOf(wireVersion)) }),
-  digestsMany: record({ items: arrayOf(arrayOf(wireDigest)) }),
+  versions: record({ versions: wireVersions }),
+  versionsMany: record({ items: arrayOf(wireVersions, wireKeysMax) }),
+  digestsMany: record({ items: arrayOf(arrayOf(wireDigest, wireVersionsMax), wireKeysMax) }),
   treeHashes: record({ hashes: arrayOf(isNonNegativeInteger) }),
-  segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isBuffer), hashes: arrayOf(isNonNegativeInteger) }),
+  segmentKeys: record({ segments: arrayOf(isNonNegativeInteger), keys: arrayOf(isKey), hashes: arrayOf(isNonNegativeInteger) }),
   stored: record({}),
   flushed: record({}),
   probed: record({}),
   coordinated: record(
-    { result: anything, versions: arrayOf(wireVersion), written: nullable(wireVersion), acknowledgedBy: arrayOf(isString) },
+    { result: anything, versions: wireVersions, written: nullable(wireVersion), acknowledgedBy: arrayOf(isString, wireMembersMax) },
     ['acknowledgedBy'],
   ),
-  gossip: record({ members: arrayOf(wireMember), layout: ringLayout, ring: anything }, ['layout', 'ring']),
-  bucketPage: record({ items: arrayOf(wireItem), more: isBoolean }),
+  gossip: record({ members: wireMembers, layout: ringLayout, ring: anything }, ['layout', 'ring']),
+  bucketPage: record({ items: arrayOf(wireItem, wireKeysMax), more: isBoolean }),
   nodeInfo: record(
     {
       id: isString,
-      members: arrayOf(wireMember),
+      members: wireMembers,
       buckets: isNonNegativeInteger,
       hints: arrayOf(hintCount),
       ring: anything,
       transfers: transferProgress,
       seeds: arrayOf(isString),
+      unvouched: arrayOf(isString, wireMembersMax),
       quorum: record({ n: isNonNegativeInteger, r: isNonNegativeInteger, w: isNonNegativeInteger }),
       storage: record({
         state: oneOf(['ok', 'failed']),
@@ -226,7 +283,7 @@ const replyShape = union('type', {
         lastError: isString,
       }),
     },
-    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'quorum', 'storage'],
+    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'unvouched', 'quorum', 'storage'],
   ),
   error: record({ code: isString, detail: isString }),
 });

@@ -200,6 +200,8 @@ export type RpcReply =
       readonly ring?: unknown;
       /** Seeds the node was given and has not heard from. */
       readonly seeds?: readonly string[];
+      /** Members the node has not heard from themselves, which the ring does not take (membership Member.vouched). */
+      readonly unvouched?: readonly string[];
       /** N, R and W as the node is configured. */
       readonly quorum?: { readonly n: number; readonly r: number; readonly w: number };
       /** The node's transfers: what it receives under the plan in progress. */

@@ -22,7 +22,7 @@ import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
 import { logCounters, type Logger } from '../log';
-import { findMember, isUp, seedsAwaited } from '../membership';
+import { findMember, isUp, membersUnvouched, seedsAwaited } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { preferenceList, type Ring } from '../ring';
 import { frameBytesMaxFor, frameHeadroomBytes } from '../rpc/frames';
@@ -284,6 +284,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs),
     replyBatchBytesMax: replyBytesMax,
     buckets: settings.buckets,
+    env,
   });
   routes.gossip = (request) => gossip.handle(request);
   routes.nodeInfo = () => {
@@ -295,6 +296,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
       ring: ringKeeper.toWire(),
       transfers: transfer.progress(),
       seeds: seedsAwaited(gossip.membership),
+      unvouched: membersUnvouched(gossip.membership),
       quorum: { n: settings.n, r: settings.r, w: settings.w },
       storage: wireStorageHealth(store.health()),
     };

@@ -2,6 +2,7 @@
  * Vector clocks, as Dynamo and Riak use them: a list of (node, counter, timestamp) entries.
  * Pure: the current time is always an argument.
  */
+import { assert } from '../errors';
 import { md5High64, utf8Bytes } from '../ring/md5';
 
 export interface ClockEntry {
@@ -16,6 +17,20 @@ export type VClock = readonly ClockEntry[];
 export type ClockOrder = 'equal' | 'before' | 'after' | 'concurrent';
 
 export const emptyClock: VClock = [];
+
+/**
+ * The largest counter a clock entry may hold. A replica floors its counter at the write time in
+ * ms (coordinator/replica.ts), about 2^41 today; 2^52 lasts past the year 100,000 and keeps
+ * counter + 1 an exact integer. An entry above it did not come from a kai node and is refused
+ * where clocks arrive (rpc/message-shapes.ts); a counter that reaches it cannot move on
+ * (`incrementable`), and its writer then writes under a new name.
+ */
+export const clockCounterMax = 2 ** 52;
+/**
+ * The longest name of a clock entry: a member id (membership memberIdLengthMax, 255) and the
+ * suffix a replica adds to make an actor name (coordinator/replica.ts), with room to spare.
+ */
+export const clockNodeLengthMax = 320;
 
 function counterOf(clock: VClock, node: string): number {
   for (const entry of clock) if (entry.node === node) return entry.counter;
@@ -63,8 +78,17 @@ export function merge(clocks: readonly VClock[]): VClock {
  */
 export function increment(clock: VClock, node: string, nowMs: number, counterAtLeast = 0): VClock {
   const counter = Math.max(counterOf(clock, node) + 1, counterAtLeast);
+  assert(counter <= clockCounterMax, 'a clock counter moves on only within its bound (incrementable)');
   const next: ClockEntry = { node, counter, timestampMs: nowMs };
   return merge([clock.filter((entry) => entry.node !== node), [next]]);
+}
+
+/**
+ * Whether `increment` may advance `node`'s counter: false once it has reached clockCounterMax,
+ * which only a peer's forged clock can make happen. The caller then writes under another name.
+ */
+export function incrementable(clock: VClock, node: string, counterAtLeast = 0): boolean {
+  return Math.max(counterOf(clock, node) + 1, counterAtLeast) <= clockCounterMax;
 }
 
 export interface PruneLimits {

@@ -115,6 +115,7 @@ export class KvCluster {
       local,
       flushUntil: (deadlineMs) => dispatcher.flushUntil(deadlineMs),
       buckets: this.ring.config.buckets,
+      env: host.env,
     });
     void host.transport.serve((request) => {
       if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', `no route for ${request.type}`);

@@ -1,7 +1,7 @@
 import { Coordinator } from '../../../src/coordinator';
 import { RemoteReplica } from '../../../src/coordinator/remote-replica';
 import { LocalReplica } from '../../../src/coordinator/replica';
-import { isReplicaRequest, ReplicaService } from '../../../src/coordinator/replica-service';
+import { isReplicaRequest, ReplicaService, writeTimeAheadMsMax } from '../../../src/coordinator/replica-service';
 import { arithSpec, storeSpec, touchSpec } from '../../../src/coordinator/specs';
 import { versionToWire } from '../../../src/coordinator/wire';
 import { KaiError } from '../../../src/errors';
@@ -47,6 +47,7 @@ function setup(): Setup {
       return Promise.resolve();
     },
     buckets: ring.config.buckets,
+    env: serverHost.env,
   });
   void serverHost.transport.serve((request) => {
     if (!isReplicaRequest(request)) throw new KaiError('KAI_INTERNAL', 'not a replica request');
@@ -118,10 +119,24 @@ describe('RemoteReplica over the simulated transport', () => {
   test('a malformed stored version is refused', async () => {
     const { world, local } = setup();
     const clientTransport = world.at(client).transport;
-    const bad = { ...versionToWire(version('v', 'x', 1)), clock: [['x', 0, 1]] as const };
+    // Each entry passes the shape checks; twice the same writer breaks a clock's invariant.
+    const bad = { ...versionToWire(version('v', 'x', 1)), clock: [['x', 1, 1], ['x', 2, 1]] as const };
     const reply = await drive(world, clientTransport.request(server, { type: 'replicaStore', key, bucket: 0, versions: [bad] }, timeoutMs));
     expect(reply).toMatchObject({ type: 'error', code: 'KAI_BAD_FRAME' });
     expect(local.fetchNow(key)).toEqual([]);
+  });
+
+  // A write time far ahead of the replica would outlive every flush and drag later writes with it.
+  test('a version written over writeTimeAheadMsMax ahead is refused', async () => {
+    const { world, local } = setup();
+    const clientTransport = world.at(client).transport;
+    const nowMs = world.at(server).env.nowMs();
+    const store = (writtenAtMs: number) =>
+      drive(world, clientTransport.request(server, { type: 'replicaStore', key, bucket: bucketOfKey(key, 8), versions: [{ ...versionToWire(version('v', 'x', 1)), writtenAtMs }] }, timeoutMs));
+    expect(await store(nowMs + writeTimeAheadMsMax + 1_000)).toMatchObject({ type: 'error', code: 'KAI_BAD_FRAME' });
+    expect(local.fetchNow(key)).toEqual([]);
+    expect(await store(nowMs + 1_000)).toEqual({ type: 'stored' });
+    expect(local.fetchNow(key)).toHaveLength(1);
   });
 
   // A flush_all from another node reaches the service's flush hook with its deadline.

@@ -199,8 +199,8 @@ const malformed: readonly [label: string, value: unknown, detail: RegExp][] = [
   ['an unknown request type', { id: 1, kind: 'request', body: { type: 'explode' } }, /request.type explode/],
   ['a reply type as a request', { id: 1, kind: 'request', body: { type: 'stored' } }, /request.type stored/],
   ['a request type as a reply', { id: 1, kind: 'reply', body: { type: 'replicaFetch', key: Buffer.from('k') } }, /reply.type/],
-  ['a missing key', { id: 1, kind: 'request', body: { type: 'replicaFetch' } }, /request.key is not bytes/],
-  ['a text key', { id: 1, kind: 'request', body: { type: 'replicaFetch', key: 'k' } }, /request.key is not bytes/],
+  ['a missing key', { id: 1, kind: 'request', body: { type: 'replicaFetch' } }, /request.key is not a key/],
+  ['a text key', { id: 1, kind: 'request', body: { type: 'replicaFetch', key: 'k' } }, /request.key is not a key/],
   ['flags over 32 bits', { id: 1, kind: 'request', body: { ...goodRequest, versions: [{ ...version, flags: 2 ** 32 }] } }, /flags/],
   ['a clock entry of two fields', { id: 1, kind: 'request', body: { ...goodRequest, versions: [{ ...version, clock: [['n', 1]]}] } }, /clock\[0\]/],
   ['a text tombstone marker', { id: 1, kind: 'request', body: { ...goodRequest, versions: [{ ...version, tombstone: 'no' }] } }, /tombstone/],
@@ -227,7 +227,7 @@ it('stays failed after a bad frame, ignoring what follows', () => {
 
 it('refuses to encode a frame over the cap or an envelope that is not well formed', () => {
   // Proves a sender never puts on the wire what its peer would refuse.
-  const big: Envelope = { id: 1, kind: 'request', body: { type: 'replicaFetch', key: Buffer.alloc(frameBytesMax) } };
+  const big = { id: 1, kind: 'request', body: { ...goodRequest, versions: [{ ...version, value: Buffer.alloc(frameBytesMax) }] } } as Envelope;
   const oversize = encodeFrame(big, frameBytesMax);
   expect(oversize).toBeInstanceOf(KaiError);
   expect((oversize as KaiError).detail).toMatch(/over the frame cap/);
