@@ -30,14 +30,15 @@ test('down declared by the node itself wins everywhere, stays down as its heartb
   // Declaring twice changes nothing more.
   expect(declareSelfDown(failing, startMs + 20)).toBe(failing);
 
-  const heard = mergeGossip(peer, toWire(failing), startMs + 20, downAfterMs);
+  // Heard first-hand: the peer dialled the failing node, as its gossip rounds do.
+  const heard = mergeGossip(peer, toWire(failing), startMs + 20, downAfterMs, node(1).address);
   expect(heard.events).toEqual([{ kind: 'down', id: node(1).id }]);
   peer = heard.state;
   expect(isUp(peer, node(1).id)).toBe(false);
 
   // Its heartbeat goes on: the peer hears it, and still holds it down.
   for (let round = 1; round <= 3; round++) failing = tick(failing, startMs + 100 * round);
-  peer = mergeGossip(peer, toWire(failing), startMs + 400, downAfterMs).state;
+  peer = mergeGossip(peer, toWire(failing), startMs + 400, downAfterMs, node(1).address).state;
   expect(findMember(peer, node(1).id)).toMatchObject({ status: 'down', heartbeat: selfMember(failing).heartbeat });
   peer = detectFailures(peer, startMs + 400, { downAfterMs }).state;
 
@@ -49,6 +50,6 @@ test('down declared by the node itself wins everywhere, stays down as its heartb
   // A restart from the saved list comes back up at a newer incarnation, which wins at the peer.
   const restarted = restoreMembership(node(1), toWire(failing), startMs + 1000);
   expect(selfMember(restarted)).toMatchObject({ status: 'up', incarnation: 2 });
-  peer = mergeGossip(peer, toWire(restarted), startMs + 1000, downAfterMs).state;
+  peer = mergeGossip(peer, toWire(restarted), startMs + 1000, downAfterMs, node(1).address).state;
   expect(isUp(peer, node(1).id)).toBe(true);
 });
