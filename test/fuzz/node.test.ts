@@ -29,10 +29,11 @@ const seeds = [1, 2, 3];
 const connectionsPerSeed = 36;
 /** Fuzzed connections open at once, beside the well-behaved client. */
 const concurrentConnections = 3;
+const cacheBytes = 8 * 1024 * 1024;
 /**
  * The node's resident memory may not pass this. An idle node holds about 70 MB; what a fuzzed
  * connection can make it hold is bounded by the caps (a frame of 64 KiB values, 26 versions, is
- * under 2 MB), so three at once, with replies and storage caches, stay far below.
+ * under 2 MB), so three at once, with replies and the item cache, stay far below.
  */
 const residentBytesMax = 200 * 1024 * 1024;
 /** How long the node may take to close a connection after the client's FIN, under a loaded machine. */
@@ -57,7 +58,8 @@ beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-fuzz-'));
   kai = await startKai({
     dataDir,
-    args: ['--log-level', 'error', '--max-item-size', String(valueBytesMax), '--siblings-max', String(siblingsMax)],
+    // A small item cache, so that the memory bound measures what input makes the node hold, not a cache filling up.
+    args: ['--log-level', 'error', '--max-item-size', String(valueBytesMax), '--siblings-max', String(siblingsMax), '--cache-size', String(cacheBytes)],
   });
   client = memjs.Client.create(`${loopbackHost}:${kai.memcachePort}`, { retries: 0, timeout: wellBehavedTimeoutSeconds, logger: quietLogger });
   textClient = new Memcached(`${loopbackHost}:${kai.memcachePort}`, { retries: 0, timeout: wellBehavedTimeoutSeconds * 1000 });
