@@ -14,6 +14,11 @@ export interface BinaryInputOptions {
   readonly harmlessOnly?: boolean;
   /** Every generated key starts with this, so a node's other clients never share one. */
   readonly keyPrefix?: string;
+  /**
+   * Draw keys from this many only (prefix and a number), so a long run against a node stores a
+   * bounded amount of data; absent, keys are random.
+   */
+  readonly keyCount?: number;
   /** Values are drawn up to this size, with edge cases just over it. */
   readonly valueBytesMax: number;
 }
@@ -53,6 +58,7 @@ const shapes: Readonly<Record<keyof typeof binaryOpcode, Shape>> = {
 function key(random: SimRandom, options: BinaryInputOptions): Buffer {
   const prefix = Buffer.from(options.keyPrefix ?? '');
   if (random.chance(0.05)) return Buffer.concat([prefix, Buffer.alloc(random.pick([249, 250, 251]) - prefix.length, 0x6b)]);
+  if (options.keyCount !== undefined) return Buffer.concat([prefix, Buffer.from(String(random.int(0, options.keyCount - 1)))]);
   return Buffer.concat([prefix, randomBytes(random, random.int(1, 16))]);
 }
 

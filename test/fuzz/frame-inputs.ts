@@ -23,6 +23,11 @@ export interface FrameInputOptions {
   readonly harmlessOnly?: boolean;
   /** Every key starts with these bytes, so a node's other clients never share one. */
   readonly keyPrefix?: string;
+  /**
+   * Draw keys from this many only (prefix and a number), so a long run against a node stores a
+   * bounded amount of data; absent, keys are random.
+   */
+  readonly keyCount?: number;
 }
 
 export const destructiveRequestTypes: ReadonlySet<string> = new Set(['flushAll', 'gossip', 'ringChange', 'addSeed']);
@@ -66,7 +71,9 @@ class Draw {
   }
 
   key(): Buffer {
-    return Buffer.concat([Buffer.from(this.options.keyPrefix ?? ''), randomBytes(this.random, this.random.int(1, 16))]);
+    const prefix = Buffer.from(this.options.keyPrefix ?? '');
+    if (this.options.keyCount !== undefined) return Buffer.concat([prefix, Buffer.from(String(this.random.int(0, this.options.keyCount - 1)))]);
+    return Buffer.concat([prefix, randomBytes(this.random, this.random.int(1, 16))]);
   }
 
   decimal(): string {

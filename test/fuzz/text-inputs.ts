@@ -23,6 +23,11 @@ export interface TextInputOptions {
   readonly harmlessOnly?: boolean;
   /** Every generated key starts with this, so a node's other clients never share one. */
   readonly keyPrefix?: string;
+  /**
+   * Draw keys from this many only (prefix and a number), so a long run against a node stores a
+   * bounded amount of data; absent, keys are random.
+   */
+  readonly keyCount?: number;
   /** Values are drawn up to this size, with edge cases just over it. */
   readonly valueBytesMax: number;
 }
@@ -43,6 +48,7 @@ function key(random: SimRandom, options: TextInputOptions): string {
   const roll = random.int(0, 9);
   // Keys at and just over memcached's 250-byte limit.
   if (roll === 0) return (prefix + 'k'.repeat(250)).slice(0, random.pick([249, 250, 251, 300]));
+  if (options.keyCount !== undefined) return prefix + String(random.int(0, options.keyCount - 1));
   const length = random.int(1, 12);
   let text = prefix;
   for (let index = 0; index < length; index++) text += String.fromCharCode(random.int(0x21, 0x7e));
