@@ -32,6 +32,14 @@ function replaySeed(): number | undefined {
   return text === undefined || text === '' ? undefined : parseDecimal(seedVariable, text, seedMax);
 }
 
+/**
+ * Whether one seed is being replayed. Checks that the inputs reached every kind of outcome are
+ * made over the whole seed list only: one seed alone may not reach them all.
+ */
+export function replaying(): boolean {
+  return replaySeed() !== undefined;
+}
+
 /** How long a timed run lasts, when KAI_FUZZ_SECONDS is set. */
 export function timedRunMs(): number | undefined {
   const text = process.env[secondsVariable];
