@@ -158,7 +158,8 @@ const packetMutations: readonly PacketMutation[] = [
   },
   (random, packet, options) => {
     const capBytes = options.valueBytesMax + 250 + 20;
-    packet.bodyLength = random.pick([0, 1, packet.bodyLength - 1, packet.bodyLength + 1, capBytes, capBytes + 1, 0xffffffff, packet.keyLength + packet.extrasLength]);
+    const framing = packet.keyLength + packet.extrasLength;
+    packet.bodyLength = random.pick([0, 1, packet.bodyLength - 1, packet.bodyLength + 1, capBytes, capBytes + 1, 0xffffffff, framing]);
   },
   (random, packet, options) => {
     // A body declared over the cap, with lengths otherwise consistent: refused before it is buffered.

@@ -1,4 +1,4 @@
-// Seeded fuzzing of the internal frame decoder and its envelope checks: it never throws, loops or holds more than its frame cap, passes on only well-shaped envelopes, and a bad frame disturbs no other connection's decoding.
+// Seeded fuzzing of the internal frame decoder and envelope checks: no throw, no loop, no buffering past the cap, no bad envelope.
 import { KaiError } from '../../src/errors';
 import { FrameDecoder, envelopeProblem, frameLengthBytes, type FrameEvent } from '../../src/rpc/frames';
 import { SimRandom } from '../sim/random';
@@ -49,7 +49,9 @@ const rules: DecodingRules<FrameEvent> = {
   checkEvent: (event) => {
     reached.add(event.kind === 'envelope' ? `${event.envelope.kind} ${event.envelope.body.type}` : event.kind);
     if (event.kind === 'error') {
-      if (!(event.error instanceof KaiError) || event.error.code !== 'KAI_BAD_FRAME') throw new Error(`an error other than KAI_BAD_FRAME: ${String(event.error)}`);
+      if (!(event.error instanceof KaiError) || event.error.code !== 'KAI_BAD_FRAME') {
+        throw new Error(`an error other than KAI_BAD_FRAME: ${String(event.error)}`);
+      }
       return;
     }
     if (event.kind !== 'envelope') throw new Error(`event ${event.kind}`);
@@ -101,7 +103,8 @@ class Bystander {
 
   finish(): void {
     while (this.pieces.length > 0) this.step();
-    expectSameDecoding({ events: this.seen, closed: false, bufferedBytes: 0 }, { events: this.expected, closed: false, bufferedBytes: 0 }, 'a bystander connection');
+    const seen = { events: this.seen, closed: false, bufferedBytes: 0 };
+    expectSameDecoding(seen, { events: this.expected, closed: false, bufferedBytes: 0 }, 'a bystander connection');
   }
 }
 

@@ -6,7 +6,7 @@
  * declared counts, reserved bytes). Frames then get length prefixes that disagree with their bodies.
  */
 import { Packr } from 'msgpackr';
-import type { RpcReply, RpcRequest, WireMember, WireVersion } from '../../src/rpc/messages';
+import type { RpcReply, RpcRequest, WireItem, WireMember, WireVersion } from '../../src/rpc/messages';
 import { frameLengthBytes } from '../../src/rpc/frames';
 import type { SimRandom } from '../sim/random';
 import { edgeIntegers, garble, randomBytes, truncate } from './bytes';
@@ -91,6 +91,10 @@ class Draw {
     };
   }
 
+  item(): WireItem {
+    return { key: this.key(), bucket: this.natural(1023), versions: this.list(() => this.version(), 2) };
+  }
+
   member(): WireMember {
     return {
       id: `127.0.0.1:${this.random.int(1, 65535)}`,
@@ -110,7 +114,7 @@ class Draw {
       case 'replicaStore':
         return { type, key: this.key(), bucket: this.natural(1023), versions: this.list(() => this.version(), 3) };
       case 'storeMany':
-        return { type, items: this.list(() => ({ key: this.key(), bucket: this.natural(1023), versions: this.list(() => this.version(), 2) })), ifHeld: this.random.chance(0.5) };
+        return { type, items: this.list(() => this.item()), ifHeld: this.random.chance(0.5) };
       case 'fetchMany':
       case 'digestMany':
         return { type, keys: this.list(() => this.key(), 8) };
@@ -154,7 +158,13 @@ class Draw {
       case 2:
         return { kind: 'touch', expiresAtMs: this.timeMs() };
       default:
-        return { kind: 'arith', incr: this.random.chance(0.5), delta: this.decimal(), casUnique: '0', initial: { value: this.decimal(), expiresAtMs: 0 } };
+        return {
+          kind: 'arith',
+          incr: this.random.chance(0.5),
+          delta: this.decimal(),
+          casUnique: '0',
+          initial: { value: this.decimal(), expiresAtMs: 0 },
+        };
     }
   }
 
@@ -169,19 +179,35 @@ class Draw {
       case 'treeHashes':
         return { type, hashes: this.list(() => this.random.nextUint32(), 8) };
       case 'segmentKeys':
-        return { type, segments: this.list(() => this.natural(4096)), keys: this.list(() => this.key()), hashes: this.list(() => this.random.nextUint32()) };
+        return {
+          type,
+          segments: this.list(() => this.natural(4096)),
+          keys: this.list(() => this.key()),
+          hashes: this.list(() => this.random.nextUint32()),
+        };
       case 'stored':
       case 'flushed':
       case 'probed':
         return { type };
       case 'coordinated':
-        return { type, result: { kind: 'stored' }, versions: this.list(() => this.version(), 2), written: this.random.chance(0.5) ? this.version() : null };
+        return {
+          type,
+          result: { kind: 'stored' },
+          versions: this.list(() => this.version(), 2),
+          written: this.random.chance(0.5) ? this.version() : null,
+        };
       case 'gossip':
         return { type, members: this.list(() => this.member()) };
       case 'bucketPage':
-        return { type, items: this.list(() => ({ key: this.key(), bucket: this.natural(1023), versions: this.list(() => this.version(), 2) })), more: this.random.chance(0.5) };
+        return { type, items: this.list(() => this.item()), more: this.random.chance(0.5) };
       case 'nodeInfo':
-        return { type, id: this.member().id, members: this.list(() => this.member()), buckets: this.natural(4096), seeds: this.list(() => this.text()) };
+        return {
+          type,
+          id: this.member().id,
+          members: this.list(() => this.member()),
+          buckets: this.natural(4096),
+          seeds: this.list(() => this.text()),
+        };
       case 'error':
         return { type, code: this.random.pick(['KAI_INTERNAL', 'KAI_QUORUM_UNMET', this.text()]), detail: this.text(40) };
     }

@@ -91,9 +91,8 @@ export function describe(value: unknown, charactersMax = 300): string {
 
 /** Throws naming the first difference when two decodings differ. */
 export function expectSameDecoding(actual: Decoding, expected: Decoding, what: string): void {
-  if (actual.closed === expected.closed && actual.bufferedBytes === expected.bufferedBytes && JSON.stringify(actual.events) === JSON.stringify(expected.events)) {
-    return;
-  }
+  const sameEnd = actual.closed === expected.closed && actual.bufferedBytes === expected.bufferedBytes;
+  if (sameEnd && JSON.stringify(actual.events) === JSON.stringify(expected.events)) return;
   const length = Math.max(actual.events.length, expected.events.length);
   for (let index = 0; index < length; index++) {
     const left = describe(actual.events[index], Infinity);

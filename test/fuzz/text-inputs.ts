@@ -34,7 +34,9 @@ export interface TextInputOptions {
 
 const storageNames = ['set', 'add', 'replace', 'append', 'prepend', 'cas'];
 const retrievalNames = ['get', 'gets', 'bget', 'gat', 'gats'];
-const otherLines = ['version', 'stats', 'stats items', 'stats slabs', 'verbosity 1', 'quit', 'mn', 'mg k v', 'ms k 2', 'me k', 'GET / HTTP/1.0', 'POST /x HTTP/1.1'];
+const otherLines = [
+  'version', 'stats', 'stats items', 'stats slabs', 'verbosity 1', 'quit', 'mn', 'mg k v', 'ms k 2', 'me k', 'GET / HTTP/1.0', 'POST /x HTTP/1.1',
+];
 const numberTokens = [
   '0', '1', '-1', '+1', '-0', '00', '007', '2147483645', '2147483646', '2147483647', '2147483648', '-2147483648',
   '-2147483649', '4294967295', '4294967296', '18446744073709551615', '18446744073709551616', '99999999999999999999999',
@@ -95,7 +97,9 @@ export function validTextCommand(random: SimRandom, options: TextInputOptions): 
     case 7:
       return plain(['touch', key(random, options), number(random, -1, 100_000), ...noreply()]);
     case 8:
-      if (!options.harmlessOnly && random.chance(0.3)) return plain(['flush_all', ...(random.chance(0.5) ? [number(random, 0, 100)] : []), ...noreply()]);
+      if (!options.harmlessOnly && random.chance(0.3)) {
+        return plain(['flush_all', ...(random.chance(0.5) ? [number(random, 0, 100)] : []), ...noreply()]);
+      }
       return plain(random.pick(otherLines).split(' '));
     default:
       return plain(random.pick(otherLines).split(' '));
@@ -121,7 +125,10 @@ const textMutations: readonly TextMutation[] = [
   // Tokens added: past memcached's 24-token count, or a misplaced noreply.
   (random, command) => {
     const extra = random.int(1, 30);
-    for (let index = 0; index < extra; index++) command.tokens.splice(random.int(Math.min(1, command.tokens.length), command.tokens.length), 0, random.pick(['noreply', 'x', '0']));
+    for (let index = 0; index < extra; index++) {
+      const at = random.int(Math.min(1, command.tokens.length), command.tokens.length);
+      command.tokens.splice(at, 0, random.pick(['noreply', 'x', '0']));
+    }
   },
   // Tokens dropped.
   (random, command) => {
