@@ -409,6 +409,16 @@ export function fuzzFrame(random: SimRandom, frameBytesMax: number, options: Fra
   return frame(random, pack(random, envelope), frameBytesMax);
 }
 
+/**
+ * Valid frames only, then possibly one fuzzed frame: a node closes a connection at its first bad
+ * frame, so this is how requests of every type reach its handlers, and in numbers.
+ */
+export function validFrameStream(random: SimRandom, frameBytesMax: number, options: FrameInputOptions = {}, framesMax = 12): Buffer {
+  const frames = Array.from({ length: random.int(1, framesMax) }, () => encodeEnvelopeFrame(validEnvelope(random, options)));
+  if (random.chance(0.5)) frames.push(fuzzFrame(random, frameBytesMax, options));
+  return Buffer.concat(frames);
+}
+
 /** A stream of frames, then possibly truncated or garbled as a whole. */
 export function frameStream(random: SimRandom, frameBytesMax: number, options: FrameInputOptions = {}, framesMax = 6): Buffer {
   const frames = Array.from({ length: random.int(1, framesMax) }, () => fuzzFrame(random, frameBytesMax, options));

@@ -14,7 +14,7 @@ import { killStartedKai, startKai, type KaiProcess } from '../support/process';
 import { loopbackHost } from '../support/servers';
 import { binaryStream, flushOpcodes } from './binary-inputs';
 import { randomBytes, splitRandomly } from './bytes';
-import { destructiveRequestTypes, frameStream } from './frame-inputs';
+import { destructiveRequestTypes, frameStream, validFrameStream } from './frame-inputs';
 import { forEachSeed, fuzzTestTimeoutMs } from './fuzz-run';
 import { describeInput } from './push-decoding';
 import { textStream } from './text-inputs';
@@ -80,20 +80,29 @@ afterAll(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-function residentBytes(pid: number): number {
+/** How the node ended, once it has; set from its exit promise. */
+let nodeExit: string | undefined;
+
+/** The node's resident memory, or undefined once it has exited (a zombie has no VmRSS). */
+function residentBytes(pid: number): number | undefined {
+  if (nodeExit !== undefined) return undefined;
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
-  if (!match) throw new Error('no VmRSS in /proc status');
-  return Number(match[1]) * 1024;
+  return match ? Number(match[1]) * 1024 : undefined;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** How long a failed client waits to learn whether the node exited, before saying it did not. */
+const exitNoticeWaitMs = 2_000;
+
+/** ", the node having exited ..." when the node has exited or does so within a short wait; else nothing. */
+async function exitNote(): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, exitNoticeWaitMs);
+  });
+  await Promise.race([kai.exited, waited]);
+  clearTimeout(timer);
+  return nodeExit === undefined ? '' : `, the node having exited (${nodeExit}); stderr: ${kai.stderr().slice(-2000)}`;
 }
 
 type Port = 'text' | 'binary' | 'internal';
@@ -157,7 +166,9 @@ function fuzzedInput(random: SimRandom, port: Port): Buffer {
   const options = { harmlessOnly: true, keyPrefix: fuzzPrefix, keyCount, valueBytesMax };
   for (let draw = 0; draw < drawsMax; draw++) {
     let input: Buffer;
-    if (port === 'internal') input = frameStream(random, frameBytesMax, options);
+    if (port === 'internal') {
+      input = random.chance(0.5) ? validFrameStream(random, frameBytesMax, options) : frameStream(random, frameBytesMax, options);
+    }
     else if (port === 'binary') input = binaryStream(random, options);
     else input = random.chance(0.9) ? textStream(random, options) : randomBytes(random, random.int(1, 4096));
     if (!touchesOthers(port, input)) return input;
@@ -238,7 +249,10 @@ test(
   'fuzzed clients and peers leave the node up, bounded in memory, and serving a well-behaved client',
   async () => {
     // Proves no fuzzed input on either port crashes or hangs the node, grows it past its bound, or disturbs another client.
-    let residentMax = residentBytes(kai.pid);
+    void kai.exited.then((status) => {
+      nodeExit = `code ${status.code}, signal ${status.signal}`;
+    });
+    let residentMax = residentBytes(kai.pid) ?? 0;
     await forEachSeed({ name: 'node', seeds }, async (random) => {
       const ports: Port[] = ['text', 'binary', 'internal'];
       let fuzzersRunning = concurrentConnections;
@@ -253,13 +267,20 @@ test(
           } catch (error) {
             throw new Error(`${port} input ${describeInput(input)}: ${error instanceof Error ? error.message : String(error)}`);
           }
-          if (!alive(kai.pid)) throw new Error(`the node exited after ${port} input ${describeInput(input)}; stderr: ${kai.stderr().slice(-2000)}`);
-          residentMax = Math.max(residentMax, residentBytes(kai.pid));
+          const resident = residentBytes(kai.pid);
+          if (resident === undefined) {
+            throw new Error(`the node exited (${nodeExit ?? 'no VmRSS'}) after ${port} input ${describeInput(input)}; stderr: ${kai.stderr().slice(-2000)}`);
+          }
+          residentMax = Math.max(residentMax, resident);
           if (residentMax > residentBytesMax) throw new Error(`the node holds ${residentMax} bytes, over ${residentBytesMax}`);
         }
       };
       const serving = async (servingRandom: SimRandom): Promise<void> => {
-        for (let round = 0; fuzzersRunning > 0; round++) await wellBehavedRound(servingRandom, round);
+        try {
+          for (let round = 0; fuzzersRunning > 0; round++) await wellBehavedRound(servingRandom, round);
+        } catch (error) {
+          throw new Error(`the well-behaved client failed${await exitNote()}: ${error instanceof Error ? error.message : String(error)}`);
+        }
       };
       const fuzzers = Array.from({ length: concurrentConnections }, () =>
         fuzzing(random.fork()).finally(() => {
