@@ -82,7 +82,8 @@ class Draw {
 
   version(): WireVersion {
     return {
-      clock: this.list(() => [`127.0.0.1:${this.random.int(1, 65535)}`, this.natural(), this.timeMs()] as const),
+      // Counters from 1: the shape checks' clockCounterMax bounds them above.
+      clock: this.list(() => [`127.0.0.1:${this.random.int(1, 65535)}`, 1 + this.natural(), this.timeMs()] as const),
       value: randomBytes(this.random, this.random.int(0, 64)),
       flags: this.random.int(0, 0xffffffff),
       expiresAtMs: this.random.chance(0.5) ? 0 : this.timeMs(),
@@ -100,7 +101,8 @@ class Draw {
       id: `127.0.0.1:${this.random.int(1, 65535)}`,
       address: `127.0.0.1:${this.random.int(1, 65535)}`,
       zone: this.text(4),
-      weight: this.random.pick([0, 0.5, 1, 2, 16]),
+      // Within the shape checks' bounds: above 0, at most memberWeightMax.
+      weight: this.random.pick([0.5, 1, 2, 16]),
       status: this.random.pick(['up', 'down', 'leaving'] as const),
       incarnation: this.natural(),
       heartbeat: this.natural(),
