@@ -1,13 +1,11 @@
 // The internal API with a cluster secret, over real TCP: only peers that prove the secret are heard.
 import net from 'node:net';
-import { realEnv } from '../../src/env';
 import { KaiError } from '../../src/errors';
 import { encodeFrame } from '../../src/rpc/frames';
 import { handshakeMagic, nonceBytes } from '../../src/rpc/handshake';
 import type { RpcRequest } from '../../src/rpc/messages';
-import { TcpTransport, type TcpTransportOptions } from '../../src/rpc/tcp-transport';
-import type { RequestHandler } from '../../src/rpc/transport';
-import { getFreePort, loopbackHost } from '../support/servers';
+import { loopbackHost } from '../support/servers';
+import { TransportPool, countingHandler, rejection, waitFor as waitUntil } from '../support/transports';
 
 const frameBytesMax = 1024 * 1024;
 const timeoutMs = 2_000;
@@ -15,50 +13,17 @@ const waitStepMs = 5;
 const secret = Buffer.from('the secret of this test cluster');
 const fastBackoff = { backoffBaseMs: 20, backoffMaxMs: 100 };
 
-const started: TcpTransport[] = [];
+const pool = new TransportPool({ frameBytesMax }, fastBackoff);
+const serving = pool.serving.bind(pool);
+const client = pool.client.bind(pool);
 const sockets: net.Socket[] = [];
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.destroy();
-  await Promise.all(started.splice(0).map((transport) => transport.close()));
+  await pool.closeAll();
 });
 
-/** Counts the requests that reached the handler: none may, from a peer without the secret. */
-function countingHandler(): { handler: RequestHandler; handled: RpcRequest[] } {
-  const handled: RpcRequest[] = [];
-  return { handled, handler: (request) => (handled.push(request), { type: 'stored' }) };
-}
-
-async function serving(handler: RequestHandler, options: Partial<TcpTransportOptions> = {}): Promise<TcpTransport> {
-  const transport = new TcpTransport({ host: loopbackHost, port: await getFreePort(), env: realEnv, frameBytesMax, ...options });
-  started.push(transport);
-  await transport.serve(handler);
-  return transport;
-}
-
-function client(options: Partial<TcpTransportOptions> = {}): TcpTransport {
-  const transport = new TcpTransport({ host: loopbackHost, port: 0, env: realEnv, frameBytesMax, ...fastBackoff, ...options });
-  started.push(transport);
-  return transport;
-}
-
-async function waitFor(condition: () => boolean, limitMs = timeoutMs * 5): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, waitStepMs));
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<KaiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KaiError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
+const waitFor = (condition: () => boolean): Promise<void> => waitUntil(condition, timeoutMs * 5, waitStepMs);
 
 /** A raw socket to `port`, resolved once connected; it records whether the server closed it. */
 async function rawSocket(port: number): Promise<{ socket: net.Socket; received: Buffer[]; closed: () => boolean }> {

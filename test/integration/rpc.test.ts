@@ -4,14 +4,13 @@
  */
 import { Packr } from 'msgpackr';
 import net from 'node:net';
-import { realEnv } from '../../src/env';
 import { KaiError } from '../../src/errors';
 import { frameLengthBytes } from '../../src/rpc/frames';
 import type { RpcReply, RpcRequest, WireVersion } from '../../src/rpc/messages';
-import { TcpTransport, type TcpTransportOptions } from '../../src/rpc/tcp-transport';
 import type { RequestHandler } from '../../src/rpc/transport';
 import { ManualEnv } from '../support/manual-env';
 import { getFreePort, loopbackHost } from '../support/servers';
+import { TransportPool, rejection, waitFor as waitUntil } from '../support/transports';
 
 const frameBytesMax = 1024 * 1024;
 const timeoutMs = 2_000;
@@ -19,42 +18,15 @@ const waitStepMs = 5;
 /** Fast backoff, so a reconnect is seen within the test's bounded polling. */
 const fastBackoff = { backoffBaseMs: 20, backoffMaxMs: 100 };
 
-const started: TcpTransport[] = [];
+const pool = new TransportPool({ frameBytesMax });
+const serving = pool.serving.bind(pool);
+const client = pool.client.bind(pool);
 
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((transport) => transport.close()));
-});
-
-async function serving(handler: RequestHandler, options: Partial<TcpTransportOptions> = {}): Promise<TcpTransport> {
-  const transport = new TcpTransport({ host: loopbackHost, port: await getFreePort(), env: realEnv, frameBytesMax, ...options });
-  started.push(transport);
-  await transport.serve(handler);
-  return transport;
-}
-
-function client(options: Partial<TcpTransportOptions> = {}): TcpTransport {
-  const transport = new TcpTransport({ host: loopbackHost, port: 0, env: realEnv, frameBytesMax, ...options });
-  started.push(transport);
-  return transport;
-}
+afterEach(() => pool.closeAll());
 
 /** Polls `condition` every few ms, failing after `limitMs`. */
-async function waitFor(condition: () => boolean, limitMs = timeoutMs): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, waitStepMs));
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<KaiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KaiError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
+function waitFor(condition: () => boolean, limitMs = timeoutMs): Promise<void> {
+  return waitUntil(condition, limitMs, waitStepMs);
 }
 
 function versionOf(value: Buffer): WireVersion {

@@ -4,13 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { readTlsMaterial, type TlsMaterial } from '../../src/auth/tls-material';
-import { realEnv } from '../../src/env';
-import { KaiError } from '../../src/errors';
-import type { RpcRequest } from '../../src/rpc/messages';
-import { TcpTransport, type TcpTransportOptions } from '../../src/rpc/tcp-transport';
-import type { RequestHandler } from '../../src/rpc/transport';
 import { makeTestCertificates, type TestCertificates } from '../support/certificates';
-import { getFreePort, loopbackHost } from '../support/servers';
+import { loopbackHost } from '../support/servers';
+import { TransportPool, countingHandler, rejection } from '../support/transports';
 
 const frameBytesMax = 1024 * 1024;
 const timeoutMs = 3_000;
@@ -18,7 +14,9 @@ const fastBackoff = { backoffBaseMs: 20, backoffMaxMs: 100, connectTimeoutMs: ti
 
 let certificates: TestCertificates;
 let nodeTls: TlsMaterial;
-const started: TcpTransport[] = [];
+const pool = new TransportPool({ frameBytesMax }, fastBackoff);
+const serving = pool.serving.bind(pool);
+const client = pool.client.bind(pool);
 
 beforeAll(() => {
   certificates = makeTestCertificates(fs.mkdtempSync(path.join(os.tmpdir(), 'kai-tls-rpc-')));
@@ -27,37 +25,7 @@ beforeAll(() => {
 
 afterAll(() => fs.rmSync(certificates.dir, { recursive: true, force: true }));
 
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((transport) => transport.close()));
-});
-
-function countingHandler(): { handler: RequestHandler; handled: RpcRequest[] } {
-  const handled: RpcRequest[] = [];
-  return { handled, handler: (request) => (handled.push(request), { type: 'stored' }) };
-}
-
-async function serving(handler: RequestHandler, options: Partial<TcpTransportOptions> = {}): Promise<TcpTransport> {
-  const transport = new TcpTransport({ host: loopbackHost, port: await getFreePort(), env: realEnv, frameBytesMax, ...options });
-  started.push(transport);
-  await transport.serve(handler);
-  return transport;
-}
-
-function client(options: Partial<TcpTransportOptions> = {}): TcpTransport {
-  const transport = new TcpTransport({ host: loopbackHost, port: 0, env: realEnv, frameBytesMax, ...fastBackoff, ...options });
-  started.push(transport);
-  return transport;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<KaiError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KaiError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
+afterEach(() => pool.closeAll());
 
 it('carries requests between peers holding certificates of the cluster CA, with the secret on top', async () => {
   // Proves TLS both ways, and the cluster-secret handshake inside it, with many requests on one connection.
