@@ -6,7 +6,7 @@ import * as memjs from 'memjs';
 import { Packr } from 'msgpackr';
 import { frameLengthBytes } from '../../src/rpc/frames';
 import { startCluster, statusOf, type ClusterNode } from '../support/cluster';
-import { kaiBin, killStartedKai, runKai, startKai } from '../support/process';
+import { kaiBin, killStartedKai, residentBytes, runKai, startKai } from '../support/process';
 import { RawClient } from '../support/raw-client';
 import { getFreePort, spawnServer } from '../support/servers';
 
@@ -145,5 +145,36 @@ it('listens for clients and for peers on the interfaces it is given', async () =
     await server.stop();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('holds no more than its receive budget for peers that start large frames and never finish them', async () => {
+  // Proves, on a real node without a secret, that 20 half-sent frames of 20 MiB cost one budget, not 400 MiB.
+  const megabyte = 1024 * 1024;
+  const openDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-half-frames-'));
+  const holders: RawClient[] = [];
+  try {
+    const open = await startKai({ dataDir: path.join(openDir, 'data'), args: ['--max-item-size', '16m', '--siblings-max', '1'] });
+    const before = residentBytes(open.pid);
+    const prefix = Buffer.alloc(frameLengthBytes);
+    prefix.writeUInt32BE(20 * megabyte, 0);
+    for (let index = 0; index < 20; index++) {
+      const holder = await RawClient.connect(open.port);
+      holder.send(Buffer.concat([prefix, Buffer.alloc(8 * megabyte, index)]));
+      holders.push(holder);
+    }
+    // Another peer is answered meanwhile: a complete frame needs no room in the budget.
+    const peer = await RawClient.connect(open.port);
+    peer.send(framed(attacks.nodeInfo));
+    await peer.readUntil((received) => received.length >= frameLengthBytes && received.length >= frameLengthBytes + received.readUInt32BE(0));
+    peer.close();
+    // Held without the budget: 160 MiB. With it: one frame reserved, a socket read per other connection.
+    const grownBytes = residentBytes(open.pid) - before;
+    expect(grownBytes).toBeLessThan(80 * megabyte);
+    for (const holder of holders) holder.close();
+    await open.stop();
+  } finally {
+    for (const holder of holders) holder.close();
+    fs.rmSync(openDir, { recursive: true, force: true });
   }
 });

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as memjs from 'memjs';
-import { killStartedKai, startKai, type KaiProcess } from '../support/process';
+import { killStartedKai, residentBytes, startKai, type KaiProcess } from '../support/process';
 import { RawClient } from '../support/raw-client';
 
 const dataDirs: string[] = [];
@@ -43,12 +43,6 @@ async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs
 
 function openDescriptors(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function residentBytes(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error('no VmRSS in /proc status');
-  return Number(match[1]) * 1024;
 }
 
 function statValue(reply: string, name: string): number {

@@ -9,6 +9,7 @@
  *   expect((await kai.stop()).code).toBe(0);
  *   afterAll(killStartedKai);   // SIGKILLs any process a failed test left running
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import {
   exitTimeoutMsDefault,
@@ -129,4 +130,11 @@ export async function startKai(options: StartKaiOptions): Promise<KaiProcess> {
     },
     kill: server.kill,
   };
+}
+
+/** A running process's resident memory (VmRSS), in bytes. */
+export function residentBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
 }
