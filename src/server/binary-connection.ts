@@ -132,6 +132,7 @@ export class BinaryConnection extends Connection {
           (reply) => open(replyPackets(request, reply)),
           (error) => open(failurePackets(request, error)),
           valueBytesOf(action.command),
+          action.command.op === 'stats',
         );
         return;
       case 'noop':

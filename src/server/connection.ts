@@ -206,7 +206,12 @@ export abstract class Connection implements AdmissionWaiter {
     encode: (outcome: T) => EncodedReply,
     encodeFailure: (error: KaiError) => EncodedReply,
     valueBytes = 0,
+    afterEarlier = false,
   ): void {
+    if (afterEarlier && this.replies.inFlight > 0) {
+      this.runAfterEarlier(execute, encode, encodeFailure);
+      return;
+    }
     let outcome: Promise<T> | T;
     try {
       outcome = execute();
@@ -230,6 +235,39 @@ export abstract class Connection implements AdmissionWaiter {
       (result) => settle(encode(result)),
       (error: unknown) => settle(encodeFailure(asKaiError(error))),
     );
+  }
+
+  /**
+   * Runs a request once every request ahead of it on this connection is answered. A `stats` reads
+   * the node's counters: started at once it would miss the effects of the pipelined writes ahead
+   * of it, which memcached, answering one request at a time, always counts.
+   */
+  private runAfterEarlier<T>(
+    execute: () => Promise<T> | T,
+    encode: (outcome: T) => EncodedReply,
+    encodeFailure: (error: KaiError) => EncodedReply,
+  ): void {
+    this.replies.reserveAtHead((fill) => {
+      const settle = (reply: EncodedReply): void => {
+        fill(reply.chunks, reply.closeAfter);
+        this.pump();
+      };
+      let outcome: Promise<T> | T;
+      try {
+        outcome = execute();
+      } catch (error) {
+        settle(encodeFailure(asKaiError(error)));
+        return;
+      }
+      if (!(outcome instanceof Promise)) {
+        settle(encode(outcome));
+        return;
+      }
+      outcome.then(
+        (result) => settle(encode(result)),
+        (error: unknown) => settle(encodeFailure(asKaiError(error))),
+      );
+    });
   }
 
   /**

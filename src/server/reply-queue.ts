@@ -14,6 +14,8 @@ interface Slot {
   /** A reply written in parts (a multiget window by window): `chunks` holds the parts not yet written. */
   streaming: boolean;
   ended: boolean;
+  /** Started once every reply before this one is written (reserveAtHead). */
+  whenHead?: () => void;
 }
 
 /** A reply reserved in the order, written in parts as they come: each written once all before it are. */
@@ -50,6 +52,22 @@ export class ReplyQueue {
       slot.closeAfter = closeAfter;
       this.drain();
     };
+  }
+
+  /**
+   * Reserves the next place in the reply order for a request that must not start before every
+   * request ahead of it is answered: `start` runs then, and fills its place with `fill`.
+   */
+  reserveAtHead(start: (fill: (chunks: readonly Buffer[], closeAfter?: boolean) => void) => void): void {
+    const slot: Slot = { chunks: undefined, closeAfter: false, streaming: false, ended: false };
+    const fill = (chunks: readonly Buffer[], closeAfter = false): void => {
+      slot.chunks = chunks;
+      slot.closeAfter = closeAfter;
+      this.drain();
+    };
+    slot.whenHead = () => start(fill);
+    this.slots.push(slot);
+    this.drain();
   }
 
   /** Reserves the next place in the reply order for a reply written in parts. */
@@ -108,6 +126,13 @@ export class ReplyQueue {
     }
     if (ready.length > 0 && !this.closed) this.sink.write(ready);
     if (closeAfter) this.closeSink();
+    // Started only now, after the replies ahead were written: a fill it makes at once drains anew.
+    const next = this.slots[this.head];
+    if (next?.whenHead && !this.closed) {
+      const start = next.whenHead;
+      next.whenHead = undefined;
+      start();
+    }
   }
 
   private closeSink(): void {

@@ -74,6 +74,7 @@ export class TextConnection extends Connection {
         (reply) => encodeText(command, reply),
         textFailure,
         valueBytesOf(command),
+        command.op === 'stats',
       );
     }
     return true;

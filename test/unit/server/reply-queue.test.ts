@@ -124,3 +124,31 @@ test('a streamed reply is written part by part in its place', () => {
   expect(sink.events).toEqual(['firstp1', 'p2', 'ENDafter']);
   expect(queue.inFlight).toBe(0);
 });
+
+// A request held for the replies ahead (a stats) starts only once they are written, and keeps its place.
+test('reserveAtHead starts once every reply ahead is written, before the ones behind', () => {
+  const first = queue.reserve();
+  const started: string[] = [];
+  queue.reserveAtHead((fill) => {
+    started.push(`started after ${sink.events.join('|')}`);
+    fill(chunks('stats'));
+  });
+  const third = queue.reserve();
+  third(chunks('3'));
+  expect(started).toEqual([]);
+  first(chunks('1'));
+  expect(started).toEqual(['started after 1']);
+  expect(sink.events).toEqual(['1', 'stats3']);
+  expect(queue.inFlight).toBe(0);
+});
+
+// With nothing ahead it starts at once; a fill that comes later still leaves in order.
+test('reserveAtHead with nothing ahead starts at once', () => {
+  let fillLater: ((chunks: readonly Buffer[]) => void) | undefined;
+  queue.reserveAtHead((fill) => (fillLater = fill));
+  const after = queue.reserve();
+  after(chunks('after'));
+  expect(sink.events).toEqual([]);
+  fillLater?.(chunks('first'));
+  expect(sink.events).toEqual(['firstafter']);
+});
