@@ -239,29 +239,16 @@ function parsePath(raw: RawSetting): string {
   return raw.value;
 }
 
-/** A null in a config file means the default, like leaving the key out. */
-function parseOptionalHostname(raw: RawSetting): string | undefined {
-  if (raw.value === null && !raw.fromFlag) return undefined;
-  return parseHostname(raw);
+/**
+ * `parse`, except that null in a config file means the setting's default (none, stdout, the host
+ * name), like leaving the key out. A flag always has a value.
+ */
+function nullableInFile<T>(parse: (raw: RawSetting) => T): (raw: RawSetting) => T | undefined {
+  return (raw) => (raw.value === null && !raw.fromFlag ? undefined : parse(raw));
 }
 
-/** A null in a config file means none, like leaving the key out. */
-function parseOptionalPath(raw: RawSetting): string | undefined {
-  if (raw.value === null && !raw.fromFlag) return undefined;
-  return parsePath(raw);
-}
-
-/** A null auth_file in a config file means no authentication, like leaving the key out. */
-function parseAuthFilePath(raw: RawSetting): string | undefined {
-  if (raw.value === null && !raw.fromFlag) return undefined;
-  return parsePath(raw);
-}
-
-/** A null log_file in a config file means stdout, like leaving the key out. */
-function parseLogFile(raw: RawSetting): string | undefined {
-  if (raw.value === null && !raw.fromFlag) return undefined;
-  return parsePath(raw);
-}
+const parseOptionalHostname = nullableInFile(parseHostname);
+const parseOptionalPath = nullableInFile(parsePath);
 
 /** `host:port` with a port from 1 to 65535: where a node's internal API is reached. */
 export function checkNodeAddress(text: string): boolean {
@@ -316,23 +303,8 @@ function choiceOf<T extends string>(choices: readonly T[]): (raw: RawSetting) =>
   };
 }
 
-function parseDurability(raw: RawSetting): Settings['durability'] {
-  const durability = durabilities.find((candidate) => candidate === raw.value);
-  if (durability === undefined) return reject(raw, `must be one of ${durabilities.join(', ')}`);
-  return durability;
-}
 
-function parseConflictResolution(raw: RawSetting): Settings['conflictResolution'] {
-  const resolution = conflictResolutions.find((candidate) => candidate === raw.value);
-  if (resolution === undefined) return reject(raw, `must be one of ${conflictResolutions.join(', ')}`);
-  return resolution;
-}
 
-function parseLogLevel(raw: RawSetting): LogLevel {
-  const level = logLevels.find((candidate) => candidate === raw.value);
-  if (level === undefined) return reject(raw, `must be one of ${logLevels.join(', ')}`);
-  return level;
-}
 
 const { replicasMax, connectionsMax } = settingLimits;
 
@@ -501,7 +473,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     flag: '--durability <mode>',
     description: "what an acknowledged write survives: 'process' (a crash or kill -9 of the node) or 'power' (also power loss: fsync before the reply)",
     defaultText: defaultSettings.durability,
-    parse: parseDurability,
+    parse: choiceOf(durabilities),
   },
   conflictResolution: {
     name: 'conflictResolution',
@@ -509,7 +481,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     flag: '--conflict-resolution <mode>',
     description: "concurrent writes to a key: 'siblings' keeps them all (get answers each), 'lww' keeps the latest",
     defaultText: defaultSettings.conflictResolution,
-    parse: parseConflictResolution,
+    parse: choiceOf(conflictResolutions),
   },
   siblingsMax: {
     name: 'siblingsMax',
@@ -601,7 +573,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     flag: '--auth-file <file>',
     description: "file of 'user:password' lines (memcached's -Y format) clients must authenticate with; reloaded on SIGHUP",
     defaultText: 'none (no authentication)',
-    parse: parseAuthFilePath,
+    parse: parseOptionalPath,
   },
   clusterSecretFile: {
     name: 'clusterSecretFile',
@@ -657,7 +629,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     flag: '--log-file <file>',
     description: 'file to append JSON log lines to',
     defaultText: 'stdout',
-    parse: parseLogFile,
+    parse: parseOptionalPath,
   },
   logLevel: {
     name: 'logLevel',
@@ -665,7 +637,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     flag: '--log-level <level>',
     description: `least severe level logged: ${logLevels.join(', ')}`,
     defaultText: defaultSettings.logLevel,
-    parse: parseLogLevel,
+    parse: choiceOf(logLevels),
   },
   stopTimeoutMs: {
     name: 'stopTimeoutMs',
