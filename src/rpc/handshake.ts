@@ -19,7 +19,6 @@
  * the sockets, timers and nonces are the connections' (served-connection.ts, peer-connection.ts).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ChunkList } from '../protocol/chunk-list';
 
 /** "kai" and the handshake's version. */
 export const handshakeMagic = Buffer.from([0x6b, 0x61, 0x69, 0x01]);
@@ -56,9 +55,35 @@ export function startsWithHandshake(bytes: Buffer): boolean {
   return length > 0 && bytes.subarray(0, length).equals(handshakeMagic.subarray(0, length));
 }
 
+/**
+ * The bytes one side has received so far: a handshake is a few dozen bytes, so they are kept in
+ * one Buffer, grown by the chunks that bring them (the last may also start the frame stream).
+ */
+class Received {
+  private bytes: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): void {
+    this.bytes = this.bytes.length === 0 ? chunk : Buffer.concat([this.bytes, chunk]);
+  }
+
+  get byteLength(): number {
+    return this.bytes.length;
+  }
+
+  get all(): Buffer {
+    return this.bytes;
+  }
+
+  take(byteCount: number): Buffer {
+    const taken = this.bytes.subarray(0, byteCount);
+    this.bytes = this.bytes.subarray(byteCount);
+    return taken;
+  }
+}
+
 /** The accepting side: reads the hello, answers with its challenge and proof, checks the dialer's. */
 export class AcceptorHandshake {
-  private readonly received = new ChunkList();
+  private readonly received = new Received();
   private dialerNonce: Buffer | undefined;
 
   constructor(
@@ -71,7 +96,7 @@ export class AcceptorHandshake {
     let send: Buffer | undefined;
     if (this.dialerNonce === undefined) {
       if (this.received.byteLength < helloBytes) {
-        return this.startsWithMagic() ? { kind: 'pending' } : this.notHandshaking();
+        return startsWithHandshake(this.received.all) ? { kind: 'pending' } : this.notHandshaking();
       }
       const hello = this.received.take(helloBytes);
       if (!hello.subarray(0, handshakeMagic.length).equals(handshakeMagic)) return this.notHandshaking();
@@ -86,13 +111,6 @@ export class AcceptorHandshake {
     return { kind: 'done', send, rest: this.received.take(this.received.byteLength) };
   }
 
-  /** Whether the bytes received so far (fewer than a hello) begin the magic. */
-  private startsWithMagic(): boolean {
-    const length = Math.min(this.received.byteLength, handshakeMagic.length);
-    for (let index = 0; index < length; index++) if (this.received.byteAt(index) !== handshakeMagic[index]) return false;
-    return true;
-  }
-
   private notHandshaking(): HandshakeStep {
     return { kind: 'failed', reason: 'no cluster-secret handshake: the dialer is not started with this cluster secret' };
   }
@@ -100,8 +118,7 @@ export class AcceptorHandshake {
 
 /** The dialling side: sends the hello, checks the acceptor's proof, answers with its own. */
 export class DialerHandshake {
-  private readonly received = new ChunkList();
-
+  private readonly received = new Received();
   constructor(
     private readonly secret: Buffer,
     private readonly dialerNonce: Buffer,
