@@ -7,7 +7,7 @@
  */
 import type { SimRandom } from '../sim/random';
 import { binaryOpcode } from '../support/binary';
-import { edgeIntegers, garble, randomBytes, truncate } from './bytes';
+import { damagedStream, edgeIntegers, mutateOneToThreeTimes, randomBytes } from './bytes';
 
 export interface BinaryInputOptions {
   /** Draw no packet that removes data other clients may hold (flush). */
@@ -183,8 +183,7 @@ const packetMutations: readonly PacketMutation[] = [
 /** A valid packet with one to three header fields or body parts mutated. */
 export function mutatedPacket(random: SimRandom, options: BinaryInputOptions): Packet {
   const packet = validPacket(random, options);
-  const mutations = random.int(1, 3);
-  for (let count = 0; count < mutations; count++) random.pick(packetMutations)(random, packet, options);
+  mutateOneToThreeTimes(random, () => random.pick(packetMutations)(random, packet, options));
   return packet;
 }
 
@@ -207,15 +206,5 @@ export function binaryStream(random: SimRandom, options: BinaryInputOptions, pac
   const packets = Array.from({ length: random.int(1, packetsMax) }, () =>
     encodePacket(random.chance(0.5) ? validPacket(random, options) : mutatedPacket(random, options)),
   );
-  const stream = Buffer.concat(packets);
-  switch (random.int(0, 5)) {
-    case 0:
-      return truncate(random, stream);
-    case 1:
-      return garble(random, stream);
-    case 2:
-      return Buffer.concat([Buffer.from([0x80]), randomBytes(random, random.int(0, 256))]);
-    default:
-      return stream;
-  }
+  return damagedStream(random, Buffer.concat(packets), () => Buffer.concat([Buffer.from([0x80]), randomBytes(random, random.int(0, 256))]));
 }

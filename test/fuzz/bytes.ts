@@ -96,6 +96,29 @@ export function garble(random: SimRandom, input: Buffer, damagesMax = 4): Buffer
   return output;
 }
 
+/** Runs `mutate` one to three times: how a valid message becomes a mutated one. */
+export function mutateOneToThreeTimes(random: SimRandom, mutate: () => void): void {
+  const mutations = random.int(1, 3);
+  for (let count = 0; count < mutations; count++) mutate();
+}
+
+/**
+ * A stream of messages as fuzzed whole: kept, truncated, garbled, or (when `noise` is given)
+ * replaced by it, one chance in six each but kept, which takes the rest.
+ */
+export function damagedStream(random: SimRandom, stream: Buffer, noise?: () => Buffer): Buffer {
+  switch (random.int(0, 5)) {
+    case 0:
+      return truncate(random, stream);
+    case 1:
+      return garble(random, stream);
+    case 2:
+      return noise === undefined ? stream : noise();
+    default:
+      return stream;
+  }
+}
+
 /** Whole inputs longer than this are not split byte by byte: one push per byte would dominate the run time. */
 const byteByByteInputBytesMax = 4096;
 

@@ -9,7 +9,7 @@ import { Packr } from 'msgpackr';
 import type { RpcReply, RpcRequest, WireItem, WireMember, WireVersion } from '../../src/rpc/messages';
 import { frameLengthBytes } from '../../src/rpc/frames';
 import type { SimRandom } from '../sim/random';
-import { edgeIntegers, garble, randomBytes, truncate } from './bytes';
+import { damagedStream, edgeIntegers, mutateOneToThreeTimes, randomBytes } from './bytes';
 
 /** Packs what a foreign peer could send, without frames.ts' checks; `int64AsType` keeps bigints exact. */
 const rawPackr = new Packr({ useRecords: false });
@@ -406,8 +406,7 @@ export function encodeEnvelopeFrame(envelope: unknown): Buffer {
 export function fuzzFrame(random: SimRandom, frameBytesMax: number, options: FrameInputOptions = {}): Buffer {
   const envelope = validEnvelope(random, options);
   if (random.chance(0.4)) return frame(random, rawPackr.pack(envelope), frameBytesMax);
-  const mutations = random.int(1, 3);
-  for (let count = 0; count < mutations; count++) mutateTree(random, envelope, options);
+  mutateOneToThreeTimes(random, () => mutateTree(random, envelope, options));
   return frame(random, pack(random, envelope), frameBytesMax);
 }
 
@@ -424,13 +423,5 @@ export function validFrameStream(random: SimRandom, frameBytesMax: number, optio
 /** A stream of frames, then possibly truncated or garbled as a whole. */
 export function frameStream(random: SimRandom, frameBytesMax: number, options: FrameInputOptions = {}, framesMax = 6): Buffer {
   const frames = Array.from({ length: random.int(1, framesMax) }, () => fuzzFrame(random, frameBytesMax, options));
-  const stream = Buffer.concat(frames);
-  switch (random.int(0, 5)) {
-    case 0:
-      return truncate(random, stream);
-    case 1:
-      return garble(random, stream);
-    default:
-      return stream;
-  }
+  return damagedStream(random, Buffer.concat(frames));
 }

@@ -5,7 +5,7 @@
  * misplaced noreply, too many or too few tokens, odd separators and line ends.
  */
 import type { SimRandom } from '../sim/random';
-import { garble, meaningfulNoise, truncate } from './bytes';
+import { damagedStream, meaningfulNoise, mutateOneToThreeTimes } from './bytes';
 
 /** One command line as tokens, and the data block a storage command sends after it. */
 export interface TextCommand {
@@ -166,8 +166,7 @@ const textMutations: readonly TextMutation[] = [
 /** A valid command with one to three of its tokens, lengths or line ends mutated. */
 export function mutatedTextCommand(random: SimRandom, options: TextInputOptions): TextCommand {
   const command = validTextCommand(random, options);
-  const mutations = random.int(1, 3);
-  for (let count = 0; count < mutations; count++) random.pick(textMutations)(random, command, options);
+  mutateOneToThreeTimes(random, () => random.pick(textMutations)(random, command, options));
   return command;
 }
 
@@ -188,15 +187,5 @@ export function textStream(random: SimRandom, options: TextInputOptions, command
     const command = random.chance(0.5) ? validTextCommand(random, options) : mutatedTextCommand(random, options);
     commands.push(encodeTextCommand(command));
   }
-  const stream = Buffer.concat(commands);
-  switch (random.int(0, 5)) {
-    case 0:
-      return truncate(random, stream);
-    case 1:
-      return garble(random, stream);
-    case 2:
-      return meaningfulNoise(random, random.int(0, 512));
-    default:
-      return stream;
-  }
+  return damagedStream(random, Buffer.concat(commands), () => meaningfulNoise(random, random.int(0, 512)));
 }
