@@ -38,7 +38,7 @@ import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
 import { NodeStats } from './stats';
 import { storageWatcher } from './storage-watch';
-import { kaiVersion } from './version';
+import { reportedVersion } from './version';
 
 /** A request waits this long for its quorum before failing. */
 export const requestTimeoutMs = 5_000;
@@ -268,7 +268,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     coordinator,
     env,
     stats,
-    version: kaiVersion,
+    version: reportedVersion,
     flushAll: () => store.removeAll(),
     broadcastFlush: (deadlineMs) => broadcastFlush(gossip, nodeId, transport, deadlineMs, timeoutMs, log),
     statistics: (group) => {

@@ -13,7 +13,7 @@ import type { SqliteStore, StorageHealth } from '../storage/sqlite';
 import type { Admission } from './admission';
 import type { ReceiveBudget } from './receive-budget';
 import type { NodeStats } from './stats';
-import { kaiVersion } from './version';
+import { kaiVersion, reportedVersion } from './version';
 
 type Rows = [string, string][];
 
@@ -37,7 +37,9 @@ export function generalStatistics(
     ['pid', process.pid],
     ['uptime', Math.floor((nowMs - startedAtMs) / 1000)],
     ['time', Math.floor(nowMs / 1000)],
-    ['version', kaiVersion],
+    ['version', reportedVersion],
+    // kai's own release, which `version` carries only after memcached's protocol version.
+    ['kai_version', kaiVersion],
     ['pointer_size', 64],
     ['rusage_user', cpuSeconds(usage.userCPUTime)],
     ['rusage_system', cpuSeconds(usage.systemCPUTime)],
@@ -134,6 +136,7 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
   const pending = hintCounts.reduce((sum, hint) => sum + hint.count, 0);
   const pendingBytes = hintCounts.reduce((sum, hint) => sum + hint.bytes, 0);
   return [
+    ['kai_version', kaiVersion],
     ...coordinator.statistics(),
     ...rowsOf([
       ['hints_pending', pending],

@@ -355,6 +355,15 @@ export function normalizeReplies(bytes: Buffer): string {
   return out.join('\n');
 }
 
+/** Statistics kai adds to memcached's general group: its own release beside the protocol version. */
+export const kaiOnlyStatistics: ReadonlySet<string> = new Set(['kai_version']);
+
+/** The subject's statistic names that memcached does not answer, kai's own additions aside. */
+export function namesMemcachedLacks(subjectNames: readonly string[], memcachedNames: readonly string[]): string[] {
+  const known = new Set(memcachedNames);
+  return subjectNames.filter((name) => !known.has(name) && !kaiOnlyStatistics.has(name));
+}
+
 /** A stats reply's shape: `STAT <name> <value>` lines then END, or why it is not one. */
 export function parseStatsReply(bytes: Buffer): { readonly names: string[] } | { readonly problem: string } {
   const text = bytes.toString('latin1');

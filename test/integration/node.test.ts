@@ -80,11 +80,11 @@ describe('raw sockets', () => {
     const raw = await connect();
     const reply = await raw.request(
       'set p1 1 0 1\r\na\r\nset p2 2 0 2\r\nbb\r\nget p1 p2 p3\r\nincr p1 1\r\ndelete p2\r\nversion\r\n',
-      '\r\nVERSION 0.1.0\r\n',
+      '\r\nVERSION 1.6.18-kai-0.1.0\r\n',
     );
     expect(reply).toBe(
       'STORED\r\nSTORED\r\nVALUE p1 1 1\r\na\r\nVALUE p2 2 2\r\nbb\r\nEND\r\n' +
-        'CLIENT_ERROR cannot increment or decrement non-numeric value\r\nDELETED\r\nVERSION 0.1.0\r\n',
+        'CLIENT_ERROR cannot increment or decrement non-numeric value\r\nDELETED\r\nVERSION 1.6.18-kai-0.1.0\r\n',
     );
   });
 
@@ -127,7 +127,7 @@ describe('raw sockets', () => {
       expect(await good.request('get steady\r\n', 'END\r\n')).toBe('VALUE steady 0 2\r\nok\r\nEND\r\n');
     }
     const fresh = await connect();
-    expect(await fresh.request('version\r\n')).toBe('VERSION 0.1.0\r\n');
+    expect(await fresh.request('version\r\n')).toBe('VERSION 1.6.18-kai-0.1.0\r\n');
   });
 
   it('refuses connections past --max-connections with memcached words', async () => {
@@ -141,6 +141,6 @@ describe('raw sockets', () => {
     );
     const refused = replies.filter((reply) => reply.includes('ERROR Too many open connections'));
     expect(refused.length).toBeGreaterThan(0);
-    expect(replies.filter((reply) => reply === 'VERSION 0.1.0\r\n').length).toBeLessThanOrEqual(20);
+    expect(replies.filter((reply) => reply === 'VERSION 1.6.18-kai-0.1.0\r\n').length).toBeLessThanOrEqual(20);
   });
 });
