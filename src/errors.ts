@@ -89,6 +89,30 @@ export const errorRegistry = {
     textReply: 'CLIENT_ERROR bad command line termination',
     binaryStatus: BinaryStatus.invalidArguments,
   },
+  /** `stats detail` without on, off or dump, in memcached's words; binary: not found, as memcached. */
+  KAI_STATS_DETAIL_USAGE: {
+    textReply: 'CLIENT_ERROR usage: stats detail on|off|dump',
+    binaryStatus: BinaryStatus.keyNotFound,
+  },
+  /** A `stats cachedump` short of its class and limit: memcached's words for a line missing arguments. */
+  KAI_MISSING_ARGUMENTS: { textReply: 'CLIENT_ERROR bad command line', binaryStatus: BinaryStatus.invalidArguments },
+  /** A `stats cachedump` class id past memcached's 63. */
+  KAI_ILLEGAL_SLAB_CLASS: { textReply: 'CLIENT_ERROR Illegal slab id', binaryStatus: BinaryStatus.invalidArguments },
+  /** An `lru_crawler metadump` class list naming a class that cannot exist. */
+  KAI_BAD_SLAB_CLASS_LIST: { textReply: 'BADCLASS invalid class id', binaryStatus: BinaryStatus.invalidArguments },
+  /** An `lru_crawler metadump` class list naming no class at all (`,`). */
+  KAI_NOTHING_TO_CRAWL: { textReply: 'NOTSTARTED no items to crawl', binaryStatus: BinaryStatus.invalidArguments },
+  /** As many key dumps as the node runs at once are running (server/text-tools.ts). */
+  KAI_KEY_DUMPS_BUSY: { textReply: 'BUSY currently processing crawler request', binaryStatus: BinaryStatus.busy },
+  /** `lru_crawler metadump` behind other requests still answering on the connection. */
+  KAI_METADUMP_PIPELINED: {
+    textReply: 'ERROR cannot pipeline other commands before metadump',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  /** `watch` behind other requests still answering on the connection. */
+  KAI_WATCH_PIPELINED: { textReply: 'ERROR cannot pipeline other commands before watch', binaryStatus: BinaryStatus.invalidArguments },
+  /** As many watchers as the node keeps are watching (server/watchers.ts). */
+  KAI_WATCHERS_FULL: { textReply: 'WATCHER_TOO_MANY log watcher limit reached', binaryStatus: BinaryStatus.busy },
   /** A peer did not answer an internal API request: refused, reset, or too slow. */
   KAI_PEER_UNREACHABLE: { textReply: 'SERVER_ERROR peer unreachable', binaryStatus: BinaryStatus.temporaryFailure },
   /** A frame of the internal API was malformed or over its size cap. */

@@ -41,6 +41,8 @@ interface SummaryWriter {
 /** What a logger made by createLogger shares with its children, found through their stream. */
 interface LogState {
   readonly sink: LineSink | undefined;
+  /** Every child made from the logger (pino copies a level into a child when it makes it). */
+  readonly children: WeakRef<Logger>[];
   readonly limiter: LogRateLimiter<SummaryWriter>;
   readonly sweepTimer: NodeJS.Timeout;
 }
@@ -64,19 +66,38 @@ export function createLogger(options: LoggerOptions): Logger {
   };
   let sink: LineSink | undefined;
   let logger: Logger;
+  const children: WeakRef<Logger>[] = [];
+  const onChild = (child: Logger): void => {
+    children.push(new WeakRef(child));
+  };
   if (options.file === undefined && process.stdout.isTTY) {
     // Written synchronously: a terminal session is interactive, and nothing is lost at exit.
-    logger = pino({ level: options.level, hooks }, pinoPretty({ sync: true, colorize: true }));
+    logger = pino({ level: options.level, hooks, onChild }, pinoPretty({ sync: true, colorize: true }));
   } else {
     sink = LineSink.open(options.file);
-    logger = pino({ level: options.level, hooks }, sink as DestinationStream);
+    logger = pino({ level: options.level, hooks, onChild }, sink as DestinationStream);
   }
   const sweepTimer = setInterval(() => {
     for (const ended of limiter.sweep(Date.now())) writeSummary(ended, limiter.limit);
   }, limiter.limit.intervalMs);
   sweepTimer.unref();
-  states.set(streamOf(logger), { sink, limiter, sweepTimer });
+  states.set(streamOf(logger), { sink, limiter, sweepTimer, children });
   return logger;
+}
+
+/**
+ * Sets the level of `logger` and of every child made from it so far (`verbosity` changes a running
+ * node's level). For a logger made elsewhere, only its own level changes.
+ */
+export function setLogLevel(logger: Logger, level: LogLevel): void {
+  logger.level = level;
+  const children = states.get(streamOf(logger))?.children;
+  if (children === undefined) return;
+  for (let index = children.length - 1; index >= 0; index--) {
+    const child = children[index].deref();
+    if (child === undefined) children.splice(index, 1);
+    else child.level = level;
+  }
 }
 
 /** The message of a log call: its string argument (`log.warn({...}, 'message')`), or an error's. */

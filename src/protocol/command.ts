@@ -3,6 +3,8 @@
  * values; the dispatcher executes them against the coordinator and answers with a Reply.
  */
 
+import type { ToolCommand } from './tool-commands';
+
 export type StorageMode = 'set' | 'add' | 'replace' | 'append' | 'prepend' | 'cas';
 
 export type Command =
@@ -71,8 +73,11 @@ export type Command =
   | { readonly op: 'flush_all'; readonly delaySeconds: number; readonly noreply: boolean }
   | { readonly op: 'version' }
   | { readonly op: 'verbosity'; readonly level: number; readonly noreply: boolean }
-  | { readonly op: 'stats'; readonly group: string }
-  | { readonly op: 'quit' };
+  /** `args`: the words after the group, for the groups that take some (`stats detail on`). */
+  | { readonly op: 'stats'; readonly group: string; readonly args?: readonly string[] }
+  | { readonly op: 'quit' }
+  /** A text connection's streamed tooling command (tool-commands.ts); never dispatched. */
+  | { readonly op: 'tool'; readonly tool: ToolCommand };
 
 /** An item as a read returns it: one per sibling. */
 export interface ItemView {
@@ -100,6 +105,8 @@ export type Reply =
   | { readonly kind: 'stats'; readonly stats: ReadonlyArray<readonly [string, string]> }
   /** `stats reset` answers RESET. */
   | { readonly kind: 'reset' }
+  /** Lines of text then END (`stats detail dump`); binary carries them as one statistic. */
+  | { readonly kind: 'lines'; readonly name: string; readonly lines: readonly string[] }
   | { readonly kind: 'quit' };
 
 /** memcached's limits on what a client may name. */

@@ -21,7 +21,9 @@ import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import { Gossip, notePersistence, type MembershipPersistence } from '../gossip';
 import { Handoff } from '../handoff';
-import { logCounters, type Logger } from '../log';
+import { listClusterKeys, type RecordPage } from '../listing';
+import { logCounters, setLogLevel, type Logger } from '../log';
+import { logLevelForVerbosity } from '../logging/verbosity';
 import { findMember, isUp, membersUnvouched, seedsAwaited } from '../membership';
 import { effectiveQuorum } from '../quorum';
 import { preferenceList, type Ring } from '../ring';
@@ -32,13 +34,18 @@ import type { SqliteStore, StorageHealth } from '../storage/sqlite';
 import type { WireStorageHealth } from '../rpc/messages';
 import { Transfer } from '../transfer';
 import { Admission } from './admission';
+import { ConnectionTable } from './connection-table';
+import { KeyActivity } from './key-activity';
+import { PrefixStatistics } from './prefix-stats';
 import { ReceiveBudget } from './receive-budget';
 import { Dispatcher } from './dispatch';
 import { ringChangeRoute } from './ring-changes';
 import { generalStatistics, kaiStatistics, settingsStatistics } from './statistics';
 import { NodeStats } from './stats';
 import { storageWatcher } from './storage-watch';
+import { KeyDumpSlots, type ConnectionTools } from './text-tools';
 import { reportedVersion } from './version';
+import { Watchers } from './watchers';
 
 /** A request waits this long for its quorum before failing. */
 export const requestTimeoutMs = 5_000;
@@ -81,6 +88,10 @@ export interface ComposedNode {
   readonly reaper: Reaper;
   readonly keeper: RingKeeper;
   readonly transfer: Transfer;
+  /** What text connections' key dumps and watch use. */
+  readonly tools: ConnectionTools;
+  /** The memcache port's connections, listed by `stats conns`; the memcache server fills it. */
+  readonly connectionTable: ConnectionTable;
   /** The current ring. */
   ring(): Ring;
   /** Starts gossip and the background shells. */
@@ -149,6 +160,13 @@ export function composeNode(parts: NodeParts): ComposedNode {
     return gossip.membership.members.filter((member) => !member.confirmed).map((member) => member.address);
   };
   const ready = (): boolean => awaitedSeeds().length === 0;
+  /** Why the node refuses client requests for now, or undefined once it serves. */
+  const notReady = (): string | undefined => {
+    if (!ready()) return `joining: waiting to hear from ${awaitedSeeds().join(', ')}`;
+    // Linked to other nodes before any founded a ring: the one that founds it is about to.
+    if (ringKeeper.state.claimant === '' && ringKeeper.view().alone !== true) return 'joining: waiting for the first ring';
+    return undefined;
+  };
   // While a bucket moves, its old replicas and its new ones all keep their copies.
   const primariesOf = (bucket: number): readonly string[] => {
     const move = ringKeeper.moveOf(bucket);
@@ -172,12 +190,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     quorum: settings,
     requestTimeoutMs: timeoutMs,
     siblings,
-    notReady: () => {
-      if (!ready()) return `joining: waiting to hear from ${awaitedSeeds().join(', ')}`;
-      // Linked to other nodes before any founded a ring: the one that founds it is about to.
-      if (ringKeeper.state.claimant === '' && ringKeeper.view().alone !== true) return 'joining: waiting for the first ring';
-      return undefined;
-    },
+    notReady,
     readRepairsPerSecond: settings.readRepairsPerSecond,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
@@ -264,16 +277,45 @@ export function composeNode(parts: NodeParts): ComposedNode {
   const stats = new NodeStats();
   const admission = new Admission();
   const receiveBudget = new ReceiveBudget(settings.receiveBufferBytesMax);
+  const watchers = new Watchers(() => env.nowMs());
+  const activity = new KeyActivity(new PrefixStatistics(), watchers);
+  const connectionTable = new ConnectionTable();
+  /** A bucket's replicas that may be asked for its keys: this node first when it is one. */
+  const listingSourcesOf = (bucket: number): string[] => {
+    const replicasUp = primariesOf(bucket).filter((memberId) => memberId === nodeId || memberIsUp(memberId));
+    return replicasUp.includes(nodeId) ? [nodeId, ...replicasUp.filter((memberId) => memberId !== nodeId)] : replicasUp;
+  };
+  const readListingPage = async (memberId: string, bucket: number, afterKey: Buffer, limit: number): Promise<RecordPage> => {
+    if (memberId !== nodeId) return remoteOf(memberId).bucketPage(bucket, afterKey, limit);
+    const records = store.inBucket(bucket, afterKey, limit + 1);
+    return { items: records.slice(0, limit), more: records.length > limit };
+  };
+  const tools: ConnectionTools = {
+    watchers,
+    keyDumps: new KeyDumpSlots(),
+    listKeys: () =>
+      listClusterKeys({
+        buckets: settings.buckets,
+        sourcesOf: listingSourcesOf,
+        readPage: readListingPage,
+        visible: (versions, nowMs) => coordinator.flushDeadline.visible(versions, nowMs),
+        nowMs: () => env.nowMs(),
+        notReady,
+      }),
+  };
   const dispatcher: Dispatcher = new Dispatcher({
     coordinator,
     env,
     stats,
     version: reportedVersion,
+    activity,
+    onVerbosity: (level) => setLogLevel(log, logLevelForVerbosity(settings.logLevel, level)),
     flushAll: () => store.removeAll(),
     broadcastFlush: (deadlineMs) => broadcastFlush(gossip, nodeId, transport, deadlineMs, timeoutMs, log),
     statistics: (group) => {
       if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
-      if (group === 'settings') return settingsStatistics(settings, dispatcher.verbosity);
+      if (group === 'settings') return settingsStatistics(settings, { verbosity: dispatcher.verbosity, detailEnabled: dispatcher.detailEnabled });
+      if (group === 'conns') return connectionTable.statistics(env.nowMs());
       if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, receiveBudget, log: logCounters(log) });
       return undefined;
     },
@@ -337,6 +379,8 @@ export function composeNode(parts: NodeParts): ComposedNode {
     reaper,
     keeper: ringKeeper,
     transfer,
+    tools,
+    connectionTable,
     ring,
     start() {
       gossip.start();

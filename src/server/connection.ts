@@ -13,6 +13,7 @@ import type { Dispatcher } from './dispatch';
 import { newReceiveAccount, type ReceiveBudget } from './receive-budget';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
 import type { NodeStats } from './stats';
+import type { ConnectionTools } from './text-tools';
 
 /** Requests one connection may have decoded but unanswered; past it the socket stops being read. */
 export const requestsInFlightPerConnectionMax = 256;
@@ -33,6 +34,8 @@ export interface ConnectionContext {
   readonly receiveBudget: ReceiveBudget;
   /** The clock idle time is measured by. */
   readonly env: Env;
+  /** What the text protocol's key dumps and watch use (text-tools.ts). */
+  readonly tools: ConnectionTools;
 }
 
 /** Where a reply written in parts goes (Connection.runStream). */
@@ -41,8 +44,8 @@ export interface StreamWriter {
   ready(): Promise<void>;
   /** Writes a part, then resolves once it is written and the client reads on. */
   write(chunks: readonly Buffer[]): Promise<void>;
-  /** Writes the last part. */
-  end(chunks: readonly Buffer[]): void;
+  /** Writes the last part; with `closeAfter`, the connection then closes. */
+  end(chunks: readonly Buffer[], closeAfter?: boolean): void;
 }
 
 /** A reply as chunks to write, and whether the connection closes after it. */
@@ -70,6 +73,15 @@ export abstract class Connection implements AdmissionWaiter {
   /** When the last request was decoded (memcached's last_cmd_time), and when bytes last came. */
   private lastCommandAtMs: number;
   private lastReceivedAtMs: number;
+  /**
+   * Requests started since bytes last arrived: memcached refuses `watch` and `lru_crawler
+   * metadump` behind replies of the same read it has not written yet.
+   */
+  private requestsStartedSinceRead = 0;
+  /** A tooling stream (a key dump, or watch) is running: memcached's conn_watch state. */
+  protected toolStreaming = false;
+  /** Resolves once the socket has closed. */
+  protected readonly closed: Promise<void>;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -84,7 +96,10 @@ export abstract class Connection implements AdmissionWaiter {
       this.pump();
     });
     this.lastCommandAtMs = this.lastReceivedAtMs = context.env.nowMs();
+    let markClosed: () => void = () => undefined;
+    this.closed = new Promise((resolve) => (markClosed = resolve));
     socket.on('close', () => {
+      markClosed();
       context.admission.forget(this);
       // Nothing of a gone connection's input is kept: its buffers go, and their bytes come back.
       this.closing = true;
@@ -101,6 +116,35 @@ export abstract class Connection implements AdmissionWaiter {
 
   get idle(): boolean {
     return this.replies.inFlight === 0;
+  }
+
+  /** When the last request was decoded (or the connection opened), for `stats conns`. */
+  get lastCommandAt(): number {
+    return this.lastCommandAtMs;
+  }
+
+  /**
+   * What the connection is doing, in the words of memcached's `stats conns`: streaming a tool's
+   * reply (conn_watch), waiting for the client to read (conn_mwrite), working on requests
+   * (conn_parse_cmd), receiving a value (conn_nread), or waiting for a command (conn_read).
+   */
+  stateName(): string {
+    if (this.closing) return 'conn_closing';
+    if (this.toolStreaming) return 'conn_watch';
+    if (this.waitingForDrain) return 'conn_mwrite';
+    if (this.replies.inFlight > 0) return 'conn_parse_cmd';
+    if (this.awaitedBytes() > 0) return 'conn_nread';
+    return 'conn_read';
+  }
+
+  /** Whether the client has half-closed its side (sent FIN). */
+  protected get inputHasEnded(): boolean {
+    return this.inputEnded;
+  }
+
+  /** Whether replies of earlier requests are still to be written, or came from the same read. */
+  protected hasRepliesAhead(): boolean {
+    return this.replies.inFlight > 0 || this.requestsStartedSinceRead > 0;
   }
 
   /**
@@ -121,6 +165,7 @@ export abstract class Connection implements AdmissionWaiter {
     this.context.stats.bytesRead += chunk.length;
     if (this.closing) return;
     this.lastReceivedAtMs = this.context.env.nowMs();
+    this.requestsStartedSinceRead = 0;
     this.push(chunk);
     this.pump();
   }
@@ -169,6 +214,7 @@ export abstract class Connection implements AdmissionWaiter {
         if (this.inputEnded) this.closeAfterReplies();
         break;
       }
+      this.requestsStartedSinceRead++;
       this.lastCommandAtMs = this.context.env.nowMs();
     }
     this.socket.uncork();
@@ -287,7 +333,7 @@ export abstract class Connection implements AdmissionWaiter {
         stream.push(chunks);
         return ready();
       },
-      end: (chunks) => stream.end(chunks),
+      end: (chunks, closeAfter) => stream.end(chunks, closeAfter),
     };
     const finish = (): void => {
       admission.release(0);

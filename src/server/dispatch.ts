@@ -11,6 +11,7 @@ import type { Command, ItemView, Reply } from '../protocol/command';
 import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
+import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
 import type { NodeStats } from './stats';
 
 export interface DispatchOptions {
@@ -28,7 +29,14 @@ export interface DispatchOptions {
   readonly broadcastFlush?: (deadlineMs: number) => Promise<void>;
   /** The general and settings statistics, computed on request. */
   readonly statistics: (group: string) => ReadonlyArray<readonly [string, string]> | undefined;
+  /** Per-prefix statistics and watchers, told of each key commands touch (key-activity.ts). */
+  readonly activity?: KeyActivity;
+  /** `verbosity` changed memcached's level (at most verbosityLevelMax): the node's log level follows. */
+  readonly onVerbosity?: (level: number) => void;
 }
+
+/** memcached's MAX_VERBOSITY_LEVEL: a higher `verbosity` is kept as this. */
+export const verbosityLevelMax = 2;
 
 /** Keys a multiget reads at once, at most; a wide multiget is answered window by window. */
 export const multigetWindowKeysMax = 512;
@@ -106,12 +114,16 @@ export class Dispatcher {
       case 'version':
         return { kind: 'version', version: this.options.version };
       case 'verbosity':
-        this.verbosityLevel = command.level;
+        this.verbosityLevel = Math.min(command.level, verbosityLevelMax);
+        this.options.onVerbosity?.(this.verbosityLevel);
         return { kind: 'ok' };
       case 'stats':
-        return this.statistics(command.group);
+        return this.statistics(command.group, command.args ?? []);
       case 'quit':
         return { kind: 'quit' };
+      case 'tool':
+        // A text connection runs its streamed tooling commands itself (server/text-tools.ts).
+        throw new KaiError('KAI_UNKNOWN_COMMAND');
     }
   }
 
@@ -154,9 +166,11 @@ export class Dispatcher {
   private itemsOf(key: Buffer, held: readonly Version[], withCas: boolean, latestOnly: boolean): ItemView[] {
     const nowMs = this.options.env.nowMs();
     const versions = this.unflushed(held, nowMs);
-    if (holdsOnlyExpired(versions, nowMs)) this.options.stats.getExpired++;
+    const onlyExpired = holdsOnlyExpired(versions, nowMs);
+    if (onlyExpired) this.options.stats.getExpired++;
     const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
+    if (this.options.activity?.listening) this.options.activity.read(key, readSeen(held, versions, live, onlyExpired, nowMs));
     if (live.length === 0) return [];
     const cas = withCas ? casOfVersions(versions) : 0n;
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
@@ -194,7 +208,8 @@ export class Dispatcher {
     const items: ItemView[] = [];
     // memcached counts gat and gats, text and binary, as touches only: no cmd_get, get_hits or get_misses.
     for (const key of keys) {
-      const applied = await this.mutate(key, touchSpec(expiresAtMs));
+      const { applied, lookup } = await this.mutateLookingUp(key, touchSpec(expiresAtMs));
+      this.options.activity?.read(key, lookupSeen(lookup));
       stats.cmdTouch++;
       if (applied.result) {
         stats.touchHits++;
@@ -211,17 +226,12 @@ export class Dispatcher {
   private async store(command: Extract<Command, { op: 'store' }>): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdSet++;
-    const applied = await this.mutate(
-      command.key,
-      storeSpec({
-        mode: command.mode,
-        value: command.value,
-        flags: command.flags,
-        expiresAtMs: expiresAtMsOf(command.exptime, env.nowMs()),
-        casUnique: command.casUnique,
-      }),
-    );
+    const expiresAtMs = expiresAtMsOf(command.exptime, env.nowMs());
+    const spec = storeSpec({ mode: command.mode, value: command.value, flags: command.flags, expiresAtMs, casUnique: command.casUnique });
+    const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
     const outcome = applied.result;
+    const madeBytes = applied.written?.value.length ?? command.value.length;
+    this.options.activity?.stored(command.key, command.mode, lookupSeen(lookup), outcome, expiresAtMs, madeBytes);
     if (outcome === 'STORED') stats.totalItems++;
     if (storesAsCas(command.mode, command.casUnique)) {
       if (outcome === 'STORED') stats.casHits++;
@@ -234,7 +244,8 @@ export class Dispatcher {
   /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */
   private async delete(key: Buffer, casUnique: bigint): Promise<Reply> {
     const { stats } = this.options;
-    const applied = await this.mutate(key, deleteSpec(casUnique));
+    const { applied, lookup } = await this.mutateLookingUp(key, deleteSpec(casUnique));
+    this.options.activity?.deleted(key, lookupSeen(lookup));
     if (applied.result === 'DELETED') stats.deleteHits++;
     else if (applied.result === 'NOT_FOUND') stats.deleteMisses++;
     return { kind: 'deleted', outcome: applied.result };
@@ -256,6 +267,7 @@ export class Dispatcher {
       initial: initial && { value: initial.value, expiresAtMs: expiresAtMsOf(initial.exptime, env.nowMs()) },
     });
     const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
+    this.options.activity?.lookedUp(command.key, lookupSeen(lookup));
     const { outcome, value, created } = applied.result;
     // A created counter has no previous value, so it counts here too.
     if (applied.written && applied.written.value.length > lookup.previousValueBytes) stats.totalItems++;
@@ -274,7 +286,8 @@ export class Dispatcher {
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
-    const applied = await this.mutate(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
+    const { applied, lookup } = await this.mutateLookingUp(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
+    this.options.activity?.lookedUp(key, lookupSeen(lookup));
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;
     return { kind: 'touched', found: applied.result !== undefined };
@@ -286,6 +299,7 @@ export class Dispatcher {
    */
   private async refuseStore(key: Buffer, removeOld: boolean): Promise<Reply> {
     this.options.stats.storeTooLarge++;
+    this.options.activity?.refusedStore(key);
     if (removeOld) await this.mutate(key, deleteSpec(0n));
     return { kind: 'ok' };
   }
@@ -370,11 +384,13 @@ export class Dispatcher {
     );
   }
 
-  private statistics(group: string): Reply {
+  private statistics(group: string, args: readonly string[]): Reply {
     if (group === 'reset') {
       this.options.stats.reset();
+      this.options.activity?.prefixes.clear();
       return { kind: 'reset' };
     }
+    if (group === 'detail') return this.detail(args[0]);
     const stats =
       allocatorStatistics.get(group) ??
       this.options.statistics(group) ??
@@ -383,8 +399,39 @@ export class Dispatcher {
     return { kind: 'stats', stats };
   }
 
+  /** `stats detail on|off|dump`: memcached's per-prefix statistics (prefix-stats.ts). */
+  private detail(action: string | undefined): Reply {
+    const prefixes = this.options.activity?.prefixes;
+    if (prefixes === undefined) throw new KaiError('KAI_UNKNOWN_COMMAND');
+    if (action === 'dump') return { kind: 'lines', name: 'detailed', lines: prefixes.dump() };
+    if (action !== 'on' && action !== 'off') throw new KaiError('KAI_STATS_DETAIL_USAGE');
+    prefixes.enabled = action === 'on';
+    return { kind: 'ok' };
+  }
+
+  get detailEnabled(): boolean {
+    return this.options.activity?.prefixes.enabled ?? false;
+  }
+
   cancelTimers(): void {
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
   }
+}
+
+/**
+ * What a read's lookup of a key found, as memcached's item_get reports it: the value (the newest
+ * live sibling), only expired values, values hidden by a flush deadline, or nothing.
+ */
+function readSeen(
+  held: readonly Version[],
+  visible: readonly Version[],
+  live: readonly Version[],
+  onlyExpired: boolean,
+  nowMs: number,
+): LookupSeen {
+  if (live.length > 0) return { status: 'found', valueBytes: live[0].value.length };
+  if (onlyExpired) return { status: 'expired', valueBytes: 0 };
+  if (visible.length < held.length && held.some((version) => isLive(version, nowMs))) return { status: 'flushed', valueBytes: 0 };
+  return notFound;
 }

@@ -10,6 +10,7 @@ import type { Env, TimerHandle } from '../env';
 import { requestMagic } from '../protocol/binary/constants';
 import { BinaryConnection } from './binary-connection';
 import type { Connection, ConnectionContext } from './connection';
+import { tcpAddress, type ConnectionTable } from './connection-table';
 import { TextConnection } from './text-connection';
 
 /** How long a stopping node waits for in-flight requests before closing connections anyway. */
@@ -28,6 +29,8 @@ export interface MemcacheServerOptions extends ConnectionContext {
   readonly tls?: { readonly material: TlsMaterial; readonly clientCertificates: TlsClientCertificates };
   /** Client connections idle longer than this are closed (memcached's idle_timeout); 0 never. */
   readonly idleTimeoutMs: number;
+  /** Where open connections are listed for `stats conns`. */
+  readonly connectionTable: ConnectionTable;
 }
 
 /** An open client socket: its connection once its first bytes chose the protocol. */
@@ -99,7 +102,9 @@ export class MemcacheServer {
       this.server.once('error', reject);
       this.server.listen({ port, host }, () => {
         this.server.off('error', reject);
-        resolve((this.server.address() as net.AddressInfo).port);
+        const address = this.server.address() as net.AddressInfo;
+        this.options.connectionTable.listening(tcpAddress(address.address, address.port), this.options.env.nowMs());
+        resolve(address.port);
       });
     });
   }
@@ -120,6 +125,13 @@ export class MemcacheServer {
     // The protocol is known from the first byte a client sends, as memcached decides it.
     const open: OpenSocket = { connection: undefined, acceptedAtMs: this.options.env.nowMs() };
     this.connections.set(socket, open);
+    // Before its first byte a connection has no protocol yet: memcached's conn_new_cmd.
+    const listed = this.options.connectionTable.add({
+      remote: tcpAddress(socket.remoteAddress, socket.remotePort),
+      local: tcpAddress(socket.localAddress, socket.localPort),
+      state: () => open.connection?.stateName() ?? 'conn_new_cmd',
+      lastCommandAtMs: () => open.connection?.lastCommandAt ?? open.acceptedAtMs,
+    });
     socket.on('data', (chunk: Buffer) => {
       open.connection ??= this.connectionFor(socket, chunk[0]);
       open.connection.receive(chunk);
@@ -130,6 +142,7 @@ export class MemcacheServer {
     });
     socket.on('close', () => {
       this.connections.delete(socket);
+      this.options.connectionTable.remove(listed);
       stats.currConnections--;
     });
   }

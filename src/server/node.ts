@@ -129,6 +129,8 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     receiveBudget: node.receiveBudget,
     authenticator: fileAuthenticator ?? noAuthentication,
     admission: node.admission,
+    tools: node.tools,
+    connectionTable: node.connectionTable,
     tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },
   });
   let memcachePort: number;

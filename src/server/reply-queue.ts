@@ -22,8 +22,8 @@ interface Slot {
 export interface ReplyStream {
   /** Appends a part of the reply. */
   push(chunks: readonly Buffer[]): void;
-  /** Appends the last part. */
-  end(chunks: readonly Buffer[]): void;
+  /** Appends the last part; with `closeAfter`, the connection closes once it is written. */
+  end(chunks: readonly Buffer[], closeAfter?: boolean): void;
   /**
    * Whether the reply is next on the wire and every part pushed so far has been written: a
    * producer waits for this before it makes the next part, so one reply holds at most one part.
@@ -84,8 +84,9 @@ export class ReplyQueue {
         append(chunks);
         this.drain();
       },
-      end: (chunks) => {
+      end: (chunks, closeAfter = false) => {
         append(chunks);
+        slot.closeAfter = closeAfter;
         slot.ended = true;
         this.drain();
       },

@@ -2,7 +2,6 @@
  * What `stats` answers, group by group: memcached's general and settings groups, and kai's own
  * (`stats kai`), gathered from the parts of the node that keep each counter.
  */
-import * as os from 'node:os';
 import type { Settings } from '../config/settings';
 import type { AntiEntropy } from '../antientropy';
 import type { Reaper } from '../antientropy/reaper';
@@ -72,7 +71,8 @@ export function generalStatistics(
     ...(settings.idleTimeoutMs > 0 ? [['idle_kicks', stats.idleKicks] as const] : []),
     ['bytes_read', stats.bytesRead],
     ['bytes_written', stats.bytesWritten],
-    ['limit_maxbytes', os.totalmem()],
+    // memcached's memory limit (-m); kai's nearest is the read cache's bound (--cache-size).
+    ['limit_maxbytes', settings.cacheSize],
     ['threads', 1],
     ['bytes', counts.bytes],
     ['curr_items', counts.items],
@@ -81,14 +81,22 @@ export function generalStatistics(
   ]);
 }
 
-export function settingsStatistics(settings: Settings, verbosity: number): Rows {
+/** What `stats settings` shows that commands change while the node runs. */
+export interface RuntimeSettings {
+  /** memcached's verbosity level, as `verbosity` last set it. */
+  readonly verbosity: number;
+  /** Whether `stats detail on` is in force. */
+  readonly detailEnabled: boolean;
+}
+
+export function settingsStatistics(settings: Settings, runtime: RuntimeSettings): Rows {
   return rowsOf([
-    ['maxbytes', os.totalmem()],
+    ['maxbytes', settings.cacheSize],
     ['maxconns', settings.maxConnections],
     ['tcpport', settings.memcachePort],
     ['udpport', 0],
     ['inter', settings.hostname],
-    ['verbosity', verbosity],
+    ['verbosity', runtime.verbosity],
     ['evictions', 'off'],
     ['item_size_max', settings.maxItemSize],
     ['cas_enabled', 'yes'],
@@ -99,6 +107,7 @@ export function settingsStatistics(settings: Settings, verbosity: number): Rows 
     ['auth_enabled_ascii', settings.authFile ?? 'no'],
     // memcached counts its idle timeout in whole seconds; kai's is in ms.
     ['idle_timeout', Math.ceil(settings.idleTimeoutMs / 1000)],
+    ['detail_enabled', runtime.detailEnabled ? 'yes' : 'no'],
   ]);
 }
 

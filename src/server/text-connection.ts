@@ -8,9 +8,11 @@ import { TextAuthHandshake, type HandshakeEvent } from '../auth/text-handshake';
 import { KaiError, asKaiError, type ErrorCode } from '../errors';
 import type { Command, Reply } from '../protocol/command';
 import { TextDecoder } from '../protocol/text/decoder';
+import type { ToolCommand } from '../protocol/tool-commands';
 import { encodeError, encodeItemLines, encodeItemsEnd, encodeReply } from '../protocol/text/encoder';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
 import { isWideMultiget, valueBytesOf } from './dispatch';
+import { streamKeyDump, streamWatch } from './text-tools';
 
 function textFailure(error: KaiError): EncodedReply {
   return { chunks: [encodeError(error)], closeAfter: false };
@@ -67,6 +69,8 @@ export class TextConnection extends Connection {
       this.answer({ chunks: [encodeError(event.error)], closeAfter: event.close });
     } else if (isWideMultiget(event.command)) {
       this.multiget(event.command);
+    } else if (event.command.op === 'tool') {
+      this.startTool(event.command.tool);
     } else {
       const command = event.command;
       this.run(
@@ -98,6 +102,40 @@ export class TextConnection extends Connection {
         throw error;
       }
       out.end(encodeItemsEnd());
+    });
+  }
+
+  /**
+   * A key dump or a watch, streamed. As memcached, neither starts behind replies not yet written
+   * (`lru_crawler metadump` and `watch` refuse to; a cachedump is a stats command and waits its
+   * turn). After `watch` the connection only streams: what the client sends is read and dropped.
+   */
+  private startTool(tool: ToolCommand): void {
+    const { tools } = this.context;
+    if (tool.kind !== 'cachedump' && this.hasRepliesAhead()) {
+      this.answer(textFailure(new KaiError(tool.kind === 'watch' ? 'KAI_WATCH_PIPELINED' : 'KAI_METADUMP_PIPELINED')));
+      return;
+    }
+    if (tool.kind === 'watch') {
+      const watcher = tools.watchers.add(tool.streams);
+      if (watcher === undefined) {
+        this.answer(textFailure(new KaiError('KAI_WATCHERS_FULL')));
+        return;
+      }
+      this.toolStreaming = true;
+      this.decoder.release();
+      const inputEnd = this.inputHasEnded ? Promise.resolve() : new Promise<void>((resolve) => this.socket.once('end', () => resolve()));
+      const leaving = Promise.race([this.closed, inputEnd]);
+      this.runStream((out) => streamWatch(out, watcher, tools.watchers, leaving));
+      return;
+    }
+    this.toolStreaming = tool.kind === 'metadump';
+    this.runStream(async (out) => {
+      try {
+        await streamKeyDump(out, tool, tools);
+      } finally {
+        this.toolStreaming = false;
+      }
     });
   }
 

@@ -90,7 +90,7 @@ export function actionOf(request: BinaryRequest): BinaryAction {
     case Opcode.version:
       return command({ op: 'version' });
     case Opcode.stat:
-      return command({ op: 'stats', group: key.toString('latin1') });
+      return command(statsCommandOf(key));
     case Opcode.noop:
       return { kind: 'noop' };
     case Opcode.quit:
@@ -157,6 +157,9 @@ export function replyPackets(request: BinaryRequest, reply: Reply): Buffer[] {
     case 'reset':
       // `stats reset` answers the end-of-list packet alone, as memcached does.
       return encodeStats(request.header.opcode, request.header.opaque, []);
+    case 'lines':
+      // memcached sends the text as it would write it, END included, as one statistic's value.
+      return encodeStats(request.header.opcode, request.header.opaque, [[reply.name, reply.lines.map((text) => `${text}\r\n`).join('') + 'END\r\n']]);
     case 'quit':
       return quietSuccess(request);
   }
@@ -210,7 +213,8 @@ function storedPackets(request: BinaryRequest, outcome: Extract<Reply, { kind: '
  * answers an unknown group; statuses memcached has no words for carry kai's own message.
  */
 export function failurePackets(request: BinaryRequest, error: KaiError): Buffer[] {
-  if (error.code === 'KAI_UNKNOWN_COMMAND' && loudOpcode(request.header.opcode) === Opcode.stat) {
+  const statsRefusal = error.code === 'KAI_UNKNOWN_COMMAND' || error.code === 'KAI_STATS_DETAIL_USAGE';
+  if (statsRefusal && loudOpcode(request.header.opcode) === Opcode.stat) {
     return errorPackets(request, BinaryStatus.keyNotFound);
   }
   // An append or prepend that would outgrow the item limit is "not stored" in memcached's binary
@@ -232,4 +236,18 @@ export function authenticatedPackets(request: BinaryRequest, message: string): B
 /** The response to NOOP and QUIT (QUITQ gets none). */
 export function emptySuccessPackets(request: BinaryRequest): Buffer[] {
   return quietSuccess(request);
+}
+
+const detailGroup = 'detail';
+
+/**
+ * A STAT request's group is its key. `detail on|off|dump` carries its word after a space, and
+ * memcached matches only the start of it (`detail onward` turns detail on); any other word is
+ * the usage error the dispatcher answers.
+ */
+function statsCommandOf(key: Buffer): Command {
+  const group = key.toString('latin1');
+  if (!group.startsWith(detailGroup)) return { op: 'stats', group };
+  const word = /^ (on|off|dump)/.exec(group.slice(detailGroup.length))?.[1];
+  return { op: 'stats', group: detailGroup, args: word === undefined ? [] : [word] };
 }

@@ -7,6 +7,7 @@
 import type { ErrorCode } from '../../errors';
 import { keyBytesMax, type Command, type StorageMode } from '../command';
 import { parseInt32, parseUint32, parseUint64 } from './numbers';
+import { parseLruCrawler, parseStats, parseWatch } from './tool-command-lines';
 
 /** What a storage command line announces; the data block that follows completes the command. */
 export interface StoreHeader {
@@ -80,7 +81,7 @@ function command(value: Command): LineOutcome {
 }
 
 /** Tokens as memcached reads them: the counted ones, and whether the last counted one is `noreply`. */
-class TokenView {
+export class TokenView {
   /** memcached's ntokens: counted tokens plus its terminator slot. */
   readonly count: number;
 
@@ -135,7 +136,11 @@ export function parseCommandLine(rawLine: Buffer): LineOutcome {
     case 'quit':
       return command({ op: 'quit' });
     case 'stats':
-      return command({ op: 'stats', group: view.tokens[1]?.toString('latin1') ?? '' });
+      return parseStats(view);
+    case 'lru_crawler':
+      return parseLruCrawler(view);
+    case 'watch':
+      return parseWatch(view);
     default:
       // Meta commands (mg, ms, md, ma, mn, me) and memcached's admin commands land here too.
       if (looksLikeHttp(view, view.tokens[0])) return { kind: 'hangup', code: 'KAI_HTTP_REQUEST_LINE' };

@@ -42,6 +42,8 @@ export function encodeReply(command: Command, reply: Reply): Buffer[] {
       return [line(`VERSION ${reply.version}`)];
     case 'stats':
       return [encodeStats(reply.stats)];
+    case 'lines':
+      return [Buffer.from(reply.lines.map((text) => `${text}\r\n`).join('') + 'END\r\n', 'latin1')];
     case 'quit':
       return [];
   }
