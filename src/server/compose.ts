@@ -277,7 +277,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   const stats = new NodeStats();
   const admission = new Admission();
   const receiveBudget = new ReceiveBudget(settings.receiveBufferBytesMax);
-  const watchers = new Watchers(() => env.nowMs());
+  const watchers = new Watchers(() => env.nowMs(), stats);
   const activity = new KeyActivity(new PrefixStatistics(), watchers);
   const connectionTable = new ConnectionTable();
   /** A bucket's replicas that may be asked for its keys: this node first when it is one. */
@@ -313,7 +313,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     flushAll: () => store.removeAll(),
     broadcastFlush: (deadlineMs) => broadcastFlush(gossip, nodeId, transport, deadlineMs, timeoutMs, log),
     statistics: (group) => {
-      if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs());
+      if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs(), watchers.count);
       if (group === 'settings') return settingsStatistics(settings, { verbosity: dispatcher.verbosity, detailEnabled: dispatcher.detailEnabled });
       if (group === 'conns') return connectionTable.statistics(env.nowMs());
       if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, receiveBudget, log: logCounters(log) });

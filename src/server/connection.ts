@@ -78,6 +78,8 @@ export abstract class Connection implements AdmissionWaiter {
    * metadump` behind replies of the same read it has not written yet.
    */
   private requestsStartedSinceRead = 0;
+  /** Requests are being decoded and started now (a synchronous `stats conns` sees its own connection so). */
+  private starting = false;
   /** A tooling stream (a key dump, or watch) is running: memcached's conn_watch state. */
   protected toolStreaming = false;
   /** Resolves once the socket has closed. */
@@ -132,7 +134,7 @@ export abstract class Connection implements AdmissionWaiter {
     if (this.closing) return 'conn_closing';
     if (this.toolStreaming) return 'conn_watch';
     if (this.waitingForDrain) return 'conn_mwrite';
-    if (this.replies.inFlight > 0) return 'conn_parse_cmd';
+    if (this.starting || this.replies.inFlight > 0) return 'conn_parse_cmd';
     if (this.awaitedBytes() > 0) return 'conn_nread';
     return 'conn_read';
   }
@@ -204,6 +206,9 @@ export abstract class Connection implements AdmissionWaiter {
     this.waitingForAdmission = false;
     // The replies of pipelined requests answered at once (a single node's gets) leave in one write.
     this.socket.cork();
+    // pump may run again from within a request it starts; the outer one is still starting after.
+    const outerStarting = this.starting;
+    this.starting = true;
     while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
       if (!admission.open) {
         this.waitingForAdmission = true;
@@ -217,6 +222,7 @@ export abstract class Connection implements AdmissionWaiter {
       this.requestsStartedSinceRead++;
       this.lastCommandAtMs = this.context.env.nowMs();
     }
+    this.starting = outerStarting;
     this.socket.uncork();
     const budgetAllows = this.settleReceived();
     const reading =

@@ -30,6 +30,7 @@ export function generalStatistics(
   counts: { items: number; bytes: number },
   startedAtMs: number,
   nowMs: number,
+  watchers: number,
 ): Rows {
   const usage = process.resourceUsage();
   return rowsOf([
@@ -78,6 +79,9 @@ export function generalStatistics(
     ['curr_items', counts.items],
     ['total_items', stats.totalItems],
     ['evictions', 0],
+    ['log_watcher_skipped', stats.logWatcherSkipped],
+    ['log_watcher_sent', stats.logWatcherSent],
+    ['log_watchers', watchers],
   ]);
 }
 

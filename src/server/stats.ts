@@ -30,6 +30,9 @@ export class NodeStats {
   bytesRead = 0;
   bytesWritten = 0;
   totalItems = 0;
+  /** Lines written to watchers, and those dropped because a watcher was behind (watchers.ts). */
+  logWatcherSent = 0;
+  logWatcherSkipped = 0;
 
   /** `stats reset`: memcached clears the command and traffic counters, not the gauges. */
   reset(): void {

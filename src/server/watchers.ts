@@ -31,14 +31,14 @@ export class Watcher {
 
   /**
    * Queues a line, or drops it when the buffer cannot take it and the skipped notice that may
-   * have to precede the next one.
+   * have to precede the next one; false when dropped.
    */
-  offer(line: string): void {
-    if (this.closed) return;
+  offer(line: string): boolean {
+    if (this.closed) return false;
     const bytes = Buffer.byteLength(line, 'latin1');
     if (this.pendingBytes + bytes + skippedLineBytesMax > this.bufferBytesMax) {
       this.skipped++;
-      return;
+      return false;
     }
     if (this.skipped > 0) {
       this.push(Buffer.from(skippedLine(this.skipped), 'latin1'));
@@ -48,6 +48,7 @@ export class Watcher {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
+    return true;
   }
 
   /** Resolves with every line queued, once there is one; with nothing once the watcher is closed. */
@@ -76,6 +77,12 @@ export class Watcher {
   }
 }
 
+/** memcached's log_watcher_sent and log_watcher_skipped (`stats`), which `stats reset` clears. */
+export interface WatcherCounters {
+  logWatcherSent: number;
+  logWatcherSkipped: number;
+}
+
 export class Watchers {
   private readonly watchers = new Set<Watcher>();
   /** memcached's gid: each event logged while someone watches its stream takes the next number. */
@@ -83,6 +90,7 @@ export class Watchers {
 
   constructor(
     private readonly nowMs: () => number,
+    private readonly counters: WatcherCounters = { logWatcherSent: 0, logWatcherSkipped: 0 },
     private readonly limits: { readonly watchersMax: number; readonly bufferBytesMax: number } = {
       watchersMax,
       bufferBytesMax: watcherBufferBytesMax,
@@ -116,6 +124,10 @@ export class Watchers {
   publish(stream: WatchStream, render: (stamp: EventStamp) => string): void {
     if (!this.wants(stream)) return;
     const line = render({ nowMs: this.nowMs(), gid: ++this.gid });
-    for (const watcher of this.watchers) if (watcher.streams.has(stream)) watcher.offer(line);
+    for (const watcher of this.watchers) {
+      if (!watcher.streams.has(stream)) continue;
+      if (watcher.offer(line)) this.counters.logWatcherSent++;
+      else this.counters.logWatcherSkipped++;
+    }
   }
 }
