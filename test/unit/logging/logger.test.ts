@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { closeLogger, createLogger, logCounters } from '../../../src/log';
+import { closeLogger, createLogger, logCounters, setLogLevel } from '../../../src/log';
 
 let dir: string;
 
@@ -44,4 +44,22 @@ test('a flood of one warning writes its first lines and one summary; other messa
   ]);
   expect(lines.filter((line) => line.msg === 'storage commit failed')).toHaveLength(3);
   expect(lines.filter((line) => line.msg === 'member up')).toHaveLength(20);
+});
+
+test('setLogLevel changes the level of the logger and of the children made from it', async () => {
+  const file = path.join(dir, 'kai.log');
+  const log = createLogger({ level: 'info', file });
+  const child = log.child({ component: 'gossip' });
+  const grandchild = child.child({ peer: 'p' });
+  grandchild.debug('before');
+  setLogLevel(log, 'debug');
+  grandchild.debug('after');
+  expect([log.level, child.level, grandchild.level]).toEqual(['debug', 'debug', 'debug']);
+  await closeLogger(log);
+  const messages = fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((text) => (JSON.parse(text) as LogLine).msg);
+  expect(messages).toEqual(['after']);
 });
