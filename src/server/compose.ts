@@ -286,9 +286,10 @@ export function composeNode(parts: NodeParts): ComposedNode {
     return replicasUp.includes(nodeId) ? [nodeId, ...replicasUp.filter((memberId) => memberId !== nodeId)] : replicasUp;
   };
   const readListingPage = async (memberId: string, bucket: number, afterKey: Buffer, limit: number): Promise<RecordPage> => {
+    // A peer answers within the internal API's reply bytes; this node's own pages keep the same bound.
     if (memberId !== nodeId) return remoteOf(memberId).bucketPage(bucket, afterKey, limit);
-    const records = store.inBucket(bucket, afterKey, limit + 1);
-    return { items: records.slice(0, limit), more: records.length > limit };
+    const page = store.bucketPage(bucket, afterKey, limit, replyBytesMax);
+    return { items: page.records, more: page.more };
   };
   const tools: ConnectionTools = {
     watchers,

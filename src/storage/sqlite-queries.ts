@@ -20,6 +20,12 @@ export interface PendingHint {
   readonly record: HashedRecord | undefined;
 }
 
+/** A page of a bucket's committed records, and whether the bucket holds keys after its last. */
+export interface BucketPage {
+  readonly records: readonly HashedRecord[];
+  readonly more: boolean;
+}
+
 export interface KeyHash {
   readonly key: Buffer;
   readonly hash: number;
@@ -108,6 +114,22 @@ export class StoreQueries {
   /** Up to `limit` committed records of `bucket`, hinted or not, in key order after `afterKey`. */
   inBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
     return this.inBucketStatement.all(bucket, afterKey, limit).map(hashedRecordOf);
+  }
+
+  /**
+   * Committed records of `bucket` after `afterKey`, in key order: at most `limit`, and once the first
+   * is in, no more than `bytesMax` of encoded versions. Rows are read one at a time, so a page of
+   * large values never holds more than its bound (and one row) in memory.
+   */
+  bucketPage(bucket: number, afterKey: Buffer, limit: number, bytesMax: number): BucketPage {
+    const records: HashedRecord[] = [];
+    let bytes = 0;
+    for (const row of this.inBucketStatement.iterate(bucket, afterKey, limit + 1)) {
+      bytes += row.versions.length;
+      if (records.length === limit || (records.length > 0 && bytes > bytesMax)) return { records, more: true };
+      records.push(hashedRecordOf(row));
+    }
+    return { records, more: false };
   }
 
   /** The record as committed, with its hash. */

@@ -23,11 +23,11 @@ import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type Commit
 import { CommitRestarts, commitRestartPolicyDefault, type CommitRestartPolicy } from './commit-restarts';
 import { diskFullCode, type StorageEvent, type StorageHealth, type StorageListener } from './health';
 import { prepareSchema, selectCountsSql, selectHintCountsSql } from './sqlite-schema';
-import { StoreQueries, decodeRecordRow, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
+import { StoreQueries, decodeRecordRow, type BucketPage, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
 
 export { defaultCacheBytesMax } from './record-cache';
 export type { StorageEvent, StorageHealth, StorageListener } from './health';
-export type { HashedRecord, KeyHash, PendingHint } from './sqlite-queries';
+export type { BucketPage, HashedRecord, KeyHash, PendingHint } from './sqlite-queries';
 export type { HintCount, KeyAtHash } from './sqlite-batch';
 
 /** The database file of a node, inside its data dir. */
@@ -443,6 +443,11 @@ export class SqliteStore implements ReplicaStore {
   /** Up to `limit` committed records of `bucket`, hinted or not, in key order after `afterKey`. */
   inBucket(bucket: number, afterKey: Buffer, limit: number): HashedRecord[] {
     return this.queries.inBucket(bucket, afterKey, limit);
+  }
+
+  /** Committed records of `bucket` after `afterKey`, in key order, within `limit` and `bytesMax` (sqlite-queries.ts). */
+  bucketPage(bucket: number, afterKey: Buffer, limit: number, bytesMax: number): BucketPage {
+    return this.queries.bucketPage(bucket, afterKey, limit, bytesMax);
   }
 
   committedRecord(key: Buffer): HashedRecord | undefined {

@@ -3,12 +3,10 @@ import { listClusterKeys, listedKeyOf, type KeyListingOptions, type PagedRecord,
 import { everythingVisible } from '../../../src/coordinator/specs';
 import { KaiError } from '../../../src/errors';
 import type { Version } from '../../../src/storage/record';
+import { version as storedVersion, versionTimeMs } from '../../support/versions';
 
-const nowMs = 1_700_000_000_000;
-
-function version(fields: Partial<Version> = {}): Version {
-  return { clock: [{ node: 'n1', counter: 1, timestampMs: nowMs - 10 }], value: Buffer.from('v'), flags: 0, expiresAtMs: 0, tombstone: false, writtenAtMs: nowMs - 10, ...fields } as Version;
-}
+const nowMs = versionTimeMs + 10;
+const version = (overrides: Partial<Version> = {}): Version => storedVersion('v', overrides);
 
 function record(key: string, versions: Version[] = [version()]): PagedRecord {
   return { key: Buffer.from(key), versions };
