@@ -84,6 +84,9 @@ export abstract class Connection implements AdmissionWaiter {
   protected toolStreaming = false;
   /** Resolves once the socket has closed. */
   protected readonly closed: Promise<void>;
+  /** Resolves once the node stops: a stream without an end (watch) ends then. */
+  protected readonly stopping: Promise<void>;
+  private markStopping: () => void = () => undefined;
 
   constructor(
     protected readonly socket: net.Socket,
@@ -100,6 +103,7 @@ export abstract class Connection implements AdmissionWaiter {
     this.lastCommandAtMs = this.lastReceivedAtMs = context.env.nowMs();
     let markClosed: () => void = () => undefined;
     this.closed = new Promise((resolve) => (markClosed = resolve));
+    this.stopping = new Promise((resolve) => (this.markStopping = resolve));
     socket.on('close', () => {
       markClosed();
       context.admission.forget(this);
@@ -415,6 +419,7 @@ export abstract class Connection implements AdmissionWaiter {
 
   /** Called while the node stops: closes as soon as the replies already owed are out. */
   drainThenEnd(): void {
+    this.markStopping();
     this.socket.pause();
     this.closeAfterReplies();
   }

@@ -125,7 +125,7 @@ export class TextConnection extends Connection {
       this.toolStreaming = true;
       this.decoder.release();
       const inputEnd = this.inputHasEnded ? Promise.resolve() : new Promise<void>((resolve) => this.socket.once('end', () => resolve()));
-      const leaving = Promise.race([this.closed, inputEnd]);
+      const leaving = Promise.race([this.closed, inputEnd, this.stopping]);
       this.runStream((out) => streamWatch(out, watcher, tools.watchers, leaving));
       return;
     }

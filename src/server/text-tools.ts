@@ -104,9 +104,9 @@ async function writeKeys(out: StreamWriter, dump: KeyDump, tools: ConnectionTool
 const watchingChunk = Buffer.from('OK\r\n', 'latin1');
 
 /**
- * Writes OK, then the watcher's lines as they come, until the client leaves: `leaving` resolves
- * when it closes or half-closes its side (memcached drops a watcher whose socket reads end of
- * input), and the connection then closes.
+ * Writes OK, then the watcher's lines as they come, until the client leaves or the node stops:
+ * `leaving` resolves when the client closes or half-closes its side (memcached drops a watcher
+ * whose socket reads end of input) or the node stops, and the connection then closes.
  */
 export async function streamWatch(out: StreamWriter, watcher: Watcher, watchers: Watchers, leaving: Promise<void>): Promise<void> {
   const left = leaving.then(() => undefined);

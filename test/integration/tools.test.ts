@@ -204,3 +204,23 @@ describe('a three-node cluster of two replicas per key', () => {
     for (const [key, item] of dumped) expect(item).toBe(`3 0 ${key}`);
   }, 180_000);
 });
+
+describe('stopping a node', () => {
+  test('ends its watchers at once rather than waiting out the shutdown grace', async () => {
+    // Proves a watch, a reply without an end, does not hold a stopping node: the watcher's connection closes and the node exits.
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-tools-stop-'));
+    try {
+      const kai = await startKai({ dataDir, args: ['--log-level', 'warn'] });
+      const watcher = await RawClient.connect(kai.memcachePort);
+      expect(await watcher.request('watch\r\n', 'OK\r\n')).toBe('OK\r\n');
+      const startedMs = Date.now();
+      // Well under the node's five-second grace for requests in flight.
+      expect((await kai.stop('SIGTERM', 4_000)).code).toBe(0);
+      await watcher.waitClosed();
+      expect(Date.now() - startedMs).toBeLessThan(4_000);
+    } finally {
+      await killStartedKai();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
