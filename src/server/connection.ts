@@ -68,6 +68,11 @@ export abstract class Connection implements AdmissionWaiter {
   private waitingForAdmission = false;
   /** The receive budget cannot take the request being received; reading waits for bytes to come back. */
   private waitingForBudget = false;
+  /**
+   * A request that runs once every request ahead of it is answered (a `stats`) waits: nothing after
+   * it starts before it does, as memcached runs a connection's requests one at a time.
+   */
+  private waitingForEarlier = false;
   /** Bytes of partly received requests this connection holds against the node's receive budget. */
   private readonly receiveAccount = newReceiveAccount();
   /** When the last request was decoded (memcached's last_cmd_time), and when bytes last came. */
@@ -213,7 +218,7 @@ export abstract class Connection implements AdmissionWaiter {
     // pump may run again from within a request it starts; the outer one is still starting after.
     const outerStarting = this.starting;
     this.starting = true;
-    while (!this.closing && !this.waitingForDrain && this.replies.inFlight < requestsInFlightPerConnectionMax) {
+    while (!this.closing && !this.waitingForDrain && !this.waitingForEarlier && this.replies.inFlight < requestsInFlightPerConnectionMax) {
       if (!admission.open) {
         this.waitingForAdmission = true;
         admission.wait(this);
@@ -233,6 +238,7 @@ export abstract class Connection implements AdmissionWaiter {
       !this.closing &&
       !this.inputEnded &&
       !this.waitingForDrain &&
+      !this.waitingForEarlier &&
       admission.open &&
       budgetAllows &&
       this.replies.inFlight < requestsInFlightPerConnectionMax;
@@ -296,14 +302,18 @@ export abstract class Connection implements AdmissionWaiter {
   /**
    * Runs a request once every request ahead of it on this connection is answered. A `stats` reads
    * the node's counters: started at once it would miss the effects of the pipelined writes ahead
-   * of it, which memcached, answering one request at a time, always counts.
+   * of it, which memcached, answering one request at a time, always counts. The requests behind it
+   * start only once it has, so none is counted before a `stats` that should not see it, nor after
+   * a `stats detail off` that should not count it.
    */
   private runAfterEarlier<T>(
     execute: () => Promise<T> | T,
     encode: (outcome: T) => EncodedReply,
     encodeFailure: (error: KaiError) => EncodedReply,
   ): void {
+    this.waitingForEarlier = true;
     this.replies.reserveAtHead((fill) => {
+      this.waitingForEarlier = false;
       const settle = (reply: EncodedReply): void => {
         fill(reply.chunks, reply.closeAfter);
         this.pump();
@@ -323,6 +333,8 @@ export abstract class Connection implements AdmissionWaiter {
         (result) => settle(encode(result)),
         (error: unknown) => settle(encodeFailure(asKaiError(error))),
       );
+      // Started: the requests behind it may start too.
+      this.pump();
     });
   }
 

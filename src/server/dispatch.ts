@@ -226,6 +226,7 @@ export class Dispatcher {
   private async store(command: Extract<Command, { op: 'store' }>): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdSet++;
+    this.options.activity?.storeReceived(command.key);
     const expiresAtMs = expiresAtMsOf(command.exptime, env.nowMs());
     const spec = storeSpec({ mode: command.mode, value: command.value, flags: command.flags, expiresAtMs, casUnique: command.casUnique });
     const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
@@ -244,8 +245,9 @@ export class Dispatcher {
   /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */
   private async delete(key: Buffer, casUnique: bigint): Promise<Reply> {
     const { stats } = this.options;
+    this.options.activity?.deleteReceived(key);
     const { applied, lookup } = await this.mutateLookingUp(key, deleteSpec(casUnique));
-    this.options.activity?.deleted(key, lookupSeen(lookup));
+    this.options.activity?.lookedUp(key, lookupSeen(lookup));
     if (applied.result === 'DELETED') stats.deleteHits++;
     else if (applied.result === 'NOT_FOUND') stats.deleteMisses++;
     return { kind: 'deleted', outcome: applied.result };
@@ -299,7 +301,7 @@ export class Dispatcher {
    */
   private async refuseStore(key: Buffer, removeOld: boolean): Promise<Reply> {
     this.options.stats.storeTooLarge++;
-    this.options.activity?.refusedStore(key);
+    this.options.activity?.storeReceived(key);
     if (removeOld) await this.mutate(key, deleteSpec(0n));
     return { kind: 'ok' };
   }

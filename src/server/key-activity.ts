@@ -56,14 +56,26 @@ export class KeyActivity {
     this.fetched(key, seen);
   }
 
-  /** A key another command looked up before acting on it (touch, incr, decr). */
+  /** A key another command looked up before acting on it (touch, incr, decr, delete). */
   lookedUp(key: Buffer, seen: LookupSeen): void {
     this.fetched(key, seen);
   }
 
+  /**
+   * A storage command received for `key`, before it runs: memcached counts it for its prefix on
+   * receipt, so a value refused for its size, or a store that fails, counts too.
+   */
+  storeReceived(key: Buffer): void {
+    this.prefixes.recordSet(key);
+  }
+
+  /** A delete received for `key`, before it runs, counted as memcached counts it. */
+  deleteReceived(key: Buffer): void {
+    this.prefixes.recordDelete(key);
+  }
+
   /** A storage command's lookup of its key and its outcome; `valueBytes`: the value it made. */
   stored(key: Buffer, mode: StorageMode, seen: LookupSeen, outcome: StoreOutcome, expiresAtMs: number, valueBytes: number): void {
-    this.prefixes.recordSet(key);
     this.fetched(key, seen);
     this.watchers.publish('mutations', (stamp) =>
       itemStoreLine(stamp, {
@@ -76,17 +88,6 @@ export class KeyActivity {
         valueBytes,
       }),
     );
-  }
-
-  /** A delete's lookup of its key. */
-  deleted(key: Buffer, seen: LookupSeen): void {
-    this.prefixes.recordDelete(key);
-    this.fetched(key, seen);
-  }
-
-  /** A storage command refused for its size: memcached counts the set for its prefix on receipt. */
-  refusedStore(key: Buffer): void {
-    this.prefixes.recordSet(key);
   }
 
   private fetched(key: Buffer, seen: LookupSeen): void {
