@@ -261,6 +261,17 @@ const server: StreamCase[] = [
   { name: 'stat settings', steps: () => [binaryRequest(op.stat, { key: 'settings' })], compare: 'stats' },
   { name: 'stat reset', steps: () => [binaryRequest(op.stat, { key: 'reset', opaque: 6 })] },
   { name: 'stat with an unknown group', steps: () => [binaryRequest(op.stat, { key: 'nosuchgroup' })] },
+  {
+    // A bare `detail` is left out: memcached 1.6.18 reads its word past the key, from whatever the
+    // buffer held before (after `detail off` it finds ` off` there).
+    name: 'stat detail on, dump, off, and with another word',
+    steps: () => [
+      binaryRequest(op.stat, { key: 'detail on', opaque: 1 }),
+      binaryRequest(op.stat, { key: 'detail dump', opaque: 2 }),
+      binaryRequest(op.stat, { key: 'detail off', opaque: 3 }),
+      binaryRequest(op.stat, { key: 'detail bogus', opaque: 4 }),
+    ],
+  },
   { name: 'quit answers then closes', steps: () => [joined(binaryRequest(op.quit, { opaque: 4 }), noop())], expectClose: true },
   { name: 'quitq closes silently', steps: () => [joined(binaryRequest(op.quitq, { opaque: 4 }), noop())], expectClose: true },
 ];

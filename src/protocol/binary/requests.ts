@@ -8,6 +8,7 @@ import type { Command, Reply, StorageMode } from '../command';
 import { arithNoCreateExpiration, BinaryStatus, loudOpcodeOf, Opcode } from './constants';
 import type { BinaryRequest } from './decoder';
 import { counterValue, encodeErrorResponse, encodeResponse, encodeStats, flagsExtras } from './encoder';
+import { linesThenEnd } from '../text/encoder';
 
 export type BinaryAction =
   | { readonly kind: 'command'; readonly command: Command }
@@ -159,7 +160,7 @@ export function replyPackets(request: BinaryRequest, reply: Reply): Buffer[] {
       return encodeStats(request.header.opcode, request.header.opaque, []);
     case 'lines':
       // memcached sends the text as it would write it, END included, as one statistic's value.
-      return encodeStats(request.header.opcode, request.header.opaque, [[reply.name, reply.lines.map((text) => `${text}\r\n`).join('') + 'END\r\n']]);
+      return encodeStats(request.header.opcode, request.header.opaque, [[reply.name, linesThenEnd(reply.lines)]]);
     case 'quit':
       return quietSuccess(request);
   }

@@ -43,7 +43,7 @@ export function encodeReply(command: Command, reply: Reply): Buffer[] {
     case 'stats':
       return [encodeStats(reply.stats)];
     case 'lines':
-      return [Buffer.from(reply.lines.map((text) => `${text}\r\n`).join('') + 'END\r\n', 'latin1')];
+      return [Buffer.from(linesThenEnd(reply.lines), 'latin1')];
     case 'quit':
       return [];
   }
@@ -73,6 +73,11 @@ export function encodeItemsEnd(): Buffer[] {
 }
 
 const valuePrefix = Buffer.from('VALUE ');
+
+/** Lines of text, each ended by CRLF, then END: `stats detail dump` as memcached writes it. */
+export function linesThenEnd(lines: readonly string[]): string {
+  return lines.map((text) => `${text}\r\n`).join('') + 'END\r\n';
+}
 
 function encodeStats(stats: ReadonlyArray<readonly [string, string]>): Buffer {
   let text = '';
