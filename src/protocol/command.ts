@@ -2,6 +2,7 @@
  * The command model shared by the text and binary codecs. A decoder turns bytes into these
  * values; the dispatcher executes them against the coordinator and answers with a Reply.
  */
+import type { MetaCommand, MetaReply } from './meta-command';
 
 export type StorageMode = 'set' | 'add' | 'replace' | 'append' | 'prepend' | 'cas';
 
@@ -72,7 +73,8 @@ export type Command =
   | { readonly op: 'version' }
   | { readonly op: 'verbosity'; readonly level: number; readonly noreply: boolean }
   | { readonly op: 'stats'; readonly group: string }
-  | { readonly op: 'quit' };
+  | { readonly op: 'quit' }
+  | MetaCommand;
 
 /** An item as a read returns it: one per sibling. */
 export interface ItemView {
@@ -100,7 +102,8 @@ export type Reply =
   | { readonly kind: 'stats'; readonly stats: ReadonlyArray<readonly [string, string]> }
   /** `stats reset` answers RESET. */
   | { readonly kind: 'reset' }
-  | { readonly kind: 'quit' };
+  | { readonly kind: 'quit' }
+  | MetaReply;
 
 /** memcached's limits on what a client may name. */
 export const keyBytesMax = 250;

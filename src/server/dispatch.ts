@@ -11,6 +11,8 @@ import type { Command, ItemView, Reply } from '../protocol/command';
 import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
+import { AccessTracker } from './access-tracker';
+import { MetaExecutor, type AppliedWrite } from './meta';
 import type { NodeStats } from './stats';
 
 export interface DispatchOptions {
@@ -82,8 +84,23 @@ interface Unwrapped<K extends SpecKind> {
 export class Dispatcher {
   private verbosityLevel = 0;
   private flushTimer: TimerHandle | undefined;
+  /** What this node knows of its items' reads (meta `h`, `l` and `me`). */
+  readonly access = new AccessTracker();
+  private readonly meta: MetaExecutor;
 
-  constructor(private readonly options: DispatchOptions) {}
+  constructor(private readonly options: DispatchOptions) {
+    this.meta = new MetaExecutor({
+      env: options.env,
+      stats: options.stats,
+      access: this.access,
+      read: async (key) => this.unflushed(await options.coordinator.read(key), options.env.nowMs()),
+      mutate: async (key, spec) => {
+        const { applied, lookup } = await this.mutateLookingUp(key, spec);
+        return { ...applied, lookup };
+      },
+      countArithmetic: (incr, applied) => this.countArithmetic(incr, applied),
+    });
+  }
 
   execute(command: Command): Promise<Reply> | Reply {
     switch (command.op) {
@@ -112,6 +129,8 @@ export class Dispatcher {
         return this.statistics(command.group);
       case 'quit':
         return { kind: 'quit' };
+      default:
+        return this.meta.execute(command);
     }
   }
 
@@ -158,6 +177,8 @@ export class Dispatcher {
     const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
     if (live.length === 0) return [];
+    const read = latest ?? latestLive(versions, nowMs);
+    if (read) this.access.recordRead(key, read.writtenAtMs, nowMs);
     const cas = withCas ? casOfVersions(versions) : 0n;
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
   }
@@ -198,6 +219,7 @@ export class Dispatcher {
       stats.cmdTouch++;
       if (applied.result) {
         stats.touchHits++;
+        if (applied.written) this.access.recordRead(key, applied.written.writtenAtMs, env.nowMs());
         // The item as it was read, as memcached answers even `gat -1` (which then expires it).
         const { flags, value } = applied.result;
         items.push({ key, flags, value, cas: withCas ? casOfVersions(applied.versions) : 0n });
@@ -247,7 +269,7 @@ export class Dispatcher {
    * total_items; one rewritten in place does not.
    */
   private async arith(command: Extract<Command, { op: 'arith' }>): Promise<Reply> {
-    const { stats, env } = this.options;
+    const { env } = this.options;
     const { incr, delta, casUnique, initial } = command;
     const spec = arithSpec({
       incr,
@@ -256,9 +278,17 @@ export class Dispatcher {
       initial: initial && { value: initial.value, expiresAtMs: expiresAtMsOf(initial.exptime, env.nowMs()) },
     });
     const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
-    const { outcome, value, created } = applied.result;
+    this.countArithmetic(incr, { ...applied, lookup });
+    const { outcome, value } = applied.result;
+    return { kind: 'arith', outcome, value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
+  }
+
+  /** memcached's counters for an incr or decr (and ma), whatever the protocol. */
+  private countArithmetic(incr: boolean, applied: AppliedWrite<'arith'>): void {
+    const { stats } = this.options;
+    const { outcome, created } = applied.result;
     // A created counter has no previous value, so it counts here too.
-    if (applied.written && applied.written.value.length > lookup.previousValueBytes) stats.totalItems++;
+    if (applied.written && applied.written.value.length > applied.lookup.previousValueBytes) stats.totalItems++;
     if (created) {
       // Counted as neither a hit nor a miss.
     } else if (outcome === 'NOT_FOUND') {
@@ -268,13 +298,14 @@ export class Dispatcher {
       if (incr) stats.incrHits++;
       else stats.decrHits++;
     }
-    return { kind: 'arith', outcome, value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
     const applied = await this.mutate(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
+    // memcached's touch counts as a read of the item.
+    if (applied.written) this.access.recordRead(key, applied.written.writtenAtMs, env.nowMs());
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;
     return { kind: 'touched', found: applied.result !== undefined };

@@ -159,6 +159,9 @@ export function replyPackets(request: BinaryRequest, reply: Reply): Buffer[] {
       return encodeStats(request.header.opcode, request.header.opaque, []);
     case 'quit':
       return quietSuccess(request);
+    default:
+      // Meta commands are text commands: no binary request decodes to one.
+      throw new Error(`assertion failed: a binary request answered ${reply.kind}`);
   }
 }
 
