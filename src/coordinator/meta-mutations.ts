@@ -60,8 +60,9 @@ export function fetchMutation(steps: readonly FetchStep[]): Mutation<FetchResult
     if ((marks & versionMarks.stale) !== 0 && !tokenSent) won = true;
     const result: FetchResult = { item: fetchedItem(current), created: false, won };
     if (!touched && !won) return { write: undefined, result };
-    const written = { ...contentOf(current), expiresAtMs, marks: won ? marks | versionMarks.winTokenSent : marks };
-    return { write: written, result };
+    const content = contentOf(current);
+    if (won) return { write: { ...content, expiresAtMs, marks: marks | versionMarks.winTokenSent }, result };
+    return { write: { ...content, expiresAtMs }, result };
   };
 }
 

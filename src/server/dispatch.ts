@@ -93,7 +93,11 @@ export class Dispatcher {
       env: options.env,
       stats: options.stats,
       access: this.access,
-      read: async (key) => this.unflushed(await options.coordinator.read(key), options.env.nowMs()),
+      read: (key) => {
+        const read = options.coordinator.read(key);
+        if (read instanceof Promise) return read.then((versions) => this.unflushed(versions, options.env.nowMs()));
+        return this.unflushed(read, options.env.nowMs());
+      },
       mutate: async (key, spec) => {
         const { applied, lookup } = await this.mutateLookingUp(key, spec);
         return { ...applied, lookup };
@@ -215,11 +219,12 @@ export class Dispatcher {
     const items: ItemView[] = [];
     // memcached counts gat and gats, text and binary, as touches only: no cmd_get, get_hits or get_misses.
     for (const key of keys) {
+      this.access.beginRewrite(key, true, env.nowMs());
       const applied = await this.mutate(key, touchSpec(expiresAtMs));
+      this.access.settleRewrite(key, applied.written?.writtenAtMs);
       stats.cmdTouch++;
       if (applied.result) {
         stats.touchHits++;
-        if (applied.written) this.access.recordRead(key, applied.written.writtenAtMs, env.nowMs());
         // The item as it was read, as memcached answers even `gat -1` (which then expires it).
         const { flags, value } = applied.result;
         items.push({ key, flags, value, cas: withCas ? casOfVersions(applied.versions) : 0n });
@@ -303,9 +308,10 @@ export class Dispatcher {
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
-    const applied = await this.mutate(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
     // memcached's touch counts as a read of the item.
-    if (applied.written) this.access.recordRead(key, applied.written.writtenAtMs, env.nowMs());
+    this.access.beginRewrite(key, true, env.nowMs());
+    const applied = await this.mutate(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
+    this.access.settleRewrite(key, applied.written?.writtenAtMs);
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;
     return { kind: 'touched', found: applied.result !== undefined };

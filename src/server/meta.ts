@@ -23,7 +23,7 @@ import type {
   MetaStatus,
 } from '../protocol/meta-command';
 import { holdsOnlyExpired, versionMarks, type Version } from '../storage/record';
-import type { AccessTracker } from './access-tracker';
+import { accessFactsOf, type AccessFacts, type AccessTracker } from './access-tracker';
 import type { NodeStats } from './stats';
 
 /** A write as the dispatcher carries it out: applied on the key's coordinating replica, its lookup counted. */
@@ -39,8 +39,11 @@ export interface MetaBackend {
   readonly env: Env;
   readonly stats: NodeStats;
   readonly access: AccessTracker;
-  /** The key's versions a client may see now (a flush deadline's hidden ones left out). */
-  read(key: Buffer): Promise<readonly Version[]>;
+  /**
+   * The key's versions a client may see now (a flush deadline's hidden ones left out); at once
+   * when this node holds them.
+   */
+  read(key: Buffer): Promise<readonly Version[]> | readonly Version[];
   mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<AppliedWrite<K>>;
   /** Counts an incr or decr as memcached does (Dispatcher.countArithmetic). */
   countArithmetic(incr: boolean, applied: AppliedWrite<'arith'>): void;
@@ -74,27 +77,34 @@ export class MetaExecutor {
     return reply;
   }
 
-  private async get(request: MetaGetRequest): Promise<MetaReply> {
-    const { env, stats } = this.backend;
-    const nowMs = env.nowMs();
+  /**
+   * An mg. Whatever it writes starts in the same synchronous step as the read it follows when the
+   * read is local, so pipelined commands behind it on the connection act after it, as on memcached.
+   */
+  private get(request: MetaGetRequest): Promise<MetaReply> {
+    const nowMs = this.backend.env.nowMs();
     const steps = fetchSteps(request, nowMs);
-    let found: FoundItem | undefined;
-    let created = false;
-    let won = false;
-    if (steps.length > 0) {
-      ({ found, created, won } = await this.fetchWriting(request.key, steps));
-    } else {
-      const versions = await this.backend.read(request.key);
-      if (holdsOnlyExpired(versions, nowMs)) stats.getExpired++;
-      const latest = latestLive(versions, nowMs);
-      const marks = latest?.marks ?? 0;
-      if (latest && (marks & versionMarks.stale) !== 0 && (marks & versionMarks.winTokenSent) === 0) {
-        // A stale item nobody has been told to recache: this client is, if no other got there first.
-        ({ found, created, won } = await this.fetchWriting(request.key, []));
-      } else if (latest) {
-        found = { version: latest, cas: casOfVersions(versions), now: latest };
-      }
+    if (steps.length > 0) return this.fetchWriting(request.key, steps, !request.noBump).then((fetched) => this.answerGet(request, fetched, nowMs));
+    const read = this.backend.read(request.key);
+    if (read instanceof Promise) return read.then((versions) => this.getFromRead(request, versions, nowMs));
+    return this.getFromRead(request, read, nowMs);
+  }
+
+  private async getFromRead(request: MetaGetRequest, versions: readonly Version[], nowMs: number): Promise<MetaReply> {
+    if (holdsOnlyExpired(versions, nowMs)) this.backend.stats.getExpired++;
+    const latest = latestLive(versions, nowMs);
+    const marks = latest?.marks ?? 0;
+    if (latest && (marks & versionMarks.stale) !== 0 && (marks & versionMarks.winTokenSent) === 0) {
+      // A stale item nobody has been told to recache: this client is, if no other got there first.
+      return this.answerGet(request, await this.fetchWriting(request.key, [], !request.noBump), nowMs);
     }
+    const found = latest && { version: latest, cas: casOfVersions(versions), now: latest };
+    return this.answerGet(request, { found, created: false, won: false }, nowMs);
+  }
+
+  private answerGet(request: MetaGetRequest, fetched: Fetched, nowMs: number): MetaReply {
+    const { stats } = this.backend;
+    const { found, created, won } = fetched;
     const touching = request.touchExptime !== undefined;
     if (touching) stats.cmdTouch++;
     else stats.cmdGet++;
@@ -110,12 +120,16 @@ export class MetaExecutor {
     return { kind: 'meta_get', item, created, won, nowMs };
   }
 
-  /** An mg that writes: its steps (and any recache it wins) applied on the coordinating replica. */
-  private async fetchWriting(
-    key: Buffer,
-    steps: readonly FetchStep[],
-  ): Promise<{ found?: FoundItem; created: boolean; won: boolean }> {
+  /**
+   * An mg that writes: its steps (and any recache it wins) applied on the coordinating replica.
+   * What this node knew of the item's reads is taken first, since the rewrite carries it over.
+   */
+  private async fetchWriting(key: Buffer, steps: readonly FetchStep[], read: boolean): Promise<Fetched> {
+    const { access, env } = this.backend;
+    const known = access.entry(key);
+    access.beginRewrite(key, read, env.nowMs());
     const applied = await this.backend.mutate(key, fetchSpec(steps));
+    access.settleRewrite(key, applied.written?.writtenAtMs);
     const { item, created, won }: FetchResult = applied.result;
     if (!item) return { created, won };
     const before: Version = {
@@ -124,17 +138,18 @@ export class MetaExecutor {
       flags: item.flags,
       expiresAtMs: item.expiresAtMs,
       tombstone: false,
-      writtenAtMs: created ? this.backend.env.nowMs() : item.writtenAtMs,
+      writtenAtMs: created ? env.nowMs() : item.writtenAtMs,
       ...(item.marks ? { marks: item.marks } : {}),
     };
-    const now = applied.written ?? latestLive(applied.versions, this.backend.env.nowMs()) ?? before;
-    return { found: { version: before, cas: casOfVersions(applied.versions), now }, created, won };
+    const now = applied.written ?? latestLive(applied.versions, env.nowMs()) ?? before;
+    const facts = created ? accessFactsOf(undefined, before.writtenAtMs) : accessFactsOf(known, before.writtenAtMs);
+    return { found: { version: before, cas: casOfVersions(applied.versions), now, facts }, created, won };
   }
 
   private itemOf(key: Buffer, found: FoundItem): MetaItem {
     const { version, cas } = found;
     const marks = version.marks ?? 0;
-    const access = this.backend.access.lookup(key, version.writtenAtMs);
+    const access = found.facts ?? this.backend.access.lookup(key, version.writtenAtMs);
     return {
       key,
       value: version.value,
@@ -189,7 +204,10 @@ export class MetaExecutor {
     const invalidation = request.invalidate
       ? { expiresAtMs: request.exptime === undefined ? undefined : expiresAtMsOf(request.exptime, env.nowMs()) }
       : undefined;
+    // An invalidated item is the same item in memcached, so what was known of its reads carries over.
+    if (invalidation) this.backend.access.beginRewrite(request.key, false, env.nowMs());
     const applied = await this.backend.mutate(request.key, deleteSpec(request.compareCas ?? 0n, invalidation));
+    if (invalidation) this.backend.access.settleRewrite(request.key, applied.written?.writtenAtMs);
     switch (applied.result) {
       case 'DELETED':
         if (!request.invalidate) stats.deleteHits++;
@@ -221,8 +239,13 @@ export class MetaExecutor {
   }
 
   /** me: what is known of the item, without counting as a read. */
-  private async debug(key: Buffer): Promise<MetaReply> {
-    const versions = await this.backend.read(key);
+  private debug(key: Buffer): MetaReply | Promise<MetaReply> {
+    const read = this.backend.read(key);
+    if (read instanceof Promise) return read.then((versions) => this.debugReply(key, versions));
+    return this.debugReply(key, read);
+  }
+
+  private debugReply(key: Buffer, versions: readonly Version[]): MetaReply {
     const nowMs = this.backend.env.nowMs();
     const latest = latestLive(versions, nowMs);
     if (!latest) return { kind: 'meta_debug', nowMs };
@@ -230,11 +253,20 @@ export class MetaExecutor {
   }
 }
 
+/** An mg's outcome: the item it found, if any, whether N created it, whether this client won its recache. */
+interface Fetched {
+  readonly found?: FoundItem;
+  readonly created: boolean;
+  readonly won: boolean;
+}
+
 /** The item an mg found (`version`, before it acted), the key's cas after it, and the item now. */
 interface FoundItem {
   readonly version: Version;
   readonly cas: bigint;
   readonly now: Version;
+  /** What this node knew of the item's reads before the command, when taken before it wrote. */
+  readonly facts?: AccessFacts;
 }
 
 /** mg's T, N and R in request order, each with the expiry it names. */
