@@ -105,16 +105,20 @@ export class MetaExecutor {
   private answerGet(request: MetaGetRequest, fetched: Fetched, nowMs: number): MetaReply {
     const { stats } = this.backend;
     const { found, created, won } = fetched;
-    const touching = request.touchExptime !== undefined;
-    if (touching) stats.cmdTouch++;
-    else stats.cmdGet++;
+    // memcached counts a touching mg as a touch only when it hits; a miss is a get miss.
     if (!found) {
-      if (touching) stats.touchMisses++;
-      else stats.getMisses++;
+      stats.cmdGet++;
+      stats.getMisses++;
       return { kind: 'meta_get', created: false, won: false, nowMs };
     }
-    if (touching) stats.touchHits++;
-    else stats.getHits++;
+    if (created) stats.totalItems++;
+    if (request.touchExptime !== undefined) {
+      stats.cmdTouch++;
+      stats.touchHits++;
+    } else {
+      stats.cmdGet++;
+      stats.getHits++;
+    }
     const item = this.itemOf(request.key, found);
     if (!request.noBump) this.recordRead(request.key, found);
     return { kind: 'meta_get', item, created, won, nowMs };
