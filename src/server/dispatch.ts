@@ -13,6 +13,7 @@ import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
 import { AccessTracker } from './access-tracker';
 import { MetaExecutor, type AppliedWrite } from './meta';
+import type { RunOptions } from './connection';
 import type { NodeStats } from './stats';
 
 export interface DispatchOptions {
@@ -47,6 +48,40 @@ const itemLineOverheadBytes = 48;
 /** The command's value bytes, which admission holds while it runs (src/server/admission.ts). */
 export function valueBytesOf(command: Command): number {
   return command.op === 'store' ? command.value.length : 0;
+}
+
+/** The keys a command reads or writes: a connection runs its requests on a key in order. */
+export function keysOf(command: Command): readonly Buffer[] {
+  switch (command.op) {
+    case 'get':
+    case 'gat':
+      return command.keys;
+    case 'store':
+    case 'delete':
+    case 'arith':
+    case 'touch':
+    case 'refuse_store':
+    case 'meta_debug':
+      return [command.key];
+    case 'meta_get':
+    case 'meta_set':
+    case 'meta_delete':
+    case 'meta_arith':
+      return [command.request.key];
+    default:
+      return [];
+  }
+}
+
+/**
+ * How a command runs beside the others of its connection (connection.ts): its value bytes held by
+ * admission, its keys kept in order. `stats` waits for every request ahead of it, whose counters it
+ * reads; `flush_all` too, whose writes it empties, and every later request waits for it, as
+ * memcached's one-at-a-time loop would have them.
+ */
+export function runOptionsOf(command: Command): RunOptions {
+  const flush = command.op === 'flush_all';
+  return { valueBytes: valueBytesOf(command), afterEarlier: flush || command.op === 'stats', keys: keysOf(command), barrier: flush };
 }
 
 /** Whether the command is a multiget wide enough to be answered window by window. */

@@ -10,7 +10,7 @@ import type { Command, Reply } from '../protocol/command';
 import { TextDecoder } from '../protocol/text/decoder';
 import { encodeError, encodeItemLines, encodeItemsEnd, encodeReply } from '../protocol/text/encoder';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
-import { isWideMultiget, valueBytesOf } from './dispatch';
+import { isWideMultiget, runOptionsOf } from './dispatch';
 
 function textFailure(error: KaiError): EncodedReply {
   return { chunks: [encodeError(error)], closeAfter: false };
@@ -73,8 +73,7 @@ export class TextConnection extends Connection {
         () => this.context.dispatcher.execute(command),
         (reply) => encodeText(command, reply),
         textFailure,
-        valueBytesOf(command),
-        command.op === 'stats',
+        runOptionsOf(command),
       );
     }
     return true;
@@ -98,7 +97,7 @@ export class TextConnection extends Connection {
         throw error;
       }
       out.end(encodeItemsEnd());
-    });
+    }, command.keys);
   }
 
   /**
