@@ -51,6 +51,13 @@ interface ParsedFlags {
   opaqueTooLong: boolean;
 }
 
+/** The flags whose token is a 64-bit unsigned number: the field each sets, the error a bad one gives. */
+const uint64Flags: Readonly<Record<'C' | 'J' | 'D', readonly ['compareCas' | 'initial' | 'delta', ErrorCode]>> = {
+  C: ['compareCas', 'KAI_META_BAD_TOKEN'],
+  J: ['initial', 'KAI_META_INVALID_INITIAL'],
+  D: ['delta', 'KAI_META_INVALID_DELTA'],
+};
+
 type PreParse = { readonly flags: ParsedFlags } | { readonly code: ErrorCode; readonly fatal: boolean };
 
 const letter = (character: string): number => character.charCodeAt(0);
@@ -118,28 +125,19 @@ function preParse(keyToken: Buffer, flagTokens: readonly Buffer[]): PreParse {
         else flags.clientFlags = clientFlags;
         break;
       }
-      case 'C': {
-        const cas = parseUint64(argument);
-        if (cas === undefined) fail('KAI_META_BAD_TOKEN');
-        else flags.compareCas = cas;
+      case 'C':
+      case 'J':
+      case 'D': {
+        const [field, error] = uint64Flags[String.fromCharCode(flag) as 'C' | 'J' | 'D'];
+        const number = parseUint64(argument);
+        if (number === undefined) fail(error);
+        else flags[field] = number;
         break;
       }
       case 'M':
         if (token.length !== 2) fail('KAI_META_MODE_LENGTH');
         else flags.mode = token[1];
         break;
-      case 'J': {
-        const initial = parseUint64(argument);
-        if (initial === undefined) fail('KAI_META_INVALID_INITIAL');
-        else flags.initial = initial;
-        break;
-      }
-      case 'D': {
-        const delta = parseUint64(argument);
-        if (delta === undefined) fail('KAI_META_INVALID_DELTA');
-        else flags.delta = delta;
-        break;
-      }
       case 'I':
         flags.invalidate = true;
         break;
