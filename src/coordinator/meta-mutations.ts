@@ -40,10 +40,10 @@ function seconds(ms: number): number {
  * The steps act in request order, as memcached applies them: a `T` before an `R` moves the expiry
  * `R` compares. A created item starts with no expiry and takes its `N` (or a later `T`).
  */
-export function fetchMutation(steps: readonly FetchStep[]): Mutation<FetchResult> {
+export function fetchMutation(steps: readonly FetchStep[], claims = true): Mutation<FetchResult> {
   return (versions, { nowMs }) => {
     const current = latestLive(versions, nowMs);
-    if (!current) return vivified(steps) ?? miss;
+    if (!current) return vivified(steps, claims) ?? miss;
     const marks = current.marks ?? 0;
     const tokenSent = (marks & versionMarks.winTokenSent) !== 0;
     let expiresAtMs = current.expiresAtMs;
@@ -58,6 +58,7 @@ export function fetchMutation(steps: readonly FetchStep[]): Mutation<FetchResult
       }
     }
     if ((marks & versionMarks.stale) !== 0 && !tokenSent) won = true;
+    won &&= claims;
     const result: FetchResult = { item: fetchedItem(current), created: false, won };
     if (!touched && !won) return { write: undefined, result };
     const content = contentOf(current);
@@ -66,15 +67,15 @@ export function fetchMutation(steps: readonly FetchStep[]): Mutation<FetchResult
   };
 }
 
-function vivified(steps: readonly FetchStep[]): Decision<FetchResult> | undefined {
+/** The empty item `N` creates, and the win that goes with it unless the mg claims none. */
+function vivified(steps: readonly FetchStep[], claims: boolean): Decision<FetchResult> | undefined {
   if (!steps.some(([flag]) => flag === 'N')) return undefined;
   let expiresAtMs = 0;
   for (const [flag, stepMs] of steps) if (flag !== 'R') expiresAtMs = stepMs;
   const item: FetchedItem = { flags: 0, value: Buffer.alloc(0), expiresAtMs: 0, marks: 0, writtenAtMs: 0 };
-  return {
-    write: { value: item.value, flags: 0, expiresAtMs, tombstone: false, marks: versionMarks.winTokenSent },
-    result: { item, created: true, won: true },
-  };
+  const write = { value: item.value, flags: 0, expiresAtMs, tombstone: false };
+  if (!claims) return { write, result: { item, created: true, won: false } };
+  return { write: { ...write, marks: versionMarks.winTokenSent }, result: { item, created: true, won: true } };
 }
 
 function fetchedItem(version: Version): FetchedItem {

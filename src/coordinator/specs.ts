@@ -86,8 +86,8 @@ export function deleteSpec(casUnique: bigint, invalidation?: Invalidation): Spec
     : { ...spec, invalidate: true, expiresAtMs: invalidation.expiresAtMs };
 }
 
-export function fetchSpec(steps: readonly FetchStep[]): SpecOf<'fetch'> {
-  return { kind: 'fetch', steps };
+export function fetchSpec(steps: readonly FetchStep[], withoutClaim = false): SpecOf<'fetch'> {
+  return withoutClaim ? { kind: 'fetch', steps, withoutClaim } : { kind: 'fetch', steps };
 }
 
 export function touchSpec(expiresAtMs: number): SpecOf<'touch'> {
@@ -137,7 +137,7 @@ function baseMutation(spec: MutationSpec): Mutation<SpecResults[SpecKind]> {
         spec.invalidate ? { expiresAtMs: spec.expiresAtMs } : undefined,
       );
     case 'fetch':
-      return fetchMutation(spec.steps);
+      return fetchMutation(spec.steps, spec.withoutClaim !== true);
     case 'touch': {
       const touch = touchMutation(spec.expiresAtMs);
       return (versions, context) => {

@@ -225,7 +225,7 @@ const mutation = union('kind', {
     },
     ['initial', 'expiresAtMs'],
   ),
-  fetch: record({ steps: arrayOf(tuple([oneOf(['T', 'N', 'R']), isTimeMs]), fetchStepsMax) }),
+  fetch: record({ steps: arrayOf(tuple([oneOf(['T', 'N', 'R']), isTimeMs]), fetchStepsMax), withoutClaim: isBoolean }, ['withoutClaim']),
 });
 
 const wireVersions = arrayOf(wireVersion, wireVersionsMax);

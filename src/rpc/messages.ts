@@ -67,7 +67,12 @@ export type MutationSpec =
    * A meta get that may change the item (coordinator/meta-mutations.ts): its `T`, `N` and `R`
    * flags in request order, each with the expiry (unix ms) it names.
    */
-  | { readonly kind: 'fetch'; readonly steps: readonly (readonly [flag: FetchStepFlag, expiresAtMs: number])[] };
+  | {
+      readonly kind: 'fetch';
+      readonly steps: readonly (readonly [flag: FetchStepFlag, expiresAtMs: number])[];
+      /** The mg failed part way (an over-long opaque): it hands out no recache, as memcached's does not. */
+      readonly withoutClaim?: boolean;
+    };
 
 /** mg's flags that act on the item: T touches, N vivifies a miss, R wins an expiring item's recache. */
 export type FetchStepFlag = 'T' | 'N' | 'R';

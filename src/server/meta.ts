@@ -22,6 +22,7 @@ import type {
   MetaSetRequest,
   MetaStatus,
 } from '../protocol/meta-command';
+import { opaqueBytesMax } from '../protocol/text/meta';
 import { holdsOnlyExpired, versionMarks, type Version } from '../storage/record';
 import { accessFactsOf, type AccessFacts, type AccessTracker } from './access-tracker';
 import type { NodeStats } from './stats';
@@ -83,11 +84,26 @@ export class MetaExecutor {
    */
   private get(request: MetaGetRequest): Promise<MetaReply> {
     const nowMs = this.backend.env.nowMs();
-    const steps = fetchSteps(request, nowMs);
+    if (request.opaqueTooLong) return this.getFailingPartWay(request, nowMs);
+    const steps = fetchSteps(request.flags, request, nowMs);
     if (steps.length > 0) return this.fetchWriting(request.key, steps, !request.noBump).then((fetched) => this.answerGet(request, fetched, nowMs));
     const read = this.backend.read(request.key);
     if (read instanceof Promise) return read.then((versions) => this.getFromRead(request, versions, nowMs));
     return this.getFromRead(request, read, nowMs);
+  }
+
+  /**
+   * An mg with an over-long opaque fails where memcached finds it, while writing its reply: an item
+   * `N` names is created all the same, and the `T` and `N` before the opaque act; no recache is
+   * handed out. The error is answered by execute().
+   */
+  private async getFailingPartWay(request: MetaGetRequest, nowMs: number): Promise<MetaReply> {
+    const opaqueAt = request.flags.findIndex((token) => token[0] === 0x4f /* O */ && token.length > opaqueBytesMax);
+    const before = fetchSteps(request.flags.slice(0, opaqueAt), request, nowMs).filter(([flag]) => flag !== 'R');
+    const vivifies = request.vivifyExptime !== undefined;
+    const steps: FetchStep[] = vivifies && !before.some(([flag]) => flag === 'N') ? [['N', 0], ...before] : before;
+    if (steps.length > 0) await this.backend.mutate(request.key, fetchSpec(steps, true));
+    return { kind: 'meta_get', created: false, won: false, nowMs };
   }
 
   private async getFromRead(request: MetaGetRequest, versions: readonly Version[], nowMs: number): Promise<MetaReply> {
@@ -273,10 +289,10 @@ interface FoundItem {
   readonly facts?: AccessFacts;
 }
 
-/** mg's T, N and R in request order, each with the expiry it names. */
-function fetchSteps(request: MetaGetRequest, nowMs: number): FetchStep[] {
+/** mg's T, N and R among `flags`, in request order, each with the expiry it names. */
+function fetchSteps(flags: readonly Buffer[], request: MetaGetRequest, nowMs: number): FetchStep[] {
   const steps: FetchStep[] = [];
-  for (const token of request.flags) {
+  for (const token of flags) {
     const flag = String.fromCharCode(token[0]);
     if (flag === 'T' && request.touchExptime !== undefined) steps.push(['T', expiresAtMsOf(request.touchExptime, nowMs)]);
     else if (flag === 'N' && request.vivifyExptime !== undefined) steps.push(['N', expiresAtMsOf(request.vivifyExptime, nowMs)]);
