@@ -317,14 +317,44 @@ export function lastCasUnique(replies: Buffer): string {
   return last[1];
 }
 
+/** A reply line with what may differ masked, and the length of the data block after it, if any. */
+export interface MaskedLine {
+  readonly text: string;
+  readonly dataBytes?: number;
+}
+
+/**
+ * Masks one reply line, given split at its spaces, or answers undefined when the line is not of
+ * the rule's kind. `casName` turns a cas unique into `<cas1>`, `<cas2>`, ... by order of first
+ * appearance in the transcript, so equal uniques stay equal whichever line names them.
+ */
+export type ReplyLineRule = (parts: readonly string[], casName: (unique: string) => string) => MaskedLine | undefined;
+
+/** The classic text protocol's lines that carry values servers legitimately differ in. */
+const classicReplyRules: readonly ReplyLineRule[] = [
+  (parts, casName) => {
+    if (parts[0] !== 'VALUE' || (parts.length !== 4 && parts.length !== 5) || !/^\d+$/.test(parts[3])) return undefined;
+    const masked = parts.length === 5 ? [...parts.slice(0, 4), casName(parts[4])] : parts;
+    return { text: masked.join(' '), dataBytes: Number(parts[3]) };
+  },
+  (parts) => (parts[0] === 'VERSION' ? { text: 'VERSION <version>' } : undefined),
+  (parts) => (parts[0] === 'STAT' && parts.length >= 3 ? { text: `STAT ${parts[1]} <value>` } : undefined),
+];
+
 /**
  * The replies as text with what may differ between servers masked: cas uniques become `<cas1>`,
  * `<cas2>`, ... in order of first appearance (so equal uniques stay equal), the version string
  * becomes `<version>` and stats values `<value>`. Data blocks are skipped by their length, so a
- * value that itself looks like a reply line is left alone.
+ * value that itself looks like a reply line is left alone. `extraRules` mask the lines of another
+ * dialect (the meta commands) the same way, after the classic ones.
  */
-export function normalizeReplies(bytes: Buffer): string {
+export function normalizeReplies(bytes: Buffer, extraRules: readonly ReplyLineRule[] = []): string {
   const casNames = new Map<string, string>();
+  const casName = (unique: string): string => {
+    if (!casNames.has(unique)) casNames.set(unique, `<cas${casNames.size + 1}>`);
+    return casNames.get(unique) ?? '';
+  };
+  const rules = [...classicReplyRules, ...extraRules];
   const out: string[] = [];
   let at = 0;
   while (at < bytes.length) {
@@ -336,23 +366,23 @@ export function normalizeReplies(bytes: Buffer): string {
     const line = bytes.toString('latin1', at, end);
     at = end + 2;
     const parts = line.split(' ');
-    if (parts[0] === 'VALUE' && (parts.length === 4 || parts.length === 5) && /^\d+$/.test(parts[3])) {
-      if (parts.length === 5) {
-        if (!casNames.has(parts[4])) casNames.set(parts[4], `<cas${casNames.size + 1}>`);
-        parts[4] = casNames.get(parts[4]) ?? '';
-      }
-      const valueBytes = Number(parts[3]);
-      out.push(parts.join(' '), `<data>${bytes.toString('latin1', at, at + valueBytes + 2)}`);
-      at += valueBytes + 2;
-    } else if (parts[0] === 'VERSION') {
-      out.push('VERSION <version>');
-    } else if (parts[0] === 'STAT' && parts.length >= 3) {
-      out.push(`STAT ${parts[1]} <value>`);
-    } else {
-      out.push(line);
+    const masked = maskLine(parts, rules, casName) ?? { text: line };
+    out.push(masked.text);
+    if (masked.dataBytes !== undefined) {
+      out.push(`<data>${bytes.toString('latin1', at, at + masked.dataBytes + 2)}`);
+      at += masked.dataBytes + 2;
     }
   }
   return out.join('\n');
+}
+
+/** What the first rule that knows the line makes of it. */
+function maskLine(parts: readonly string[], rules: readonly ReplyLineRule[], casName: (unique: string) => string): MaskedLine | undefined {
+  for (const rule of rules) {
+    const masked = rule(parts, casName);
+    if (masked !== undefined) return masked;
+  }
+  return undefined;
 }
 
 /** A stats reply's shape: `STAT <name> <value>` lines then END, or why it is not one. */
