@@ -4,7 +4,7 @@
  * parts that legitimately differ (cas uniques, version strings, stats values) are masked.
  *
  *   const reference = await startMemcached({ valueBytesMax });
- *   const subject = await startSubject({ valueBytesMax });   // kai, or a second memcached
+ *   const subject = await startSubject({ valueBytesMax });   // kai, a kai cluster, or a second memcached
  *   const expected = await runStream(reference.port, steps);
  *   const actual = await runStream(subject.port, steps);
  *   expect(normalizeReplies(actual.bytes)).toEqual(normalizeReplies(expected.bytes));
@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startKai } from '../support/process';
 import { delay, getFreePort, spawnServer, textAuthRequest, type TextCredentials } from '../support/servers';
+import { startKaiCluster } from './cluster-subject';
 
 export const memcachedBin = '/usr/bin/memcached';
 /** Which server the differential tests compare with memcached: kai unless the environment says otherwise. */
@@ -94,12 +95,30 @@ export async function startKaiNode(options: ServerOptions): Promise<RunningServe
   };
 }
 
-/** The server under test, as chosen by KAI_DIFFERENTIAL_SUBJECT: `kai` (default) or `memcached`. */
-export function startSubject(options: ServerOptions): Promise<RunningServer> {
-  const subject = process.env[subjectEnvironmentVariable] ?? 'kai';
-  if (subject === 'memcached') return startMemcached(options);
-  if (subject === 'kai') return startKaiNode(options);
-  throw new Error(`${subjectEnvironmentVariable} must be kai or memcached, not ${subject}`);
+/** The kinds of server the differential tests can play their streams to. */
+export const subjectKinds = ['kai', 'kai-cluster', 'memcached'] as const;
+export type SubjectKind = (typeof subjectKinds)[number];
+
+/**
+ * Which server a suite plays its streams to: KAI_DIFFERENTIAL_SUBJECT when set (so `memcached`
+ * checks the streams themselves against a second memcached), else the suite's own choice.
+ */
+export function chosenSubject(preferred: SubjectKind = 'kai'): SubjectKind {
+  const chosen = process.env[subjectEnvironmentVariable] ?? preferred;
+  const kind = subjectKinds.find((candidate) => candidate === chosen);
+  if (kind === undefined) throw new Error(`${subjectEnvironmentVariable} must be one of ${subjectKinds.join(', ')}, not ${chosen}`);
+  return kind;
+}
+
+/**
+ * The server under test: a single kai node (default), a 3-node kai cluster reached through one of
+ * its nodes, or a second memcached, as chosenSubject decides.
+ */
+export function startSubject(options: ServerOptions, preferred: SubjectKind = 'kai'): Promise<RunningServer> {
+  const kind = chosenSubject(preferred);
+  if (kind === 'memcached') return startMemcached(options);
+  if (kind === 'kai-cluster') return startKaiCluster(options);
+  return startKaiNode(options);
 }
 
 /**
