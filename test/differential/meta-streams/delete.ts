@@ -11,10 +11,15 @@ export const deleteStreams: MetaStream[] = [
     },
   },
   {
-    name: 'md C: a matching cas deletes, another answers EX and keeps the item',
+    name: 'md C: a matching cas deletes, another answers EX and keeps the item; a miss is NF',
     steps: (ns) => {
       const a = ns.key('a');
-      return [ms(a, 'x', 'c'), `md ${a} C${unissuedCas} k\r\nmg ${a} v\r\n`, (replies) => `md ${a} C${lastMetaCas(replies)}\r\n`, `mg ${a} v\r\n`];
+      return [
+        ms(a, 'x', 'c'),
+        `md ${a} C${unissuedCas} k\r\nmg ${a} v\r\n`,
+        (replies) => `md ${a} C${lastMetaCas(replies)}\r\n`,
+        `mg ${a} v\r\nmd ${a} C${unissuedCas}\r\n`,
+      ];
     },
   },
   {

@@ -67,6 +67,13 @@ export const mixingStreams: MetaStream[] = [
     },
   },
   {
+    name: 'meta commands split one byte per packet, and ended by bare newlines',
+    steps: (ns) => {
+      const a = ns.key('a');
+      return [...Array.from(`ms ${a} 5 T0 c\r\n12345\r\nmg ${a} v c\r\nma ${a} q\r\nmn\r\n`), `mg ${a} v\nmd ${a} q\nmg ${a}\nmn\n`];
+    },
+  },
+  {
     name: 'classic delete of a vivified item; add after it',
     steps: (ns) => {
       const a = ns.key('a');

@@ -186,7 +186,7 @@ export const setStreams: MetaStream[] = [
       return [
         ms(a, 'kept'),
         ms(a, 'abc', 'Zq') + ms(a, 'abc', 'v v') + ms(a, 'abc', 'Tx') + ms(a, 'abc', 'Fx') + ms(a, 'abc', 'Cx'),
-        ms(a, 'abc', opaqueOfLength(33)) + ms('!!!!', 'abc', 'b') + ms(a, 'abc', 'q Zq'),
+        ms(a, 'abc', opaqueOfLength(33)) + ms('!!!!', 'abc', 'b') + ms(a, 'abc', 'q Zq') + ms(a, 'abc', 'S3'),
         `mg ${a} v\r\n`,
       ];
     },
