@@ -11,8 +11,8 @@ import { RawClient } from '../support/raw-client';
 import { delay } from '../support/servers';
 import type { RunningServer, ServerOptions } from './harness';
 
-export const clusterSize = 3;
-export const clusterQuorumArgs = ['--n', '3', '--r', '2', '--w', '2'] as const;
+const clusterSize = 3;
+const clusterQuorumArgs = ['--n', '3', '--r', '2', '--w', '2'] as const;
 /** How long the nodes may take to see each other up; a loaded 2-core machine starts three slowly. */
 const convergeTimeoutMs = 60_000;
 /** How long each node may take, once every view is complete, to store a key through the ring. */
