@@ -50,8 +50,10 @@ export const setStreams: MetaStream[] = [
         ms(a, 'first', 'c'),
         ms(a, 'second', 'c'),
         (replies) => ms(a, 'stale', `I C${firstMetaCas(replies)} c`),
-        `mg ${a} v c\r\n`,
-        `mg ${a} v c\r\n`,
+        // No c here: winning the recache is a write in kai, which gives the key a new cas unique
+        // (docs/protocol.md, Meta commands); memcached keeps the old one.
+        `mg ${a} v\r\n`,
+        `mg ${a} v\r\n`,
         ms(b, 'one', 'c'),
         (replies) => ms(b, 'two', `C${lastMetaCas(replies)} I`),
         `mg ${b} v\r\n`,
