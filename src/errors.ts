@@ -72,6 +72,33 @@ export const errorRegistry = {
     textReply: 'CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]',
     binaryStatus: BinaryStatus.invalidArguments,
   },
+  /** Meta commands: memcached's own words for each way a flag can be wrong. */
+  KAI_META_DUPLICATE_FLAG: { textReply: 'CLIENT_ERROR duplicate flag', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_INVALID_FLAG: { textReply: 'CLIENT_ERROR invalid flag', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_INVALID_OR_DUPLICATE_FLAG: {
+    textReply: 'CLIENT_ERROR invalid or duplicate flag',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_META_BAD_TOKEN: {
+    textReply: 'CLIENT_ERROR bad token in command line format',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_META_KEY_NOT_BASE64: { textReply: 'CLIENT_ERROR error decoding key', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_OPAQUE_TOO_LONG: { textReply: 'CLIENT_ERROR opaque token too long', binaryStatus: BinaryStatus.invalidArguments },
+  /** mg words it so; ms, md and ma say KAI_META_TOO_MANY_FLAGS' words. */
+  KAI_META_GET_TOO_MANY_FLAGS: {
+    textReply: 'CLIENT_ERROR options flags are too long',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_META_TOO_MANY_FLAGS: { textReply: 'CLIENT_ERROR options flags too long', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_MODE_LENGTH: { textReply: 'CLIENT_ERROR incorrect length for M token', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_SET_MODE: { textReply: 'CLIENT_ERROR invalid mode for ms M token', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_ARITH_MODE: { textReply: 'CLIENT_ERROR invalid mode for ma M token', binaryStatus: BinaryStatus.invalidArguments },
+  KAI_META_INVALID_INITIAL: {
+    textReply: 'CLIENT_ERROR invalid numeric initial value',
+    binaryStatus: BinaryStatus.invalidArguments,
+  },
+  KAI_META_INVALID_DELTA: { textReply: 'CLIENT_ERROR invalid numeric delta value', binaryStatus: BinaryStatus.invalidArguments },
   /** A request before the client has authenticated (auth file set). */
   KAI_UNAUTHENTICATED: { textReply: 'CLIENT_ERROR unauthenticated', binaryStatus: BinaryStatus.authenticationError },
   /** Credentials that are not in the auth file. */

@@ -8,7 +8,7 @@ import { arithmeticOf, counterFrom, counterSetTo, counterValue, type Counter } f
 import { KaiError } from '../errors';
 import type { ArithOutcome, DeleteOutcome, StorageMode, StoreOutcome } from '../protocol/command';
 import { isCSpace, scanCDecimal, signBit64, strtoull } from '../protocol/numbers';
-import { isLive, type Version } from '../storage/record';
+import { isLive, versionMarks, type Version } from '../storage/record';
 import { contextNumber, merge } from '../vclock';
 
 /** The content of a version to write; the replica adds its clock and write time. */
@@ -19,6 +19,8 @@ export interface VersionContent {
   readonly tombstone: boolean;
   /** The counter state, when incr or decr wrote the value (src/counter). */
   readonly counter?: Counter;
+  /** The meta protocol's marks (storage/record.ts versionMarks). */
+  readonly marks?: number;
 }
 
 /** A write (or none) and the client's result; or an operating error, which writes nothing. */
@@ -75,6 +77,14 @@ export interface StoreRequest {
   readonly expiresAtMs: number;
   /** Only if the key's cas unique is this one; 0n = unconditionally (except in mode `cas`). */
   readonly casUnique: bigint;
+  /**
+   * The meta `I` flag: a cas unique that does not match still stores, keeping the item's expiry,
+   * and the value is marked stale. memcached takes only a cas older than the item's; kai's cas
+   * uniques name contexts and have no order, so any other one is taken as older.
+   */
+  readonly invalidate?: boolean;
+  /** The meta `b` flag: the key was given in base64, and is shown so. */
+  readonly keyBase64?: boolean;
 }
 
 /**
@@ -97,16 +107,21 @@ function storeDecision(outcome: StoreOutcome, write?: VersionContent): Decision<
 export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
   return (versions, { nowMs, valueBytesMax }) => {
     const current = latestLive(versions, nowMs);
+    const keyMarks = request.keyBase64 ? versionMarks.keyBase64 : 0;
     const fresh: VersionContent = {
       value: request.value,
       flags: request.flags,
       expiresAtMs: request.expiresAtMs,
       tombstone: false,
+      ...(keyMarks ? { marks: keyMarks } : {}),
     };
     if (storesAsCas(request.mode, request.casUnique)) {
       if (!current) return storeDecision('NOT_FOUND');
-      if (casOfVersions(versions) !== request.casUnique) return storeDecision('EXISTS');
-      return storeDecision('STORED', fresh);
+      if (casOfVersions(versions) === request.casUnique) return storeDecision('STORED', fresh);
+      if (!request.invalidate) return storeDecision('EXISTS');
+      // Stored, but stale: it keeps the item's expiry, and a recache already won stays won.
+      const marks = keyMarks | versionMarks.stale | ((current.marks ?? 0) & versionMarks.winTokenSent);
+      return storeDecision('STORED', { ...fresh, expiresAtMs: current.expiresAtMs, marks });
     }
     switch (request.mode) {
       case 'set':
@@ -132,20 +147,40 @@ export function storeMutation(request: StoreRequest): Mutation<StoreOutcome> {
   };
 }
 
-/** Deletes the key, only if its cas unique is `casUnique` unless that is 0n. */
-export function deleteMutation(casUnique: bigint): Mutation<DeleteOutcome> {
+/**
+ * The meta `md I`: rather than removed, the item is marked stale (with a new cas unique, as any
+ * write gives it) and may take a new expiry; a recache already won is open again.
+ */
+export interface Invalidation {
+  readonly expiresAtMs?: number;
+}
+
+/** Deletes the key, only if its cas unique is `casUnique` unless that is 0n; or invalidates it. */
+export function deleteMutation(casUnique: bigint, invalidation?: Invalidation): Mutation<DeleteOutcome> {
   return (versions, { nowMs }) => {
-    if (!latestLive(versions, nowMs)) return { write: undefined, result: 'NOT_FOUND' };
+    const current = latestLive(versions, nowMs);
+    if (!current) return { write: undefined, result: 'NOT_FOUND' };
     if (casMismatch(casUnique, versions)) return { write: undefined, result: 'EXISTS' };
+    if (invalidation) {
+      const marks = ((current.marks ?? 0) | versionMarks.stale) & ~versionMarks.winTokenSent;
+      const expiresAtMs = invalidation.expiresAtMs ?? current.expiresAtMs;
+      return { write: { ...contentOf(current), expiresAtMs, marks }, result: 'DELETED' };
+    }
     return { write: { value: Buffer.alloc(0), flags: 0, expiresAtMs: 0, tombstone: true }, result: 'DELETED' };
   };
+}
+
+/** A version's content, to write again with changes: the replica gives it a new clock. */
+export function contentOf(version: Version): VersionContent {
+  const { value, flags, expiresAtMs, tombstone, counter, marks } = version;
+  return { value, flags, expiresAtMs, tombstone, ...(counter ? { counter } : {}), ...(marks ? { marks } : {}) };
 }
 
 export function touchMutation(expiresAtMs: number): Mutation<Version | undefined> {
   return (versions, { nowMs }) => {
     const current = latestLive(versions, nowMs);
     if (!current) return { write: undefined, result: undefined };
-    return { write: { ...current, expiresAtMs }, result: current };
+    return { write: { ...contentOf(current), expiresAtMs }, result: current };
   };
 }
 
@@ -179,6 +214,8 @@ export interface ArithRequest {
   readonly casUnique?: bigint;
   /** Binary protocol: the value to create a missing key with; undefined to answer not found. */
   readonly initial?: { readonly value: bigint; readonly expiresAtMs: number };
+  /** The meta `T` flag: the expiry the counter takes when the operation succeeds. */
+  readonly expiresAtMs?: number;
 }
 
 export interface ArithResult {
@@ -187,10 +224,18 @@ export interface ArithResult {
   readonly value: bigint;
   /** Whether the key was missing and created with the initial value. */
   readonly created: boolean;
+  /** The counter's expiry before the operation (unix ms; 0 for never, or when there was none). */
+  readonly previousExpiresAtMs: number;
 }
 
-const arithNotFound: Decision<ArithResult> = { write: undefined, result: { outcome: 'NOT_FOUND', value: 0n, created: false } };
-const arithExists: Decision<ArithResult> = { write: undefined, result: { outcome: 'EXISTS', value: 0n, created: false } };
+const arithNotFound: Decision<ArithResult> = {
+  write: undefined,
+  result: { outcome: 'NOT_FOUND', value: 0n, created: false, previousExpiresAtMs: 0 },
+};
+const arithExists: Decision<ArithResult> = {
+  write: undefined,
+  result: { outcome: 'EXISTS', value: 0n, created: false, previousExpiresAtMs: 0 },
+};
 
 /**
  * incr wraps at 2^64, decr stops at 0. A missing key is NOT_FOUND, or created with the initial
@@ -208,7 +253,7 @@ export function arithMutation(request: ArithRequest): Mutation<ArithResult> {
       // one origin and merge, so the increments made through each of them all count.
       return {
         write: { value: counterText(value, 0), flags: 0, expiresAtMs, tombstone: false, counter: counterFrom(value, 0) },
-        result: { outcome: 'OK', value, created: true },
+        result: { outcome: 'OK', value, created: true, previousExpiresAtMs: 0 },
       };
     }
     if (casMismatch(request.casUnique ?? 0n, versions)) return arithExists;
@@ -219,16 +264,16 @@ export function arithMutation(request: ArithRequest): Mutation<ArithResult> {
       counter = counterFrom(parsed, current.writtenAtMs);
     }
     const next = arithmeticOf(counterValue(counter), request.incr, request.delta);
-    const { flags, expiresAtMs } = current;
+    const { flags } = current;
     return {
       write: {
         value: counterText(next, current.value.length),
         flags,
-        expiresAtMs,
+        expiresAtMs: request.expiresAtMs ?? current.expiresAtMs,
         tombstone: false,
         counter: counterSetTo(counter, actor, next, nowMs),
       },
-      result: { outcome: 'OK', value: next, created: false },
+      result: { outcome: 'OK', value: next, created: false, previousExpiresAtMs: current.expiresAtMs },
     };
   };
 }

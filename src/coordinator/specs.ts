@@ -9,7 +9,9 @@ import { KaiError } from '../errors';
 import type { ArithOutcome, DeleteOutcome, StoreOutcome } from '../protocol/command';
 import { uint64Max } from '../protocol/numbers';
 import type { MutationSpec } from '../rpc/messages';
-import { holdsOnlyExpired, type Version } from '../storage/record';
+import { timeMsMax } from '../rpc/message-shapes';
+import { holdsOnlyExpired, versionMarksAll, type Version } from '../storage/record';
+import { fetchMutation, type FetchedItem, type FetchResult, type FetchStep } from './meta-mutations';
 import {
   arithMutation,
   deleteMutation,
@@ -18,6 +20,7 @@ import {
   touchMutation,
   type ArithRequest,
   type ArithResult,
+  type Invalidation,
   type Mutation,
   type StoreRequest,
 } from './mutations';
@@ -36,6 +39,7 @@ export interface SpecResults {
   readonly delete: DeleteOutcome;
   readonly touch: TouchedItem | undefined;
   readonly arith: ArithResult;
+  readonly fetch: FetchResult;
 }
 
 /** What the mutation found, as memcached's counters need it on the node the client talks to. */
@@ -69,11 +73,21 @@ export function storeSpec(request: StoreRequest): SpecOf<'store'> {
     flags: request.flags,
     expiresAtMs: request.expiresAtMs,
     casUnique: decimal(request.casUnique),
+    ...(request.invalidate ? { invalidate: true } : {}),
+    ...(request.keyBase64 ? { keyBase64: true } : {}),
   };
 }
 
-export function deleteSpec(casUnique: bigint): SpecOf<'delete'> {
-  return { kind: 'delete', casUnique: decimal(casUnique) };
+export function deleteSpec(casUnique: bigint, invalidation?: Invalidation): SpecOf<'delete'> {
+  const spec = { kind: 'delete' as const, casUnique: decimal(casUnique) };
+  if (!invalidation) return spec;
+  return invalidation.expiresAtMs === undefined
+    ? { ...spec, invalidate: true }
+    : { ...spec, invalidate: true, expiresAtMs: invalidation.expiresAtMs };
+}
+
+export function fetchSpec(steps: readonly FetchStep[], withoutClaim = false): SpecOf<'fetch'> {
+  return withoutClaim ? { kind: 'fetch', steps, withoutClaim } : { kind: 'fetch', steps };
 }
 
 export function touchSpec(expiresAtMs: number): SpecOf<'touch'> {
@@ -87,14 +101,15 @@ export function arithSpec(request: ArithRequest): SpecOf<'arith'> {
     delta: decimal(request.delta),
     casUnique: decimal(request.casUnique ?? 0n),
   };
+  const timed = request.expiresAtMs === undefined ? spec : { ...spec, expiresAtMs: request.expiresAtMs };
   return request.initial
-    ? { ...spec, initial: { value: decimal(request.initial.value), expiresAtMs: request.initial.expiresAtMs } }
-    : spec;
+    ? { ...timed, initial: { value: decimal(request.initial.value), expiresAtMs: request.initial.expiresAtMs } }
+    : timed;
 }
 
 /** The cas unique a spec names; 0n when it names none (an unconditional write). */
 export function casUniqueOf(spec: MutationSpec): bigint {
-  return spec.kind === 'touch' ? 0n : uint64Of(spec.casUnique, 'casUnique');
+  return spec.kind === 'touch' || spec.kind === 'fetch' ? 0n : uint64Of(spec.casUnique, 'casUnique');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +132,12 @@ function baseMutation(spec: MutationSpec): Mutation<SpecResults[SpecKind]> {
     case 'store':
       return storeMutation({ ...spec, casUnique: uint64Of(spec.casUnique, 'casUnique') });
     case 'delete':
-      return deleteMutation(uint64Of(spec.casUnique, 'casUnique'));
+      return deleteMutation(
+        uint64Of(spec.casUnique, 'casUnique'),
+        spec.invalidate ? { expiresAtMs: spec.expiresAtMs } : undefined,
+      );
+    case 'fetch':
+      return fetchMutation(spec.steps, spec.withoutClaim !== true);
     case 'touch': {
       const touch = touchMutation(spec.expiresAtMs);
       return (versions, context) => {
@@ -134,6 +154,7 @@ function baseMutation(spec: MutationSpec): Mutation<SpecResults[SpecKind]> {
           value: uint64Of(spec.initial.value, 'initial value'),
           expiresAtMs: spec.initial.expiresAtMs,
         },
+        expiresAtMs: spec.expiresAtMs,
       });
   }
 }
@@ -168,7 +189,12 @@ type WireResult =
   | string
   | null
   | { readonly flags: number; readonly value: Buffer }
-  | { readonly outcome: ArithOutcome; readonly value: string; readonly created: boolean };
+  | { readonly outcome: ArithOutcome; readonly value: string; readonly created: boolean; readonly previousExpiresAtMs: number }
+  | {
+      readonly item: FetchedItem | null;
+      readonly created: boolean;
+      readonly won: boolean;
+    };
 
 export interface WireOutcome {
   readonly result: WireResult;
@@ -180,7 +206,10 @@ export function outcomeToWire<K extends SpecKind>(kind: K, outcome: SpecOutcome<
   let wire: WireResult;
   if (kind === 'arith') {
     const arith = result as ArithResult;
-    wire = { outcome: arith.outcome, value: decimal(arith.value), created: arith.created };
+    wire = { outcome: arith.outcome, value: decimal(arith.value), created: arith.created, previousExpiresAtMs: arith.previousExpiresAtMs };
+  } else if (kind === 'fetch') {
+    const fetched = result as FetchResult;
+    wire = { item: fetched.item ?? null, created: fetched.created, won: fetched.won };
   } else if (kind === 'touch') {
     const touched = result as TouchedItem | undefined;
     wire = touched ? { flags: touched.flags, value: touched.value } : null;
@@ -218,18 +247,42 @@ function resultFromWire(kind: SpecKind, raw: unknown): SpecResults[SpecKind] {
     case 'touch': {
       if (raw === null) return undefined;
       const { flags, value } = fieldsOf(raw, 'a touch result');
-      if (!Buffer.isBuffer(value) || typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) {
+      if (!Buffer.isBuffer(value) || !isClientFlags(flags)) {
         throw badResult(kind, 'is not an item');
       }
       return { flags, value };
     }
     case 'arith': {
-      const { outcome, value, created } = fieldsOf(raw, 'an arith result');
+      const { outcome, value, created, previousExpiresAtMs } = fieldsOf(raw, 'an arith result');
       if (typeof outcome !== 'string' || !arithOutcomes.includes(outcome)) throw badResult(kind, 'has no known outcome');
-      if (typeof value !== 'string' || typeof created !== 'boolean') throw badResult(kind, 'is malformed');
-      return { outcome: outcome as ArithOutcome, value: uint64Of(value, 'arith value'), created };
+      if (typeof value !== 'string' || typeof created !== 'boolean' || !isTimeMs(previousExpiresAtMs)) {
+        throw badResult(kind, 'is malformed');
+      }
+      return { outcome: outcome as ArithOutcome, value: uint64Of(value, 'arith value'), created, previousExpiresAtMs };
     }
+    case 'fetch':
+      return fetchResultFromWire(raw);
   }
+}
+
+function isTimeMs(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= timeMsMax;
+}
+
+function isClientFlags(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+}
+
+function fetchResultFromWire(raw: unknown): FetchResult {
+  const { item, created, won } = fieldsOf(raw, 'a fetch result');
+  if (typeof created !== 'boolean' || typeof won !== 'boolean') throw badResult('fetch', 'is malformed');
+  if (item === null) return { created, won };
+  const { flags, value, expiresAtMs, marks, writtenAtMs } = fieldsOf(item, 'a fetched item');
+  const marksKnown = typeof marks === 'number' && Number.isInteger(marks) && marks >= 0 && (marks & ~versionMarksAll) === 0;
+  if (!Buffer.isBuffer(value) || !isClientFlags(flags) || !isTimeMs(expiresAtMs) || !isTimeMs(writtenAtMs) || !marksKnown) {
+    throw badResult('fetch', 'is not an item');
+  }
+  return { item: { flags, value, expiresAtMs, marks, writtenAtMs }, created, won };
 }
 
 /** A coordinated outcome a peer sent, checked; KAI_BAD_FRAME when it is not one of `kind`'s. */

@@ -9,7 +9,7 @@ import { counterBytesEstimate, type Counter } from '../counter';
 import { counterFromTuple, counterToTuple } from '../counter/codec';
 import { KaiError } from '../errors';
 import type { WireDigest, WireStoreItem, WireVersion } from '../rpc/messages';
-import type { Version } from '../storage/record';
+import { versionMarksAll, type Version } from '../storage/record';
 import type { StoreItem } from './replica';
 import { compare, defaultPruneLimits, type VClock } from '../vclock';
 
@@ -26,7 +26,8 @@ export function versionToWire(version: Version): WireVersion {
     tombstone: version.tombstone,
     writtenAtMs: version.writtenAtMs,
   };
-  return version.counter ? { ...wire, counter: counterToTuple(version.counter) } : wire;
+  const counted = version.counter ? { ...wire, counter: counterToTuple(version.counter) } : wire;
+  return version.marks ? { ...counted, marks: version.marks } : counted;
 }
 
 export function versionsToWire(versions: readonly Version[]): WireVersion[] {
@@ -46,6 +47,7 @@ export function wireVersionProblem(wire: WireVersion, valueBytesMax: number): st
   if (wire.tombstone && wire.value.length > 0) return 'a tombstone carries a value';
   if (wire.value.length > valueBytesMax) return `a value of ${wire.value.length} bytes is over ${valueBytesMax}`;
   if (wire.expiresAtMs < 0) return 'a negative expiry';
+  if (wire.marks !== undefined && (wire.marks & ~versionMarksAll) !== 0) return `unknown marks ${wire.marks}`;
   if (wire.counter !== undefined) {
     if (wire.tombstone) return 'a tombstone carries a counter';
     const counter = counterFromTuple(wire.counter);
@@ -111,8 +113,9 @@ export function versionFromWire(wire: WireVersion, valueBytesMax: number): Versi
     tombstone: wire.tombstone,
     writtenAtMs: wire.writtenAtMs,
   };
+  const marked = wire.marks === undefined ? version : { ...version, marks: wire.marks };
   // wireVersionProblem has checked the counter; decoding it again is cheap and rare.
-  return wire.counter === undefined ? version : { ...version, counter: counterFromTuple(wire.counter) as Counter };
+  return wire.counter === undefined ? marked : { ...marked, counter: counterFromTuple(wire.counter) as Counter };
 }
 
 export function versionsFromWire(wires: readonly WireVersion[], valueBytesMax: number): Version[] {

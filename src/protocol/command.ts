@@ -2,7 +2,7 @@
  * The command model shared by the text and binary codecs. A decoder turns bytes into these
  * values; the dispatcher executes them against the coordinator and answers with a Reply.
  */
-
+import type { MetaCommand, MetaReply } from './meta-command';
 import type { ToolCommand } from './tool-commands';
 
 export type StorageMode = 'set' | 'add' | 'replace' | 'append' | 'prepend' | 'cas';
@@ -77,7 +77,8 @@ export type Command =
   | { readonly op: 'stats'; readonly group: string; readonly args?: readonly string[] }
   | { readonly op: 'quit' }
   /** A text connection's streamed tooling command (tool-commands.ts); never dispatched. */
-  | { readonly op: 'tool'; readonly tool: ToolCommand };
+  | { readonly op: 'tool'; readonly tool: ToolCommand }
+  | MetaCommand;
 
 /** An item as a read returns it: one per sibling. */
 export interface ItemView {
@@ -107,7 +108,8 @@ export type Reply =
   | { readonly kind: 'reset' }
   /** Lines of text then END (`stats detail dump`); binary carries them as one statistic. */
   | { readonly kind: 'lines'; readonly name: string; readonly lines: readonly string[] }
-  | { readonly kind: 'quit' };
+  | { readonly kind: 'quit' }
+  | MetaReply;
 
 /** memcached's limits on what a client may name. */
 export const keyBytesMax = 250;

@@ -8,6 +8,7 @@
 import { heartbeatMax, incarnationMax, memberIdLengthMax, memberWeightMax, wireMembersMax, zoneLengthMax } from '../membership';
 import { keyBytesMax } from '../protocol/command';
 import { clockCounterMax, clockNodeLengthMax, defaultPruneLimits } from '../vclock';
+import { versionMarksAll } from '../storage/record';
 import type { RpcReply, RpcRequest } from './messages';
 
 /**
@@ -26,6 +27,8 @@ export const wireListLengthMax = 1 << 20;
 export const wireKeysMax = 1000;
 /** Versions one key carries: a replica's siblings at their highest cap (coordinator/siblings.ts), plus the write. */
 export const wireVersionsMax = 1001;
+/** An mg carries at most one each of T, N and R. */
+const fetchStepsMax = 3;
 
 /** The first problem found, or undefined when there is none. */
 export type ShapeProblem = string | undefined;
@@ -176,8 +179,9 @@ const wireVersion = record(
     writtenAtMs: isTimeMs,
     // Its fields are checked with the version's invariants (coordinator/wire.ts).
     counter: anything,
+    marks: integerIn(1, versionMarksAll),
   },
-  ['counter'],
+  ['counter', 'marks'],
 );
 
 const wireDigest = record({ clock: wireClock, writtenAtMs: isTimeMs });
@@ -206,8 +210,10 @@ const mutation = union('kind', {
     flags: isUint32,
     expiresAtMs: isTimeMs,
     casUnique: isDecimal,
-  }),
-  delete: record({ casUnique: isDecimal }),
+    invalidate: isBoolean,
+    keyBase64: isBoolean,
+  }, ['invalidate', 'keyBase64']),
+  delete: record({ casUnique: isDecimal, invalidate: isBoolean, expiresAtMs: isTimeMs }, ['invalidate', 'expiresAtMs']),
   touch: record({ expiresAtMs: isTimeMs }),
   arith: record(
     {
@@ -215,9 +221,11 @@ const mutation = union('kind', {
       delta: isDecimal,
       casUnique: isDecimal,
       initial: record({ value: isDecimal, expiresAtMs: isTimeMs }),
+      expiresAtMs: isTimeMs,
     },
-    ['initial'],
+    ['initial', 'expiresAtMs'],
   ),
+  fetch: record({ steps: arrayOf(tuple([oneOf(['T', 'N', 'R']), isTimeMs]), fetchStepsMax), withoutClaim: isBoolean }, ['withoutClaim']),
 });
 
 const wireVersions = arrayOf(wireVersion, wireVersionsMax);

@@ -17,6 +17,8 @@ export interface WireVersion {
   readonly writtenAtMs: number;
   /** A counter's state (src/counter/codec.ts); absent for any other value. */
   readonly counter?: CounterTuple;
+  /** The meta protocol's marks (storage/record.ts versionMarks); absent when none is set. */
+  readonly marks?: number;
 }
 
 /**
@@ -39,8 +41,18 @@ export type MutationSpec =
       readonly expiresAtMs: number;
       /** Decimal; "0" means unconditional. */
       readonly casUnique: string;
+      /** The meta `I` flag (coordinator/mutations.ts StoreRequest). */
+      readonly invalidate?: boolean;
+      /** The meta `b` flag: the key is shown in base64. */
+      readonly keyBase64?: boolean;
     }
-  | { readonly kind: 'delete'; readonly casUnique: string }
+  | {
+      readonly kind: 'delete';
+      readonly casUnique: string;
+      /** The meta `md I`: mark the item stale instead, with this expiry if given. */
+      readonly invalidate?: boolean;
+      readonly expiresAtMs?: number;
+    }
   | { readonly kind: 'touch'; readonly expiresAtMs: number }
   | {
       readonly kind: 'arith';
@@ -48,7 +60,22 @@ export type MutationSpec =
       readonly delta: string;
       readonly casUnique: string;
       readonly initial?: { readonly value: string; readonly expiresAtMs: number };
+      /** The meta `T` flag: the expiry set on success. */
+      readonly expiresAtMs?: number;
+    }
+  /**
+   * A meta get that may change the item (coordinator/meta-mutations.ts): its `T`, `N` and `R`
+   * flags in request order, each with the expiry (unix ms) it names.
+   */
+  | {
+      readonly kind: 'fetch';
+      readonly steps: readonly (readonly [flag: FetchStepFlag, expiresAtMs: number])[];
+      /** The mg failed part way (an over-long opaque): it hands out no recache, as memcached's does not. */
+      readonly withoutClaim?: boolean;
     };
+
+/** mg's flags that act on the item: T touches, N vivifies a miss, R wins an expiring item's recache. */
+export type FetchStepFlag = 'T' | 'N' | 'R';
 
 /**
  * How a node cuts its ring (`--buckets`): nodes with different layouts would place keys

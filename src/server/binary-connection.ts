@@ -20,7 +20,7 @@ import {
 import { encodeErrorResponse } from '../protocol/binary/encoder';
 import type { Command } from '../protocol/command';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
-import { valueBytesOf } from './dispatch';
+import { runOptionsOf } from './dispatch';
 
 /** Opcodes served before authentication, as memcached -S serves them. */
 const servedUnauthenticated: ReadonlySet<number> = new Set([
@@ -106,6 +106,7 @@ export class BinaryConnection extends Connection {
       () => this.context.dispatcher.execute(refusal),
       () => open([]),
       () => open([]),
+      { keys: [refusal.key] },
     );
     this.answer(open(errorPackets(request, BinaryStatus.valueTooLarge)));
   }
@@ -131,8 +132,7 @@ export class BinaryConnection extends Connection {
           () => this.context.dispatcher.execute(action.command),
           (reply) => open(replyPackets(request, reply)),
           (error) => open(failurePackets(request, error)),
-          valueBytesOf(action.command),
-          action.command.op === 'stats',
+          runOptionsOf(action.command),
         );
         return;
       case 'noop':

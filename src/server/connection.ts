@@ -10,6 +10,7 @@ import type { Env } from '../env';
 import { KaiError, asKaiError } from '../errors';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
+import { KeyOrder } from './key-order';
 import { newReceiveAccount, type ReceiveBudget } from './receive-budget';
 import { ReplyQueue, type ReplyStream } from './reply-queue';
 import type { NodeStats } from './stats';
@@ -20,6 +21,18 @@ export const requestsInFlightPerConnectionMax = 256;
 
 /** Replies up to this size are copied into one buffer before writing; larger ones are not. */
 export const replyBytesJoinedMax = 16 * 1024;
+
+/** How a request runs beside the others of its connection. */
+export interface RunOptions {
+  /** The value bytes admission holds while it runs (admission.ts). */
+  readonly valueBytes?: number;
+  /** Start only once every request ahead of it is answered (a `stats`). */
+  readonly afterEarlier?: boolean;
+  /** The keys it reads or writes: it starts after the requests ahead of it on them. */
+  readonly keys?: readonly Buffer[];
+  /** Every later request starts after it, whatever its keys (a `flush_all`). */
+  readonly barrier?: boolean;
+}
 
 export interface ConnectionContext {
   readonly dispatcher: Dispatcher;
@@ -56,6 +69,7 @@ export interface EncodedReply {
 
 export abstract class Connection implements AdmissionWaiter {
   private readonly replies: ReplyQueue;
+  private readonly keyOrder = new KeyOrder();
   /** Replies written in parts, waiting to make their next part. */
   private readonly streamsWaiting: { readonly stream: ReplyStream; readonly resolve: () => void; readonly reject: (error: KaiError) => void }[] = [];
   /** No further request will be started: quit, a closing error, end of input or shutdown. */
@@ -261,30 +275,39 @@ export abstract class Connection implements AdmissionWaiter {
 
   /**
    * Runs one request and queues its reply in request order. `encode` turns the outcome into bytes;
-   * `encodeFailure` answers an operating error in the protocol's own words.
+   * `encodeFailure` answers an operating error in the protocol's own words. A request starts once
+   * the requests ahead of it on the same keys have finished (key-order.ts).
    */
   protected run<T>(
     execute: () => Promise<T> | T,
     encode: (outcome: T) => EncodedReply,
     encodeFailure: (error: KaiError) => EncodedReply,
-    valueBytes = 0,
-    afterEarlier = false,
+    options: RunOptions = {},
   ): void {
+    const { valueBytes = 0, afterEarlier = false, keys = [], barrier = false } = options;
     if (afterEarlier && this.replies.inFlight > 0) {
-      this.runAfterEarlier(execute, encode, encodeFailure);
+      const done = this.runAfterEarlier(execute, encode, encodeFailure);
+      if (barrier) this.keyOrder.trackBarrier(done);
       return;
     }
+    const ahead = this.keyOrder.ahead(keys);
     let outcome: Promise<T> | T;
-    try {
-      outcome = execute();
-    } catch (error) {
-      this.answer(encodeFailure(asKaiError(error)));
-      return;
+    if (ahead) {
+      outcome = ahead.then(execute);
+    } else {
+      try {
+        outcome = execute();
+      } catch (error) {
+        this.answer(encodeFailure(asKaiError(error)));
+        return;
+      }
+      if (!(outcome instanceof Promise)) {
+        this.answer(encode(outcome));
+        return;
+      }
     }
-    if (!(outcome instanceof Promise)) {
-      this.answer(encode(outcome));
-      return;
-    }
+    if (barrier) this.keyOrder.trackBarrier(outcome);
+    else this.keyOrder.track(keys, outcome);
     const admission = this.context.admission;
     admission.admit(valueBytes);
     const fill = this.replies.reserve();
@@ -310,31 +333,34 @@ export abstract class Connection implements AdmissionWaiter {
     execute: () => Promise<T> | T,
     encode: (outcome: T) => EncodedReply,
     encodeFailure: (error: KaiError) => EncodedReply,
-  ): void {
+  ): Promise<void> {
     this.waitingForEarlier = true;
-    this.replies.reserveAtHead((fill) => {
-      this.waitingForEarlier = false;
-      const settle = (reply: EncodedReply): void => {
-        fill(reply.chunks, reply.closeAfter);
+    return new Promise((answered) => {
+      this.replies.reserveAtHead((fill) => {
+        this.waitingForEarlier = false;
+        const settle = (reply: EncodedReply): void => {
+          fill(reply.chunks, reply.closeAfter);
+          answered();
+          this.pump();
+        };
+        let outcome: Promise<T> | T;
+        try {
+          outcome = execute();
+        } catch (error) {
+          settle(encodeFailure(asKaiError(error)));
+          return;
+        }
+        if (!(outcome instanceof Promise)) {
+          settle(encode(outcome));
+          return;
+        }
+        outcome.then(
+          (result) => settle(encode(result)),
+          (error: unknown) => settle(encodeFailure(asKaiError(error))),
+        );
+        // Started: the requests behind it may start too.
         this.pump();
-      };
-      let outcome: Promise<T> | T;
-      try {
-        outcome = execute();
-      } catch (error) {
-        settle(encodeFailure(asKaiError(error)));
-        return;
-      }
-      if (!(outcome instanceof Promise)) {
-        settle(encode(outcome));
-        return;
-      }
-      outcome.then(
-        (result) => settle(encode(result)),
-        (error: unknown) => settle(encodeFailure(asKaiError(error))),
-      );
-      // Started: the requests behind it may start too.
-      this.pump();
+      });
     });
   }
 
@@ -344,7 +370,14 @@ export abstract class Connection implements AdmissionWaiter {
    * the reply holds at most one part in memory whatever its size. `produce` ends the reply itself,
    * with an error in the protocol's words if it fails part way.
    */
-  protected runStream(produce: (out: StreamWriter) => Promise<void>): void {
+  protected runStream(produce: (out: StreamWriter) => Promise<void>, keys: readonly Buffer[] = []): void {
+    // It starts after the requests ahead of it on its keys; later requests do not wait for all of
+    // its keys, which could be hundreds of thousands, to be tracked.
+    const ahead = this.keyOrder.ahead(keys);
+    if (ahead) {
+      const start = produce;
+      produce = (out) => ahead.then(() => start(out));
+    }
     const admission = this.context.admission;
     admission.admit(0);
     const stream = this.replies.reserveStream();

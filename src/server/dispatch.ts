@@ -11,7 +11,10 @@ import type { Command, ItemView, Reply } from '../protocol/command';
 import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
+import { AccessTracker } from './access-tracker';
 import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
+import { MetaExecutor, type AppliedWrite } from './meta';
+import type { RunOptions } from './connection';
 import type { NodeStats } from './stats';
 
 export interface DispatchOptions {
@@ -55,6 +58,40 @@ export function valueBytesOf(command: Command): number {
   return command.op === 'store' ? command.value.length : 0;
 }
 
+/** The keys a command reads or writes: a connection runs its requests on a key in order. */
+export function keysOf(command: Command): readonly Buffer[] {
+  switch (command.op) {
+    case 'get':
+    case 'gat':
+      return command.keys;
+    case 'store':
+    case 'delete':
+    case 'arith':
+    case 'touch':
+    case 'refuse_store':
+    case 'meta_debug':
+      return [command.key];
+    case 'meta_get':
+    case 'meta_set':
+    case 'meta_delete':
+    case 'meta_arith':
+      return [command.request.key];
+    default:
+      return [];
+  }
+}
+
+/**
+ * How a command runs beside the others of its connection (connection.ts): its value bytes held by
+ * admission, its keys kept in order. `stats` waits for every request ahead of it, whose counters it
+ * reads; `flush_all` too, whose writes it empties, and every later request waits for it, as
+ * memcached's one-at-a-time loop would have them.
+ */
+export function runOptionsOf(command: Command): RunOptions {
+  const flush = command.op === 'flush_all';
+  return { valueBytes: valueBytesOf(command), afterEarlier: flush || command.op === 'stats', keys: keysOf(command), barrier: flush };
+}
+
 /** Whether the command is a multiget wide enough to be answered window by window. */
 export function isWideMultiget(command: Command): command is Extract<Command, { op: 'get' | 'gat' }> {
   return (command.op === 'get' || command.op === 'gat') && command.keys.length > multigetStreamedKeysMin;
@@ -90,8 +127,27 @@ interface Unwrapped<K extends SpecKind> {
 export class Dispatcher {
   private verbosityLevel = 0;
   private flushTimer: TimerHandle | undefined;
+  /** What this node knows of its items' reads (meta `h`, `l` and `me`). */
+  readonly access = new AccessTracker();
+  private readonly meta: MetaExecutor;
 
-  constructor(private readonly options: DispatchOptions) {}
+  constructor(private readonly options: DispatchOptions) {
+    this.meta = new MetaExecutor({
+      env: options.env,
+      stats: options.stats,
+      access: this.access,
+      read: (key) => {
+        const read = options.coordinator.read(key);
+        if (read instanceof Promise) return read.then((versions) => this.unflushed(versions, options.env.nowMs()));
+        return this.unflushed(read, options.env.nowMs());
+      },
+      mutate: async (key, spec) => {
+        const { applied, lookup } = await this.mutateLookingUp(key, spec);
+        return { ...applied, lookup };
+      },
+      countArithmetic: (incr, applied) => this.countArithmetic(incr, applied),
+    });
+  }
 
   execute(command: Command): Promise<Reply> | Reply {
     switch (command.op) {
@@ -124,6 +180,8 @@ export class Dispatcher {
       case 'tool':
         // A text connection runs its streamed tooling commands itself (server/text-tools.ts).
         throw new KaiError('KAI_UNKNOWN_COMMAND');
+      default:
+        return this.meta.execute(command);
     }
   }
 
@@ -172,6 +230,8 @@ export class Dispatcher {
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
     if (this.options.activity?.listening) this.options.activity.read(key, readSeen(held, versions, live, onlyExpired, nowMs));
     if (live.length === 0) return [];
+    const read = latest ?? latestLive(versions, nowMs);
+    if (read) this.access.recordRead(key, read.writtenAtMs, nowMs);
     const cas = withCas ? casOfVersions(versions) : 0n;
     return live.map((version) => ({ key, flags: version.flags, value: version.value, cas }));
   }
@@ -208,7 +268,9 @@ export class Dispatcher {
     const items: ItemView[] = [];
     // memcached counts gat and gats, text and binary, as touches only: no cmd_get, get_hits or get_misses.
     for (const key of keys) {
+      this.access.beginRewrite(key, true, env.nowMs());
       const { applied, lookup } = await this.mutateLookingUp(key, touchSpec(expiresAtMs));
+      this.access.settleRewrite(key, applied.written?.writtenAtMs);
       this.options.activity?.read(key, lookupSeen(lookup));
       stats.cmdTouch++;
       if (applied.result) {
@@ -260,7 +322,7 @@ export class Dispatcher {
    * total_items; one rewritten in place does not.
    */
   private async arith(command: Extract<Command, { op: 'arith' }>): Promise<Reply> {
-    const { stats, env } = this.options;
+    const { env } = this.options;
     const { incr, delta, casUnique, initial } = command;
     const spec = arithSpec({
       incr,
@@ -270,9 +332,17 @@ export class Dispatcher {
     });
     const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
     this.options.activity?.lookedUp(command.key, lookupSeen(lookup));
-    const { outcome, value, created } = applied.result;
+    this.countArithmetic(incr, { ...applied, lookup });
+    const { outcome, value } = applied.result;
+    return { kind: 'arith', outcome, value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
+  }
+
+  /** memcached's counters for an incr or decr (and ma), whatever the protocol. */
+  private countArithmetic(incr: boolean, applied: AppliedWrite<'arith'>): void {
+    const { stats } = this.options;
+    const { outcome, created } = applied.result;
     // A created counter has no previous value, so it counts here too.
-    if (applied.written && applied.written.value.length > lookup.previousValueBytes) stats.totalItems++;
+    if (applied.written && applied.written.value.length > applied.lookup.previousValueBytes) stats.totalItems++;
     if (created) {
       // Counted as neither a hit nor a miss.
     } else if (outcome === 'NOT_FOUND') {
@@ -282,13 +352,15 @@ export class Dispatcher {
       if (incr) stats.incrHits++;
       else stats.decrHits++;
     }
-    return { kind: 'arith', outcome, value, cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
   private async touch(key: Buffer, exptime: number): Promise<Reply> {
     const { stats, env } = this.options;
     stats.cmdTouch++;
+    // memcached's touch counts as a read of the item.
+    this.access.beginRewrite(key, true, env.nowMs());
     const { applied, lookup } = await this.mutateLookingUp(key, touchSpec(expiresAtMsOf(exptime, env.nowMs())));
+    this.access.settleRewrite(key, applied.written?.writtenAtMs);
     this.options.activity?.lookedUp(key, lookupSeen(lookup));
     if (applied.result) stats.touchHits++;
     else stats.touchMisses++;

@@ -11,7 +11,7 @@ import { TextDecoder } from '../protocol/text/decoder';
 import type { ToolCommand } from '../protocol/tool-commands';
 import { encodeError, encodeItemLines, encodeItemsEnd, encodeReply } from '../protocol/text/encoder';
 import { Connection, type ConnectionContext, type EncodedReply } from './connection';
-import { isWideMultiget, valueBytesOf } from './dispatch';
+import { isWideMultiget, runOptionsOf } from './dispatch';
 import { streamKeyDump, streamWatch } from './text-tools';
 
 function textFailure(error: KaiError): EncodedReply {
@@ -77,8 +77,7 @@ export class TextConnection extends Connection {
         () => this.context.dispatcher.execute(command),
         (reply) => encodeText(command, reply),
         textFailure,
-        valueBytesOf(command),
-        command.op === 'stats',
+        runOptionsOf(command),
       );
     }
     return true;
@@ -102,13 +101,13 @@ export class TextConnection extends Connection {
         throw error;
       }
       out.end(encodeItemsEnd());
-    });
+    }, command.keys);
   }
 
   /**
-   * A key dump or a watch, streamed. As memcached, neither starts behind replies not yet written
-   * (`lru_crawler metadump` and `watch` refuse to; a cachedump is a stats command and waits its
-   * turn). After `watch` the connection only streams: what the client sends is read and dropped.
+   * A key dump or a watch, streamed. As memcached, `lru_crawler metadump` and `watch` refuse to
+   * start behind replies not yet written (a cachedump, a stats command, does not). After `watch`
+   * the connection only streams: what the client sends is read and dropped.
    */
   private startTool(tool: ToolCommand): void {
     const { tools } = this.context;

@@ -2,12 +2,13 @@ import { Packr } from 'msgpackr';
 import { counterFromTuple, counterToTuple, type CounterTuple } from '../counter/codec';
 import { assert } from '../errors';
 import type { ClockEntry } from '../vclock';
-import type { StoredRecord, Version } from './record';
+import { versionMarksAll, type StoredRecord, type Version } from './record';
 
 /**
  * The on-disk form of a record's versions: a msgpack array of version tuples
  * `[clock, value, flags, expiresAtMs, tombstone, writtenAtMs]`, each clock a list of
- * `[node, counter, timestampMs]`, and a counter's state (src/counter/codec.ts) as a seventh item. Tuples rather than maps keep rows small and the layout fixed;
+ * `[node, counter, timestampMs]`, then a counter's state (src/counter/codec.ts) as a seventh item
+ * (null when there is none but marks follow) and the meta marks (record.ts) as an eighth. Tuples rather than maps keep rows small and the layout fixed;
  * a change of layout is a change of the schema version in sqlite-schema.ts.
  */
 
@@ -19,7 +20,8 @@ type VersionTuple = [
   expiresAtMs: number,
   tombstone: boolean,
   writtenAtMs: number,
-  counter?: CounterTuple,
+  counter?: CounterTuple | null,
+  marks?: number,
 ];
 
 const flagsMax = 0xffff_ffff;
@@ -43,6 +45,10 @@ function assertValidVersion(version: Version): void {
   assert(typeof version.tombstone === 'boolean', 'tombstone is a boolean');
   assert(!version.tombstone || version.value.length === 0, 'a tombstone holds no value bytes');
   assert(!version.tombstone || version.counter === undefined, 'a tombstone holds no counter');
+  assert(
+    version.marks === undefined || (Number.isInteger(version.marks) && version.marks > 0 && (version.marks & ~versionMarksAll) === 0),
+    'marks are known mark bits',
+  );
   for (const entry of version.clock) {
     assert(typeof entry.node === 'string' && entry.node.length > 0, 'clock entry node is a non-empty string');
     assert(Number.isSafeInteger(entry.counter) && entry.counter > 0, 'clock entry counter is an integer > 0');
@@ -61,6 +67,10 @@ export function encodeVersions(versions: readonly Version[]): Buffer {
       version.writtenAtMs,
     ];
     if (version.counter) tuple.push(counterToTuple(version.counter));
+    if (version.marks) {
+      if (!version.counter) tuple.push(null);
+      tuple.push(version.marks);
+    }
     return tuple;
   });
   return packr.pack(tuples);
@@ -74,8 +84,8 @@ export function decodeVersions(blob: Buffer): Version[] {
 }
 
 function decodeVersion(tuple: unknown): Version {
-  assert(Array.isArray(tuple) && (tuple.length === 6 || tuple.length === 7), 'stored version is a 6- or 7-tuple');
-  const [clock, value, flags, expiresAtMs, tombstone, writtenAtMs, counterTuple] = tuple as unknown[];
+  assert(Array.isArray(tuple) && tuple.length >= 6 && tuple.length <= 8, 'stored version is a 6- to 8-tuple');
+  const [clock, value, flags, expiresAtMs, tombstone, writtenAtMs, counterTuple, marks] = tuple as unknown[];
   assert(Array.isArray(clock), 'stored clock is an array');
   const version: Version = {
     clock: clock.map(decodeClockEntry),
@@ -85,10 +95,11 @@ function decodeVersion(tuple: unknown): Version {
     tombstone: tombstone as boolean,
     writtenAtMs: writtenAtMs as number,
   };
-  if (counterTuple === undefined) return version;
+  const marked: Version = typeof marks === 'number' && marks !== 0 ? { ...version, marks } : version;
+  if (counterTuple === undefined || counterTuple === null) return marked;
   const counter = counterFromTuple(counterTuple);
   assert(typeof counter !== 'string', `stored counter is well formed (${String(counter)})`);
-  return { ...version, counter };
+  return { ...marked, counter };
 }
 
 function decodeClockEntry(tuple: unknown): ClockEntry {

@@ -23,6 +23,26 @@ export interface Version {
    * `value` is the decimal text. Absent for every other value.
    */
   readonly counter?: Counter;
+  /**
+   * The meta protocol's marks on the item (versionMarks): stale, win token sent, key given in
+   * base64. Absent when none is set. They travel and are stored with the version, so every
+   * replica answers `mg` alike.
+   */
+  readonly marks?: number;
+}
+
+/**
+ * The bits of Version.marks. `stale`: an `md I` or `ms I` invalidated the value, and `mg` shows X.
+ * `winTokenSent`: some client has been told it won the right to recache the item (W), so others
+ * are told Z. `keyBase64`: the key was written with the meta `b` flag, so `mg k` and `me` show it
+ * in base64, as memcached remembers per item.
+ */
+export const versionMarks = { stale: 1, winTokenSent: 2, keyBase64: 4 } as const;
+/** Every defined mark bit: a peer's version with another bit set is refused. */
+export const versionMarksAll = 7;
+
+export function hasMark(version: Version, mark: number): boolean {
+  return ((version.marks ?? 0) & mark) !== 0;
 }
 
 /** Everything stored under one key. */
@@ -94,7 +114,8 @@ function clockText(clock: VClock): string {
 export function newerFirst(a: Version, b: Version): number {
   if (a.writtenAtMs !== b.writtenAtMs) return b.writtenAtMs - a.writtenAtMs;
   if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
-  const byContent = Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs;
+  const byContent =
+    Buffer.compare(b.value, a.value) || b.flags - a.flags || b.expiresAtMs - a.expiresAtMs || (b.marks ?? 0) - (a.marks ?? 0);
   if (byContent !== 0) return byContent;
   const clockA = clockText(a.clock);
   const clockB = clockText(b.clock);

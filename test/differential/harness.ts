@@ -4,7 +4,7 @@
  * parts that legitimately differ (cas uniques, version strings, stats values) are masked.
  *
  *   const reference = await startMemcached({ valueBytesMax });
- *   const subject = await startSubject({ valueBytesMax });   // kai, or a second memcached
+ *   const subject = await startSubject({ valueBytesMax });   // kai, a kai cluster, or a second memcached
  *   const expected = await runStream(reference.port, steps);
  *   const actual = await runStream(subject.port, steps);
  *   expect(normalizeReplies(actual.bytes)).toEqual(normalizeReplies(expected.bytes));
@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startKai } from '../support/process';
 import { delay, getFreePort, spawnServer, textAuthRequest, type TextCredentials } from '../support/servers';
+import { startKaiCluster } from './cluster-subject';
 
 export const memcachedBin = '/usr/bin/memcached';
 /** Which server the differential tests compare with memcached: kai unless the environment says otherwise. */
@@ -94,12 +95,30 @@ export async function startKaiNode(options: ServerOptions): Promise<RunningServe
   };
 }
 
-/** The server under test, as chosen by KAI_DIFFERENTIAL_SUBJECT: `kai` (default) or `memcached`. */
-export function startSubject(options: ServerOptions): Promise<RunningServer> {
-  const subject = process.env[subjectEnvironmentVariable] ?? 'kai';
-  if (subject === 'memcached') return startMemcached(options);
-  if (subject === 'kai') return startKaiNode(options);
-  throw new Error(`${subjectEnvironmentVariable} must be kai or memcached, not ${subject}`);
+/** The kinds of server the differential tests can play their streams to. */
+export const subjectKinds = ['kai', 'kai-cluster', 'memcached'] as const;
+export type SubjectKind = (typeof subjectKinds)[number];
+
+/**
+ * Which server a suite plays its streams to: KAI_DIFFERENTIAL_SUBJECT when set (so `memcached`
+ * checks the streams themselves against a second memcached), else the suite's own choice.
+ */
+export function chosenSubject(preferred: SubjectKind = 'kai'): SubjectKind {
+  const chosen = process.env[subjectEnvironmentVariable] ?? preferred;
+  const kind = subjectKinds.find((candidate) => candidate === chosen);
+  if (kind === undefined) throw new Error(`${subjectEnvironmentVariable} must be one of ${subjectKinds.join(', ')}, not ${chosen}`);
+  return kind;
+}
+
+/**
+ * The server under test: a single kai node (default), a 3-node kai cluster reached through one of
+ * its nodes, or a second memcached, as chosenSubject decides.
+ */
+export function startSubject(options: ServerOptions, preferred: SubjectKind = 'kai'): Promise<RunningServer> {
+  const kind = chosenSubject(preferred);
+  if (kind === 'memcached') return startMemcached(options);
+  if (kind === 'kai-cluster') return startKaiCluster(options);
+  return startKaiNode(options);
 }
 
 /**
@@ -317,14 +336,44 @@ export function lastCasUnique(replies: Buffer): string {
   return last[1];
 }
 
+/** A reply line with what may differ masked, and the length of the data block after it, if any. */
+export interface MaskedLine {
+  readonly text: string;
+  readonly dataBytes?: number;
+}
+
+/**
+ * Masks one reply line, given split at its spaces, or answers undefined when the line is not of
+ * the rule's kind. `casName` turns a cas unique into `<cas1>`, `<cas2>`, ... by order of first
+ * appearance in the transcript, so equal uniques stay equal whichever line names them.
+ */
+export type ReplyLineRule = (parts: readonly string[], casName: (unique: string) => string) => MaskedLine | undefined;
+
+/** The classic text protocol's lines that carry values servers legitimately differ in. */
+const classicReplyRules: readonly ReplyLineRule[] = [
+  (parts, casName) => {
+    if (parts[0] !== 'VALUE' || (parts.length !== 4 && parts.length !== 5) || !/^\d+$/.test(parts[3])) return undefined;
+    const masked = parts.length === 5 ? [...parts.slice(0, 4), casName(parts[4])] : parts;
+    return { text: masked.join(' '), dataBytes: Number(parts[3]) };
+  },
+  (parts) => (parts[0] === 'VERSION' ? { text: 'VERSION <version>' } : undefined),
+  (parts) => (parts[0] === 'STAT' && parts.length >= 3 ? { text: `STAT ${parts[1]} <value>` } : undefined),
+];
+
 /**
  * The replies as text with what may differ between servers masked: cas uniques become `<cas1>`,
  * `<cas2>`, ... in order of first appearance (so equal uniques stay equal), the version string
  * becomes `<version>` and stats values `<value>`. Data blocks are skipped by their length, so a
- * value that itself looks like a reply line is left alone.
+ * value that itself looks like a reply line is left alone. `extraRules` mask the lines of another
+ * dialect (the meta commands) the same way, after the classic ones.
  */
-export function normalizeReplies(bytes: Buffer): string {
+export function normalizeReplies(bytes: Buffer, extraRules: readonly ReplyLineRule[] = []): string {
   const casNames = new Map<string, string>();
+  const casName = (unique: string): string => {
+    if (!casNames.has(unique)) casNames.set(unique, `<cas${casNames.size + 1}>`);
+    return casNames.get(unique) ?? '';
+  };
+  const rules = [...classicReplyRules, ...extraRules];
   const out: string[] = [];
   let at = 0;
   while (at < bytes.length) {
@@ -336,20 +385,11 @@ export function normalizeReplies(bytes: Buffer): string {
     const line = bytes.toString('latin1', at, end);
     at = end + 2;
     const parts = line.split(' ');
-    if (parts[0] === 'VALUE' && (parts.length === 4 || parts.length === 5) && /^\d+$/.test(parts[3])) {
-      if (parts.length === 5) {
-        if (!casNames.has(parts[4])) casNames.set(parts[4], `<cas${casNames.size + 1}>`);
-        parts[4] = casNames.get(parts[4]) ?? '';
-      }
-      const valueBytes = Number(parts[3]);
-      out.push(parts.join(' '), `<data>${bytes.toString('latin1', at, at + valueBytes + 2)}`);
-      at += valueBytes + 2;
-    } else if (parts[0] === 'VERSION') {
-      out.push('VERSION <version>');
-    } else if (parts[0] === 'STAT' && parts.length >= 3) {
-      out.push(`STAT ${parts[1]} <value>`);
-    } else {
-      out.push(line);
+    const masked = maskLine(parts, rules, casName) ?? { text: line };
+    out.push(masked.text);
+    if (masked.dataBytes !== undefined) {
+      out.push(`<data>${bytes.toString('latin1', at, at + masked.dataBytes + 2)}`);
+      at += masked.dataBytes + 2;
     }
   }
   return out.join('\n');
@@ -362,6 +402,15 @@ export const kaiOnlyStatistics: ReadonlySet<string> = new Set(['kai_version']);
 export function namesMemcachedLacks(subjectNames: readonly string[], memcachedNames: readonly string[]): string[] {
   const known = new Set(memcachedNames);
   return subjectNames.filter((name) => !known.has(name) && !kaiOnlyStatistics.has(name));
+}
+
+/** What the first rule that knows the line makes of it. */
+function maskLine(parts: readonly string[], rules: readonly ReplyLineRule[], casName: (unique: string) => string): MaskedLine | undefined {
+  for (const rule of rules) {
+    const masked = rule(parts, casName);
+    if (masked !== undefined) return masked;
+  }
+  return undefined;
 }
 
 /** A stats reply's shape: `STAT <name> <value>` lines then END, or why it is not one. */

@@ -16,23 +16,10 @@ import {
   type RunningServer,
   type StreamStep,
 } from './harness';
+import { Namespace } from './namespace';
 
 /** Both servers take the same item size limit: memcached -I 1m, kai --max-item-size 1048576. */
 const valueBytesMax = 1024 * 1024;
-
-/** Keys of one stream: a prefix of its own, so streams never see each other's items. */
-class Namespace {
-  constructor(private readonly prefix: string) {}
-
-  key(name: string): string {
-    return `${this.prefix}${name}`;
-  }
-
-  /** A key of exactly `length` bytes in this namespace. */
-  keyOfLength(length: number): string {
-    return this.prefix + 'x'.repeat(length - this.prefix.length);
-  }
-}
 
 interface StreamCase {
   readonly name: string;

@@ -163,6 +163,9 @@ export function replyPackets(request: BinaryRequest, reply: Reply): Buffer[] {
       return encodeStats(request.header.opcode, request.header.opaque, [[reply.name, linesThenEnd(reply.lines)]]);
     case 'quit':
       return quietSuccess(request);
+    default:
+      // Meta commands are text commands: no binary request decodes to one.
+      throw new Error(`assertion failed: a binary request answered ${reply.kind}`);
   }
 }
 

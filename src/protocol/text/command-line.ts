@@ -6,6 +6,8 @@
  */
 import type { ErrorCode } from '../../errors';
 import { keyBytesMax, type Command, type StorageMode } from '../command';
+import type { MetaSetRequest } from '../meta-command';
+import { parseMetaLine, type MetaLineOutcome } from './meta';
 import { parseInt32, parseUint32, parseUint64 } from './numbers';
 import { parseLruCrawler, parseStats, parseWatch } from './tool-command-lines';
 
@@ -19,6 +21,8 @@ export interface StoreHeader {
   readonly noreply: boolean;
   /** Length of the data block, without its trailing CRLF. */
   readonly valueBytes: number;
+  /** An ms line: the block completes a meta set rather than a classic storage command. */
+  readonly meta?: MetaSetRequest;
 }
 
 export type LineOutcome =
@@ -27,7 +31,9 @@ export type LineOutcome =
   /** `silent` when the line carried noreply: memcached then swallows the error reply too. */
   | { readonly kind: 'error'; readonly code: ErrorCode; readonly silent: boolean }
   /** The connection is closed at once, without a reply, and nothing after the line is read. */
-  | { readonly kind: 'hangup'; readonly code: ErrorCode };
+  | { readonly kind: 'hangup'; readonly code: ErrorCode }
+  /** A refused ms: its data block of `blockBytes` is swallowed, then the error is answered. */
+  | { readonly kind: 'swallow'; readonly blockBytes: number; readonly code: ErrorCode };
 
 /**
  * memcached tokenizes into an array of 24 slots: at most 23 tokens plus a terminator. Every arity
@@ -141,10 +147,39 @@ export function parseCommandLine(rawLine: Buffer): LineOutcome {
       return parseLruCrawler(view);
     case 'watch':
       return parseWatch(view);
-    default:
-      // Meta commands (mg, ms, md, ma, mn, me) and memcached's admin commands land here too.
+    default: {
+      const meta = parseMetaLine(view.tokens, view.count);
+      if (meta) return metaOutcome(meta);
+      // memcached's admin commands land here too.
       if (looksLikeHttp(view, view.tokens[0])) return { kind: 'hangup', code: 'KAI_HTTP_REQUEST_LINE' };
       return error('KAI_UNKNOWN_COMMAND');
+    }
+  }
+}
+
+/** A meta line's outcome as the decoder takes it: an ms becomes a store awaiting its block. */
+function metaOutcome(meta: MetaLineOutcome): LineOutcome {
+  switch (meta.kind) {
+    case 'command':
+      return command(meta.command);
+    case 'error':
+      return error(meta.code);
+    case 'swallow':
+      return meta;
+    case 'meta_store': {
+      const { request, valueBytes } = meta;
+      const header: StoreHeader = {
+        mode: request.mode,
+        key: request.key,
+        flags: request.clientFlags,
+        exptime: request.exptime,
+        casUnique: 0n,
+        noreply: false,
+        valueBytes,
+        meta: request,
+      };
+      return { kind: 'store', header };
+    }
   }
 }
 

@@ -138,6 +138,7 @@ export class TextDecoder {
     this.buffer.skip(2);
     this.state = lineState;
     if (!terminatedWell) return header.noreply ? undefined : errorEvent('KAI_BAD_DATA_CHUNK');
+    if (header.meta) return { kind: 'command', command: { op: 'meta_set', request: header.meta, value, noreply: false } };
     const { mode, key, flags, exptime, casUnique, noreply } = header;
     return { kind: 'command', command: { op: 'store', mode, key, flags, exptime, value, casUnique, noreply } };
   }
@@ -160,6 +161,9 @@ export class TextDecoder {
         return outcome.silent ? 'continue' : errorEvent(outcome.code);
       case 'store':
         return this.startStore(outcome.header) ?? 'continue';
+      case 'swallow':
+        this.state = { kind: 'swallow', remainingBytes: outcome.blockBytes, then: errorEvent(outcome.code) };
+        return 'continue';
       case 'hangup':
         this.stop();
         return { kind: 'error', error: new KaiError(outcome.code), close: true };
@@ -182,7 +186,9 @@ export class TextDecoder {
       remainingBytes: header.valueBytes + 2,
       then: header.noreply ? undefined : errorEvent('KAI_VALUE_TOO_LARGE'),
     };
-    return { kind: 'command', command: { op: 'refuse_store', key: header.key, removeOld: header.mode === 'set', noreply: true } };
+    // memcached removes the old value for a refused set, and for a refused ms in every mode.
+    const removeOld = header.meta !== undefined || header.mode === 'set';
+    return { kind: 'command', command: { op: 'refuse_store', key: header.key, removeOld, noreply: true } };
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { assert, type KaiError } from '../../errors';
 import type { Command, ItemView, Reply } from '../command';
+import { encodeMetaReply } from './meta-reply';
 
 const crlf = Buffer.from('\r\n');
 const endLine = Buffer.from('END\r\n');
@@ -46,6 +47,8 @@ export function encodeReply(command: Command, reply: Reply): Buffer[] {
       return [Buffer.from(linesThenEnd(reply.lines), 'latin1')];
     case 'quit':
       return [];
+    default:
+      return encodeMetaReply(command, reply);
   }
 }
 

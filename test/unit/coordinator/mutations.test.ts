@@ -297,7 +297,7 @@ describe('arithMutation', () => {
   // incr adds and keeps flags and expiry; decr subtracts.
   test('incr and decr', () => {
     const decision = run(incr(5n), [counter('10')]);
-    expect(decision.result).toEqual({ outcome: 'OK', value: 15n, created: false });
+    expect(decision.result).toMatchObject({ outcome: 'OK', value: 15n, created: false });
     expect(text(decision)).toBe('15');
     expect(decision.write?.flags).toBe(3);
     expect(decision.write?.expiresAtMs).toBe(nowMs + 1000);
@@ -342,7 +342,7 @@ describe('arithMutation', () => {
       if (present) continue;
       expect([name, run(incr(1n), versions)]).toEqual([
         name,
-        { write: undefined, result: { outcome: 'NOT_FOUND', value: 0n, created: false } },
+        { write: undefined, result: { outcome: 'NOT_FOUND', value: 0n, created: false, previousExpiresAtMs: 0 } },
       ]);
     }
   });
@@ -353,7 +353,7 @@ describe('arithMutation', () => {
     for (const [name, versions, present] of states) {
       if (present) continue;
       const decision = run(mutation, versions);
-      expect([name, decision.result]).toEqual([name, { outcome: 'OK', value: 100n, created: true }]);
+      expect([name, decision.result]).toEqual([name, { outcome: 'OK', value: 100n, created: true, previousExpiresAtMs: 0 }]);
       expect(decision.write).toEqual({
         value: Buffer.from('100'),
         flags: 0,
@@ -364,7 +364,7 @@ describe('arithMutation', () => {
     }
     // An existing counter ignores initial.
     const existing = run(mutation, [counter('1')]);
-    expect(existing.result).toEqual({ outcome: 'OK', value: 6n, created: false });
+    expect(existing.result).toMatchObject({ outcome: 'OK', value: 6n, created: false });
     expect(existing.write?.expiresAtMs).toBe(nowMs + 1000);
   });
 
@@ -373,10 +373,10 @@ describe('arithMutation', () => {
   test('cas unique', () => {
     const held = [counter('abc')];
     const mismatch = arithMutation({ incr: true, delta: 1n, casUnique: casOfVersions(held) + 1n });
-    expect(run(mismatch, held)).toEqual({ write: undefined, result: { outcome: 'EXISTS', value: 0n, created: false } });
+    expect(run(mismatch, held)).toEqual({ write: undefined, result: { outcome: 'EXISTS', value: 0n, created: false, previousExpiresAtMs: 0 } });
     const numeric = [counter('41')];
     const matching = arithMutation({ incr: true, delta: 1n, casUnique: casOfVersions(numeric) });
-    expect(run(matching, numeric).result).toEqual({ outcome: 'OK', value: 42n, created: false });
+    expect(run(matching, numeric).result).toMatchObject({ outcome: 'OK', value: 42n, created: false });
     // A missing key is not found (or created) whatever cas unique is named.
     expect(run(arithMutation({ incr: true, delta: 1n, casUnique: 5n }), []).result?.outcome).toBe('NOT_FOUND');
   });

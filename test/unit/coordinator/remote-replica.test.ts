@@ -101,7 +101,7 @@ describe('RemoteReplica over the simulated transport', () => {
     expect(stored.written?.clock.map((entry) => entry.node.split('~')[0])).toEqual([server]);
     expect(stored.versions).toEqual(local.fetchNow(key));
     const incremented = await drive(world, remote.coordinate(key, arithSpec({ incr: true, delta: 1n }), timeoutMs));
-    expect(incremented.result?.result).toEqual({ outcome: 'OK', value: 42n, created: false });
+    expect(incremented.result?.result).toMatchObject({ outcome: 'OK', value: 42n, created: false });
     const touched = await drive(world, remote.coordinate(key, touchSpec(0), timeoutMs));
     expect(touched.result?.result).toEqual({ flags: 9, value: Buffer.from('42') });
   });

@@ -75,7 +75,7 @@ describe('specs', () => {
     expect(touch.result).toEqual({ result: undefined, lookup: { expired: true, previousValueBytes: -1 } });
     const incr = mutationOf(arithSpec({ incr: true, delta: 1n }))([live('41', 1)], context);
     expect(incr.result?.lookup).toEqual({ expired: false, previousValueBytes: 2 });
-    expect(incr.result?.result).toEqual({ outcome: 'OK', value: 42n, created: false });
+    expect(incr.result?.result).toEqual({ outcome: 'OK', value: 42n, created: false, previousExpiresAtMs: 0 });
   });
 
   // The flush deadline of the coordinating node hides versions written before it.
@@ -109,7 +109,7 @@ describe('outcomes across the wire', () => {
     const item = { flags: 0xffffffff, value: Buffer.from([0, 255]) };
     expect(outcomeAcross('touch', { result: item, lookup })).toEqual({ result: item, lookup });
     expect(outcomeAcross('touch', { result: undefined, lookup })).toEqual({ result: undefined, lookup });
-    const arith = { outcome: 'OK' as const, value: 2n ** 64n - 1n, created: true };
+    const arith = { outcome: 'OK' as const, value: 2n ** 64n - 1n, created: true, previousExpiresAtMs: 0 };
     expect(outcomeAcross('arith', { result: arith, lookup })).toEqual({ result: arith, lookup });
   });
 

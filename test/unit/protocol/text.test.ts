@@ -180,7 +180,7 @@ describe('text decoder: malformed input gives memcached 1.6 replies', () => {
     ['unknown command', 'foo bar\r\n', ['ERROR']],
     ['commands are case-sensitive', 'GET a\r\n', ['ERROR']],
     ['tab is not a separator', 'get\ta\r\n', ['ERROR']],
-    ['meta commands are not supported', 'mn\r\nmg a v\r\nms a 1\r\nx\r\n', ['ERROR', 'ERROR', 'ERROR', 'ERROR']],
+    ['meta commands are decoded', 'mn\r\nmg a v\r\nms a 1\r\nx\r\nmx a\r\n', ['<meta_noop>', '<meta_get>', '<meta_set>', 'ERROR']],
     ['get without key', 'get\r\nget \r\ngets\r\n', ['ERROR', 'ERROR', 'ERROR']],
     ['gat without exptime', 'gat\r\n', ['ERROR']],
     ['gat with only an exptime answers END', 'gat 10\r\n', ['<gat>']],
