@@ -146,6 +146,7 @@ export class Dispatcher {
         return { ...applied, lookup };
       },
       countArithmetic: (incr, applied) => this.countArithmetic(incr, applied),
+      activity: options.activity,
     });
   }
 

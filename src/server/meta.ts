@@ -25,6 +25,7 @@ import type {
 import { opaqueBytesMax } from '../protocol/text/meta';
 import { holdsOnlyExpired, versionMarks, type Version } from '../storage/record';
 import { accessFactsOf, type AccessFacts, type AccessTracker } from './access-tracker';
+import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
 import type { NodeStats } from './stats';
 
 /** A write as the dispatcher carries it out: applied on the key's coordinating replica, its lookup counted. */
@@ -48,6 +49,18 @@ export interface MetaBackend {
   mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<AppliedWrite<K>>;
   /** Counts an incr or decr as memcached does (Dispatcher.countArithmetic). */
   countArithmetic(incr: boolean, applied: AppliedWrite<'arith'>): void;
+  /**
+   * Watchers told of each key looked up and each store (key-activity.ts). memcached's per-prefix
+   * statistics count only the classic commands, so meta commands leave them alone.
+   */
+  readonly activity?: KeyActivity;
+}
+
+/** What a read found, as a watcher's item_get line reports it. */
+function seenIn(versions: readonly Version[], nowMs: number): LookupSeen {
+  const latest = latestLive(versions, nowMs);
+  if (latest) return { status: 'found', valueBytes: latest.value.length };
+  return holdsOnlyExpired(versions, nowMs) ? { status: 'expired', valueBytes: 0 } : notFound;
 }
 
 const storeStatus: Readonly<Record<StoreOutcome, MetaStatus>> = { STORED: 'HD', NOT_STORED: 'NS', EXISTS: 'EX', NOT_FOUND: 'NF' };
@@ -108,6 +121,7 @@ export class MetaExecutor {
 
   private async getFromRead(request: MetaGetRequest, versions: readonly Version[], nowMs: number): Promise<MetaReply> {
     if (holdsOnlyExpired(versions, nowMs)) this.backend.stats.getExpired++;
+    this.backend.activity?.lookedUp(request.key, seenIn(versions, nowMs));
     const latest = latestLive(versions, nowMs);
     const marks = latest?.marks ?? 0;
     if (latest && (marks & versionMarks.stale) !== 0 && (marks & versionMarks.winTokenSent) === 0) {
@@ -150,6 +164,7 @@ export class MetaExecutor {
     access.beginRewrite(key, read, env.nowMs());
     const applied = await this.backend.mutate(key, fetchSpec(steps));
     access.settleRewrite(key, applied.written?.writtenAtMs);
+    this.backend.activity?.lookedUp(key, lookupSeen(applied.lookup));
     const { item, created, won }: FetchResult = applied.result;
     if (!item) return { created, won };
     const before: Version = {
@@ -196,19 +211,22 @@ export class MetaExecutor {
     const mode: StorageMode = cas !== 0n && (request.mode === 'set' || request.mode === 'replace') ? 'cas' : request.mode;
     const casUnique = mode === 'add' ? 0n : cas;
     stats.cmdSet++;
+    const expiresAtMs = expiresAtMsOf(request.exptime, env.nowMs());
     const applied = await this.backend.mutate(
       request.key,
       storeSpec({
         mode,
         value,
         flags: request.clientFlags,
-        expiresAtMs: expiresAtMsOf(request.exptime, env.nowMs()),
+        expiresAtMs,
         casUnique,
         invalidate: request.invalidate && mode === 'cas',
         keyBase64: request.keyBase64,
       }),
     );
     const outcome = applied.result;
+    const madeBytes = applied.written?.value.length ?? value.length;
+    this.backend.activity?.stored(request.key, mode, lookupSeen(applied.lookup), outcome, expiresAtMs, madeBytes);
     if (outcome === 'STORED') stats.totalItems++;
     if (mode === 'cas') {
       if (outcome === 'STORED') stats.casHits++;
@@ -228,6 +246,7 @@ export class MetaExecutor {
     if (invalidation) this.backend.access.beginRewrite(request.key, false, env.nowMs());
     const applied = await this.backend.mutate(request.key, deleteSpec(request.compareCas ?? 0n, invalidation));
     if (invalidation) this.backend.access.settleRewrite(request.key, applied.written?.writtenAtMs);
+    this.backend.activity?.lookedUp(request.key, lookupSeen(applied.lookup));
     switch (applied.result) {
       case 'DELETED':
         if (!request.invalidate) stats.deleteHits++;
@@ -252,6 +271,11 @@ export class MetaExecutor {
     );
     this.backend.countArithmetic(request.incr, applied);
     const { outcome, value, created, previousExpiresAtMs } = applied.result;
+    this.backend.activity?.lookedUp(request.key, lookupSeen(applied.lookup));
+    // memcached creates the counter as an add, which its watchers see as one.
+    if (created && applied.written && initial) {
+      this.backend.activity?.stored(request.key, 'add', notFound, 'STORED', initial.expiresAtMs, applied.written.value.length);
+    }
     const cas = applied.written ? casOfVersions(applied.versions) : 0n;
     const common = { kind: 'meta_arith' as const, cas, created, expiresAtMsBefore: previousExpiresAtMs, nowMs };
     if (outcome === 'OK') return { ...common, status: 'HD', value };
@@ -267,6 +291,7 @@ export class MetaExecutor {
 
   private debugReply(key: Buffer, versions: readonly Version[]): MetaReply {
     const nowMs = this.backend.env.nowMs();
+    this.backend.activity?.lookedUp(key, seenIn(versions, nowMs));
     const latest = latestLive(versions, nowMs);
     if (!latest) return { kind: 'meta_debug', nowMs };
     return { kind: 'meta_debug', item: this.itemOf(key, { version: latest, cas: casOfVersions(versions), now: latest }), nowMs };
