@@ -26,6 +26,8 @@ interface ErrorSpec {
   /** The reply line a text client gets, without the trailing CRLF. */
   readonly textReply: string;
   readonly binaryStatus: number;
+  /** For the admin HTTP server's errors: the HTTP status it answers with. */
+  readonly httpStatus?: number;
 }
 
 export const errorRegistry = {
@@ -158,6 +160,22 @@ export const errorRegistry = {
   KAI_DATA_DIR_IN_USE: { textReply: 'SERVER_ERROR data dir in use', binaryStatus: BinaryStatus.internalError },
   /** The data dir was written by a node with another id (address); a node refuses to start on it. */
   KAI_DATA_DIR_OF_ANOTHER_NODE: { textReply: 'SERVER_ERROR data dir of another node', binaryStatus: BinaryStatus.internalError },
+  /** /ready: the node cannot meet its quorums, or is joining, stopping or without storage (admin/readiness.ts). */
+  KAI_NOT_READY: { textReply: 'SERVER_ERROR not ready', binaryStatus: BinaryStatus.temporaryFailure, httpStatus: 503 },
+  /** The admin HTTP server has no such path. */
+  KAI_ADMIN_NOT_FOUND: { textReply: 'CLIENT_ERROR no such admin path', binaryStatus: BinaryStatus.keyNotFound, httpStatus: 404 },
+  /** The admin HTTP server answers GET only. */
+  KAI_ADMIN_METHOD_NOT_ALLOWED: {
+    textReply: 'CLIENT_ERROR admin paths answer GET only',
+    binaryStatus: BinaryStatus.invalidArguments,
+    httpStatus: 405,
+  },
+  /** An admin HTTP request carried a body: none of its paths takes one. */
+  KAI_ADMIN_REQUEST_TOO_LARGE: {
+    textReply: 'CLIENT_ERROR admin requests take no body',
+    binaryStatus: BinaryStatus.invalidArguments,
+    httpStatus: 413,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;
@@ -188,6 +206,12 @@ export class KaiError extends Error {
 
   binaryStatus(): number {
     return errorRegistry[this.code].binaryStatus;
+  }
+
+  /** The HTTP status the admin server answers this error with; 500 for an error it has none for. */
+  httpStatus(): number {
+    const spec: ErrorSpec = errorRegistry[this.code];
+    return spec.httpStatus ?? 500;
   }
 }
 

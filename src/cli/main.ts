@@ -219,7 +219,7 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
     await closeLogger(log);
     exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
   }
-  log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, dataDir: settings.dataDir }, 'listening');
+  log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, adminPort: node.adminPort, dataDir: settings.dataDir }, 'listening');
   const stopper = new Stopper(node, log, settings.stopTimeoutMs);
   stopOnSignals(stopper, log);
   stopWhenLeft(node, stopper, log);

@@ -248,6 +248,7 @@ function nullableInFile<T>(parse: (raw: RawSetting) => T): (raw: RawSetting) => 
 }
 
 const parseOptionalHostname = nullableInFile(parseHostname);
+const parseOptionalPort = nullableInFile(parsePort);
 const parseOptionalPath = nullableInFile(parsePath);
 
 /** `host:port` with a port from 1 to 65535: where a node's internal API is reached. */
@@ -348,6 +349,22 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: 'interface the internal API listens on, when other nodes reach --hostname through another',
     defaultText: 'the --hostname',
     parse: parseOptionalHostname,
+  },
+  adminPort: {
+    name: 'adminPort',
+    fileKey: 'admin_port',
+    flag: '--admin-port <port>',
+    description: 'port of the admin HTTP server: /metrics, /health, /ready, /status (0 picks a free port)',
+    defaultText: 'none (no admin server)',
+    parse: parseOptionalPort,
+  },
+  adminHost: {
+    name: 'adminHost',
+    fileKey: 'admin_host',
+    flag: '--admin-host <host>',
+    description: 'interface the admin HTTP server listens on (0.0.0.0 for every one)',
+    defaultText: defaultSettings.adminHost,
+    parse: parseHostname,
   },
   dataDir: {
     name: 'dataDir',

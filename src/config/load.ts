@@ -198,6 +198,10 @@ function checkPortsDiffer(settings: Settings): void {
   if (settings.port !== 0 && settings.port === settings.memcachePort) {
     throw new ConfigError(`port and memcache_port must differ, both are ${settings.port}`);
   }
+  const { adminPort } = settings;
+  if (adminPort === undefined || adminPort === 0) return;
+  if (adminPort === settings.port) throw new ConfigError(`admin_port and port must differ, both are ${adminPort}`);
+  if (adminPort === settings.memcachePort) throw new ConfigError(`admin_port and memcache_port must differ, both are ${adminPort}`);
 }
 
 /** Creates the directory if missing and proves it writable by creating and removing a file. */

@@ -20,6 +20,13 @@ export interface Settings {
   readonly memcacheHost: string | undefined;
   /** Interface the internal API listens on; `hostname` when absent. */
   readonly internalHost: string | undefined;
+  /**
+   * Port of the admin HTTP server (/metrics, /health, /ready, /status); absent, there is none.
+   * 0 picks a free port, as for the other ports.
+   */
+  readonly adminPort: number | undefined;
+  /** Interface the admin HTTP server listens on: the loopback by default, so it is not exposed. */
+  readonly adminHost: string;
   readonly dataDir: string;
   /** Replicas per key, read quorum, write quorum. */
   readonly n: number;
@@ -114,6 +121,8 @@ export const defaultSettings: Settings = {
   memcachePort: 11211,
   memcacheHost: undefined,
   internalHost: undefined,
+  adminPort: undefined,
+  adminHost: '127.0.0.1',
   dataDir: './data',
   n: 3,
   r: 2,

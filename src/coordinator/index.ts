@@ -8,13 +8,13 @@
  */
 import type { Env } from '../env';
 import { KaiError } from '../errors';
-import { effectiveQuorum } from '../quorum';
+import { effectiveQuorum, type QuorumState } from '../quorum';
 import { getFinalAction, getResponse } from '../quorum/get';
 import { annotatedPreferenceList, bucketOfKey, type Ring } from '../ring';
 import type { MutationSpec } from '../rpc/messages';
 import type { Version } from '../storage/record';
 import { FlushDeadline } from './flush';
-import { gather } from './gather';
+import { gather, type GatherOptions, type ReplicaCall } from './gather';
 import { ReadRepairs } from './read-repair';
 import type { Coordinated, Replica } from './replica';
 import { defaultSiblingPolicy, resolveVersions, type SiblingPolicy } from './siblings';
@@ -63,6 +63,17 @@ export interface CoordinatorOptions {
   readonly notReady?: () => string | undefined;
   /** Read repairs started per second at most (read-repair.ts). */
   readonly readRepairsPerSecond?: number;
+  /** Told how long each quorum took to be met or given up on (the metrics); none when absent. */
+  readonly quorumWaits?: QuorumWaitTimer;
+}
+
+/** What a quorum waited for: a read, a write's acknowledgements, or the read a write decides on. */
+export type QuorumWaitKind = 'read' | 'write' | 'context_read';
+
+/** Where the coordinator reports its quorum waits, by a monotonic clock of its own (src/metrics). */
+export interface QuorumWaitTimer {
+  start(): number;
+  record(kind: QuorumWaitKind, outcome: 'met' | 'unmet', startedAtMs: number): void;
 }
 
 /** A bucket on its way to other replicas: the ring it goes to, and whether reads switched to it. */
@@ -231,7 +242,7 @@ export class Coordinator {
   /** A read through R replicas, with which replicas answered: what the simulation's checker needs. */
   async readWithReplicas(key: Buffer, placement: Placement = this.place(key)): Promise<ReadResult> {
     try {
-      const answered = await this.gatherVersions(key, placement, `read ${placement.r} of ${placement.n}`);
+      const answered = await this.gatherVersions(key, placement, 'read', `read ${placement.r} of ${placement.n}`);
       return { versions: this.resolveRead(answered.versions), answeredBy: answered.answeredBy };
     } catch (error) {
       this.counters.readQuorumUnmet++;
@@ -250,6 +261,7 @@ export class Coordinator {
   private async gatherVersions(
     key: Buffer,
     placement: Placement,
+    kind: QuorumWaitKind,
     what: string,
     needed = placement.r,
     waitForAll = false,
@@ -261,7 +273,8 @@ export class Coordinator {
     const full = targets.find((target) => target.replica.nodeId === this.options.nodeId) ?? targets[0];
     let fullAnswer: Promise<readonly Version[]> | undefined;
     const fullRead = (): Promise<readonly Version[]> => (fullAnswer ??= full.replica.fetch(key));
-    const state = await gather(
+    const state = await this.timedGather(
+      kind,
       targets.map((target) => ({
         node: target.replica.nodeId,
         call: target === full ? fullRead : () => this.digestRead(key, target.replica, fullRead()),
@@ -283,6 +296,21 @@ export class Coordinator {
       },
     );
     return { versions: getResponse(state), answeredBy: state.successes.map((success) => success.node) };
+  }
+
+  /** `gather`, with the time its quorum took told to the quorum wait timer. */
+  private async timedGather<T>(kind: QuorumWaitKind, calls: readonly ReplicaCall<T>[], options: GatherOptions<T>): Promise<QuorumState<T>> {
+    const timer = this.options.quorumWaits;
+    if (timer === undefined) return gather(calls, options);
+    const startedAtMs = timer.start();
+    try {
+      const state = await gather(calls, options);
+      timer.record(kind, 'met', startedAtMs);
+      return state;
+    } catch (error) {
+      timer.record(kind, 'unmet', startedAtMs);
+      throw error;
+    }
   }
 
   /**
@@ -389,7 +417,8 @@ export class Coordinator {
     if (!written || others.length === 0) return { ...applied, acknowledgedBy: [this.options.nodeId] };
     try {
       const self = this.options.nodeId;
-      const state = await gather(
+      const state = await this.timedGather(
+        'write',
         others.map((target) => ({
           node: target.replica.nodeId,
           call: () => target.replica.store(key, bucket, [written], target.hintFor),
@@ -445,7 +474,8 @@ export class Coordinator {
     const needed = conditional ? r : Math.min(targets.length, Math.max(1, n - w + 1));
     let versions: readonly Version[];
     try {
-      versions = (await this.gatherVersions(key, placement, `context read ${needed} of ${n}`, needed, waitForAll && !conditional)).versions;
+      const what = `context read ${needed} of ${n}`;
+      versions = (await this.gatherVersions(key, placement, 'context_read', what, needed, waitForAll && !conditional)).versions;
     } catch (error) {
       this.counters.writeQuorumUnmet++;
       throw error;

@@ -13,7 +13,7 @@ import { ringMemberIds } from '../claimant';
 import { RingKeeper, ringNotePersistence, type RingStatePersistence } from '../claimant/keeper';
 import { Reaper } from '../antientropy/reaper';
 import type { Settings } from '../config/settings';
-import { Coordinator } from '../coordinator';
+import { Coordinator, type QuorumWaitTimer } from '../coordinator';
 import { RemoteReplica } from '../coordinator/remote-replica';
 import { LocalReplica, type Replica } from '../coordinator/replica';
 import { ReplicaService } from '../coordinator/replica-service';
@@ -71,6 +71,8 @@ export interface NodeParts {
   readonly startedAtMs?: number;
   /** How long a request waits for its quorum; requestTimeoutMs by default. */
   readonly requestTimeoutMs?: number;
+  /** Told how long each quorum wait took (the metrics); none when absent. */
+  readonly quorumWaits?: QuorumWaitTimer;
 }
 
 export interface ComposedNode {
@@ -94,6 +96,10 @@ export interface ComposedNode {
   readonly connectionTable: ConnectionTable;
   /** The current ring. */
   ring(): Ring;
+  /** Why the node refuses client requests for now (seeds not heard from, no ring yet), or undefined. */
+  notReady(): string | undefined;
+  /** The rows of a `stats` group ('' for memcached's general one, 'kai', ...); undefined for an unknown group. */
+  statistics(group: string): ReadonlyArray<readonly [string, string]> | undefined;
   /** Starts gossip and the background shells. */
   start(): void;
   /** Stops every timer; the caller closes the transport and the store. */
@@ -192,6 +198,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     siblings,
     notReady,
     readRepairsPerSecond: settings.readRepairsPerSecond,
+    quorumWaits: parts.quorumWaits,
   });
   const frameBytesMax = frameBytesMaxFor(settings.maxItemSize, settings.siblingsMax + 1);
   const replyBytesMax = Math.min(replyBytesMaxCap, frameBytesMax - frameHeadroomBytes);
@@ -304,6 +311,13 @@ export function composeNode(parts: NodeParts): ComposedNode {
         notReady,
       }),
   };
+  const statistics = (group: string): ReadonlyArray<readonly [string, string]> | undefined => {
+    if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs(), watchers.count);
+    if (group === 'settings') return settingsStatistics(settings, { verbosity: dispatcher.verbosity, detailEnabled: dispatcher.detailEnabled });
+    if (group === 'conns') return connectionTable.statistics(env.nowMs());
+    if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, transfer, admission, receiveBudget, log: logCounters(log) });
+    return undefined;
+  };
   const dispatcher: Dispatcher = new Dispatcher({
     coordinator,
     env,
@@ -313,13 +327,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
     onVerbosity: (level) => setLogLevel(log, logLevelForVerbosity(settings.logLevel, level)),
     flushAll: () => store.removeAll(),
     broadcastFlush: (deadlineMs) => broadcastFlush(gossip, nodeId, transport, deadlineMs, timeoutMs, log),
-    statistics: (group) => {
-      if (group === '') return generalStatistics(stats, settings, store.counts(), startedAtMs, env.nowMs(), watchers.count);
-      if (group === 'settings') return settingsStatistics(settings, { verbosity: dispatcher.verbosity, detailEnabled: dispatcher.detailEnabled });
-      if (group === 'conns') return connectionTable.statistics(env.nowMs());
-      if (group === 'kai') return kaiStatistics(coordinator, { store, handoff, antiEntropy, reaper, admission, receiveBudget, log: logCounters(log) });
-      return undefined;
-    },
+    statistics: (group) => statistics(group),
   });
   const replicaService = new ReplicaService({
     coordinator,
@@ -383,6 +391,8 @@ export function composeNode(parts: NodeParts): ComposedNode {
     tools,
     connectionTable,
     ring,
+    notReady,
+    statistics,
     start() {
       gossip.start();
       ringKeeper.start();

@@ -7,7 +7,7 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth';
 import type { Env } from '../env';
-import { KaiError, asKaiError } from '../errors';
+import { KaiError, asKaiError, errorRegistry } from '../errors';
 import type { Admission, AdmissionWaiter } from './admission';
 import type { Dispatcher } from './dispatch';
 import { KeyOrder } from './key-order';
@@ -32,6 +32,22 @@ export interface RunOptions {
   readonly keys?: readonly Buffer[];
   /** Every later request starts after it, whatever its keys (a `flush_all`). */
   readonly barrier?: boolean;
+  /** Its name for the request latency metrics (protocol/command-name.ts); not timed when absent. */
+  readonly command?: string;
+}
+
+/** How a request ended: answered, or refused in the client's words or in the server's. */
+export type RequestOutcome = 'ok' | 'client_error' | 'server_error';
+
+/** Where connections report how long each request took to answer, by a monotonic clock of its own (src/metrics). */
+export interface RequestTimer {
+  start(): number;
+  record(command: string, outcome: RequestOutcome, startedAtMs: number): void;
+}
+
+/** A refusal in memcached's SERVER_ERROR words is the server's fault; any other, the client's. */
+export function outcomeOfError(error: KaiError): RequestOutcome {
+  return errorRegistry[error.code].textReply.startsWith('SERVER_ERROR') ? 'server_error' : 'client_error';
 }
 
 export interface ConnectionContext {
@@ -49,6 +65,8 @@ export interface ConnectionContext {
   readonly env: Env;
   /** What the text protocol's key dumps and watch use (text-tools.ts). */
   readonly tools: ConnectionTools;
+  /** Told how long each request took (the metrics); requests are not timed when absent. */
+  readonly requestTimer?: RequestTimer;
 }
 
 /** Where a reply written in parts goes (Connection.runStream). */
@@ -284,7 +302,22 @@ export abstract class Connection implements AdmissionWaiter {
     encodeFailure: (error: KaiError) => EncodedReply,
     options: RunOptions = {},
   ): void {
-    const { valueBytes = 0, afterEarlier = false, keys = [], barrier = false } = options;
+    const { valueBytes = 0, afterEarlier = false, keys = [], barrier = false, command } = options;
+    const timer = this.context.requestTimer;
+    if (timer !== undefined && command !== undefined) {
+      // Whichever way the request ends, its time is recorded once, as its reply is encoded.
+      const startedAtMs = timer.start();
+      const encodeResult = encode;
+      const encodeError = encodeFailure;
+      encode = (result) => {
+        timer.record(command, 'ok', startedAtMs);
+        return encodeResult(result);
+      };
+      encodeFailure = (error) => {
+        timer.record(command, outcomeOfError(error), startedAtMs);
+        return encodeError(error);
+      };
+    }
     if (afterEarlier && this.replies.inFlight > 0) {
       const done = this.runAfterEarlier(execute, encode, encodeFailure);
       if (barrier) this.keyOrder.trackBarrier(done);

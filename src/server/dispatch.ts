@@ -8,6 +8,7 @@ import { arithSpec, deleteSpec, storeSpec, touchSpec, type SpecKind, type SpecOf
 import type { Env, TimerHandle } from '../env';
 import { KaiError } from '../errors';
 import type { Command, ItemView, Reply } from '../protocol/command';
+import { commandName } from '../protocol/command-name';
 import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
@@ -89,7 +90,13 @@ export function keysOf(command: Command): readonly Buffer[] {
  */
 export function runOptionsOf(command: Command): RunOptions {
   const flush = command.op === 'flush_all';
-  return { valueBytes: valueBytesOf(command), afterEarlier: flush || command.op === 'stats', keys: keysOf(command), barrier: flush };
+  return {
+    valueBytes: valueBytesOf(command),
+    afterEarlier: flush || command.op === 'stats',
+    keys: keysOf(command),
+    barrier: flush,
+    command: commandName(command),
+  };
 }
 
 /** Whether the command is a multiget wide enough to be answered window by window. */

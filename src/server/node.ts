@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
+import { openAdmin, type OpenAdmin } from '../admin';
 import { noAuthentication } from '../auth';
 import { FileAuthenticator, type ReloadOutcome } from '../auth/auth-file';
 import { readClusterSecret } from '../auth/cluster-secret';
@@ -16,6 +17,7 @@ import { TcpTransport } from '../rpc/tcp-transport';
 import { lockDataDir } from '../storage/data-dir-lock';
 import { openSqliteStore, type SqliteStore } from '../storage/sqlite';
 import { KaiError } from '../errors';
+import { NodeMetrics } from '../metrics';
 import { composeNode } from './compose';
 import { MemcacheServer } from './memcache-server';
 
@@ -28,6 +30,8 @@ export interface RunningNode {
   readonly memcachePort: number;
   /** The internal API port actually bound. */
   readonly port: number;
+  /** The admin HTTP port actually bound; undefined without --admin-port. */
+  readonly adminPort: number | undefined;
   /**
    * Reads the auth file again (on SIGHUP) and logs the outcome. A bad file leaves the credentials
    * in force; undefined when the node has no auth file.
@@ -96,6 +100,8 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     throw error;
   }
   const nodeId = nodeIdOf(settings, transport.port);
+  // Only a node with an admin port measures anything: without one, nobody could read it.
+  const metrics = settings.adminPort === undefined ? undefined : new NodeMetrics();
   let store: SqliteStore;
   try {
     store = openSqliteStore({
@@ -106,6 +112,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       hintBytesPerTargetMax: settings.hintBytesPerTargetMax,
       durability: settings.durability,
       env,
+      commitTimer: metrics?.timings.commits,
     });
     refuseAnotherNodesDataDir(store, nodeId, settings.dataDir);
   } catch (error) {
@@ -117,7 +124,18 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   const left = new Promise<void>((resolve) => (markLeft = resolve));
   // The leave status goes out with a few more gossip rounds before the node stops.
   const onLeft = (): void => void env.after(3 * settings.gossipIntervalMs, markLeft);
-  const node = composeNode({ settings, nodeId, env, log, transport, store, routes, startedAtMs, onLeft });
+  const node = composeNode({
+    settings,
+    nodeId,
+    env,
+    log,
+    transport: metrics === undefined ? transport : metrics.timings.measured(transport),
+    store,
+    routes,
+    startedAtMs,
+    onLeft,
+    quorumWaits: metrics?.timings.quorumWaits,
+  });
   const server = new MemcacheServer({
     dispatcher: node.dispatcher,
     stats: node.stats,
@@ -132,12 +150,18 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     tools: node.tools,
     connectionTable: node.connectionTable,
     tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },
+    requestTimer: metrics?.timings.requests,
   });
   let memcachePort: number;
+  let admin: OpenAdmin | undefined;
   try {
     memcachePort = await server.listen(settings.memcachePort, settings.memcacheHost ?? settings.hostname);
+    if (metrics !== undefined && settings.adminPort !== undefined) {
+      admin = await openAdmin(settings.adminPort, { settings, node, store, transport, metrics, env, startedAtMs, log });
+    }
   } catch (error) {
     node.stop();
+    await server.stop();
     await transport.close();
     await store.close();
     lock.release();
@@ -149,12 +173,16 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     nodeId,
     memcachePort,
     port: transport.port,
+    adminPort: admin?.port,
     left,
     reloadAuthentication: () => fileAuthenticator && reloadAuthFile(fileAuthenticator, log),
     killCommitWorker: () => store.killCommitWorker(),
     async stop() {
+      // /ready answers 503 while clients drain, so a load balancer sends no new ones.
+      admin?.markStopping();
       node.stop();
       await server.stop();
+      await admin?.close();
       await transport.close();
       await store.close();
       lock.release();

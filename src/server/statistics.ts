@@ -9,6 +9,7 @@ import type { Coordinator } from '../coordinator';
 import type { Handoff } from '../handoff';
 import type { LogCounters } from '../log';
 import type { SqliteStore, StorageHealth } from '../storage/sqlite';
+import type { Transfer } from '../transfer';
 import type { Admission } from './admission';
 import type { ReceiveBudget } from './receive-budget';
 import type { NodeStats } from './stats';
@@ -120,6 +121,7 @@ export interface HealingParts {
   readonly handoff: Handoff;
   readonly antiEntropy: AntiEntropy;
   readonly reaper: Reaper;
+  readonly transfer: Transfer;
   readonly admission: Admission;
   /** What logging lost or held back. */
   readonly log: LogCounters;
@@ -140,11 +142,12 @@ function storageRows(health: StorageHealth): (readonly [string, number | string]
 
 /**
  * `stats kai`: the coordinator's counters, then hinted handoff (hints pending in all, and per
- * target as `hints_pending:<node>` with the count and bytes), anti-entropy and reaping,
+ * target as `hints_pending:<node>` with the count and bytes), bucket transfers, anti-entropy and reaping,
  * then the store's health and what logging dropped or suppressed.
  */
 export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): ReadonlyArray<readonly [string, string]> {
-  const { store, handoff, antiEntropy, reaper } = healing;
+  const { store, handoff, antiEntropy, reaper, transfer } = healing;
+  const transferProgress = transfer.progress();
   const hintCounts = store.hintCounts().sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
   const pending = hintCounts.reduce((sum, hint) => sum + hint.count, 0);
   const pendingBytes = hintCounts.reduce((sum, hint) => sum + hint.bytes, 0);
@@ -160,6 +163,11 @@ export function kaiStatistics(coordinator: Coordinator, healing: HealingParts): 
       ['handoff_copies_dropped', store.copiesDropped],
       ['handoff_failures', handoff.counters.deliveryFailures],
       ['handoff_strays_released', handoff.counters.straysReleased],
+      ['transfer_buckets_received', transfer.counters.bucketsReceived],
+      ['transfer_buckets_pending', transferProgress.bucketsToReceive - transferProgress.bucketsReceived],
+      ['transfer_keys_moved', transfer.counters.keysMoved],
+      ['transfer_bytes_moved', transfer.counters.bytesMoved],
+      ['transfer_page_failures', transfer.counters.pageFailures],
       ['anti_entropy_exchanges', antiEntropy.counters.exchanges],
       ['anti_entropy_failures', antiEntropy.counters.exchangeFailures],
       ['anti_entropy_buckets_differing', antiEntropy.counters.bucketsDiffering],

@@ -7,10 +7,11 @@ import type * as net from 'node:net';
 import { TextAuthHandshake, type HandshakeEvent } from '../auth/text-handshake';
 import { KaiError, asKaiError, type ErrorCode } from '../errors';
 import type { Command, Reply } from '../protocol/command';
+import { commandName } from '../protocol/command-name';
 import { TextDecoder } from '../protocol/text/decoder';
 import type { ToolCommand } from '../protocol/tool-commands';
 import { encodeError, encodeItemLines, encodeItemsEnd, encodeReply } from '../protocol/text/encoder';
-import { Connection, type ConnectionContext, type EncodedReply } from './connection';
+import { Connection, outcomeOfError, type ConnectionContext, type EncodedReply } from './connection';
 import { isWideMultiget, runOptionsOf } from './dispatch';
 import { streamKeyDump, streamWatch } from './text-tools';
 
@@ -88,18 +89,22 @@ export class TextConnection extends Connection {
    * ends the reply with the error line in place of END, which clients read as the error it is.
    */
   private multiget(command: Extract<Command, { op: 'get' | 'gat' }>): void {
-    const dispatcher = this.context.dispatcher;
+    const { dispatcher, requestTimer } = this.context;
+    const startedAtMs = requestTimer?.start() ?? 0;
     this.runStream(async (out) => {
       await out.ready();
       try {
         for await (const items of dispatcher.itemWindows(command)) await out.write(encodeItemLines(items, command.withCas));
       } catch (error) {
-        if (!(error instanceof KaiError) || error.code !== 'KAI_CLIENT_GONE') {
-          out.end([encodeError(asKaiError(error))]);
+        const failure = asKaiError(error);
+        requestTimer?.record(commandName(command), outcomeOfError(failure), startedAtMs);
+        if (failure.code !== 'KAI_CLIENT_GONE') {
+          out.end([encodeError(failure)]);
           return;
         }
         throw error;
       }
+      requestTimer?.record(commandName(command), 'ok', startedAtMs);
       out.end(encodeItemsEnd());
     }, command.keys);
   }

@@ -73,6 +73,14 @@ export interface StoreTuning {
   readonly durability?: Durability;
   /** When a lost commit worker is replaced, and when the store gives up; commitRestartPolicyDefault by default. */
   readonly commitRestartPolicy?: CommitRestartPolicy;
+  /** Told how long each batch took to commit or fail, and its size (the metrics); none when absent. */
+  readonly commitTimer?: CommitTimer;
+}
+
+/** Where the store reports its commits, by a monotonic clock of its own (src/metrics). */
+export interface CommitTimer {
+  start(): number;
+  record(outcome: 'committed' | 'failed', operations: number, startedAtMs: number): void;
 }
 
 export interface SqliteStoreOptions extends StoreTuning {
@@ -134,6 +142,8 @@ interface PendingRecord {
 interface InFlightBatch {
   readonly batchId: number;
   readonly queued: readonly QueuedOperation[];
+  /** The commit timer's reading when the batch left for the executor. */
+  readonly startedAtMs: number;
 }
 
 interface ItemRow {
@@ -189,6 +199,7 @@ export class SqliteStore implements ReplicaStore {
   private readonly writesPerCommitMax: number;
   private readonly hintsPerTargetMax: number;
   private readonly hintBytesPerTargetMax: number;
+  private readonly commitTimer: CommitTimer | undefined;
   private readonly pending = new Map<string, PendingRecord>();
   private queue: QueuedOperation[] = [];
   private inFlight: InFlightBatch | undefined;
@@ -235,6 +246,7 @@ export class SqliteStore implements ReplicaStore {
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
     this.hintsPerTargetMax = tuning.hintsPerTargetMax ?? hintsPerTargetMaxDefault;
     this.hintBytesPerTargetMax = tuning.hintBytesPerTargetMax ?? hintBytesPerTargetMaxDefault;
+    this.commitTimer = tuning.commitTimer;
     this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
     this.tree = new MerkleForest(this.buckets);
     this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions, actor FROM items WHERE key = ?');
@@ -584,7 +596,7 @@ export class SqliteStore implements ReplicaStore {
     if (this.queue.length === 0) return this.notifyIfDrained();
     const queued = this.takeBatch();
     const batchId = this.nextBatchId++;
-    this.inFlight = { batchId, queued };
+    this.inFlight = { batchId, queued, startedAtMs: this.commitTimer?.start() ?? 0 };
     this.executor.commit(
       batchId,
       queued.map((item) => item.operation),
@@ -611,6 +623,7 @@ export class SqliteStore implements ReplicaStore {
       return;
     }
     this.inFlight = undefined;
+    this.commitTimer?.record(reply.type === 'committed' ? 'committed' : 'failed', batch.queued.length, batch.startedAtMs);
     if (reply.type === 'committed') this.settleCommitted(batch.queued, reply);
     else this.commitFailed(batch.queued, reply.message, reply.code);
     this.scheduleDispatch();
