@@ -38,6 +38,8 @@ interface ClusterNode {
   readonly name: string;
   readonly port: number;
   readonly memcachePort: number;
+  /** The admin HTTP port on 127.0.0.1 (/metrics, /health, /ready, /status). */
+  readonly adminPort: number;
   readonly dataDir: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
@@ -82,6 +84,7 @@ const portsFileName = 'cluster-ports.json';
 interface ClusterPorts {
   readonly ports: number[];
   readonly memcachePorts: number[];
+  readonly adminPorts: number[];
 }
 
 function isPortList(value: unknown, nodes: number): value is number[] {
@@ -93,11 +96,13 @@ function isPortList(value: unknown, nodes: number): value is number[] {
  * internal address and its data dir keeps the member list: with new ports on every run, old ids
  * would stay in that list as members that are down for good.
  */
-function savedPorts(baseDir: string, nodes: number): ClusterPorts | undefined {
+async function savedPorts(baseDir: string, nodes: number): Promise<ClusterPorts | undefined> {
   try {
     const saved = JSON.parse(fs.readFileSync(path.join(baseDir, portsFileName), 'utf8')) as Partial<Record<string, unknown>>;
     if (isPortList(saved.ports, nodes) && isPortList(saved.memcachePorts, nodes)) {
-      return { ports: saved.ports, memcachePorts: saved.memcachePorts };
+      // A run from before admin ports were saved gets new ones.
+      const adminPorts = isPortList(saved.adminPorts, nodes) ? saved.adminPorts : await portsFor(nodes, undefined);
+      return { ports: saved.ports, memcachePorts: saved.memcachePorts, adminPorts };
     }
   } catch {
     // No saved ports (a first run) or an unreadable file: new ports are picked.
@@ -106,13 +111,15 @@ function savedPorts(baseDir: string, nodes: number): ClusterPorts | undefined {
 }
 
 async function clusterPorts(options: LocalClusterOptions): Promise<ClusterPorts> {
-  const saved = savedPorts(options.baseDir, options.nodes);
+  const saved = await savedPorts(options.baseDir, options.nodes);
   const ports = options.firstPort === undefined && saved ? saved.ports : await portsFor(options.nodes, options.firstPort);
   const memcachePorts =
     options.firstMemcachePort === undefined && saved ? saved.memcachePorts : await portsFor(options.nodes, options.firstMemcachePort);
+  // Kept from run to run too, so a Prometheus scraping them need not be told again.
+  const adminPorts = saved?.adminPorts ?? (await portsFor(options.nodes, undefined));
   fs.mkdirSync(options.baseDir, { recursive: true });
-  fs.writeFileSync(path.join(options.baseDir, portsFileName), `${JSON.stringify({ ports, memcachePorts })}\n`);
-  return { ports, memcachePorts };
+  fs.writeFileSync(path.join(options.baseDir, portsFileName), `${JSON.stringify({ ports, memcachePorts, adminPorts })}\n`);
+  return { ports, memcachePorts, adminPorts };
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -161,6 +168,7 @@ interface NodePlan {
   readonly index: number;
   readonly port: number;
   readonly memcachePort: number;
+  readonly adminPort: number;
   /** The first node's internal address, for every node after it. */
   readonly seed: string | undefined;
 }
@@ -173,14 +181,14 @@ function clusterSecretFile(baseDir: string): string {
 }
 
 function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterOptions, secretFile: string): ClusterNode {
-  const { index, port, memcachePort, seed } = plan;
+  const { index, port, memcachePort, adminPort, seed } = plan;
   const name = `node${index + 1}`;
   const dataDir = path.resolve(options.baseDir, name);
   fs.mkdirSync(dataDir, { recursive: true });
   const args = [
     kaiBin,
     'start',
-    ...['--hostname', clusterHost, '--port', String(port), '--memcache-port', String(memcachePort)],
+    ...['--hostname', clusterHost, '--port', String(port), '--memcache-port', String(memcachePort), '--admin-port', String(adminPort)],
     ...['--data-dir', dataDir, '--log-file', path.join(dataDir, 'kai.log'), '--cluster-secret-file', secretFile],
     ...(seed === undefined ? [] : ['--seed', seed]),
   ];
@@ -191,7 +199,7 @@ function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterO
     child.once('exit', (code) => resolve(code));
     child.once('error', () => resolve(null));
   });
-  return { name, port, memcachePort, dataDir, child, exited };
+  return { name, port, memcachePort, adminPort, dataDir, child, exited };
 }
 
 function stopAll(nodes: readonly ClusterNode[]): Promise<void> {
@@ -207,7 +215,7 @@ function stopAll(nodes: readonly ClusterNode[]): Promise<void> {
  * SIGTERM, 1 when a node failed to start or exited by itself.
  */
 export async function runLocalCluster(kaiBin: string, options: LocalClusterOptions, print: (line: string) => void): Promise<number> {
-  const { ports, memcachePorts } = await clusterPorts(options);
+  const { ports, memcachePorts, adminPorts } = await clusterPorts(options);
   const seed = `${clusterHost}:${ports[0]}`;
   fs.mkdirSync(options.baseDir, { recursive: true });
   const secretFile = clusterSecretFile(options.baseDir);
@@ -229,7 +237,13 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
   });
   try {
     for (let index = 0; index < options.nodes; index++) {
-      const plan = { index, port: ports[index], memcachePort: memcachePorts[index], seed: index === 0 ? undefined : seed };
+      const plan = {
+        index,
+        port: ports[index],
+        memcachePort: memcachePorts[index],
+        adminPort: adminPorts[index],
+        seed: index === 0 ? undefined : seed,
+      };
       const node = startClusterNode(kaiBin, plan, options, secretFile);
       nodes.push(node);
       await waitUntilReady(node);
@@ -241,7 +255,10 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
   }
   print(`kai cluster of ${nodes.length} nodes on ${clusterHost} (data and logs under ${path.resolve(options.baseDir)})`);
   for (const node of nodes) {
-    print(`${node.name}: memcache ${clusterHost}:${node.memcachePort}  internal ${clusterHost}:${node.port}  pid ${node.child.pid}`);
+    print(
+      `${node.name}: memcache ${clusterHost}:${node.memcachePort}  internal ${clusterHost}:${node.port}  ` +
+        `admin http://${clusterHost}:${node.adminPort}/  pid ${node.child.pid}`,
+    );
   }
   print(`status: kai status --node ${seed} --cluster-secret-file ${secretFile}    stop: Ctrl-C`);
   const firstExit = Promise.race(nodes.map((node) => node.exited.then((code) => ({ node, code }))));

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { adminRequest, eventually } from '../support/admin';
 import { pollStatus as pollStatusIn, statuses, type StatusMember } from '../support/cluster';
 import { getFreePort, kaiBin, killStartedKai, runKai, startKai, type KaiProcess } from '../support/process';
 import { spawnTracked } from '../support/servers';
@@ -130,6 +131,12 @@ describe('kai cluster', () => {
     const allUp = (members: StatusMember[]): boolean => members.length === 3 && members.every((m) => m.status === 'up');
     expect(printed).toContain(`--cluster-secret-file ${path.join(baseDir, 'cluster-secret')}`);
     for (const port of internalPorts) expect(allUp(await pollStatus(port, allUp, detectMsMax, baseDir))).toBe(true);
+    // Each node has an admin port, and each is ready once the cluster is linked.
+    const adminPorts = [...printed.matchAll(/admin http:\/\/127\.0\.0\.1:(\d+)\//g)].map((match) => Number(match[1]));
+    expect(adminPorts).toHaveLength(3);
+    for (const port of adminPorts) {
+      expect(await eventually(async () => (await adminRequest(port, '/ready')).status === 200, detectMsMax)).toBe(true);
+    }
     cluster.child.kill('SIGINT');
     expect(await cluster.exited).toEqual({ code: 0, signal: null });
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
