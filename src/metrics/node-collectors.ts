@@ -4,10 +4,11 @@
  * and the node's readiness with the quorum availability behind it.
  */
 import fs from 'node:fs';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { NodeView } from '../admin/node-view';
 import type { MemberStatus } from '../membership';
 import type { SqliteStoreStats } from '../storage/sqlite';
+import { readGauge, readLabelled } from './collected';
 
 export interface CollectedParts {
   readonly store: { readonly filePath: string | undefined; stats(): SqliteStoreStats };
@@ -28,69 +29,48 @@ function fileBytes(file: string): number {
   }
 }
 
-function gauge(registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.set(read());
-    },
-  });
-}
-
 /** Registers the gauges; `refresh` computes, once per scrape, the readiness they share. */
 export function registerNodeCollectors(registry: Registry, parts: CollectedParts): { refresh(): void } {
   const { store, transport } = parts;
-  new Gauge({
-    name: 'kai_storage_file_bytes',
-    help: 'Size of the SQLite database file and of its write-ahead log',
-    labelNames: ['file'],
-    registers: [registry],
-    collect() {
-      if (store.filePath === undefined) return;
-      this.set({ file: 'database' }, fileBytes(store.filePath));
-      this.set({ file: 'wal' }, fileBytes(`${store.filePath}-wal`));
-    },
-  });
-  gauge(registry, 'kai_storage_operations_queued', 'Writes and removals accepted and not yet committed', () => store.stats().operationsQueued);
-  gauge(registry, 'kai_storage_cache_entries', 'Records held by the read cache', () => store.stats().cacheEntries);
-  gauge(registry, 'kai_storage_cache_bytes', 'Estimated bytes held by the read cache (--cache-size bounds it)', () => store.stats().cacheBytes);
-  new Counter({
-    name: 'kai_storage_cache_reads_total',
-    help: 'Reads of committed records, answered by the read cache (hit) or by SQLite (miss)',
-    labelNames: ['result'],
-    registers: [registry],
-    collect() {
+  readLabelled(
+    registry,
+    'gauge',
+    { name: 'kai_storage_file_bytes', help: 'Size of the SQLite database file and of its write-ahead log', label: 'file' },
+    () => (store.filePath === undefined ? [] : [['database', fileBytes(store.filePath)], ['wal', fileBytes(`${store.filePath}-wal`)]]),
+  );
+  readGauge(registry, 'kai_storage_operations_queued', 'Writes and removals accepted and not yet committed', () => store.stats().operationsQueued);
+  readGauge(registry, 'kai_storage_cache_entries', 'Records held by the read cache', () => store.stats().cacheEntries);
+  readGauge(registry, 'kai_storage_cache_bytes', 'Estimated bytes held by the read cache (--cache-size bounds it)', () => store.stats().cacheBytes);
+  readLabelled(
+    registry,
+    'counter',
+    { name: 'kai_storage_cache_reads_total', help: 'Reads of committed records, answered by the read cache (hit) or by SQLite (miss)', label: 'result' },
+    () => {
       const stats = store.stats();
-      this.reset();
-      this.inc({ result: 'hit' }, stats.cacheHits);
-      this.inc({ result: 'miss' }, stats.cacheMisses);
+      return [['hit', stats.cacheHits], ['miss', stats.cacheMisses]];
     },
-  });
-  new Gauge({
-    name: 'kai_internal_connections',
-    help: 'Internal API connections: accepted from peers, dialled to peers, and accepted ones still proving the cluster secret',
-    labelNames: ['direction'],
-    registers: [registry],
-    collect() {
-      this.set({ direction: 'accepted' }, transport.servedConnections);
-      this.set({ direction: 'dialled' }, transport.openPeerConnections);
-      this.set({ direction: 'handshaking' }, transport.handshakingConnections);
+  );
+  readLabelled(
+    registry,
+    'gauge',
+    {
+      name: 'kai_internal_connections',
+      help: 'Internal API connections: accepted from peers, dialled to peers, and accepted ones still proving the cluster secret',
+      label: 'direction',
     },
-  });
-  new Gauge({
-    name: 'kai_members',
-    help: 'Members this node knows, by what its failure detector says of them (this node included)',
-    labelNames: ['status'],
-    registers: [registry],
-    collect() {
+    () => [['accepted', transport.servedConnections], ['dialled', transport.openPeerConnections], ['handshaking', transport.handshakingConnections]],
+  );
+  readLabelled(
+    registry,
+    'gauge',
+    { name: 'kai_members', help: 'Members this node knows, by what its failure detector says of them (this node included)', label: 'status' },
+    () => {
       const members = parts.members().filter((member) => member.confirmed);
-      for (const status of memberStatuses) this.set({ status }, members.filter((member) => member.status === status).length);
+      return memberStatuses.map((status) => [status, members.filter((member) => member.status === status).length] as const);
     },
-  });
-  gauge(registry, 'kai_ring_version', 'Version of the ring state this node holds', () => parts.ring().version);
-  gauge(registry, 'kai_ring_changing', '1 while a ring change (join, leave, replace) is in progress, else 0', () =>
+  );
+  readGauge(registry, 'kai_ring_version', 'Version of the ring state this node holds', () => parts.ring().version);
+  readGauge(registry, 'kai_ring_changing', '1 while a ring change (join, leave, replace) is in progress, else 0', () =>
     parts.ring().next === null ? 0 : 1,
   );
   return registerReadiness(registry, parts.view);
@@ -100,20 +80,16 @@ export function registerNodeCollectors(registry: Registry, parts: CollectedParts
 function registerReadiness(registry: Registry, view: NodeView): { refresh(): void } {
   let availability = view.availability();
   let ready = false;
-  gauge(registry, 'kai_ready', '1 when the node can meet its quorums for the buckets it serves (what /ready answers 200 for), else 0', () =>
+  readGauge(registry, 'kai_ready', '1 when the node can meet its quorums for the buckets it serves (what /ready answers 200 for), else 0', () =>
     ready ? 1 : 0,
   );
-  gauge(registry, 'kai_buckets_served', 'Buckets whose preference list holds this node', () => availability.bucketsServed);
-  new Gauge({
-    name: 'kai_buckets_below_quorum',
-    help: 'Buckets this node serves with fewer replicas up than R (quorum="r") or W (quorum="w")',
-    labelNames: ['quorum'],
-    registers: [registry],
-    collect() {
-      this.set({ quorum: 'r' }, availability.bucketsBelowR);
-      this.set({ quorum: 'w' }, availability.bucketsBelowW);
-    },
-  });
+  readGauge(registry, 'kai_buckets_served', 'Buckets whose preference list holds this node', () => availability.bucketsServed);
+  readLabelled(
+    registry,
+    'gauge',
+    { name: 'kai_buckets_below_quorum', help: 'Buckets this node serves with fewer replicas up than R (quorum="r") or W (quorum="w")', label: 'quorum' },
+    () => [['r', availability.bucketsBelowR], ['w', availability.bucketsBelowW]],
+  );
   return {
     refresh() {
       availability = view.availability();

@@ -5,7 +5,8 @@
  * never disagree. memcached's command counters take memcached_exporter's shape,
  * `commands_total{command, status}`, so dashboards made for it read kai's too.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { readGauge, readLabelled, readMetric } from './collected';
 
 export type StatisticsRows = ReadonlyArray<readonly [string, string]>;
 
@@ -158,75 +159,28 @@ export function registerStatisticsMetrics(registry: Registry, statistics: (group
   const byMetric = new Map<string, StatMetric[]>();
   for (const entry of statMetrics) byMetric.set(entry.metric, [...(byMetric.get(entry.metric) ?? []), entry]);
   for (const [name, entries] of byMetric) {
-    const labelNames = Object.keys(entries[0].labels ?? {});
-    const samples = (): { labels: Record<string, string>; value: number }[] =>
+    const description = { name, help: entries[0].help, labelNames: Object.keys(entries[0].labels ?? {}) };
+    readMetric(registry, entries[0].type, description, () =>
       entries.flatMap((entry) => {
         const text = scraped.rows.get(`${entry.group}:${entry.stat}`);
         const value = text === undefined ? NaN : Number(text);
-        return Number.isFinite(value) ? [{ labels: { ...entry.labels }, value }] : [];
-      });
-    if (entries[0].type === 'counter') {
-      new Counter({
-        name,
-        help: entries[0].help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const sample of samples()) this.inc(sample.labels, sample.value);
-        },
-      });
-    } else {
-      new Gauge({
-        name,
-        help: entries[0].help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const sample of samples()) this.set(sample.labels, sample.value);
-        },
-      });
-    }
+        return Number.isFinite(value) ? [{ labels: entry.labels ?? {}, value }] : [];
+      }),
+    );
   }
-  new Gauge({
-    name: 'kai_hints_pending_by_target',
-    help: 'Hinted copies held for each down node',
-    labelNames: ['target'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const hint of scraped.hintsByTarget) this.set({ target: hint.target }, hint.count);
-    },
-  });
-  new Gauge({
-    name: 'kai_hints_pending_bytes_by_target',
-    help: 'Bytes of hinted copies held for each down node',
-    labelNames: ['target'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const hint of scraped.hintsByTarget) this.set({ target: hint.target }, hint.bytes);
-    },
-  });
-  new Gauge({
-    name: 'kai_info',
-    help: "kai's release, as a label; always 1",
-    labelNames: ['version'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.set({ version: scraped.kaiVersion }, 1);
-    },
-  });
-  new Gauge({
-    name: 'kai_storage_failed',
-    help: '1 once the store can no longer commit and refuses every write (restart the node), else 0',
-    registers: [registry],
-    collect() {
-      this.set(scraped.storageFailed ? 1 : 0);
-    },
-  });
+  readLabelled(registry, 'gauge', { name: 'kai_hints_pending_by_target', help: 'Hinted copies held for each down node', label: 'target' }, () =>
+    scraped.hintsByTarget.map((hint) => [hint.target, hint.count] as const),
+  );
+  readLabelled(
+    registry,
+    'gauge',
+    { name: 'kai_hints_pending_bytes_by_target', help: 'Bytes of hinted copies held for each down node', label: 'target' },
+    () => scraped.hintsByTarget.map((hint) => [hint.target, hint.bytes] as const),
+  );
+  readLabelled(registry, 'gauge', { name: 'kai_info', help: "kai's release, as a label; always 1", label: 'version' }, () => [[scraped.kaiVersion, 1]]);
+  readGauge(registry, 'kai_storage_failed', '1 once the store can no longer commit and refuses every write (restart the node), else 0', () =>
+    scraped.storageFailed ? 1 : 0,
+  );
   return {
     refresh() {
       scraped = scrape(statistics);
