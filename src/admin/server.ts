@@ -15,7 +15,7 @@ import type { Logger } from '../log';
 import type { StatusDocument } from './node-view';
 import type { Readiness } from './readiness';
 
-/** Connections the admin server holds at once; more wait in the kernel's backlog until one closes. */
+/** Connections the admin server holds at once; more are closed as they arrive. */
 export const adminConnectionsMax = 32;
 /** Bytes of a request's line and headers; past it Node answers 431 and closes. */
 export const adminHeaderBytesMax = 8 * 1024;

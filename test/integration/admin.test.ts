@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { adminPaths } from '../../src/admin/server';
+import { adminConnectionsMax, adminPaths } from '../../src/admin/server';
 import { statMetrics, statsWithoutMetric } from '../../src/metrics/statistics-metrics';
 import { adminRequest, eventually, metricNamesOf, samplesOf, scrape } from '../support/admin';
 import { getFreePort, killStartedKai, repoRoot, startKai, type KaiProcess } from '../support/process';
@@ -164,6 +164,22 @@ describe('HTTP refusals', () => {
     expect(response.status).toBe(413);
     expect(response.headers.connection).toBe('close');
     expect(JSON.parse(response.body).code).toBe('KAI_ADMIN_REQUEST_TOO_LARGE');
+  });
+
+  test('connections past adminConnectionsMax are closed unanswered, and served again once others close', async () => {
+    const held = await Promise.all(
+      Array.from({ length: adminConnectionsMax }, () => new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(adminPort, '127.0.0.1', () => resolve(socket));
+        socket.on('error', reject);
+      })),
+    );
+    try {
+      // Connections are accepted in the order they came: the held ones are counted before this one.
+      await expect(adminRequest(adminPort, '/health')).rejects.toThrow();
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
+    expect(await eventually(async () => (await adminRequest(adminPort, '/health').catch(() => undefined))?.status === 200, 5_000)).toBe(true);
   });
 
   test('headers past the admin bound are refused with 431', async () => {
