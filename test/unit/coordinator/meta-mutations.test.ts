@@ -49,7 +49,8 @@ describe('fetchMutation: T, N and R', () => {
       created: true,
       won: true,
     });
-    expect(decision.write).toEqual({ value: Buffer.alloc(0), flags: 0, expiresAtMs: nowMs + 30_000, tombstone: false, marks: winTokenSent });
+    const empty = Buffer.alloc(0);
+    expect(decision.write).toEqual({ value: empty, flags: 0, expiresAtMs: nowMs + 30_000, tombstone: false, marks: winTokenSent });
     // An expired value or a tombstone is a miss too.
     expect(fetch([['N', nowMs + 30_000]], [version('gone', { expiresAtMs: nowMs })]).result?.created).toBe(true);
   });
@@ -82,7 +83,8 @@ describe('fetchMutation: T, N and R', () => {
   test('T touches', () => {
     const marked = version('cached', { flags: 3, expiresAtMs: nowMs + 10_000, marks: keyBase64 });
     const decision = fetch([['T', nowMs + 99_000]], [marked]);
-    expect(decision.write).toEqual({ value: Buffer.from('cached'), flags: 3, expiresAtMs: nowMs + 99_000, tombstone: false, marks: keyBase64 });
+    const touched = { value: Buffer.from('cached'), flags: 3, expiresAtMs: nowMs + 99_000, tombstone: false, marks: keyBase64 };
+    expect(decision.write).toEqual(touched);
     expect(decision.result?.item?.expiresAtMs).toBe(nowMs + 10_000);
     expect(decision.result?.won).toBe(false);
   });
@@ -141,7 +143,8 @@ describe('fetchMutation: the stale recache claim', () => {
     const first = fetch([], [staleItem]);
     expect(first.result?.won).toBe(true);
     expect(first.result?.item?.marks).toBe(stale);
-    expect(first.write).toEqual({ value: Buffer.from('old'), flags: 0, expiresAtMs: nowMs + 10_000, tombstone: false, marks: stale | winTokenSent });
+    const claim = { value: Buffer.from('old'), flags: 0, expiresAtMs: nowMs + 10_000, tombstone: false, marks: stale | winTokenSent };
+    expect(first.write).toEqual(claim);
     const claimed = written(first.write);
     for (const steps of [[], [['R', nowMs + 60_000]], [['N', nowMs + 60_000]]] as FetchStep[][]) {
       const later = fetch(steps, [claimed]);
