@@ -5,15 +5,14 @@ import path from 'node:path';
 import { placementFrom, replicaVersions } from '../faults/replicas';
 import type { WireVersion } from '../../src/rpc/messages';
 import { versionMarks } from '../../src/storage/record';
-import { allUp, pollStatus, restartNode, startCluster, statuses, type ClusterNode, type StatusMember } from '../support/cluster';
+import { allUp, pollStatus, restartNode, startCluster, type ClusterNode } from '../support/cluster';
 import { killStartedKai } from '../support/process';
 import { RawClient } from '../support/raw-client';
 import { delay } from '../support/servers';
+import { Pauses, writeOnBothSides } from '../support/split';
 
 /** Fast gossip: a silent node is marked down after 5 intervals (1 s). */
 const gossipIntervalMs = 200;
-/** Down after 1 s, plus rounds for the mark to spread and a status command to run. */
-const detectMsMax = 8_000;
 /** A restarted node sees every member up again within this. */
 const upTimeoutMs = 20_000;
 /** Bounds on polling until the cluster answers as expected. */
@@ -22,8 +21,14 @@ const pollAttemptsMax = 100;
 const pollIntervalMs = 100;
 /** Per request: longer than the coordinator's own quorum timeout (5 s), so its answer arrives. */
 const clientTimeoutMs = 8_000;
-/** Starting three nodes and linking them, on a loaded machine. */
-const clusterStartTimeoutMs = 60_000;
+/** A test that waits on a restart or on views changing, which take seconds each on a loaded machine. */
+const slowTestTimeoutMs = 90_000;
+/** The whole pipeline of 1,200 requests answered, each write forwarded and replicated. */
+const pipelineTimeoutMs = 60_000;
+/** Until every node sees every member owning its buckets: a ring forms slowly on a loaded machine. */
+const convergeTimeoutMs = 45_000;
+/** Starting three nodes, linking them and waiting for the ring to form. */
+const clusterStartTimeoutMs = 90_000;
 const { stale, winTokenSent } = versionMarks;
 
 function clusterArgs(quorum: { readonly n: number; readonly r: number; readonly w: number }): string[] {
@@ -35,36 +40,22 @@ function clusterArgs(quorum: { readonly n: number; readonly r: number; readonly 
 
 let workDir: string;
 /** Nodes stopped with SIGSTOP and not yet resumed: afterAll resumes them before killing. */
-const paused = new Set<number>();
+const pauses = new Pauses();
 
 beforeAll(() => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-meta-cluster-'));
 });
 
 afterAll(async () => {
-  for (const pid of paused) resume(pid);
+  pauses.resumeAll();
   await killStartedKai();
   fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 /** Kills a describe's nodes once it is done, so the next cluster starts on a quieter machine. */
 async function stopCluster(nodes: readonly ClusterNode[] | undefined): Promise<void> {
-  for (const node of nodes ?? []) resume(node.pid);
+  pauses.resumeAll();
   await Promise.all((nodes ?? []).map((node) => node.kill()));
-}
-
-function pause(node: ClusterNode): void {
-  process.kill(node.pid, 'SIGSTOP');
-  paused.add(node.pid);
-}
-
-function resume(pid: number): void {
-  try {
-    process.kill(pid, 'SIGCONT');
-  } catch {
-    // Already gone.
-  }
-  paused.delete(pid);
 }
 
 /** Retries `attempt` until `accept` holds, bounded in attempts and time; a failed attempt counts as not accepted. */
@@ -145,7 +136,7 @@ describe('the marks on a 3-node cluster, N=3 R=2 W=2', () => {
   const args = clusterArgs({ n: 3, r: 2, w: 2 });
 
   beforeAll(async () => {
-    nodes = await startCluster({ baseDir: path.join(workDir, 'marks'), size: 3, args });
+    nodes = await startCluster({ baseDir: path.join(workDir, 'marks'), size: 3, args, convergeTimeoutMs });
   }, clusterStartTimeoutMs);
 
   afterAll(() => stopCluster(nodes));
@@ -211,7 +202,7 @@ describe('the marks on a 3-node cluster, N=3 R=2 W=2', () => {
     expect(await send(restarted, 'mg meta:restart v\r\n')).toBe('VA 4 X W\r\nkept\r\n');
     expect(await send(first, 'mg meta:restart v\r\n')).toBe('VA 4 Z X\r\nkept\r\n');
     await poll(() => ownCopy(restarted, 'meta:restart'), (versions) => versions.length === 1 && versions[0].marks === (stale | winTokenSent));
-  });
+  }, slowTestTimeoutMs);
 });
 
 describe('siblings on a 3-node cluster, N=3 R=3 W=1', () => {
@@ -219,35 +210,21 @@ describe('siblings on a 3-node cluster, N=3 R=3 W=1', () => {
   let nodes: ClusterNode[];
 
   beforeAll(async () => {
-    nodes = await startCluster({ baseDir: path.join(workDir, 'siblings'), size: 3, args: clusterArgs({ n: 3, r: 3, w: 1 }) });
+    nodes = await startCluster({ baseDir: path.join(workDir, 'siblings'), size: 3, args: clusterArgs({ n: 3, r: 3, w: 1 }), convergeTimeoutMs });
   }, clusterStartTimeoutMs);
 
   afterAll(() => stopCluster(nodes));
 
-  /** Waits until `observer` sees each node of `expected` as given. */
-  async function waitForView(observer: ClusterNode, expected: Record<string, string>): Promise<void> {
-    const matches = (members: StatusMember[]): boolean => {
-      const seen = statuses(members);
-      return Object.entries(expected).every(([id, status]) => seen[id] === status);
-    };
-    expect(statuses(await pollStatus(observer.port, matches, detectMsMax, workDir))).toEqual(expect.objectContaining(expected));
-  }
-
   test('mg answers the sibling written last, and ms C with its cas supersedes every sibling', async () => {
     // Proves mg's one item and its cas name the whole context, so one ms reconciles concurrent writes.
-    const [a, b, c] = nodes;
-    // One side: B and C are cut off (paused) and A knows it, so only A holds its write.
-    pause(b);
-    pause(c);
-    await waitForView(a, { [b.id]: 'down', [c.id]: 'down' });
-    expect(await metaSet(a, 'split:meta', 'side-a')).toBe('HD\r\n');
-    // The other side: A is cut off, B and C are back and know it; C writes later.
-    pause(a);
-    resume(b.pid);
-    resume(c.pid);
-    await waitForView(c, { [a.id]: 'down', [b.id]: 'up', [c.id]: 'up' });
-    expect(await metaSet(c, 'split:meta', 'side-c')).toBe('HD\r\n');
-    resume(a.pid);
+    const [, b, c] = nodes;
+    await writeOnBothSides(
+      nodes,
+      pauses,
+      workDir,
+      async (sideA) => expect(await metaSet(sideA, 'split:meta', 'side-a')).toBe('HD\r\n'),
+      async (sideC) => expect(await metaSet(sideC, 'split:meta', 'side-c')).toBe('HD\r\n'),
+    );
 
     // Healed: get answers both siblings; gets gives both the cas of the whole context.
     const bothSiblings = /^VALUE split:meta 0 6 (\d+)\r\nside-.\r\nVALUE split:meta 0 6 \1\r\nside-.\r\nEND\r\n$/;
@@ -263,7 +240,7 @@ describe('siblings on a 3-node cluster, N=3 R=3 W=1', () => {
     }
     // The old context has moved on.
     expect(await metaSet(c, 'split:meta', 'stale!', ` C${context}`)).toBe('EX\r\n');
-  });
+  }, slowTestTimeoutMs);
 });
 
 describe('pipelines through a node outside the replicas of their keys, N=2 R=1 W=2', () => {
@@ -271,7 +248,7 @@ describe('pipelines through a node outside the replicas of their keys, N=2 R=1 W
   const n = 2;
 
   beforeAll(async () => {
-    nodes = await startCluster({ baseDir: path.join(workDir, 'pipeline'), size: 3, args: clusterArgs({ n, r: 1, w: 2 }) });
+    nodes = await startCluster({ baseDir: path.join(workDir, 'pipeline'), size: 3, args: clusterArgs({ n, r: 1, w: 2 }), convergeTimeoutMs });
   }, clusterStartTimeoutMs);
 
   afterAll(() => stopCluster(nodes));
@@ -317,7 +294,7 @@ describe('pipelines through a node outside the replicas of their keys, N=2 R=1 W
     let replies: string[];
     try {
       client.send(request);
-      const received = await client.readUntil((bytes) => repliesIn(bytes.toString('latin1')).length >= expected.length, 60_000);
+      const received = await client.readUntil((bytes) => repliesIn(bytes.toString('latin1')).length >= expected.length, pipelineTimeoutMs);
       replies = repliesIn(received.toString('latin1'));
     } finally {
       client.close();
@@ -328,5 +305,5 @@ describe('pipelines through a node outside the replicas of their keys, N=2 R=1 W
     expect(replies).toHaveLength(expected.length);
     // Every write went to another node to be coordinated.
     expect((await writesForwarded(outsider)) - forwardedBefore).toBe(keys.length * 3);
-  }, 90_000);
+  }, slowTestTimeoutMs);
 });
