@@ -192,8 +192,8 @@ describe('the meta specs', () => {
     expect(outcomeAcross('fetch', missed)).toEqual(missed);
   });
 
-  // A fetch outcome no kai node sends is KAI_BAD_FRAME: unknown mark bits above all.
   const item = { flags: 0, value: Buffer.alloc(0), expiresAtMs: 0, marks: 0, writtenAtMs: 0 };
+  // A fetch outcome no kai node sends is KAI_BAD_FRAME: unknown mark bits above all.
   test.each([
     ['unknown mark bits', { item: { ...item, marks: 8 }, created: false, won: false }],
     ['negative marks', { item: { ...item, marks: -1 }, created: false, won: false }],
