@@ -182,6 +182,23 @@ describe('the marks on a 3-node cluster, N=3 R=2 W=2', () => {
     }
   });
 
+  test('mg N30 and mg on a stale item through every node at once: exactly one client wins each', async () => {
+    // Proves the recache is handed out by one node, the key's first replica, even to clients asking at the same moment.
+    const keys = Array.from({ length: 20 }, (_, index) => `meta:together:${index}`);
+    for (const key of keys) {
+      const replies = await Promise.all(nodes.map((node) => send(node, `mg ${key} N30 v\r\n`)));
+      expect([key, replies.filter((reply) => reply.includes(' W')).length]).toEqual([key, 1]);
+      expect([key, replies.filter((reply) => reply.includes(' Z')).length]).toEqual([key, nodes.length - 1]);
+    }
+    for (const key of keys) {
+      expect(await metaSet(nodes[0], key, 'value')).toBe('HD\r\n');
+      expect(await send(nodes[1], `md ${key} I\r\n`)).toBe('HD\r\n');
+      const replies = await Promise.all(nodes.map((node) => send(node, `mg ${key} v\r\n`)));
+      expect([key, replies.filter((reply) => reply.includes(' X W')).length]).toEqual([key, 1]);
+      expect([key, replies.filter((reply) => reply.includes(' Z X')).length]).toEqual([key, nodes.length - 1]);
+    }
+  });
+
   test('the marks survive a node killed -9 and restarted', async () => {
     // Proves the marks are stored with the version on disk: a restarted node's own copy still holds them.
     const [first, , third] = nodes;
