@@ -156,7 +156,7 @@ describe('a 3-node cluster, N=3 R=2 W=2', () => {
 
   beforeAll(async () => {
     nodes = await startCluster({ baseDir: path.join(workDir, 'quorum'), size: 3, args });
-  }, 20_000);
+  }, 120_000);
 
   test('a key set through one node reads back through each other node, with every client', async () => {
     // Proves any node serves any key: writes and reads are routed to the key's replicas.
@@ -236,7 +236,7 @@ describe('writes on both sides of a split, N=3 R=3 W=1', () => {
 
   beforeAll(async () => {
     nodes = await startCluster({ baseDir: path.join(workDir, 'split'), size: 3, args: quorumArgs({ r: 3, w: 1 }) });
-  }, 20_000);
+  }, 120_000);
 
   test('come back as siblings from get, and gets + cas through another node merges them', async () => {
     // Proves concurrent writes are both kept (no lost update) and a client's cas reconciles them.
