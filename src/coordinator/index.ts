@@ -147,6 +147,11 @@ function decidesOnPresence(spec: MutationSpec): boolean {
   return spec.kind !== 'store' || spec.mode !== 'set';
 }
 
+/** An mg that may tell its client it won the right to recache the key (coordinator/meta-mutations.ts). */
+function handsOutRecache(spec: MutationSpec): boolean {
+  return spec.kind === 'fetch' && spec.withoutClaim !== true;
+}
+
 export class Coordinator {
   readonly flushDeadline: FlushDeadline;
   readonly counters: CoordinatorCounters = {
@@ -351,7 +356,11 @@ export class Coordinator {
   async mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<Coordinated<K>> {
     const placement = this.place(key);
     const { targets, w, n } = placement;
-    if (this.localTarget(placement)) return this.coordinateHere(key, spec, placement);
+    const local = this.localTarget(placement);
+    // A write that hands out a recache decides on one node, the key's first up replica, so two
+    // clients asking through two replicas at once cannot both win.
+    const decidedByFirst = handsOutRecache(spec) && targets.length > 0 && targets[0].replica.nodeId !== this.options.nodeId;
+    if (local && !decidedByFirst) return this.coordinateHere(key, spec, placement);
     if (targets.length === 0) {
       this.counters.writeQuorumUnmet++;
       throw unmet(`write ${w} of ${n}: 0 up`);

@@ -80,7 +80,7 @@ export async function forEachSeed(plan: FuzzPlan, body: (random: SimRandom, seed
     await runSeed(replayed, body);
     return;
   }
-  console.log(`kai fuzz ${plan.name}: seeds ${plan.seeds.join(' ')}; replay one with ${replayCommand(0).replace('=0 ', '=<seed> ')}`);
+  // The fixed seeds are in the plan; a failure names its own, so a passing run prints nothing.
   for (const seed of plan.seeds) await runSeed(seed, body);
   const budgetMs = timedRunMs();
   if (budgetMs === undefined) return;

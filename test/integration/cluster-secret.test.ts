@@ -45,7 +45,7 @@ beforeAll(async () => {
   nodes = await startCluster({ baseDir, size: 3, args: ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', '200'] });
   client = memjs.Client.create(`127.0.0.1:${nodes[0].memcachePort}`, { logger: quietLogger, retries: 0 });
   await client.set('secret', secretValue, {});
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   client?.close();

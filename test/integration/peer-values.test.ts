@@ -30,7 +30,7 @@ beforeAll(async () => {
   baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-peer-values-'));
   nodes = await startCluster({ baseDir, size: 3, args: clusterArgs, convergeTimeoutMs: 30_000 });
   ids = nodes.map((node) => node.id);
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await killStartedKai();

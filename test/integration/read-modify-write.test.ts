@@ -102,7 +102,7 @@ describe('on a node that missed writes while it was down', () => {
 
   beforeAll(async () => {
     nodes = await startCluster({ baseDir: path.join(workDir, 'return'), size: 3, args });
-  }, 60_000);
+  }, 120_000);
 
   test('a counter goes on from the count the others hold: 101, through every node', async () => {
     // Proves incr decides on the quorum's counter, not the returning node's stale copy.

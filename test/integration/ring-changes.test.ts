@@ -240,7 +240,10 @@ test('a cluster under load grows from 3 to 5 nodes and shrinks back to 3, and ev
 
 test('a mistyped seed is shown as a seed, removed with kai remove, and the node serves again', async () => {
   // Proves the mistyped check-node no longer leaves a node refusing requests: kai remove forgets the seed.
-  const [node] = await startCluster({ baseDir: path.join(workDir, 'seed'), size: 1, args });
+  // A slow gossip interval: the failure detector gives up on the seed after five of them, which
+  // must not happen before `kai status` (a process start, slow on a loaded machine) has shown it.
+  const slowGossipArgs = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', '3000', '--log-level', 'warn'];
+  const [node] = await startCluster({ baseDir: path.join(workDir, 'seed'), size: 1, args: slowGossipArgs });
   const nowhere = `127.0.0.1:${await getFreePort()}`;
   const typo = await runKai(['check-node', node.id, nowhere], { cwd: workDir });
   expect(typo.stderr).toBe(`kai: ${node.id} could not reach ${nowhere} yet; it keeps trying\n`);

@@ -88,7 +88,7 @@ it('links a cluster whose internal API speaks only TLS, and replicates through i
     fs.rmSync(elsewhere, { recursive: true, force: true });
   }
   await Promise.all(nodes.map((node) => node.stop()));
-});
+}, 120_000);
 
 it('serves memcache clients over TLS, requiring a certificate of the CA', async () => {
   // Proves --tls memcache with --tls-client-certificates require, as memcached's -Z with ssl_verify_mode 2.

@@ -1,7 +1,8 @@
 /**
  * Where a simulation's seed comes from, and how a failure names it. A run takes its seed from
- * KAI_SIM_SEED when set (to replay a failure), or draws fresh ones and prints them before running,
- * so any failure replays with `KAI_SIM_SEED=<seed> npx jest <file>`.
+ * KAI_SIM_SEED when set (to replay a failure), or draws fresh ones. Each test names its seed, and a
+ * failure's message starts with it and the command that replays it (`KAI_SIM_SEED=<seed> npx jest
+ * <file>`), so a passing run prints nothing.
  */
 import { randomInt } from 'node:crypto';
 import * as path from 'node:path';
@@ -30,10 +31,7 @@ export function replayCommand(seed: number): string {
   return `${seedVariable}=${seed} npx jest ${currentTestFile()}`;
 }
 
-/**
- * The seeds to run: only KAI_SIM_SEED's when it is set, else `count` fresh ones (KAI_SIM_RUNS
- * overrides the count). Prints them once, before any runs, with the way to replay one.
- */
+/** The seeds to run: only KAI_SIM_SEED's when it is set, else `count` fresh ones (KAI_SIM_RUNS overrides the count). */
 export function simSeeds(count: number): number[] {
   const fixed = process.env[seedVariable];
   if (fixed !== undefined && fixed !== '') {
@@ -42,13 +40,10 @@ export function simSeeds(count: number): number[] {
     return [seed];
   }
   const runs = process.env[runsVariable] ? parseDecimal(runsVariable, process.env[runsVariable] ?? '', runsMax) : count;
-  const seeds = Array.from({ length: runs }, () => randomInt(0, seedMax + 1));
-  const shown = seeds.length <= 50 ? seeds.join(' ') : `${seeds.slice(0, 50).join(' ')} ... (${seeds.length} in all)`;
-  console.log(`kai sim: seeds ${shown}; replay one with ${replayCommand(seeds[0]).replace(String(seeds[0]), '<seed>')}`);
-  return seeds;
+  return Array.from({ length: runs }, () => randomInt(0, seedMax + 1));
 }
 
-/** One seed: KAI_SIM_SEED's, or a fresh one (printed). */
+/** One seed: KAI_SIM_SEED's, or a fresh one. */
 export function simSeed(): number {
   return simSeeds(1)[0];
 }

@@ -13,8 +13,12 @@ import path from 'node:path';
 import { runKai, startKai, type KaiProcess } from './process';
 import { delay, loopbackHost } from './servers';
 
-/** How long startCluster waits for every node to see every member up, unless told otherwise. */
-export const convergeTimeoutMsDefault = 15_000;
+/**
+ * How long startCluster waits for every node to see every member up, unless told otherwise: ample
+ * for a loaded machine, where founding the ring and moving its buckets is slow; the wait ends as
+ * soon as every node sees the others.
+ */
+export const convergeTimeoutMsDefault = 60_000;
 /** Between two `kai status` runs while polling; each run is a process start, so not much less. */
 export const statusPollMsDefault = 200;
 

@@ -1,9 +1,11 @@
+// Writes as data: each spec survives the wire and decides as its mutation, and outcomes come back checked.
 import { FlushDeadline } from '../../../src/coordinator/flush';
 import type { MutationContext } from '../../../src/coordinator/mutations';
 import {
   arithSpec,
   casUniqueOf,
   deleteSpec,
+  fetchSpec,
   mutationOf,
   outcomeFromWire,
   outcomeToWire,
@@ -15,8 +17,8 @@ import {
 } from '../../../src/coordinator/specs';
 import { KaiError } from '../../../src/errors';
 import { wirePackr } from '../../../src/rpc/frames';
-import { isRpcRequest } from '../../../src/rpc/message-shapes';
-import type { Version } from '../../../src/storage/record';
+import { isRpcRequest, requestProblem, timeMsMax } from '../../../src/rpc/message-shapes';
+import { versionMarks, type Version } from '../../../src/storage/record';
 
 const context: MutationContext = { nowMs: 10_000, valueBytesMax: 1024, actor: 'a' };
 
@@ -124,5 +126,84 @@ describe('outcomes across the wire', () => {
     ['store', 'STORED'],
   ] as const)('refuses a bad %s outcome', (kind, raw) => {
     expect(() => outcomeFromWire(kind, raw)).toThrow(expect.objectContaining({ code: 'KAI_BAD_FRAME' }) as Error);
+  });
+});
+
+describe('the meta specs', () => {
+  const lookup = { expired: false, previousValueBytes: -1 };
+  const coordinate = (mutation: unknown): unknown => ({ type: 'coordinate', key: Buffer.from('k'), mutation });
+
+  // mg's steps cross in request order; a fetch names no cas unique.
+  test('the fetch spec survives the wire', () => {
+    const spec = acrossTheWire(fetchSpec([['T', 5_000], ['R', 9_000], ['N', 7_000]]));
+    expect(spec).toEqual({ kind: 'fetch', steps: [['T', 5_000], ['R', 9_000], ['N', 7_000]] });
+    expect(casUniqueOf(spec)).toBe(0n);
+    expect(acrossTheWire(fetchSpec([]))).toEqual({ kind: 'fetch', steps: [] });
+  });
+
+  // More steps than an mg can send, a flag other than T, N or R, or a time out of range is refused at the shape check.
+  test('fetch specs no mg sends are refused', () => {
+    expect(requestProblem(coordinate({ kind: 'fetch', steps: [['T', 1], ['N', 1], ['R', 1], ['T', 1]] }))).toMatch(/steps/);
+    expect(requestProblem(coordinate({ kind: 'fetch', steps: [['X', 1]] }))).toMatch(/steps\[0\]\[0\]/);
+    expect(requestProblem(coordinate({ kind: 'fetch', steps: [['T', -1]] }))).toMatch(/steps\[0\]\[1\]/);
+    expect(requestProblem(coordinate({ kind: 'fetch' }))).toMatch(/steps/);
+  });
+
+  // A fetch spec decides as fetchMutation does, seen through the coordinating node's flush deadline.
+  test('the fetch spec decides as its mutation', () => {
+    const vivify = mutationOf(acrossTheWire(fetchSpec([['N', 40_000]])))([], context);
+    expect(vivify.result).toEqual({
+      result: { item: { flags: 0, value: Buffer.alloc(0), expiresAtMs: 0, marks: 0, writtenAtMs: 0 }, created: true, won: true },
+      lookup,
+    });
+    expect(vivify.write).toMatchObject({ expiresAtMs: 40_000, marks: versionMarks.winTokenSent });
+    const staleItem: Version = { ...live('old', 4_000), marks: versionMarks.stale };
+    const claim = mutationOf(fetchSpec([]))([staleItem], context);
+    expect(claim.result?.result).toMatchObject({ created: false, won: true, item: { marks: versionMarks.stale } });
+    expect(claim.result?.lookup).toEqual({ expired: false, previousValueBytes: 3 });
+    // Flushed, the stale item is gone: N creates a new one.
+    const flush = new FlushDeadline();
+    flush.deadlineMs = 5_000;
+    expect(mutationOf(fetchSpec([['N', 40_000]]), flush.visible)([staleItem], context).result?.result.created).toBe(true);
+  });
+
+  // ms I and b, and md I with its TTL, are carried by the store and delete specs and decide on the coordinating node.
+  test('ms I, ms b and md I across the wire', () => {
+    const held = [live('old', 1)];
+    const store = acrossTheWire(
+      storeSpec({ mode: 'cas', value: Buffer.from('v'), flags: 0, expiresAtMs: 0, casUnique: 1n, invalidate: true, keyBase64: true }),
+    );
+    expect(store).toMatchObject({ kind: 'store', invalidate: true, keyBase64: true });
+    expect(mutationOf(store)(held, context).write?.marks).toBe(versionMarks.stale | versionMarks.keyBase64);
+    const invalidate = acrossTheWire(deleteSpec(0n, { expiresAtMs: 60_000 }));
+    expect(invalidate).toEqual({ kind: 'delete', casUnique: '0', invalidate: true, expiresAtMs: 60_000 });
+    expect(mutationOf(invalidate)(held, context).write).toMatchObject({ marks: versionMarks.stale, expiresAtMs: 60_000, tombstone: false });
+    expect(acrossTheWire(deleteSpec(0n, {}))).toEqual({ kind: 'delete', casUnique: '0', invalidate: true });
+    expect(acrossTheWire(deleteSpec(0n))).toEqual({ kind: 'delete', casUnique: '0' });
+  });
+
+  // A fetch outcome survives msgpack: the item found with its marks and binary value, or none.
+  test('the fetch outcome survives the wire', () => {
+    const marks = versionMarks.stale | versionMarks.winTokenSent;
+    const item = { flags: 0xffffffff, value: Buffer.from([0, 255]), expiresAtMs: 9_000, marks, writtenAtMs: 4_000 };
+    const found = { result: { item, created: false, won: true }, lookup };
+    expect(outcomeAcross('fetch', found)).toEqual(found);
+    const missed = { result: { created: false, won: false }, lookup };
+    expect(outcomeAcross('fetch', missed)).toEqual(missed);
+  });
+
+  const item = { flags: 0, value: Buffer.alloc(0), expiresAtMs: 0, marks: 0, writtenAtMs: 0 };
+  // A fetch outcome no kai node sends is KAI_BAD_FRAME: unknown mark bits above all.
+  test.each([
+    ['unknown mark bits', { item: { ...item, marks: 8 }, created: false, won: false }],
+    ['negative marks', { item: { ...item, marks: -1 }, created: false, won: false }],
+    ['no marks', { item: { ...item, marks: undefined }, created: false, won: false }],
+    ['a value that is not bytes', { item: { ...item, value: 'v' }, created: false, won: false }],
+    ['a negative expiry', { item: { ...item, expiresAtMs: -1 }, created: false, won: false }],
+    ['a write time out of range', { item: { ...item, writtenAtMs: timeMsMax + 1 }, created: false, won: false }],
+    ['an item that is not a map', { item: 'item', created: false, won: false }],
+    ['a win that is not a boolean', { item: null, created: false, won: 'yes' }],
+  ])('refuses a fetch outcome with %s', (_name, result) => {
+    expect(() => outcomeFromWire('fetch', { result, lookup })).toThrow(expect.objectContaining({ code: 'KAI_BAD_FRAME' }) as Error);
   });
 });

@@ -1,9 +1,10 @@
+// Versions cross the internal API unchanged, meta marks included, and versions no kai node writes are refused.
 import { versionFromWire, versionToWire, wireVersionProblem } from '../../../src/coordinator/wire';
 import { KaiError } from '../../../src/errors';
 import type { WireVersion } from '../../../src/rpc/messages';
-import { isRpcReply } from '../../../src/rpc/message-shapes';
+import { isRpcReply, replyProblem, requestProblem } from '../../../src/rpc/message-shapes';
 import { wirePackr } from '../../../src/rpc/frames';
-import type { Version } from '../../../src/storage/record';
+import { versionMarks, type Version } from '../../../src/storage/record';
 
 const valueBytesMax = 64;
 
@@ -57,5 +58,33 @@ describe('versions across the internal API', () => {
     }
     expect(thrown).toBeInstanceOf(KaiError);
     expect((thrown as KaiError).code).toBe('KAI_BAD_FRAME');
+  });
+});
+
+describe('the meta marks across the internal API', () => {
+  const { stale, winTokenSent, keyBase64 } = versionMarks;
+
+  // Marks travel with the version and come back as they left; a version without marks carries none.
+  test('round trip through msgpack and the shape check', () => {
+    for (const marks of [stale, winTokenSent, keyBase64, stale | winTokenSent | keyBase64]) {
+      const marked: Version = { ...version, marks };
+      const reply = wirePackr.unpack(wirePackr.pack({ type: 'versions', versions: [versionToWire(marked)] })) as unknown;
+      expect(isRpcReply(reply)).toBe(true);
+      expect(versionFromWire((reply as { versions: WireVersion[] }).versions[0], valueBytesMax)).toEqual(marked);
+    }
+    expect('marks' in versionToWire(version)).toBe(false);
+  });
+
+  // A mark bit no kai node defines is refused twice over: by the frame's shape check and by the version's invariants.
+  test.each([8, stale | 16, 0x80000000])('refuses marks %d', (marks) => {
+    const wire = wireWith({ marks });
+    expect(requestProblem({ type: 'replicaStore', key: Buffer.from('k'), bucket: 0, versions: [wire] })).toMatch(/marks/);
+    expect(wireVersionProblem(wire, valueBytesMax)).toMatch(/unknown marks/);
+    expect(() => versionFromWire(wire, valueBytesMax)).toThrow(expect.objectContaining({ code: 'KAI_BAD_FRAME' }) as Error);
+  });
+
+  // Zero, a fraction or a negative is not a set of marks: the sender leaves the field out instead.
+  test.each([0, -1, 1.5])('the shape check refuses marks %d', (marks) => {
+    expect(replyProblem({ type: 'versions', versions: [wireWith({ marks })] })).toMatch(/marks/);
   });
 });
