@@ -8,6 +8,7 @@ import path from 'node:path';
 import { AuthFileError, readAuthFile } from '../auth/auth-file';
 import { ClusterSecretError, readClusterSecret } from '../auth/cluster-secret';
 import { readTlsMaterial, TlsMaterialError, type TlsMaterial } from '../auth/tls-material';
+import { seedAddressProblem } from '../membership';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
 import { defaultSettings, type Settings } from './settings';
 
@@ -46,6 +47,7 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
   };
   checkQuorums(settings);
   checkPortsDiffer(settings);
+  checkIdDialable(settings);
   prepareDataDir(settings.dataDir);
   if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
   if (settings.authFile !== undefined) checkAuthFile(settings.authFile);
@@ -198,6 +200,22 @@ function checkPortsDiffer(settings: Settings): void {
   if (settings.port !== 0 && settings.port === settings.memcachePort) {
     throw new ConfigError(`port and memcache_port must differ, both are ${settings.port}`);
   }
+}
+
+/**
+ * A node's id is the address peers dial (`advertise_address`, else `hostname`, with `port`), and
+ * peers refuse one they cannot dial: a node listening on every interface (0.0.0.0) must say which
+ * address the others reach it by.
+ */
+function checkIdDialable(settings: Settings): void {
+  const host = settings.advertiseAddress ?? settings.hostname;
+  // Port 0 is bound to a real port at start; any port checks the host alike.
+  const problem = seedAddressProblem(`${host}:${settings.port === 0 ? 1 : settings.port}`);
+  if (problem === undefined) return;
+  const named = settings.advertiseAddress === undefined ? `hostname ${host}` : `advertise_address ${host}`;
+  throw new ConfigError(
+    `${named} cannot be this node's id, which other nodes dial: ${problem}; set --advertise-address to the address they reach it by`,
+  );
 }
 
 /** Creates the directory if missing and proves it writable by creating and removing a file. */
