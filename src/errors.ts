@@ -158,6 +158,13 @@ export const errorRegistry = {
   KAI_DATA_DIR_IN_USE: { textReply: 'SERVER_ERROR data dir in use', binaryStatus: BinaryStatus.internalError },
   /** The data dir was written by a node with another id (address); a node refuses to start on it. */
   KAI_DATA_DIR_OF_ANOTHER_NODE: { textReply: 'SERVER_ERROR data dir of another node', binaryStatus: BinaryStatus.internalError },
+  /** A port could not be listened on (in use, privileged, no such address); a node refuses to start. */
+  KAI_LISTEN_FAILED: { textReply: 'SERVER_ERROR cannot listen', binaryStatus: BinaryStatus.internalError },
+  /**
+   * An internal API request reached a node's memcache port (server/wrong-port.ts): the port
+   * answers in the memcache protocol, and names the internal API the request was meant for.
+   */
+  KAI_MEMCACHE_PORT: { textReply: 'SERVER_ERROR memcache port', binaryStatus: BinaryStatus.invalidArguments },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

@@ -13,7 +13,9 @@ import type { ConnectionSecurity } from '../rpc/tcp-transport';
 import { closeLogger, createLogger, type Logger } from '../log';
 import type { RunningNode } from '../server/node';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
-import { checkNode, clusterStatus, CommandError, parseNodeAddress, statusJson, statusTable } from './membership-commands';
+import { checkNode, clusterStatus, statusJson, statusTable } from './membership-commands';
+import { CommandError, parseNodeAddress } from './node-request';
+import { startFailure } from './start-errors';
 import { leaveCommand, removeCommand, replaceCommand, transfersStatus, transfersTable } from './ring-commands';
 
 export const exitCodes = { stopped: 0, failed: 1, usage: 2 } as const;
@@ -215,9 +217,13 @@ async function startCommand(options: Record<string, unknown>): Promise<void> {
     const { startNode } = await import('../server/node');
     node = await startNode(settings, log);
   } catch (error) {
-    log.fatal({ err: error }, 'cannot start');
+    const failure = startFailure(error);
+    // The line on stderr says it all for an operating failure: the log repeats it only when it
+    // goes to a file, where stderr is not kept. A failure the line cannot explain keeps its stack.
+    if (!failure.explained) log.fatal({ err: error }, 'cannot start');
+    else if (settings.logFile !== undefined) log.fatal({ reason: failure.line }, 'cannot start');
     await closeLogger(log);
-    exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
+    exitWithError(failure.line, exitCodes.failed);
   }
   log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, dataDir: settings.dataDir }, 'listening');
   const stopper = new Stopper(node, log, settings.stopTimeoutMs);

@@ -17,6 +17,7 @@ import { lockDataDir } from '../storage/data-dir-lock';
 import { openSqliteStore, type SqliteStore } from '../storage/sqlite';
 import { KaiError } from '../errors';
 import { composeNode } from './compose';
+import { listenOrExplain } from './listen-failure';
 import { MemcacheServer } from './memcache-server';
 
 export { requestTimeoutMs } from './compose';
@@ -41,9 +42,12 @@ export interface RunningNode {
   readonly left: Promise<void>;
 }
 
-/** The node id for an internal API port: with port 0 it is known only once the port is bound. */
+/**
+ * The node id for an internal API port: the address peers dial, which is the advertised one when
+ * set, else the host name. With port 0 it is known only once the port is bound.
+ */
 export function nodeIdOf(settings: Settings, boundPort = settings.port): string {
-  return `${settings.hostname}:${boundPort}`;
+  return `${settings.advertiseAddress ?? settings.hostname}:${boundPort}`;
 }
 
 /** Opens the internal API listener; requests are answered through `routes`, filled in later. */
@@ -54,8 +58,15 @@ async function openInternalApi(
   env: Env,
   routes: RequestRoutes,
 ): Promise<TcpTransport> {
-  const transport = new TcpTransport({
+  const attempt = {
+    listener: 'internal',
     host: settings.internalHost ?? settings.hostname,
+    port: settings.port,
+    hostSetting: settings.internalHost === undefined ? 'hostname' : 'internalHost',
+    portSetting: 'port',
+  } as const;
+  const transport = new TcpTransport({
+    host: attempt.host,
     clusterSecret: security.clusterSecret,
     tls: security.tls,
     port: settings.port,
@@ -65,7 +76,7 @@ async function openInternalApi(
     log,
   });
   try {
-    await transport.serve(routeRequests(routes));
+    await listenOrExplain(attempt, () => transport.serve(routeRequests(routes)));
   } catch (error) {
     await transport.close();
     throw error;
@@ -107,7 +118,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       durability: settings.durability,
       env,
     });
-    refuseAnotherNodesDataDir(store, nodeId, settings.dataDir);
+    refuseAnotherNodesDataDir(store, nodeId, settings);
   } catch (error) {
     await transport.close();
     lock.release();
@@ -131,11 +142,19 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     admission: node.admission,
     tools: node.tools,
     connectionTable: node.connectionTable,
+    nodeId,
     tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },
   });
   let memcachePort: number;
   try {
-    memcachePort = await server.listen(settings.memcachePort, settings.memcacheHost ?? settings.hostname);
+    const attempt = {
+      listener: 'memcache',
+      host: settings.memcacheHost ?? settings.hostname,
+      port: settings.memcachePort,
+      hostSetting: settings.memcacheHost === undefined ? 'hostname' : 'memcacheHost',
+      portSetting: 'memcachePort',
+    } as const;
+    memcachePort = await listenOrExplain(attempt, () => server.listen(attempt.port, attempt.host));
   } catch (error) {
     node.stop();
     await transport.close();
@@ -168,15 +187,17 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
  * address). Started with another address, the node would join as a new member holding data the
  * ring places elsewhere, and the old member would stay on the ring: refused, saying what to do.
  */
-function refuseAnotherNodesDataDir(store: SqliteStore, nodeId: string, dataDir: string): void {
+function refuseAnotherNodesDataDir(store: SqliteStore, nodeId: string, settings: Settings): void {
   const previous = store.readNote('selfId');
   if (previous === undefined || previous === nodeId) return;
   void store.close();
   const port = previous.slice(previous.lastIndexOf(':') + 1);
-  const hostname = previous.slice(0, previous.lastIndexOf(':'));
+  const host = previous.slice(0, previous.lastIndexOf(':'));
+  // The id's host is the advertised address when the node has one, else the host name.
+  const hostFlag = settings.advertiseAddress === undefined ? '--hostname' : '--advertise-address';
   throw new KaiError(
     'KAI_DATA_DIR_OF_ANOTHER_NODE',
-    `${dataDir} holds the data of node ${previous}, not ${nodeId}: start it as that node (--hostname ${hostname} --port ${port}), or start ${nodeId} with an empty --data-dir`,
+    `${settings.dataDir} holds the data of node ${previous}, not ${nodeId}: start it as that node (${hostFlag} ${host} --port ${port}), or start ${nodeId} with an empty --data-dir`,
   );
 }
 
