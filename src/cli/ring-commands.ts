@@ -7,7 +7,9 @@
 import { ringMemberIds } from '../claimant';
 import type { TransferProgress } from '../rpc/messages';
 import type { ConnectionSecurity } from '../rpc/tcp-transport';
-import { addSeedAt, askRingChange, CommandError, nodeInfoAt, type NodeInfo } from './membership-commands';
+import { addSeedAt, askRingChange, nodeInfoAt, type NodeInfo } from './membership-commands';
+import { CommandError } from './node-request';
+import { bytesText } from './table';
 
 function ringLine(info: NodeInfo): string {
   const state = info.ring;
@@ -71,12 +73,6 @@ const barWidth = 20;
 function bar(fraction: number): string {
   const filled = Math.round(Math.max(0, Math.min(1, fraction)) * barWidth);
   return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}]`;
-}
-
-function bytesText(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 /** One line per member: a progress bar, buckets, keys and bytes moved, the rate and the time left. */

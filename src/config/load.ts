@@ -125,6 +125,43 @@ export function commandSecurity(flags: CommandSecurityFlags, options: LoadOption
   return { clusterSecret, tls: tlsMaterialOrConfigError(path.resolve(cwd, certFile), path.resolve(cwd, keyFile), path.resolve(cwd, caFile)) };
 }
 
+/** The node a config file describes, as a command on its machine reaches it. */
+export interface LocalNode {
+  /** host:port of its internal API, where this machine dials it. */
+  readonly address: string;
+  /** The config file the address came from; undefined when there is none and it is the default. */
+  readonly configFile: string | undefined;
+}
+
+/**
+ * The internal API address of the node that `kai start` with the same config file (`--config`,
+ * else ./kai.config.json when present, else the defaults) runs on this machine: where it listens
+ * (`internal_host`, else `hostname`), dialled on loopback when that is every interface. Reads the
+ * file only: nothing is created or checked beyond the three settings it needs.
+ */
+export function localNodeAddress(options: LoadOptions = {}): LocalNode {
+  const cwd = options.cwd ?? process.cwd();
+  const file = readConfigFile(options.configFile, cwd);
+  const value = <K extends 'hostname' | 'internalHost' | 'port'>(name: K): Settings[K] => {
+    const raw = file[name];
+    const parsed = raw === undefined ? undefined : settingFields[name].parse(raw);
+    return (parsed ?? defaultSettings[name]) as Settings[K];
+  };
+  const configFile = configFileUsed(options.configFile, cwd);
+  const port = value('port');
+  if (port === 0) throw new ConfigError(`${configFile}: "port" is 0 (a free port, known only to the node): name the node with --node host:port`);
+  const listening = value('internalHost') ?? value('hostname');
+  const host = listening === '0.0.0.0' ? '127.0.0.1' : listening === '::' ? '::1' : listening;
+  return { address: `${host}:${port}`, configFile };
+}
+
+/** The config file a command reads, or undefined when it reads none. */
+function configFileUsed(explicitFile: string | undefined, cwd: string): string | undefined {
+  if (explicitFile !== undefined) return path.resolve(cwd, explicitFile);
+  const discovered = path.join(cwd, defaultConfigFileName);
+  return fs.existsSync(discovered) ? discovered : undefined;
+}
+
 function clusterSecretOrConfigError(file: string): Buffer {
   try {
     return readClusterSecret(file);
@@ -150,10 +187,8 @@ function resolveSetting<K extends SettingName>(name: K, flags: SettingsFlags, fi
 }
 
 function readConfigFile(explicitFile: string | undefined, cwd: string): FileValues {
-  if (explicitFile !== undefined) return parseConfigFile(path.resolve(cwd, explicitFile));
-  const discovered = path.join(cwd, defaultConfigFileName);
-  if (!fs.existsSync(discovered)) return {};
-  return parseConfigFile(discovered);
+  const file = configFileUsed(explicitFile, cwd);
+  return file === undefined ? {} : parseConfigFile(file);
 }
 
 function parseConfigFile(file: string): FileValues {
