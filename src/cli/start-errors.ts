@@ -38,7 +38,7 @@ function listenLine(failure: ListenFailure): string {
     case 'EAI_AGAIN':
       return `cannot listen on ${host} for the ${portNames[listener]}: the name does not resolve: choose another with ${hostFlag}`;
     default:
-      return `cannot listen on the ${what}: ${failure.detail ?? failure.message}`;
+      return `cannot listen on the ${what}: ${failure.reason}`;
   }
 }
 

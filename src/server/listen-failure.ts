@@ -22,7 +22,8 @@ export class ListenFailure extends KaiError {
     readonly attempt: ListenAttempt,
     /** The system's code (`EADDRINUSE`), or undefined for a failure without one. */
     readonly systemCode: string | undefined,
-    reason: string,
+    /** The system's words for it. */
+    readonly reason: string,
   ) {
     super('KAI_LISTEN_FAILED', `${attempt.listener} port ${attempt.port} on ${attempt.host}: ${reason}`);
     this.name = 'ListenFailure';
