@@ -1,12 +1,13 @@
 /**
  * The `kai` command line: `kai start` (start-command.ts), the commands that talk to running nodes
- * (node-commands.ts) and `kai cluster` (local-cluster.ts). Exit codes and the one-line error
- * format are in exit.ts.
+ * (node-commands.ts), `kai cluster` (local-cluster.ts) and `kai backup` (backup-command.ts). Exit
+ * codes and the one-line error format are in exit.ts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, oneLineMessage } from '../config/fields';
+import { addBackupCommand } from './backup-command';
 import { exitCodes, exitWithError } from './exit';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
 import { addNodeCommands } from './node-commands';
@@ -40,6 +41,7 @@ function buildProgram(): Command {
   addStartCommand(program);
   addNodeCommands(program);
   addClusterCommand(program);
+  addBackupCommand(program);
   return program;
 }
 

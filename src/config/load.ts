@@ -107,14 +107,10 @@ export interface CommandSecurityFlags {
  */
 export function commandSecurity(flags: CommandSecurityFlags, options: LoadOptions = {}): { clusterSecret?: Buffer; tls?: TlsMaterial } {
   const cwd = options.cwd ?? process.cwd();
-  const file = readConfigFile(options.configFile, cwd);
-  const fromFile = <K extends 'clusterSecretFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsCaFile'>(name: K): string | undefined => {
-    const raw = file[name];
-    return raw === undefined ? undefined : (settingFields[name].parse(raw) as string | undefined);
-  };
+  const fromFile = fileSettings(options.configFile, cwd);
   const secretFile = flags.clusterSecretFile ?? fromFile('clusterSecretFile');
   const clusterSecret = secretFile === undefined ? undefined : clusterSecretOrConfigError(path.resolve(cwd, secretFile));
-  const fileTls = file.tls === undefined ? 'none' : settingFields.tls.parse(file.tls);
+  const fileTls = fromFile('tls');
   const caFile = flags.tlsCa ?? (fileTls === 'internal' || fileTls === 'all' ? fromFile('tlsCaFile') : undefined);
   if (caFile === undefined) return { clusterSecret };
   const certFile = flags.tlsCert ?? fromFile('tlsCertFile');
@@ -141,18 +137,32 @@ export interface LocalNode {
  */
 export function localNodeAddress(options: LoadOptions = {}): LocalNode {
   const cwd = options.cwd ?? process.cwd();
-  const file = readConfigFile(options.configFile, cwd);
-  const value = <K extends 'hostname' | 'internalHost' | 'port'>(name: K): Settings[K] => {
-    const raw = file[name];
-    const parsed = raw === undefined ? undefined : settingFields[name].parse(raw);
-    return (parsed ?? defaultSettings[name]) as Settings[K];
-  };
+  const value = fileSettings(options.configFile, cwd);
   const configFile = configFileUsed(options.configFile, cwd);
   const port = value('port');
   if (port === 0) throw new ConfigError(`${configFile}: "port" is 0 (a free port, known only to the node): name the node with --node host:port`);
   const listening = value('internalHost') ?? value('hostname');
   const host = listening === '0.0.0.0' ? '127.0.0.1' : listening === '::' ? '::1' : listening;
   return { address: `${host}:${port}`, configFile };
+}
+
+/**
+ * The data dir `kai start` with the same config file uses: the file's `data_dir`, else the
+ * default, resolved against the working directory as `kai start` resolves it.
+ */
+export function configuredDataDir(options: LoadOptions = {}): string {
+  const cwd = options.cwd ?? process.cwd();
+  return path.resolve(cwd, fileSettings(options.configFile, cwd)('dataDir'));
+}
+
+/** A reader of single settings from the config file a command reads, each checked, else its default. */
+function fileSettings(explicitFile: string | undefined, cwd: string): <K extends SettingName>(name: K) => Settings[K] {
+  const file = readConfigFile(explicitFile, cwd);
+  return <K extends SettingName>(name: K): Settings[K] => {
+    const raw = file[name];
+    const parsed = raw === undefined ? undefined : settingFields[name].parse(raw);
+    return (parsed ?? defaultSettings[name]) as Settings[K];
+  };
 }
 
 /** The config file a command reads, or undefined when it reads none. */
