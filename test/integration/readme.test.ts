@@ -43,10 +43,15 @@ let internalPort: number;
 /** Examples still running (a node, a cluster): their process groups, stopped by the test or at the end. */
 const groups = new Set<ChildProcess>();
 
-/** What an example runs in: the clone, with this node's npm and npx first on the PATH, and npm's global prefix inside the test. */
+/**
+ * What an example runs in: a shell's environment, without the npm_* variables of the npm that
+ * may have started this test, with this node's npm and npx first on the PATH, and npm's global
+ * prefix inside the test, so that npm link never touches the machine's own.
+ */
 function exampleEnvironment(): NodeJS.ProcessEnv {
+  const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
   const bin = path.dirname(process.execPath);
-  return { ...process.env, PATH: `${path.join(prefixDir, 'bin')}:${bin}:${process.env.PATH ?? ''}`, NPM_CONFIG_PREFIX: prefixDir };
+  return { ...environment, PATH: `${path.join(prefixDir, 'bin')}:${bin}:${process.env.PATH ?? ''}`, npm_config_prefix: prefixDir };
 }
 
 /** Starts `command` in its own process group, as a terminal runs a foreground job. */
@@ -153,6 +158,8 @@ const checks: readonly { readonly matches: (block: CodeBlock) => boolean; readon
   {
     matches: (block) => block.language === 'sh' && /^npm link$/m.test(block.code),
     check: async (block) => {
+      // Links only ever go to the test's own prefix.
+      expect((await runShell('npm config get prefix')).output.trim()).toBe(prefixDir);
       const run = await runShell(block.code);
       expect(run).toMatchObject({ code: 0 });
       const version = (JSON.parse(fs.readFileSync(path.join(cloneDir, 'package.json'), 'utf8')) as { version: string }).version;
