@@ -6,22 +6,16 @@
  */
 import { ConfigError } from '../config/fields';
 import { keyBytesMax } from '../protocol/command';
-import type { WireLocatedList, WireLocatedReplica, WireVersionSummary } from '../rpc/messages';
+import type { WireLocatedList, WireLocatedReplica, WireLocation, WireVersionSummary } from '../rpc/messages';
 import type { ConnectionSecurity } from '../rpc/tcp-transport';
 import { ask, CommandError } from './node-request';
 import { bytesText, formatTable } from './table';
 
-export interface Located {
-  /** The key as given on the command line. */
+export interface Located extends WireLocation {
+  /** The key as given on the command line (in base64 when it is not text). */
   readonly key: string;
   /** The node asked. */
   readonly asked: string;
-  readonly bucket: number;
-  readonly buckets: number;
-  readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
-  readonly lists: readonly WireLocatedList[];
-  readonly replicas: readonly WireLocatedReplica[];
-  readonly refusing?: string;
 }
 
 /**
@@ -43,9 +37,9 @@ export function parseLocateKey(text: string, base64: boolean): Buffer {
 export async function locateKey(node: string, key: Buffer, security?: ConnectionSecurity): Promise<Located> {
   const reply = await ask(node, { type: 'locate', key }, security);
   if (reply.type !== 'located') throw new CommandError(`${node} answered ${reply.type}, not located`);
-  const { bucket, buckets, quorum, lists, replicas, refusing } = reply;
+  const { type: _type, ...location } = reply;
   const shown = key.toString('utf8');
-  return { key: Buffer.from(shown, 'utf8').equals(key) ? shown : key.toString('base64'), asked: node, bucket, buckets, quorum, lists, replicas, refusing };
+  return { ...location, key: Buffer.from(shown, 'utf8').equals(key) ? shown : key.toString('base64'), asked: node };
 }
 
 export function locateJson(located: Located): string {

@@ -245,25 +245,27 @@ export type RpcReply =
       /** Why the node refuses client requests for now (joining, waiting for a seed); absent while it serves them. */
       readonly refusing?: string;
     }
-  | {
-      readonly type: 'located';
-      readonly bucket: number;
-      /** The ring's bucket count. */
-      readonly buckets: number;
-      /** N, R and W as the node applies them: capped at the ring's size. */
-      readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
-      /**
-       * The preference lists requests for the key follow: the ring's, and while the key's bucket
-       * moves, the next ring's too (reads use the one marked `reads`, writes both).
-       */
-      readonly lists: readonly WireLocatedList[];
-      /** What each replica of every list holds for the key, or why it was not asked. */
-      readonly replicas: readonly WireLocatedReplica[];
-      /** Why the node refuses client requests for now; absent while it serves them. */
-      readonly refusing?: string;
-    }
+  | ({ readonly type: 'located' } & WireLocation)
   /** The request failed on the peer; `code` is a code of src/errors.ts. */
   | { readonly type: 'error'; readonly code: string; readonly detail: string };
+
+/** Where a key lives as a node routes requests for it (`kai locate`). */
+export interface WireLocation {
+  readonly bucket: number;
+  /** The ring's bucket count. */
+  readonly buckets: number;
+  /** N, R and W as the node applies them: capped at the ring's size. */
+  readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
+  /**
+   * The preference lists requests for the key follow: the ring's, and while the key's bucket
+   * moves, the next ring's too (reads use the one marked `reads`, writes both).
+   */
+  readonly lists: readonly WireLocatedList[];
+  /** What each replica of every list holds for the key, or why it was not asked. */
+  readonly replicas: readonly WireLocatedReplica[];
+  /** Why the node refuses client requests for now; absent while it serves them. */
+  readonly refusing?: string;
+}
 
 /** One preference list of a located key, as `annotatedPreferenceList` gives it (src/ring). */
 export interface WireLocatedList {

@@ -4,6 +4,7 @@
  * and the settings that chose them, so the command line can name the flag to change.
  */
 import type { SettingName } from '../config/fields';
+import type { Settings } from '../config/settings';
 import { KaiError } from '../errors';
 
 export type ListenerName = 'memcache' | 'internal';
@@ -28,6 +29,19 @@ export class ListenFailure extends KaiError {
     super('KAI_LISTEN_FAILED', `${attempt.listener} port ${attempt.port} on ${attempt.host}: ${reason}`);
     this.name = 'ListenFailure';
   }
+}
+
+/** Where a node's settings have `listener` listen, and the settings that say so. */
+export function listenAttemptOf(settings: Settings, listener: ListenerName): ListenAttempt {
+  const [hostOverride, portSetting] = listener === 'memcache' ? (['memcacheHost', 'memcachePort'] as const) : (['internalHost', 'port'] as const);
+  const override = settings[hostOverride];
+  return {
+    listener,
+    host: override ?? settings.hostname,
+    port: settings[portSetting],
+    hostSetting: override === undefined ? 'hostname' : hostOverride,
+    portSetting,
+  };
 }
 
 /** Runs `listen`; a failure becomes a ListenFailure describing `attempt`. */

@@ -17,7 +17,7 @@ import { lockDataDir } from '../storage/data-dir-lock';
 import { openSqliteStore, type SqliteStore } from '../storage/sqlite';
 import { KaiError } from '../errors';
 import { composeNode } from './compose';
-import { listenOrExplain } from './listen-failure';
+import { listenAttemptOf, listenOrExplain } from './listen-failure';
 import { MemcacheServer } from './memcache-server';
 
 export { requestTimeoutMs } from './compose';
@@ -58,13 +58,7 @@ async function openInternalApi(
   env: Env,
   routes: RequestRoutes,
 ): Promise<TcpTransport> {
-  const attempt = {
-    listener: 'internal',
-    host: settings.internalHost ?? settings.hostname,
-    port: settings.port,
-    hostSetting: settings.internalHost === undefined ? 'hostname' : 'internalHost',
-    portSetting: 'port',
-  } as const;
+  const attempt = listenAttemptOf(settings, 'internal');
   const transport = new TcpTransport({
     host: attempt.host,
     clusterSecret: security.clusterSecret,
@@ -147,13 +141,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
   });
   let memcachePort: number;
   try {
-    const attempt = {
-      listener: 'memcache',
-      host: settings.memcacheHost ?? settings.hostname,
-      port: settings.memcachePort,
-      hostSetting: settings.memcacheHost === undefined ? 'hostname' : 'memcacheHost',
-      portSetting: 'memcachePort',
-    } as const;
+    const attempt = listenAttemptOf(settings, 'memcache');
     memcachePort = await listenOrExplain(attempt, () => server.listen(attempt.port, attempt.host));
   } catch (error) {
     node.stop();

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { kaiBin, killStartedKai } from '../support/process';
-import { delay, spawnTracked, withTimeout } from '../support/servers';
+import { delay, killByPid, spawnTracked, withTimeout } from '../support/servers';
 
 /** How long three nodes may take to start and own their buckets on a loaded machine. */
 const readyMsMax = 60_000;
@@ -20,13 +20,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await killStartedKai();
-  for (const pid of nodePids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone, as it should be.
-    }
-  }
+  for (const pid of nodePids) killByPid(pid);
   fs.rmSync(workDir, { recursive: true, force: true });
 });
 
