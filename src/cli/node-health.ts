@@ -51,9 +51,12 @@ export function quorumAvailability(info: NodeInfo, replicaId?: string): QuorumAv
 /** A member's own account, or why there is none. */
 export type MemberAnswer = { readonly info: NodeInfo } | { readonly unreachable: string };
 
+/** Members asked at once: a cluster of hundreds is asked in waves, not with hundreds of connections. */
+export const membersAskedAtOnceMax = 32;
+
 /**
- * Each of `memberIds` asked for its info at the address `info`'s node knows it by, at once; the
- * node that sent `info` is not asked again.
+ * Each of `memberIds` asked for its info at the address `info`'s node knows it by, at most
+ * membersAskedAtOnceMax at a time; the node that sent `info` is not asked again.
  */
 export async function askMembers(
   info: NodeInfo,
@@ -61,17 +64,24 @@ export async function askMembers(
   security: ConnectionSecurity | undefined,
 ): Promise<Map<string, MemberAnswer>> {
   const addressOf = new Map(info.members.map((member) => [member.id, member.address]));
-  const answers = await Promise.all(
-    memberIds.map(async (id): Promise<[string, MemberAnswer]> => {
-      if (id === info.id) return [id, { info }];
-      try {
-        return [id, { info: await nodeInfoAt(addressOf.get(id) ?? id, security, { timeoutMs: memberTimeoutMs, probe: false }) }];
-      } catch (error) {
-        return [id, { unreachable: error instanceof Error ? error.message : String(error) }];
-      }
-    }),
-  );
-  return new Map(answers);
+  const answers = new Map<string, MemberAnswer>();
+  const askOne = async (id: string): Promise<MemberAnswer> => {
+    if (id === info.id) return { info };
+    try {
+      return { info: await nodeInfoAt(addressOf.get(id) ?? id, security, { timeoutMs: memberTimeoutMs, probe: false }) };
+    } catch (error) {
+      return { unreachable: error instanceof Error ? error.message : String(error) };
+    }
+  };
+  let next = 0;
+  const asker = async (): Promise<void> => {
+    while (next < memberIds.length) {
+      const id = memberIds[next++];
+      answers.set(id, await askOne(id));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(membersAskedAtOnceMax, memberIds.length) }, asker));
+  return answers;
 }
 
 export interface NodeHealth {
