@@ -176,6 +176,13 @@ export const errorRegistry = {
     binaryStatus: BinaryStatus.invalidArguments,
     httpStatus: 413,
   },
+  /** A port could not be listened on (in use, privileged, no such address); a node refuses to start. */
+  KAI_LISTEN_FAILED: { textReply: 'SERVER_ERROR cannot listen', binaryStatus: BinaryStatus.internalError },
+  /**
+   * An internal API request reached a node's memcache port (server/wrong-port.ts): the port
+   * answers in the memcache protocol, and names the internal API the request was meant for.
+   */
+  KAI_MEMCACHE_PORT: { textReply: 'SERVER_ERROR memcache port', binaryStatus: BinaryStatus.invalidArguments },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorRegistry;

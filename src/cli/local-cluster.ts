@@ -3,7 +3,8 @@
  * is its own `kai start` process on 127.0.0.1 with a data dir under the base dir and its log in
  * that dir; every node after the first joins through the first with `--seed`. The nodes share
  * the secret in <base dir>/cluster-secret, made on the first run. SIGINT or SIGTERM
- * stops them all gracefully; a node that exits on its own is reported.
+ * stops them all gracefully; every node that ends on its own is reported, with its exit code or
+ * the signal that ended it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { readClusterSecret } from '../auth/cluster-secret';
 import { ConfigError } from '../config/fields';
-import { clusterStatus } from './membership-commands';
+import { clusterStatus } from './status-command';
 
 export const clusterNodesMax = 16;
 /** How long a node may take to accept memcache connections before the cluster gives up. */
@@ -42,7 +43,20 @@ interface ClusterNode {
   readonly adminPort: number;
   readonly dataDir: string;
   readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
+  readonly exited: Promise<NodeExit>;
+}
+
+/** How a node's process ended: its exit code, or the signal that ended it. */
+export interface NodeExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** `exited with code 1`, `was killed by SIGKILL`: a node's end in words. */
+export function describeExit(exit: NodeExit): string {
+  if (exit.signal !== null) return `was killed by ${exit.signal}`;
+  if (exit.code !== null) return `exited with code ${exit.code}`;
+  return 'could not be started';
 }
 
 export function parseNodeCount(text: string): number {
@@ -151,12 +165,12 @@ async function waitUntilLinked(seed: string, nodeCount: number, clusterSecret: B
 }
 
 async function waitUntilReady(node: ClusterNode): Promise<void> {
-  let exitCode: number | null | undefined;
-  void node.exited.then((code) => (exitCode = code));
+  let exit: NodeExit | undefined;
+  void node.exited.then((ended) => (exit = ended));
   const deadlineMs = Date.now() + nodeReadyTimeoutMs;
   while (Date.now() < deadlineMs) {
-    if (exitCode !== undefined) {
-      throw new Error(`${node.name} exited (code ${exitCode}) before it was ready; see ${node.dataDir}/kai.log`);
+    if (exit !== undefined) {
+      throw new Error(`${node.name} ${describeExit(exit)} before it was ready; see ${node.dataDir}/kai.log`);
     }
     if (await accepts(node.memcachePort)) return;
     await new Promise((resolve) => setTimeout(resolve, readyPollIntervalMs));
@@ -195,9 +209,9 @@ function startClusterNode(kaiBin: string, plan: NodePlan, options: LocalClusterO
   // In a process group of its own, so a terminal's Ctrl-C reaches only this process, which then
   // sends each node one SIGTERM: a second signal would make a node skip its graceful stop.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => resolve(code));
-    child.once('error', () => resolve(null));
+  const exited = new Promise<NodeExit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: null, signal: null }));
   });
   return { name, port, memcachePort, adminPort, dataDir, child, exited };
 }
@@ -261,9 +275,21 @@ export async function runLocalCluster(kaiBin: string, options: LocalClusterOptio
     );
   }
   print(`status: kai status --node ${seed} --cluster-secret-file ${secretFile}    stop: Ctrl-C`);
-  const firstExit = Promise.race(nodes.map((node) => node.exited.then((code) => ({ node, code }))));
-  const first = await Promise.race([stopped, firstExit]);
-  if (typeof first === 'number' || stopping) return stopped;
-  print(`${first.node.name} exited (code ${first.code}); see ${first.node.dataDir}/kai.log; Ctrl-C stops the others`);
-  return stopped.then(() => 1);
+  // Every node that ends by itself is reported as it ends; the cluster ends once all have.
+  let running = nodes.length;
+  let endedByItself = false;
+  const allEnded = new Promise<number>((resolve) => {
+    for (const node of nodes) {
+      void node.exited.then((exit) => {
+        running--;
+        if (stopping) return;
+        endedByItself = true;
+        const others = running === 0 ? 'no node is left' : `${running} still running; Ctrl-C stops them`;
+        print(`${node.name} (pid ${node.child.pid}) ${describeExit(exit)}; see ${node.dataDir}/kai.log; ${others}`);
+        if (running === 0) resolve(1);
+      });
+    }
+  });
+  const code = await Promise.race([stopped, allEnded]);
+  return endedByItself ? 1 : code;
 }

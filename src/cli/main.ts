@@ -1,22 +1,18 @@
 /**
- * The `kai` command line. Exit codes: 0 after a clean stop (or a command that succeeded), 1 when
- * the node fails to start or stop or a command fails (an unreachable node), 2 for a usage or
- * settings error. Errors are one line on stderr, `kai: <message>`.
+ * The `kai` command line: `kai start` (start-command.ts), the commands that talk to running nodes
+ * (node-commands.ts), `kai cluster` (local-cluster.ts) and `kai backup` (backup-command.ts). Exit
+ * codes and the one-line error format are in exit.ts.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, oneLineMessage, settingFields, settingNames, type SettingName } from '../config/fields';
-import { commandSecurity, defaultConfigFileName, loadSettings, type CommandSecurityFlags, type SettingsFlags } from '../config/load';
-import type { ConnectionSecurity } from '../rpc/tcp-transport';
-import { closeLogger, createLogger, type Logger } from '../log';
-import type { RunningNode } from '../server/node';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, oneLineMessage } from '../config/fields';
+import { addBackupCommand } from './backup-command';
+import { exitCodes, exitWithError } from './exit';
 import { parseFirstPort, parseNodeCount, runLocalCluster } from './local-cluster';
-import { checkNode, clusterStatus, CommandError, parseNodeAddress, statusJson, statusTable } from './membership-commands';
-import { leaveCommand, removeCommand, replaceCommand, transfersStatus, transfersTable } from './ring-commands';
-
-export const exitCodes = { stopped: 0, failed: 1, usage: 2 } as const;
+import { addNodeCommands } from './node-commands';
+import { CommandError } from './node-request';
+import { addStartCommand } from './start-command';
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
@@ -42,129 +38,14 @@ function buildProgram(): Command {
     // Set before adding commands: commands copy these settings from their parent.
     .exitOverride()
     .configureOutput({ outputError: (text) => process.stderr.write(`kai: ${oneLineMessage(text.replace(/^error: /, ''))}\n`) });
-  const start = program
-    .command('start')
-    .description('start a node; flags override the config file, which overrides defaults')
-    .helpOption('-h, --help', 'print this help');
-  for (const name of settingNames) {
-    const field = settingFields[name];
-    const option = new Option(field.flag, `${field.description} (default: ${field.defaultText})`);
-    settingOfAttribute.set(option.attributeName(), name);
-    start.addOption(option);
-  }
-  start.option('--config <file>', `JSON config file (default: ./${defaultConfigFileName} when present)`);
-  start.action((options: Record<string, unknown>) => startCommand(options));
-  addMembershipCommands(program);
+  addStartCommand(program);
+  addNodeCommands(program);
+  addClusterCommand(program);
+  addBackupCommand(program);
   return program;
 }
 
-/** Commander's name for each setting's option (`--seed` is `seed`), mapped to the setting. */
-const settingOfAttribute = new Map<string, SettingName>();
-
-function addMembershipCommands(program: Command): void {
-  program
-    .command('check-node')
-    .description("tell the node at <node> (its internal API, host:port) about the node at <other>; they then gossip")
-    .argument('<node>', 'internal API address of a running node')
-    .argument('<other>', 'internal API address of the node it should know')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, other: string, options: CommandOptions) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(other, '<other>'), securityOf(options));
-      process.stdout.write(`${line}\n`);
-    });
-  program
-    .command('join')
-    .description('make the node at <node> join the cluster of the node at <seed> (as check-node)')
-    .argument('<node>', 'internal API address of the joining node')
-    .argument('<seed>', 'internal API address of a member of the cluster')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, seed: string, options: CommandOptions) => {
-      const line = await checkNode(parseNodeAddress(node, '<node>'), parseNodeAddress(seed, '<seed>'), securityOf(options));
-      process.stdout.write(`${line}\n`);
-    });
-  program
-    .command('leave')
-    .description('make the node at <node> hand its buckets to the others, leave the ring and stop')
-    .argument('<node>', 'internal API address of the node that leaves')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, options: CommandOptions) => {
-      process.stdout.write(`${await leaveCommand(parseNodeAddress(node, '<node>'), securityOf(options))}\n`);
-    });
-  program
-    .command('remove')
-    .description('take a member that is down (or a seed never heard from) out of the ring, asking the node at <node>')
-    .argument('<node>', 'internal API address of a running node')
-    .argument('<member>', 'id of the member to remove (its internal address)')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, member: string, options: CommandOptions) => {
-      process.stdout.write(`${await removeCommand(parseNodeAddress(node, '<node>'), member, securityOf(options))}\n`);
-    });
-  program
-    .command('replace')
-    .description('give every bucket of member <old> to the running node at <new>, asking the node at <node>')
-    .argument('<node>', 'internal API address of a running member')
-    .argument('<old>', 'id of the member to replace')
-    .argument('<new>', 'internal API address of the new node, started and not yet joined')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (node: string, old: string, replacement: string, options: CommandOptions) => {
-      const line = await replaceCommand(parseNodeAddress(node, '<node>'), old, parseNodeAddress(replacement, '<new>'), securityOf(options));
-      process.stdout.write(`${line}\n`);
-    });
-  program
-    .command('transfers')
-    .description('show the bucket transfers of the ring change in progress, member by member')
-    .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"version", "changing", "rows": [{"member", "progress"}, ...]}')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
-      const status = await transfersStatus(parseNodeAddress(options.node, '--node'), securityOf(options));
-      process.stdout.write(`${options.json ? JSON.stringify(status) : transfersTable(status)}\n`);
-    });
-  program
-    .command('status')
-    .description('print the members a node knows, up or down, joining or leaving, with their share of the ring')
-    .requiredOption('--node <host:port>', 'internal API address of a running node')
-    .option('--json', 'print {"members": [{"id", "address", "status", "ring", "zone", "ownership", "plannedOwnership", "hintsPending", "hintBytesPending"}, ...], "ringVersion", "changing", "quorum", "storage"}')
-    .option('--cluster-secret-file <file>', "the nodes' cluster secret (default: the config file's cluster_secret_file)")
-    .option('--tls-ca <file>', "speak TLS, checking the node's certificate against this CA (default: the config file's, when its tls covers internal)")
-    .option('--tls-cert <file>', 'certificate presented to the node with --tls-ca (default: the config file\'s tls_cert_file)')
-    .option('--tls-key <file>', 'private key of --tls-cert (default: the config file\'s tls_key_file)')
-    .option('--config <file>', `JSON config file to read these from (default: ./${defaultConfigFileName} when present)`)
-    .helpOption('-h, --help', 'print this help')
-    .action(async (options: CommandOptions & { node: string; json?: boolean }) => {
-      const status = await clusterStatus(parseNodeAddress(options.node, '--node'), securityOf(options));
-      process.stdout.write(`${options.json ? statusJson(status) : statusTable(status)}\n`);
-    });
+function addClusterCommand(program: Command): void {
   program
     .command('cluster')
     .description('start a local cluster on 127.0.0.1 in the foreground, linked by gossip; Ctrl-C stops it')
@@ -191,165 +72,10 @@ function addMembershipCommands(program: Command): void {
     });
 }
 
-/** The options every command that talks to a node takes. */
-interface CommandOptions extends CommandSecurityFlags {
-  readonly config?: string;
-}
-
-function securityOf(options: CommandOptions): ConnectionSecurity {
-  return commandSecurity(options, { configFile: options.config });
-}
-
 /** bin/kai, from dist/src/cli where this file runs once compiled. */
 function kaiBinPath(): string {
   return path.resolve(__dirname, '../../../bin/kai');
 }
-
-async function startCommand(options: Record<string, unknown>): Promise<void> {
-  const configFile = typeof options.config === 'string' ? options.config : undefined;
-  const settings = loadSettings(flagsFrom(options), { configFile });
-  const log = createLogger({ level: settings.logLevel, file: settings.logFile });
-  let node: RunningNode;
-  try {
-    // Loaded only here, so help and settings errors never load storage or native modules.
-    const { startNode } = await import('../server/node');
-    node = await startNode(settings, log);
-  } catch (error) {
-    log.fatal({ err: error }, 'cannot start');
-    await closeLogger(log);
-    exitWithError(`cannot start: ${oneLineMessage(error)}`, exitCodes.failed);
-  }
-  log.info({ nodeId: node.nodeId, memcachePort: node.memcachePort, port: node.port, adminPort: node.adminPort, dataDir: settings.dataDir }, 'listening');
-  const stopper = new Stopper(node, log, settings.stopTimeoutMs);
-  stopOnSignals(stopper, log);
-  stopWhenLeft(node, stopper, log);
-  reloadOnHangup(node, log);
-  injectFaultsOnSignal(node, log);
-}
-
-function flagsFrom(options: Record<string, unknown>): SettingsFlags {
-  const flags: Record<string, unknown> = {};
-  for (const [attribute, name] of settingOfAttribute) {
-    if (typeof options[attribute] === 'string') flags[name] = options[attribute];
-  }
-  return flags as SettingsFlags;
-}
-
-/**
- * Stops the node once, however many reasons to stop arrive, within `stopTimeoutMs` in all: a
- * client that never leaves, a peer that never answers, a disk that never completes a write or a
- * log that cannot be written can delay the exit, never prevent it. Past the deadline the process
- * says so and exits with status 1.
- */
-class Stopper {
-  private stopping = false;
-
-  constructor(
-    private readonly node: RunningNode,
-    private readonly log: Logger,
-    private readonly stopTimeoutMs: number,
-  ) {}
-
-  get started(): boolean {
-    return this.stopping;
-  }
-
-  stop(): void {
-    if (this.stopping) return;
-    this.stopping = true;
-    const startedAtMs = Date.now();
-    // Not unref'd: this timer is what ends a stop that something else holds up.
-    const deadline = setTimeout(() => {
-      this.log.error({ stopTimeoutMs: this.stopTimeoutMs }, 'stop deadline passed; exiting without a clean stop');
-      process.stderr.write(`kai: stop deadline of ${this.stopTimeoutMs} ms passed; exiting\n`);
-      // The log gets a short flush of its own: the deadline is already spent.
-      void finish(this.log, exitCodes.failed, deadlineLogFlushMs);
-    }, this.stopTimeoutMs);
-    this.node.stop().then(
-      () => {
-        clearTimeout(deadline);
-        this.log.info({ stopMs: Date.now() - startedAtMs }, 'stopped');
-        return finish(this.log, exitCodes.stopped, this.remainingMs(startedAtMs));
-      },
-      (error: unknown) => {
-        clearTimeout(deadline);
-        this.log.error({ err: error }, 'stop failed');
-        process.stderr.write(`kai: stop failed: ${oneLineMessage(error)}\n`);
-        return finish(this.log, exitCodes.failed, this.remainingMs(startedAtMs));
-      },
-    );
-  }
-
-  /** What is left of the deadline for flushing the log, and never nothing. */
-  private remainingMs(startedAtMs: number): number {
-    return Math.max(deadlineLogFlushMs, this.stopTimeoutMs - (Date.now() - startedAtMs));
-  }
-}
-
-/** How long the log may take to flush once the stop deadline has passed. */
-const deadlineLogFlushMs = 500;
-
-/**
- * The first SIGTERM or SIGINT stops the node gracefully and exits 0. A second one exits at once,
- * for an operator who will not wait for in-flight requests.
- */
-function stopOnSignals(stopper: Stopper, log: Logger): void {
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopper.started) process.exit(128 + (os.constants.signals[signal] ?? 0));
-    log.info({ signal }, 'stopping');
-    stopper.stop();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-}
-
-/** After `kai leave` the node stops by itself once it has left the ring. */
-function stopWhenLeft(node: RunningNode, stopper: Stopper, log: Logger): void {
-  void node.left.then(() => {
-    log.info('left the ring; stopping');
-    stopper.stop();
-  });
-}
-
-/**
- * SIGHUP reads the auth file again, as it does for memcached. Handled even without an auth file,
- * so that a hangup never kills the node (Node's default for SIGHUP is to exit).
- */
-function reloadOnHangup(node: RunningNode, log: Logger): void {
-  process.on('SIGHUP', () => {
-    // The node logs the outcome itself, including a bad file that leaves the old credentials.
-    if (node.reloadAuthentication() === undefined) log.info('SIGHUP: no auth file to reload');
-  });
-}
-
-/**
- * Fault injection for tests of a dying commit worker, only with KAI_FAULT_INJECTION=1 in the
- * environment: SIGUSR2 then ends the worker thread at once, as a crash of it would. Without it,
- * SIGUSR2 keeps Node's default (the process ends), as before.
- */
-function injectFaultsOnSignal(node: RunningNode, log: Logger): void {
-  if (process.env.KAI_FAULT_INJECTION !== '1') return;
-  process.on('SIGUSR2', () => {
-    log.warn('SIGUSR2 with KAI_FAULT_INJECTION=1: ending the commit worker');
-    node.killCommitWorker();
-  });
-}
-
-let finishing = false;
-
-/** Flushes the log for `logFlushMs` at most, then exits: once, whoever asks first. */
-async function finish(log: Logger, exitCode: number, logFlushMs: number): Promise<void> {
-  if (finishing) return;
-  finishing = true;
-  await closeLogger(log, logFlushMs);
-  process.exit(exitCode);
-}
-
-function exitWithError(message: string, exitCode: number): never {
-  process.stderr.write(`kai: ${message}\n`);
-  process.exit(exitCode);
-}
-
 
 /** Read at run time from the nearest package.json above this file, wherever it was compiled to. */
 function packageVersion(): string {

@@ -7,7 +7,10 @@
 import { ringMemberIds } from '../claimant';
 import type { TransferProgress } from '../rpc/messages';
 import type { ConnectionSecurity } from '../rpc/tcp-transport';
-import { addSeedAt, askRingChange, CommandError, nodeInfoAt, type NodeInfo } from './membership-commands';
+import { addSeedAt, askRingChange, nodeInfoAt, type NodeInfo } from './membership-commands';
+import { askMembers } from './node-health';
+import { CommandError } from './node-request';
+import { bytesText } from './table';
 
 function ringLine(info: NodeInfo): string {
   const state = info.ring;
@@ -52,17 +55,13 @@ export async function transfersStatus(
   const info = await nodeInfoAt(node, security);
   const state = info.ring;
   if (state === undefined) throw new CommandError(`${node} does not report a ring state`);
-  const addressOf = new Map(info.members.map((m) => [m.id, m.address]));
-  const rows = await Promise.all(
-    ringMemberIds(state).map(async (member): Promise<TransferRow> => {
-      try {
-        const memberInfo = member === info.id ? info : await nodeInfoAt(addressOf.get(member) ?? member, security);
-        return { member, progress: memberInfo.transfers };
-      } catch (error) {
-        return { member, progress: undefined, unreachable: error instanceof Error ? error.message : String(error) };
-      }
-    }),
-  );
+  const members = ringMemberIds(state);
+  const answers = await askMembers(info, members, security);
+  const rows = members.map((member): TransferRow => {
+    const answer = answers.get(member);
+    if (answer !== undefined && 'info' in answer) return { member, progress: answer.info.transfers };
+    return { member, progress: undefined, unreachable: answer?.unreachable ?? 'not asked' };
+  });
   return { version: state.version, changing: state.next !== null, rows };
 }
 
@@ -71,12 +70,6 @@ const barWidth = 20;
 function bar(fraction: number): string {
   const filled = Math.round(Math.max(0, Math.min(1, fraction)) * barWidth);
   return `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}]`;
-}
-
-function bytesText(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 /** One line per member: a progress bar, buckets, keys and bytes moved, the rate and the time left. */

@@ -314,7 +314,7 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     name: 'hostname',
     fileKey: 'hostname',
     flag: '--hostname <host>',
-    description: 'name or address this node listens on and other nodes reach it by',
+    description: 'name or address this node listens on and, without --advertise-address, other nodes reach it by',
     defaultText: defaultSettings.hostname,
     parse: parseHostname,
   },
@@ -365,6 +365,14 @@ export const settingFields: { readonly [K in SettingName]: SettingField<K> } = {
     description: 'interface the admin HTTP server listens on (0.0.0.0 for every one)',
     defaultText: defaultSettings.adminHost,
     parse: parseHostname,
+  },
+  advertiseAddress: {
+    name: 'advertiseAddress',
+    fileKey: 'advertise_address',
+    flag: '--advertise-address <host>',
+    description: "address other nodes dial this node's internal API at, and the host of its id, when it is not where the node listens (NAT, containers)",
+    defaultText: 'the --hostname',
+    parse: parseOptionalHostname,
   },
   dataDir: {
     name: 'dataDir',

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { AuthFileError, readAuthFile } from '../auth/auth-file';
 import { ClusterSecretError, readClusterSecret } from '../auth/cluster-secret';
 import { readTlsMaterial, TlsMaterialError, type TlsMaterial } from '../auth/tls-material';
+import { seedAddressProblem } from '../membership';
 import { ConfigError, oneLineMessage, settingFields, settingNames, type RawSetting, type SettingName } from './fields';
 import { defaultSettings, type Settings } from './settings';
 
@@ -46,6 +47,7 @@ export function loadSettings(flags: SettingsFlags, options: LoadOptions = {}): S
   };
   checkQuorums(settings);
   checkPortsDiffer(settings);
+  checkIdDialable(settings);
   prepareDataDir(settings.dataDir);
   if (settings.logFile !== undefined) checkLogFileWritable(settings.logFile);
   if (settings.authFile !== undefined) checkAuthFile(settings.authFile);
@@ -105,14 +107,10 @@ export interface CommandSecurityFlags {
  */
 export function commandSecurity(flags: CommandSecurityFlags, options: LoadOptions = {}): { clusterSecret?: Buffer; tls?: TlsMaterial } {
   const cwd = options.cwd ?? process.cwd();
-  const file = readConfigFile(options.configFile, cwd);
-  const fromFile = <K extends 'clusterSecretFile' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsCaFile'>(name: K): string | undefined => {
-    const raw = file[name];
-    return raw === undefined ? undefined : (settingFields[name].parse(raw) as string | undefined);
-  };
+  const fromFile = fileSettings(options.configFile, cwd);
   const secretFile = flags.clusterSecretFile ?? fromFile('clusterSecretFile');
   const clusterSecret = secretFile === undefined ? undefined : clusterSecretOrConfigError(path.resolve(cwd, secretFile));
-  const fileTls = file.tls === undefined ? 'none' : settingFields.tls.parse(file.tls);
+  const fileTls = fromFile('tls');
   const caFile = flags.tlsCa ?? (fileTls === 'internal' || fileTls === 'all' ? fromFile('tlsCaFile') : undefined);
   if (caFile === undefined) return { clusterSecret };
   const certFile = flags.tlsCert ?? fromFile('tlsCertFile');
@@ -121,6 +119,57 @@ export function commandSecurity(flags: CommandSecurityFlags, options: LoadOption
     throw new ConfigError('TLS to a node needs a certificate and key signed by its CA (--tls-cert, --tls-key)');
   }
   return { clusterSecret, tls: tlsMaterialOrConfigError(path.resolve(cwd, certFile), path.resolve(cwd, keyFile), path.resolve(cwd, caFile)) };
+}
+
+/** The node a config file describes, as a command on its machine reaches it. */
+export interface LocalNode {
+  /** host:port of its internal API, where this machine dials it. */
+  readonly address: string;
+  /** The config file the address came from; undefined when there is none and it is the default. */
+  readonly configFile: string | undefined;
+}
+
+/**
+ * The internal API address of the node that `kai start` with the same config file (`--config`,
+ * else ./kai.config.json when present, else the defaults) runs on this machine: where it listens
+ * (`internal_host`, else `hostname`), dialled on loopback when that is every interface. Reads the
+ * file only: nothing is created or checked beyond the three settings it needs.
+ */
+export function localNodeAddress(options: LoadOptions = {}): LocalNode {
+  const cwd = options.cwd ?? process.cwd();
+  const value = fileSettings(options.configFile, cwd);
+  const configFile = configFileUsed(options.configFile, cwd);
+  const port = value('port');
+  if (port === 0) throw new ConfigError(`${configFile}: "port" is 0 (a free port, known only to the node): name the node with --node host:port`);
+  const listening = value('internalHost') ?? value('hostname');
+  const host = listening === '0.0.0.0' ? '127.0.0.1' : listening === '::' ? '::1' : listening;
+  return { address: `${host}:${port}`, configFile };
+}
+
+/**
+ * The data dir `kai start` with the same config file uses: the file's `data_dir`, else the
+ * default, resolved against the working directory as `kai start` resolves it.
+ */
+export function configuredDataDir(options: LoadOptions = {}): string {
+  const cwd = options.cwd ?? process.cwd();
+  return path.resolve(cwd, fileSettings(options.configFile, cwd)('dataDir'));
+}
+
+/** A reader of single settings from the config file a command reads, each checked, else its default. */
+function fileSettings(explicitFile: string | undefined, cwd: string): <K extends SettingName>(name: K) => Settings[K] {
+  const file = readConfigFile(explicitFile, cwd);
+  return <K extends SettingName>(name: K): Settings[K] => {
+    const raw = file[name];
+    const parsed = raw === undefined ? undefined : settingFields[name].parse(raw);
+    return (parsed ?? defaultSettings[name]) as Settings[K];
+  };
+}
+
+/** The config file a command reads, or undefined when it reads none. */
+function configFileUsed(explicitFile: string | undefined, cwd: string): string | undefined {
+  if (explicitFile !== undefined) return path.resolve(cwd, explicitFile);
+  const discovered = path.join(cwd, defaultConfigFileName);
+  return fs.existsSync(discovered) ? discovered : undefined;
 }
 
 function clusterSecretOrConfigError(file: string): Buffer {
@@ -148,10 +197,8 @@ function resolveSetting<K extends SettingName>(name: K, flags: SettingsFlags, fi
 }
 
 function readConfigFile(explicitFile: string | undefined, cwd: string): FileValues {
-  if (explicitFile !== undefined) return parseConfigFile(path.resolve(cwd, explicitFile));
-  const discovered = path.join(cwd, defaultConfigFileName);
-  if (!fs.existsSync(discovered)) return {};
-  return parseConfigFile(discovered);
+  const file = configFileUsed(explicitFile, cwd);
+  return file === undefined ? {} : parseConfigFile(file);
 }
 
 function parseConfigFile(file: string): FileValues {
@@ -202,6 +249,22 @@ function checkPortsDiffer(settings: Settings): void {
   if (adminPort === undefined || adminPort === 0) return;
   if (adminPort === settings.port) throw new ConfigError(`admin_port and port must differ, both are ${adminPort}`);
   if (adminPort === settings.memcachePort) throw new ConfigError(`admin_port and memcache_port must differ, both are ${adminPort}`);
+}
+
+/**
+ * A node's id is the address peers dial (`advertise_address`, else `hostname`, with `port`), and
+ * peers refuse one they cannot dial: a node listening on every interface (0.0.0.0) must say which
+ * address the others reach it by.
+ */
+function checkIdDialable(settings: Settings): void {
+  const host = settings.advertiseAddress ?? settings.hostname;
+  // Port 0 is bound to a real port at start; any port checks the host alike.
+  const problem = seedAddressProblem(`${host}:${settings.port === 0 ? 1 : settings.port}`);
+  if (problem === undefined) return;
+  const named = settings.advertiseAddress === undefined ? `hostname ${host}` : `advertise_address ${host}`;
+  throw new ConfigError(
+    `${named} cannot be this node's id, which other nodes dial: ${problem}; set --advertise-address to the address they reach it by`,
+  );
 }
 
 /** Creates the directory if missing and proves it writable by creating and removing a file. */

@@ -10,7 +10,10 @@ export type TlsClientCertificates = 'none' | 'request' | 'require';
 export const tlsClientCertificateChoices: readonly TlsClientCertificates[] = ['none', 'request', 'require'];
 
 export interface Settings {
-  /** Name other nodes reach this node by; also its node id together with `port`. */
+  /**
+   * Where both ports listen unless `memcacheHost` or `internalHost` say otherwise, and the name
+   * other nodes reach this node by unless `advertiseAddress` names another.
+   */
   readonly hostname: string;
   /** Internal API port (msgpack over TCP). */
   readonly port: number;
@@ -27,6 +30,12 @@ export interface Settings {
   readonly adminPort: number | undefined;
   /** Interface the admin HTTP server listens on: the loopback by default, so it is not exposed. */
   readonly adminHost: string;
+  /**
+   * The address other nodes dial this node's internal API at, and so the host of its id
+   * (`<advertiseAddress>:<port>`); `hostname` when absent. It differs from where the node listens
+   * behind NAT or in a container, where the address peers know is not an interface of the node.
+   */
+  readonly advertiseAddress: string | undefined;
   readonly dataDir: string;
   /** Replicas per key, read quorum, write quorum. */
   readonly n: number;
@@ -123,6 +132,7 @@ export const defaultSettings: Settings = {
   internalHost: undefined,
   adminPort: undefined,
   adminHost: '127.0.0.1',
+  advertiseAddress: undefined,
   dataDir: './data',
   n: 3,
   r: 2,

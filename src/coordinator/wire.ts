@@ -13,7 +13,7 @@ import { versionMarksAll, type Version } from '../storage/record';
 import type { StoreItem } from './replica';
 import { compare, defaultPruneLimits, type VClock } from '../vclock';
 
-function clockToWire(clock: VClock): WireVersion['clock'] {
+export function clockToWire(clock: VClock): WireVersion['clock'] {
   return clock.map((entry) => [entry.node, entry.counter, entry.timestampMs] as const);
 }
 

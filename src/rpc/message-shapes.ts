@@ -235,6 +235,28 @@ const wireKeys = arrayOf(isKey, wireKeysMax);
 
 const hintCount = record({ target: isString, count: isNonNegativeInteger, bytes: isNonNegativeInteger });
 
+/** A located key's lists: the ring's, and the next ring's while its bucket moves. */
+const locatedListsMax = 2;
+const memberIds = arrayOf(stringOfLength(1, memberIdLengthMax), wireMembersMax);
+const locatedList = record({
+  ring: oneOf(['current', 'next']),
+  reads: isBoolean,
+  primaries: memberIds,
+  targets: arrayOf(record({ node: stringOfLength(1, memberIdLengthMax), standsInFor: isString }, ['standsInFor']), wireMembersMax),
+});
+const versionSummary = record({
+  clock: wireClock,
+  writtenAtMs: isTimeMs,
+  expiresAtMs: isTimeMs,
+  tombstone: isBoolean,
+  flags: isUint32,
+  valueBytes: isNonNegativeInteger,
+});
+const locatedReplica = record(
+  { node: stringOfLength(1, memberIdLengthMax), up: isBoolean, versions: arrayOf(versionSummary, wireVersionsMax), error: isString },
+  ['versions', 'error'],
+);
+
 const requestShape = union('type', {
   replicaFetch: record({ key: isKey }),
   replicaStore: record({ key: isKey, bucket: isNonNegativeInteger, versions: wireVersions, hintFor: isString }, ['hintFor']),
@@ -252,6 +274,7 @@ const requestShape = union('type', {
   bucketPage: record({ bucket: isNonNegativeInteger, afterKey: isKeyOrStart, limit: isNonNegativeInteger }),
   ringChange: record({ change: ringChange }),
   addSeed: record({ address: stringOfLength(1, memberIdLengthMax) }),
+  locate: record({ key: isKey }),
   probe: record({}),
 });
 
@@ -290,8 +313,20 @@ const replyShape = union('type', {
         workerRestarts: isNonNegativeInteger,
         lastError: isString,
       }),
+      refusing: isString,
     },
-    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'unvouched', 'quorum', 'storage'],
+    ['buckets', 'hints', 'ring', 'transfers', 'seeds', 'unvouched', 'quorum', 'storage', 'refusing'],
+  ),
+  located: record(
+    {
+      bucket: isNonNegativeInteger,
+      buckets: isNonNegativeInteger,
+      quorum: record({ n: isNonNegativeInteger, r: isNonNegativeInteger, w: isNonNegativeInteger }),
+      lists: arrayOf(locatedList, locatedListsMax),
+      replicas: arrayOf(locatedReplica, wireMembersMax),
+      refusing: isString,
+    },
+    ['refusing'],
   ),
   error: record({ code: isString, detail: isString }),
 });

@@ -186,6 +186,11 @@ export type RpcRequest =
    */
   | { readonly type: 'addSeed'; readonly address: string }
   /**
+   * `kai locate`: where the key lives as the receiving node routes it, and what each of its
+   * replicas holds. Answered with a `located` reply.
+   */
+  | { readonly type: 'locate'; readonly key: Buffer }
+  /**
    * Is this connection alive? Answered by the receiving connection itself, at once and outside
    * its in-flight bound: a requester whose request met silence asks it before dropping the
    * connection (rpc/peer-connection.ts).
@@ -237,9 +242,59 @@ export type RpcReply =
       readonly hints?: readonly { readonly target: string; readonly count: number; readonly bytes: number }[];
       /** Whether the node's storage still commits, and the failures it met (src/storage/health.ts). */
       readonly storage?: WireStorageHealth;
+      /** Why the node refuses client requests for now (joining, waiting for a seed); absent while it serves them. */
+      readonly refusing?: string;
     }
+  | ({ readonly type: 'located' } & WireLocation)
   /** The request failed on the peer; `code` is a code of src/errors.ts. */
   | { readonly type: 'error'; readonly code: string; readonly detail: string };
+
+/** Where a key lives as a node routes requests for it (`kai locate`). */
+export interface WireLocation {
+  readonly bucket: number;
+  /** The ring's bucket count. */
+  readonly buckets: number;
+  /** N, R and W as the node applies them: capped at the ring's size. */
+  readonly quorum: { readonly n: number; readonly r: number; readonly w: number };
+  /**
+   * The preference lists requests for the key follow: the ring's, and while the key's bucket
+   * moves, the next ring's too (reads use the one marked `reads`, writes both).
+   */
+  readonly lists: readonly WireLocatedList[];
+  /** What each replica of every list holds for the key, or why it was not asked. */
+  readonly replicas: readonly WireLocatedReplica[];
+  /** Why the node refuses client requests for now; absent while it serves them. */
+  readonly refusing?: string;
+}
+
+/** One preference list of a located key, as `annotatedPreferenceList` gives it (src/ring). */
+export interface WireLocatedList {
+  readonly ring: 'current' | 'next';
+  readonly reads: boolean;
+  /** The bucket's first N members, up or down: the key's home replicas. */
+  readonly primaries: readonly string[];
+  /** Where requests go now: each primary that is up, and for each one down the fallback standing in for it. */
+  readonly targets: readonly { readonly node: string; readonly standsInFor?: string }[];
+}
+
+/** A version as `kai locate` shows it: what identifies it and what it holds, without the value. */
+export interface WireVersionSummary {
+  readonly clock: WireVersion['clock'];
+  readonly writtenAtMs: number;
+  readonly expiresAtMs: number;
+  readonly tombstone: boolean;
+  readonly flags: number;
+  readonly valueBytes: number;
+}
+
+/** What one replica holds for a located key: its versions, or why they are not known. */
+export interface WireLocatedReplica {
+  readonly node: string;
+  readonly up: boolean;
+  readonly versions?: readonly WireVersionSummary[];
+  /** Why the replica was not asked (down) or did not answer. */
+  readonly error?: string;
+}
 
 /** A node's storage health as `nodeInfo` carries it; '' for a reason or error there is none of. */
 export interface WireStorageHealth {

@@ -36,6 +36,7 @@ import { Transfer } from '../transfer';
 import { Admission } from './admission';
 import { ConnectionTable } from './connection-table';
 import { KeyActivity } from './key-activity';
+import { locateKey } from './locate';
 import { PrefixStatistics } from './prefix-stats';
 import { ReceiveBudget } from './receive-budget';
 import { Dispatcher } from './dispatch';
@@ -341,6 +342,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
   routes.nodeInfo = () => {
     const info = gossip.nodeInfo();
     if (info.type !== 'nodeInfo') return info;
+    const refusing = notReady();
     return {
       ...info,
       hints: store.hintCounts(),
@@ -350,6 +352,7 @@ export function composeNode(parts: NodeParts): ComposedNode {
       unvouched: membersUnvouched(gossip.membership),
       quorum: { n: settings.n, r: settings.r, w: settings.w },
       storage: wireStorageHealth(store.health()),
+      ...(refusing === undefined ? {} : { refusing }),
     };
   };
   routes.addSeed = (request) => {
@@ -358,6 +361,8 @@ export function composeNode(parts: NodeParts): ComposedNode {
     return gossip.handle(request);
   };
   routes.bucketPage = (request) => transfer.page(request.bucket, request.afterKey, request.limit);
+  routes.locate = (request) =>
+    locateKey(request.key, { nodeId, quorum: settings, ring, moving, isUp: memberIsUp, localServes: () => store.serving, replicaOf, notReady });
   routes.ringChange = ringChangeRoute(gossip, ringKeeper, () => routes.nodeInfo!({ type: 'nodeInfo' }));
   const replicaRoute = (request: Parameters<ReplicaService['handleReplicaRequest']>[0]) => replicaService.handleReplicaRequest(request);
   routes.replicaFetch = replicaRoute;

@@ -12,6 +12,7 @@ import { BinaryConnection } from './binary-connection';
 import type { Connection, ConnectionContext } from './connection';
 import { tcpAddress, type ConnectionTable } from './connection-table';
 import { TextConnection } from './text-connection';
+import { isInternalApiPrelude, wrongPortReply } from './wrong-port';
 
 /** How long a stopping node waits for in-flight requests before closing connections anyway. */
 export const shutdownGraceMs = 5_000;
@@ -31,6 +32,11 @@ export interface MemcacheServerOptions extends ConnectionContext {
   readonly idleTimeoutMs: number;
   /** Where open connections are listed for `stats conns`. */
   readonly connectionTable: ConnectionTable;
+  /**
+   * The node's id (its internal API address): a connection that opens as the internal API does
+   * is told, in one line, that it reached the memcache port of this node (wrong-port.ts).
+   */
+  readonly nodeId?: string;
 }
 
 /** An open client socket: its connection once its first bytes chose the protocol. */
@@ -132,7 +138,14 @@ export class MemcacheServer {
       state: () => open.connection?.stateName() ?? 'conn_new_cmd',
       lastCommandAtMs: () => open.connection?.lastCommandAt ?? open.acceptedAtMs,
     });
+    let refused = false;
     socket.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      if (open.connection === undefined && this.options.nodeId !== undefined && isInternalApiPrelude(chunk)) {
+        refused = true;
+        socket.end(wrongPortReply(this.options.nodeId), () => socket.destroy());
+        return;
+      }
       open.connection ??= this.connectionFor(socket, chunk[0]);
       open.connection.receive(chunk);
     });

@@ -19,6 +19,7 @@ import { openSqliteStore, type SqliteStore } from '../storage/sqlite';
 import { KaiError } from '../errors';
 import { NodeMetrics } from '../metrics';
 import { composeNode } from './compose';
+import { listenAttemptOf, listenOrExplain } from './listen-failure';
 import { MemcacheServer } from './memcache-server';
 
 export { requestTimeoutMs } from './compose';
@@ -45,9 +46,12 @@ export interface RunningNode {
   readonly left: Promise<void>;
 }
 
-/** The node id for an internal API port: with port 0 it is known only once the port is bound. */
+/**
+ * The node id for an internal API port: the address peers dial, which is the advertised one when
+ * set, else the host name. With port 0 it is known only once the port is bound.
+ */
 export function nodeIdOf(settings: Settings, boundPort = settings.port): string {
-  return `${settings.hostname}:${boundPort}`;
+  return `${settings.advertiseAddress ?? settings.hostname}:${boundPort}`;
 }
 
 /** Opens the internal API listener; requests are answered through `routes`, filled in later. */
@@ -58,8 +62,9 @@ async function openInternalApi(
   env: Env,
   routes: RequestRoutes,
 ): Promise<TcpTransport> {
+  const attempt = listenAttemptOf(settings, 'internal');
   const transport = new TcpTransport({
-    host: settings.internalHost ?? settings.hostname,
+    host: attempt.host,
     clusterSecret: security.clusterSecret,
     tls: security.tls,
     port: settings.port,
@@ -69,7 +74,7 @@ async function openInternalApi(
     log,
   });
   try {
-    await transport.serve(routeRequests(routes));
+    await listenOrExplain(attempt, () => transport.serve(routeRequests(routes)));
   } catch (error) {
     await transport.close();
     throw error;
@@ -114,7 +119,7 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
       env,
       commitTimer: metrics?.timings.commits,
     });
-    refuseAnotherNodesDataDir(store, nodeId, settings.dataDir);
+    refuseAnotherNodesDataDir(store, nodeId, settings);
   } catch (error) {
     await transport.close();
     lock.release();
@@ -149,15 +154,20 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
     admission: node.admission,
     tools: node.tools,
     connectionTable: node.connectionTable,
+    nodeId,
     tls: memcacheTls && { material: memcacheTls, clientCertificates: settings.tlsClientCertificates },
     requestTimer: metrics?.timings.requests,
   });
   let memcachePort: number;
   let admin: OpenAdmin | undefined;
   try {
-    memcachePort = await server.listen(settings.memcachePort, settings.memcacheHost ?? settings.hostname);
+    const attempt = listenAttemptOf(settings, 'memcache');
+    memcachePort = await listenOrExplain(attempt, () => server.listen(attempt.port, attempt.host));
     if (metrics !== undefined && settings.adminPort !== undefined) {
-      admin = await openAdmin(settings.adminPort, { settings, node, store, transport, metrics, env, startedAtMs, log });
+      const adminAttempt = listenAttemptOf(settings, 'admin');
+      admin = await listenOrExplain(adminAttempt, () =>
+        openAdmin(adminAttempt.port, { settings, node, store, transport, metrics, env, startedAtMs, log }),
+      );
     }
   } catch (error) {
     node.stop();
@@ -196,15 +206,17 @@ export async function startNode(settings: Settings, log: Logger, env: Env = real
  * address). Started with another address, the node would join as a new member holding data the
  * ring places elsewhere, and the old member would stay on the ring: refused, saying what to do.
  */
-function refuseAnotherNodesDataDir(store: SqliteStore, nodeId: string, dataDir: string): void {
+function refuseAnotherNodesDataDir(store: SqliteStore, nodeId: string, settings: Settings): void {
   const previous = store.readNote('selfId');
   if (previous === undefined || previous === nodeId) return;
   void store.close();
   const port = previous.slice(previous.lastIndexOf(':') + 1);
-  const hostname = previous.slice(0, previous.lastIndexOf(':'));
+  const host = previous.slice(0, previous.lastIndexOf(':'));
+  // The id's host is the advertised address when the node has one, else the host name.
+  const hostFlag = settings.advertiseAddress === undefined ? '--hostname' : '--advertise-address';
   throw new KaiError(
     'KAI_DATA_DIR_OF_ANOTHER_NODE',
-    `${dataDir} holds the data of node ${previous}, not ${nodeId}: start it as that node (--hostname ${hostname} --port ${port}), or start ${nodeId} with an empty --data-dir`,
+    `${settings.dataDir} holds the data of node ${previous}, not ${nodeId}: start it as that node (${hostFlag} ${host} --port ${port}), or start ${nodeId} with an empty --data-dir`,
   );
 }
 

@@ -54,7 +54,8 @@ export const hintBytesPerTargetMaxDefault = 1024 * 1024 * 1024;
 const busyTimeoutMs = 250;
 
 /** Notes share the `meta` table with the schema's own rows; the prefix keeps their names apart. */
-const notePrefix = 'note:';
+/** Notes live in the `meta` table under this prefix, apart from the schema's own entries. */
+export const notePrefix = 'note:';
 /** A note is a small value (a member list is a few tens of KiB at most). */
 export const noteLengthMax = 1024 * 1024;
 

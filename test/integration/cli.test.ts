@@ -1,3 +1,4 @@
+// The kai command line: help, settings errors, start and stop, and start-up failures as one plain line.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -136,19 +137,53 @@ describe('kai start and stop', () => {
     expect(messages[messages.length - 1]).toBe('stopped');
   });
 
-  test('a memcache port already in use exits 1 with one line', async () => {
-    // Proves a start failure such as EADDRINUSE is one line on stderr, without a stack trace.
+  test.each([
+    ['memcache', '--memcache-port'],
+    ['internal API', '--port'],
+  ])('the %s port already in use exits 1 with one plain line naming %s', async (portName, flag) => {
+    // Proves a port in use is one line on stderr that names the flag to change, and the log on
+    // stdout carries no stack trace and no second account of it.
     const blocker = net.createServer();
-    const memcachePort = await getFreePort();
-    await new Promise<void>((resolve) => blocker.listen(memcachePort, '127.0.0.1', resolve));
+    const blocked = await getFreePort();
+    await new Promise<void>((resolve) => blocker.listen(blocked, '127.0.0.1', resolve));
     try {
-      const port = await getFreePort();
+      const other = await getFreePort();
+      const [port, memcachePort] = flag === '--port' ? [blocked, other] : [other, blocked];
       const args = ['start', '--hostname', '127.0.0.1', '--port', String(port), '--memcache-port', String(memcachePort)];
       const run = await runKai([...args, '--data-dir', path.join(workDir, 'data')], { cwd: workDir });
       expect(run.code).toBe(1);
-      const lines = run.stderr.split('\n').filter((line) => line !== '');
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^kai: cannot start: .*EADDRINUSE/);
+      expect(run.stderr).toBe(`kai: ${portName} port ${blocked} on 127.0.0.1 is in use: choose another with ${flag}\n`);
+      expect(run.stdout).not.toContain('cannot start');
+      expect(run.stdout).not.toMatch(/\n\s+at |"stack"/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  test('an address no interface has exits 1 naming --memcache-host', async () => {
+    // Proves a bind to a foreign address says which flag chose it.
+    const args = ['start', '--port', String(await getFreePort()), '--memcache-port', String(await getFreePort())];
+    const run = await runKai([...args, '--memcache-host', '192.0.2.1', '--data-dir', path.join(workDir, 'data')], { cwd: workDir });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      'kai: cannot listen on 192.0.2.1 for the memcache port: no interface of this machine has that address: choose another with --memcache-host\n',
+    );
+  });
+
+  test('with --log-file the log records the start failure too, without a stack', async () => {
+    // Proves an operator reading only the log file learns why the node did not start.
+    const blocker = net.createServer();
+    const blocked = await getFreePort();
+    await new Promise<void>((resolve) => blocker.listen(blocked, '127.0.0.1', resolve));
+    try {
+      const logFile = path.join(workDir, 'kai.log');
+      const args = ['start', '--port', String(await getFreePort()), '--memcache-port', String(blocked), '--log-file', logFile];
+      const run = await runKai([...args, '--data-dir', path.join(workDir, 'data')], { cwd: workDir });
+      expect(run.code).toBe(1);
+      const entries = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const fatal = entries.find((entry) => entry.msg === 'cannot start');
+      expect(fatal).toMatchObject({ reason: `memcache port ${blocked} on 127.0.0.1 is in use: choose another with --memcache-port` });
+      expect(fatal).not.toHaveProperty('err');
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
@@ -182,7 +217,7 @@ describe('kai start and stop', () => {
     expect(other.code).toBe(1);
     const lines = other.stderr.split('\n').filter((line) => line !== '');
     expect(lines).toEqual([
-      `kai: cannot start: SERVER_ERROR data dir of another node: ${dataDir} holds the data of node 127.0.0.1:${owner.port}, not 127.0.0.1:${port}: ` +
+      `kai: cannot start: ${dataDir} holds the data of node 127.0.0.1:${owner.port}, not 127.0.0.1:${port}: ` +
         `start it as that node (--hostname 127.0.0.1 --port ${owner.port}), or start 127.0.0.1:${port} with an empty --data-dir`,
     ]);
     const back = await startKai({ dataDir, port: owner.port });

@@ -121,7 +121,8 @@ export const statusPollAttemptsMax = 1000;
  * --json`. Throws when the command fails or prints anything but `{"members": [...]}`.
  */
 export async function statusAt(address: string, cwd: string): Promise<StatusMember[]> {
-  const run = await runKai(['status', '--node', address, '--json'], { cwd });
+  // Only the node's own view: asking every member for its health would make each poll slower.
+  const run = await runKai(['status', '--node', address, '--json', '--no-health'], { cwd });
   if (run.code !== 0 || run.stderr !== '') throw new Error(`kai status --node ${address} exited ${run.code}: ${run.stderr}`);
   const parsed = JSON.parse(run.stdout) as { members?: StatusMember[]; changing?: boolean };
   if (!Array.isArray(parsed.members) || typeof parsed.changing !== 'boolean') throw new Error(`kai status printed ${run.stdout}`);

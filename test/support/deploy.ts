@@ -47,18 +47,13 @@ export function execForm(argument: string): string[] {
   return parsed;
 }
 
-/** Whether this build of kai knows `--advertise-address`. */
-export function kaiKnowsAdvertiseAddress(): boolean {
-  return settingNames.some((name) => settingFields[name].flag.split(' ')[0] === advertiseFlag);
-}
-
 const settingOfFlag = new Map(settingNames.map((name) => [settingFields[name].flag.split(' ')[0], name]));
 
 export interface StartCommand {
   /** `--config <file>`, when given. */
   readonly configFile: string | undefined;
   readonly flags: Partial<Record<SettingName, string>>;
-  /** `--advertise-address`, when given (also in flags once kai knows it). */
+  /** `--advertise-address`, when given: the name the node's peers reach it by. */
   readonly advertiseAddress: string | undefined;
 }
 
@@ -70,7 +65,6 @@ export function parseStartCommand(words: readonly string[]): StartCommand {
   if (words[0] !== 'start') throw new Error(`not a start command: ${words.join(' ')}`);
   const flags: Partial<Record<SettingName, string>> = {};
   let configFile: string | undefined;
-  let advertiseAddress: string | undefined;
   for (let index = 1; index < words.length; index += 2) {
     const flag = words[index];
     const value = words[index + 1];
@@ -79,12 +73,11 @@ export function parseStartCommand(words: readonly string[]): StartCommand {
       configFile = value;
       continue;
     }
-    if (flag === advertiseFlag) advertiseAddress = value;
     const name = settingOfFlag.get(flag);
-    if (name !== undefined) flags[name] = value;
-    else if (flag !== advertiseFlag) throw new Error(`${flag} is not a flag of kai start`);
+    if (name === undefined) throw new Error(`${flag} is not a flag of kai start`);
+    flags[name] = value;
   }
-  return { configFile, flags, advertiseAddress };
+  return { configFile, flags, advertiseAddress: flags.advertiseAddress };
 }
 
 /** The flags of `command` as loadSettings takes them, with the files it names swapped for ones on this machine. */
@@ -110,8 +103,6 @@ export interface LocalPlacement {
  * The `kai start` arguments of `command` moved onto this machine: bound to and known by
  * 127.0.0.1, on free ports, with a temporary data dir, seeds naming the other nodes' local
  * ports, and the repository's copy of the image's config file. Everything else is as written.
- * A build of kai without --advertise-address runs it with the advertised address as --hostname,
- * which both binds and names the node: on 127.0.0.1 the two are the same address.
  */
 export function localStartArgs(command: StartCommand, placement: LocalPlacement): string[] {
   const flags: Partial<Record<SettingName, string>> = { ...command.flags };
@@ -126,6 +117,8 @@ export function localStartArgs(command: StartCommand, placement: LocalPlacement)
       })
       .join(',');
   }
+  // The advertised address names a container or a pod; here every node is known as 127.0.0.1.
+  if (flags.advertiseAddress !== undefined) flags.advertiseAddress = '127.0.0.1';
   Object.assign(flags, {
     hostname: '127.0.0.1',
     port: String(placement.port),
@@ -136,11 +129,7 @@ export function localStartArgs(command: StartCommand, placement: LocalPlacement)
   if (flags.clusterSecretFile !== undefined && placement.clusterSecretFile !== undefined) flags.clusterSecretFile = placement.clusterSecretFile;
   const args = ['start'];
   if (command.configFile !== undefined) args.push('--config', command.configFile === imageConfigPath ? repoConfigPath : command.configFile);
-  for (const [name, value] of Object.entries(flags) as [SettingName, string][]) {
-    // Once kai knows it, the advertised address is a setting like the others, given here as 127.0.0.1.
-    const local = settingFields[name].flag.split(' ')[0] === advertiseFlag ? '127.0.0.1' : value;
-    args.push(settingFields[name].flag.split(' ')[0], local);
-  }
+  for (const [name, value] of Object.entries(flags) as [SettingName, string][]) args.push(settingFields[name].flag.split(' ')[0], value);
   return args;
 }
 

@@ -276,6 +276,25 @@ describe('loadSettings value rules', () => {
     expect(errorOf({})).toMatch(/"seeds": must be a list of at most 64 host:port addresses, got the string "a.example:1"$/);
   });
 
+  test('advertise_address is a host like hostname, and null or absent means the host name', () => {
+    // Proves the advertised address is read from a flag or the file, with the host name's rule.
+    expect(loadSettings({ hostname: '0.0.0.0', advertiseAddress: 'kai-0.kai' }, { cwd }).advertiseAddress).toBe('kai-0.kai');
+    writeConfig({ advertise_address: null });
+    expect(loadSettings({}, { cwd }).advertiseAddress).toBeUndefined();
+    writeConfig({ advertise_address: 'a b' });
+    expect(errorOf({})).toMatch(/"advertise_address": must be a host name or IP address/);
+  });
+
+  test('an id peers cannot dial is refused, naming --advertise-address', () => {
+    // Proves a node listening on every interface must say which address the others reach it by.
+    expect(errorOf({ hostname: '0.0.0.0' })).toBe(
+      "hostname 0.0.0.0 cannot be this node's id, which other nodes dial: host is the unspecified address; " +
+        'set --advertise-address to the address they reach it by',
+    );
+    expect(errorOf({ advertiseAddress: '224.0.0.1' })).toMatch(/^advertise_address 224\.0\.0\.1 cannot be this node's id.*multicast/);
+    expect(loadSettings({ hostname: '::', advertiseAddress: '10.0.0.7' }, { cwd }).hostname).toBe('::');
+  });
+
   test('parseByteSize rejects what is not a size', () => {
     // Proves signs, fractions, units other than k/m/g and empty text are refused.
     for (const text of ['', '-1', '1.5m', '1kb', 'm', '1 m x']) expect(parseByteSize(text)).toBeUndefined();
