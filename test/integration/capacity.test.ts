@@ -13,7 +13,9 @@ import { startCluster, type ClusterNode } from '../support/cluster';
 import { killStartedKai } from '../support/process';
 import { loopbackHost } from '../support/servers';
 
-const args = ['--n', '3', '--r', '2', '--w', '2', '--gossip-interval', '200', '--log-level', 'warn'];
+// The default gossip interval: a node is taken for down after five silent intervals, and the
+// preload below keeps two cores busy enough to delay a 200 ms gossip round by a second.
+const args = ['--n', '3', '--r', '2', '--w', '2', '--log-level', 'warn'];
 /** Keys preloaded: the first fifth of the 100,000-key multiget. */
 const preloadedKeys = 20_000;
 /** Every wait on a reply is bounded by this. */
