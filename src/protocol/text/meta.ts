@@ -197,13 +197,28 @@ function flagTokensOf(tokens: readonly Buffer[], count: number, start: number): 
   return tokens.slice(start, count - 1);
 }
 
-function parseGet(tokens: readonly Buffer[], count: number): MetaLineOutcome {
-  const refused = checkKeyAndCount(tokens, count, 'KAI_META_GET_TOO_MANY_FLAGS');
-  if (refused) return refused;
+/**
+ * The start mg, md and ma share: the key and token count checked, then the flags read. md and ma
+ * answer every flag error in the same words (`flagErrorsAs`); mg answers each in its own.
+ */
+function parseKeyed(
+  tokens: readonly Buffer[],
+  count: number,
+  tooManyFlags: ErrorCode,
+  flagErrorsAs?: ErrorCode,
+): { readonly flags: ParsedFlags; readonly flagTokens: Buffer[] } | { readonly refused: MetaLineOutcome } {
+  const refused = checkKeyAndCount(tokens, count, tooManyFlags);
+  if (refused) return { refused };
   const flagTokens = flagTokensOf(tokens, count, 2);
   const parsed = preParse(tokens[1], flagTokens);
-  if ('code' in parsed) return { kind: 'error', code: parsed.code };
-  const { flags } = parsed;
+  if ('code' in parsed) return { refused: { kind: 'error', code: flagErrorsAs ?? parsed.code } };
+  return { flags: parsed.flags, flagTokens };
+}
+
+function parseGet(tokens: readonly Buffer[], count: number): MetaLineOutcome {
+  const keyed = parseKeyed(tokens, count, 'KAI_META_GET_TOO_MANY_FLAGS');
+  if ('refused' in keyed) return keyed.refused;
+  const { flags, flagTokens } = keyed;
   const get: MetaGetRequest = {
     ...request(flags, flagTokens),
     withValue: flags.withValue,
@@ -252,12 +267,9 @@ function parseSet(tokens: readonly Buffer[], count: number): MetaLineOutcome {
 }
 
 function parseDelete(tokens: readonly Buffer[], count: number): MetaLineOutcome {
-  const refused = checkKeyAndCount(tokens, count, 'KAI_META_TOO_MANY_FLAGS');
-  if (refused) return refused;
-  const flagTokens = flagTokensOf(tokens, count, 2);
-  const parsed = preParse(tokens[1], flagTokens);
-  if ('code' in parsed) return { kind: 'error', code: 'KAI_META_INVALID_OR_DUPLICATE_FLAG' };
-  const { flags } = parsed;
+  const keyed = parseKeyed(tokens, count, 'KAI_META_TOO_MANY_FLAGS', 'KAI_META_INVALID_OR_DUPLICATE_FLAG');
+  if ('refused' in keyed) return keyed.refused;
+  const { flags, flagTokens } = keyed;
   if (flags.opaqueTooLong) return { kind: 'error', code: 'KAI_META_OPAQUE_TOO_LONG' };
   const remove: MetaDeleteRequest = {
     ...request(flags, flagTokens),
@@ -276,12 +288,9 @@ const incrModes: ReadonlyMap<number, boolean> = new Map([
 ]);
 
 function parseArith(tokens: readonly Buffer[], count: number): MetaLineOutcome {
-  const refused = checkKeyAndCount(tokens, count, 'KAI_META_TOO_MANY_FLAGS');
-  if (refused) return refused;
-  const flagTokens = flagTokensOf(tokens, count, 2);
-  const parsed = preParse(tokens[1], flagTokens);
-  if ('code' in parsed) return { kind: 'error', code: 'KAI_META_INVALID_OR_DUPLICATE_FLAG' };
-  const { flags } = parsed;
+  const keyed = parseKeyed(tokens, count, 'KAI_META_TOO_MANY_FLAGS', 'KAI_META_INVALID_OR_DUPLICATE_FLAG');
+  if ('refused' in keyed) return keyed.refused;
+  const { flags, flagTokens } = keyed;
   const incr = flags.mode === undefined ? true : incrModes.get(flags.mode);
   if (incr === undefined) return { kind: 'error', code: 'KAI_META_ARITH_MODE' };
   const arith: MetaArithRequest = {
