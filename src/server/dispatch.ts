@@ -14,7 +14,7 @@ import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
 import { AccessTracker } from './access-tracker';
 import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
-import { MetaExecutor, type AppliedWrite } from './meta';
+import { MetaExecutor, type AppliedWrite, type StoreCounted } from './meta';
 import type { RunOptions } from './connection';
 import type { NodeStats } from './stats';
 
@@ -153,6 +153,7 @@ export class Dispatcher {
         return { ...applied, lookup };
       },
       countArithmetic: (incr, applied) => this.countArithmetic(incr, applied),
+      countStore: (key, stored, applied) => this.countStore(key, stored, applied),
       activity: options.activity,
     });
   }
@@ -300,16 +301,27 @@ export class Dispatcher {
     const expiresAtMs = expiresAtMsOf(command.exptime, env.nowMs());
     const spec = storeSpec({ mode: command.mode, value: command.value, flags: command.flags, expiresAtMs, casUnique: command.casUnique });
     const { applied, lookup } = await this.mutateLookingUp(command.key, spec);
+    const comparesCas = storesAsCas(command.mode, command.casUnique);
+    const stored = { mode: command.mode, expiresAtMs, valueBytes: command.value.length, comparesCas };
+    this.countStore(command.key, stored, { ...applied, lookup });
+    return { kind: 'stored', outcome: applied.result, cas: applied.written ? casOfVersions(applied.versions) : 0n };
+  }
+
+  /**
+   * What memcached counts and tells its watchers of a storage command (and ms): the store, an item
+   * made, and a cas outcome for one that compared cas uniques.
+   */
+  private countStore(key: Buffer, stored: StoreCounted, applied: AppliedWrite<'store'>): void {
+    const { stats } = this.options;
     const outcome = applied.result;
-    const madeBytes = applied.written?.value.length ?? command.value.length;
-    this.options.activity?.stored(command.key, command.mode, lookupSeen(lookup), outcome, expiresAtMs, madeBytes);
+    const madeBytes = applied.written?.value.length ?? stored.valueBytes;
+    this.options.activity?.stored(key, stored.mode, lookupSeen(applied.lookup), outcome, stored.expiresAtMs, madeBytes);
     if (outcome === 'STORED') stats.totalItems++;
-    if (storesAsCas(command.mode, command.casUnique)) {
+    if (stored.comparesCas) {
       if (outcome === 'STORED') stats.casHits++;
       else if (outcome === 'EXISTS') stats.casBadval++;
       else if (outcome === 'NOT_FOUND') stats.casMisses++;
     }
-    return { kind: 'stored', outcome, cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
   /** A delete refused for its cas unique counts neither as a hit nor as a miss, as in memcached. */

@@ -28,6 +28,16 @@ import { accessFactsOf, type AccessFacts, type AccessTracker } from './access-tr
 import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
 import type { NodeStats } from './stats';
 
+/** What memcached's counters and watchers need of a storage command besides its outcome. */
+export interface StoreCounted {
+  readonly mode: StorageMode;
+  readonly expiresAtMs: number;
+  /** The bytes the command sent, counted when no value was written. */
+  readonly valueBytes: number;
+  /** It compared cas uniques (a `cas`, or a store naming one), so a cas counter moves. */
+  readonly comparesCas: boolean;
+}
+
 /** A write as the dispatcher carries it out: applied on the key's coordinating replica, its lookup counted. */
 export interface AppliedWrite<K extends SpecKind> {
   readonly result: SpecOutcome<K>['result'];
@@ -49,6 +59,8 @@ export interface MetaBackend {
   mutate<K extends SpecKind>(key: Buffer, spec: SpecOf<K>): Promise<AppliedWrite<K>>;
   /** Counts an incr or decr as memcached does (Dispatcher.countArithmetic). */
   countArithmetic(incr: boolean, applied: AppliedWrite<'arith'>): void;
+  /** Counts a store, and tells the watchers of it, as memcached does (Dispatcher.countStore). */
+  countStore(key: Buffer, stored: StoreCounted, applied: AppliedWrite<'store'>): void;
   /**
    * Watchers told of each key looked up and each store (key-activity.ts). memcached's per-prefix
    * statistics count only the classic commands, so meta commands leave them alone.
@@ -211,29 +223,19 @@ export class MetaExecutor {
     const mode: StorageMode = cas !== 0n && (request.mode === 'set' || request.mode === 'replace') ? 'cas' : request.mode;
     const casUnique = mode === 'add' ? 0n : cas;
     stats.cmdSet++;
-    const expiresAtMs = expiresAtMsOf(request.exptime, env.nowMs());
-    const applied = await this.backend.mutate(
-      request.key,
-      storeSpec({
-        mode,
-        value,
-        flags: request.clientFlags,
-        expiresAtMs,
-        casUnique,
-        invalidate: request.invalidate && mode === 'cas',
-        keyBase64: request.keyBase64,
-      }),
-    );
-    const outcome = applied.result;
-    const madeBytes = applied.written?.value.length ?? value.length;
-    this.backend.activity?.stored(request.key, mode, lookupSeen(applied.lookup), outcome, expiresAtMs, madeBytes);
-    if (outcome === 'STORED') stats.totalItems++;
-    if (mode === 'cas') {
-      if (outcome === 'STORED') stats.casHits++;
-      else if (outcome === 'EXISTS') stats.casBadval++;
-      else if (outcome === 'NOT_FOUND') stats.casMisses++;
-    }
-    return { kind: 'meta_set', status: storeStatus[outcome], cas: applied.written ? casOfVersions(applied.versions) : 0n };
+    const spec = storeSpec({
+      mode,
+      value,
+      flags: request.clientFlags,
+      expiresAtMs: expiresAtMsOf(request.exptime, env.nowMs()),
+      casUnique,
+      invalidate: request.invalidate && mode === 'cas',
+      keyBase64: request.keyBase64,
+    });
+    const applied = await this.backend.mutate(request.key, spec);
+    const stored = { mode, expiresAtMs: spec.expiresAtMs, valueBytes: value.length, comparesCas: mode === 'cas' };
+    this.backend.countStore(request.key, stored, applied);
+    return { kind: 'meta_set', status: storeStatus[applied.result], cas: applied.written ? casOfVersions(applied.versions) : 0n };
   }
 
   /** md: a cas refusal counts as a delete miss, and an invalidation as nothing, as in memcached. */

@@ -27,18 +27,22 @@ function ttlSeconds(expiresAtMs: number, nowMs: number): string {
   return String((Math.floor(expiresAtMs / 1000) - Math.floor(nowMs / 1000)) >>> 0);
 }
 
-/** The O and k flags, which every reply carries, whatever its status. */
-function echoFlags(request: MetaRequest, key: Buffer, keyBase64: boolean): string {
+/**
+ * The O and k flags, which every reply carries whatever its status, in request order; and for ms,
+ * given `cas`, the c flag among them (the new cas unique, or 0 when nothing was stored).
+ */
+function echoFlags(request: MetaRequest, cas?: bigint): string {
   let text = '';
   for (const token of request.flags) {
     if (token[0] === 0x4f /* O */) text += ` ${token.toString('latin1')}`;
-    else if (token[0] === 0x6b /* k */) text += keyFlag(key, keyBase64);
+    else if (token[0] === 0x6b /* k */) text += keyFlag(request.key, request.keyBase64);
+    else if (token[0] === 0x63 /* c */ && cas !== undefined) text += ` c${cas}`;
   }
   return text;
 }
 
 function statusLine(status: MetaStatus, request: MetaRequest): Buffer[] {
-  return [lineOf(status + echoFlags(request, request.key, request.keyBase64))];
+  return [lineOf(status + echoFlags(request))];
 }
 
 export function encodeMetaReply(command: Command, reply: MetaReply): Buffer[] {
@@ -51,7 +55,7 @@ export function encodeMetaReply(command: Command, reply: MetaReply): Buffer[] {
     case 'meta_set':
       assert(command.op === 'meta_set', 'an ms reply answers ms');
       if (reply.status === 'HD' && command.request.quiet) return [];
-      return [lineOf(reply.status + setFlags(command.request, reply.cas))];
+      return [lineOf(reply.status + echoFlags(command.request, reply.cas))];
     case 'meta_delete':
       assert(command.op === 'meta_delete', 'an md reply answers md');
       if (reply.status === 'HD' && command.request.quiet) return [];
@@ -62,17 +66,6 @@ export function encodeMetaReply(command: Command, reply: MetaReply): Buffer[] {
     case 'meta_debug':
       return metaDebugReply(reply.item, reply.nowMs);
   }
-}
-
-/** ms returns O, k and c; c is the new cas unique, or 0 when nothing was stored. */
-function setFlags(request: MetaRequest, cas: bigint): string {
-  let text = '';
-  for (const token of request.flags) {
-    if (token[0] === 0x4f /* O */) text += ` ${token.toString('latin1')}`;
-    else if (token[0] === 0x6b /* k */) text += keyFlag(request.key, request.keyBase64);
-    else if (token[0] === 0x63 /* c */) text += ` c${cas}`;
-  }
-  return text;
 }
 
 function metaGetReply(request: MetaGetRequest, reply: Extract<MetaReply, { kind: 'meta_get' }>): Buffer[] {
