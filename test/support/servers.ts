@@ -37,17 +37,30 @@ export interface ExitStatus {
 export const testPortMin = 12_000;
 export const testPortMax = 32_000;
 const portAttemptsMax = 100;
+/**
+ * jest's workers pick at the same time, each with its own record of what it handed out: each takes
+ * its ports from its own slice of the range, so two workers never pick the same port. A process
+ * that is no jest worker picks from the whole range.
+ */
+const workerSlices = 10;
+const workerPorts = ((): { readonly min: number; readonly max: number } => {
+  const worker = Number(process.env.JEST_WORKER_ID);
+  if (!Number.isInteger(worker) || worker < 1) return { min: testPortMin, max: testPortMax };
+  const sliceSize = Math.floor((testPortMax - testPortMin) / workerSlices);
+  const min = testPortMin + ((worker - 1) % workerSlices) * sliceSize;
+  return { min, max: min + sliceSize };
+})();
 /** Ports this process has handed out; never handed out twice. */
 const portsHandedOut = new Set<number>();
 
 /**
- * A TCP port free on 127.0.0.1 right now, chosen at random from the test range. Another process
- * could still take it before it is used; with random picks from 20,000 ports that is rare, and
- * the readiness check (`answersWithPid`) never mistakes another server for ours.
+ * A TCP port free on 127.0.0.1 right now, chosen at random from this worker's slice of the test
+ * range. Another process (not a jest worker of this run) could still take it before it is used;
+ * that is rare, and the readiness check (`answersWithPid`) never mistakes another server for ours.
  */
 export async function getFreePort(): Promise<number> {
   for (let attempt = 0; attempt < portAttemptsMax; attempt++) {
-    const port = testPortMin + Math.floor(Math.random() * (testPortMax - testPortMin));
+    const port = workerPorts.min + Math.floor(Math.random() * (workerPorts.max - workerPorts.min));
     if (portsHandedOut.has(port)) continue;
     if (await canBind(port)) {
       portsHandedOut.add(port);
