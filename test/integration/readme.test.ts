@@ -181,7 +181,9 @@ const checks: readonly { readonly matches: (block: CodeBlock) => boolean; readon
     check: async (block) => {
       const cluster = startExample('bash', ['-euo', 'pipefail', '-c', block.code]);
       await waitFor(() => cluster.output().includes('stop: Ctrl-C') || cluster.child.exitCode !== null, commandMsMax, 'the cluster of the README');
-      expect(cluster.output().match(/^node\d: memcache 127\.0\.0\.1:\d+ {2}internal 127\.0\.0\.1:\d+ {2}admin http:\/\/127\.0\.0\.1:\d+\/ {2}pid \d+$/gm)).toHaveLength(3);
+      const nodeLines = cluster.output().match(/^node\d: memcache 127\.0\.0\.1:\d+ {2}internal 127\.0\.0\.1:\d+ {2}admin http:\/\/127\.0\.0\.1:\d+\/ {2}pid \d+$/gm);
+      // The output goes with the count, so a cluster that did not start says why.
+      expect({ nodeLines: nodeLines?.length ?? 0, output: cluster.output() }).toEqual({ nodeLines: 3, output: expect.any(String) });
       interrupt(cluster.child);
       const run = await cluster.exited;
       expect(run.output).toContain('stopping every node');
