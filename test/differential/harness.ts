@@ -141,6 +141,13 @@ export const markWaitMsDefault = 200;
  */
 export type StreamStep = string | Buffer | ((repliesSoFar: Buffer) => string | Buffer) | ReplyMark;
 
+/**
+ * A step that sends nothing once every earlier reply is in: the next step then reaches the server
+ * after those replies have left it, whatever the load (a fixed gap between writes does not ensure
+ * that, and memcached discards replies still unsent when some commands fail).
+ */
+export const awaitReplies: StreamStep = () => Buffer.alloc(0);
+
 function isMark(step: StreamStep): step is ReplyMark {
   return typeof step === 'object' && !Buffer.isBuffer(step);
 }

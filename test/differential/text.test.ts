@@ -5,6 +5,7 @@
  * uniques, version strings and stats values are masked.
  */
 import {
+  awaitReplies,
   lastCasUnique,
   namesMemcachedLacks,
   normalizeReplies,
@@ -428,11 +429,15 @@ const malformed: StreamCase[] = [
         set(ok, 'fits'),
         `get ${ok}\r\ngets ${ok}\r\n`,
         `set ${long} 0 0 1\r\nx\r\n`,
-        // One per packet: memcached drops every reply still unsent on the connection when a get
-        // names a key that is too long, so pipelined after other commands its replies are lost.
+        // Each after every earlier reply has left: memcached drops every reply still unsent on the
+        // connection when a get names a key that is too long, so pipelined, their replies are lost.
+        awaitReplies,
         `get ${long}\r\n`,
+        awaitReplies,
         `get ${ok} ${long}\r\n`,
+        awaitReplies,
         `gat 0 ${long}\r\n`,
+        awaitReplies,
         `delete ${long}\r\nincr ${long} 1\r\ntouch ${long} 0\r\n`,
         `delete ${long} noreply\r\nincr ${long} 1 noreply\r\n`,
         `delete ${ok}\r\n`,

@@ -146,6 +146,11 @@ export class SimNetwork {
   }
 
   /** Holds back every message from or to `address` sent in the next `durationMs`, until then. */
+  /** Ends every clog now; messages already held back still leave when their clog would have ended. */
+  unclogAll(): void {
+    for (const endpoint of this.endpoints.values()) endpoint.clogUntilMs = 0;
+  }
+
   clog(address: string, durationMs: number): void {
     const endpoint = this.endpoint(address);
     endpoint.clogUntilMs = Math.max(endpoint.clogUntilMs, this.scheduler.nowMs() + durationMs);

@@ -136,9 +136,12 @@ export function randomFault(cluster: NodeCluster, options: FaultOptions): string
   }
 }
 
-/** Ends every fault: crashed nodes restart, the network heals and stops losing messages. */
+/** Ends every fault: crashed nodes restart, the network heals, clogs end, and no message is lost. */
 export function healEverything(cluster: NodeCluster): void {
   for (const address of cluster.addresses) if (!cluster.isRunning(address)) cluster.restart(address);
   cluster.world.network.heal();
+  // A clog left running would hold a node's messages back past the failure detector's timeout
+  // after the cluster counts as healed, and the node would mark every peer down while it runs.
+  cluster.world.network.unclogAll();
   cluster.world.network.configure({ lossProbability: 0 });
 }
