@@ -85,6 +85,11 @@ export const downAfterRounds = 5;
  * timeout; past this many, rounds still tick and detect but send nothing.
  */
 export const exchangesInFlightMax = 4;
+/**
+ * Late rounds in a row that skip failure detection before one detects regardless: a node that
+ * stays stalled still marks the silent down, only later.
+ */
+export const lateRoundsSkippedMax = 3;
 
 /** The persisted list, validated; an unusable one is reported and the node starts afresh. */
 function savedMembers(persistence: MembershipPersistence, log: Logger): readonly WireMember[] | undefined {
@@ -118,6 +123,9 @@ export class Gossip {
   private readonly listeners = new Set<MembershipListener>();
   private timer: TimerHandle | undefined;
   private exchangesInFlight = 0;
+  /** When the last round ran, to tell a late round; undefined before the first. */
+  private lastRoundAtMs: number | undefined;
+  private lateRoundsSkipped = 0;
   private lastPersistedKey = '';
   private stopped = false;
 
@@ -179,13 +187,31 @@ export class Gossip {
     if (this.stopped) return;
     const nowMs = this.options.env.nowMs();
     this.state = tick(this.state, nowMs);
-    this.apply(detectFailures(this.state, nowMs, this.failureDetector));
+    if (this.judgesPeersThisRound(nowMs)) this.apply(detectFailures(this.state, nowMs, this.failureDetector));
     if (this.exchangesInFlight >= exchangesInFlightMax) return;
     const { env } = this.options;
     const target = pickGossipTarget(this.state, env.random());
     if (target !== null) void this.exchange(target.address);
     const probed = pickDownPeer(this.state, env.random(), env.random());
     if (probed !== null && this.exchangesInFlight < exchangesInFlightMax) void this.exchange(probed.address);
+  }
+
+  /**
+   * Whether this round runs the failure detector. A round a whole interval late means this node
+   * itself was stalled (a long pause, a starved CPU): what peers sent meanwhile still waits unread,
+   * since a due timer runs before received I/O is handled, and judging them now would mark every
+   * peer down for this node's own silence. Such a round leaves judging to the next, when that news
+   * is in; at most `lateRoundsSkippedMax` in a row.
+   */
+  private judgesPeersThisRound(nowMs: number): boolean {
+    const late = this.lastRoundAtMs !== undefined && nowMs - this.lastRoundAtMs >= 2 * this.intervalMs;
+    this.lastRoundAtMs = nowMs;
+    if (late && this.lateRoundsSkipped < lateRoundsSkippedMax) {
+      this.lateRoundsSkipped++;
+      return false;
+    }
+    this.lateRoundsSkipped = 0;
+    return true;
   }
 
   /** Answers the membership requests of the internal API; other types are not this shell's. */

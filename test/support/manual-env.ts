@@ -67,11 +67,21 @@ export class ManualEnv implements Env {
       if (!next) break;
       this.currentMs = Math.max(this.currentMs, next.dueMs);
       if (next.intervalMs === undefined) next.cancelled = true;
-      else next.dueMs += next.intervalMs;
+      // An interval timer that fell behind (see `stall`) runs once, then keeps its interval from
+      // now, as Node's setInterval does.
+      else next.dueMs = Math.max(next.dueMs, this.currentMs) + next.intervalMs;
       next.action();
       this.timers = this.timers.filter((timer) => !timer.cancelled);
     }
     this.currentMs = targetMs;
+  }
+
+  /**
+   * Moves the clock forward by `deltaMs` without running any timer, as a process that was paused
+   * or starved of CPU sees it: the timers that fell due run at the next `advance`, late.
+   */
+  stall(deltaMs: number): void {
+    this.currentMs += deltaMs;
   }
 
   private nextDue(targetMs: number): Timer | undefined {

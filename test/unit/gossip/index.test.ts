@@ -3,9 +3,9 @@
  * seed address, and the request router's answer to a type nobody serves.
  */
 import pino from 'pino';
-import { ringMembers } from '../../../src/membership';
+import { isUp, ringMembers } from '../../../src/membership';
 import { KaiError } from '../../../src/errors';
-import { Gossip, memoryPersistence, type MembershipPersistence } from '../../../src/gossip';
+import { Gossip, lateRoundsSkippedMax, memoryPersistence, type MembershipPersistence } from '../../../src/gossip';
 import type { RpcReply, RpcRequest } from '../../../src/rpc/messages';
 import { routeRequests } from '../../../src/rpc/router';
 import type { Transport } from '../../../src/rpc/transport';
@@ -122,6 +122,70 @@ describe('gossip shell on one node', () => {
     const reply = await gossip.handle({ type: 'addSeed', address: 'n9:7009' });
     expect(reply).toEqual({ type: 'nodeInfo', id: self.id, members: gossip.members });
     expect(gossip.membership.members.map((m) => m.id)).toContain('n9:7009');
+  });
+});
+
+describe('failure detection after this node stalled', () => {
+  const peer = { id: 'n2:7002', address: 'n2:7002', zone: '', weight: 1, status: 'up' as const, incarnation: 0 };
+  const intervalMs = 100;
+  const downAfterMs = 5 * intervalMs;
+
+  /** A node that has heard the peer every round for ten rounds; `hear` delivers one more of its gossip requests. */
+  function stalledNode(): { env: ManualEnv; gossip: Gossip; hear: () => void; peerUp: () => boolean } {
+    const env = new ManualEnv();
+    let heartbeat = 0;
+    // The peer never answers an exchange: all news of it comes through `hear`, as its requests.
+    const transport: Pick<Transport, 'request'> = { request: () => new Promise<RpcReply>(() => undefined) };
+    const gossip = new Gossip({ self, env, transport, log: silentLog, persistence: memoryPersistence(), intervalMs });
+    const hear = (): void => {
+      heartbeat++;
+      gossip.handle({ type: 'gossip', members: [{ ...peer, heartbeat }] });
+    };
+    gossip.start();
+    for (let round = 0; round < 10; round++) {
+      hear();
+      env.advance(intervalMs);
+    }
+    return { env, gossip, hear, peerUp: () => isUp(gossip.membership, peer.id) };
+  }
+
+  test('a round that runs late judges no peer: what they sent meanwhile is read first', () => {
+    // Proves a node paused longer than the detector's timeout does not mark a live peer down for its
+    // own silence: its overdue round fires before the peer's queued gossip is read.
+    const { env, hear, peerUp } = stalledNode();
+    expect(peerUp()).toBe(true);
+    env.stall(downAfterMs * 3);
+    env.advance(0);
+    expect(peerUp()).toBe(true);
+    hear();
+    for (let round = 0; round < 3; round++) {
+      env.advance(intervalMs);
+      hear();
+      expect(peerUp()).toBe(true);
+    }
+  });
+
+  test('a peer that stays silent after the stall is still marked down', () => {
+    // Proves the skipped round only defers judgement: with no news after the pause, the peer goes down at the next round.
+    const { env, peerUp } = stalledNode();
+    env.stall(downAfterMs * 3);
+    env.advance(0);
+    expect(peerUp()).toBe(true);
+    env.advance(intervalMs);
+    expect(peerUp()).toBe(false);
+  });
+
+  test('a node late round after round still judges its peers', () => {
+    // Proves a node that stays starved keeps a working failure detector, only later.
+    const { env, peerUp } = stalledNode();
+    for (let stall = 0; stall < lateRoundsSkippedMax; stall++) {
+      env.stall(downAfterMs);
+      env.advance(0);
+      expect(peerUp()).toBe(true);
+    }
+    env.stall(downAfterMs);
+    env.advance(0);
+    expect(peerUp()).toBe(false);
   });
 });
 
