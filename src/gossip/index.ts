@@ -23,6 +23,7 @@ import {
   mergeGossip,
   pickDownPeer,
   pickGossipTarget,
+  quietPeers,
   restoreMembership,
   seedAddressProblem,
   selfMember,
@@ -90,6 +91,11 @@ export const exchangesInFlightMax = 4;
  * stays stalled still marks the silent down, only later.
  */
 export const lateRoundsSkippedMax = 3;
+/**
+ * Exchanges a round starts with quiet peers (see `quietPeers`), each only while fewer than
+ * `exchangesInFlightMax - 1` are in flight, so peers that do not answer never take every slot.
+ */
+export const quietPeerExchangesPerRoundMax = 2;
 
 /** The persisted list, validated; an unusable one is reported and the node starts afresh. */
 function savedMembers(persistence: MembershipPersistence, log: Logger): readonly WireMember[] | undefined {
@@ -182,7 +188,10 @@ export class Gossip {
     this.timer = undefined;
   }
 
-  /** One round: heartbeat, failure detection, an exchange with a random peer, and now and then one with a down peer. */
+  /**
+   * One round: heartbeat, failure detection, an exchange with a random peer, now and then one with
+   * a down peer, and one with each peer that has been quiet for a while.
+   */
   round(): void {
     if (this.stopped) return;
     const nowMs = this.options.env.nowMs();
@@ -194,6 +203,12 @@ export class Gossip {
     if (target !== null) void this.exchange(target.address);
     const probed = pickDownPeer(this.state, env.random(), env.random());
     if (probed !== null && this.exchangesInFlight < exchangesInFlightMax) void this.exchange(probed.address);
+    // A peer unheard of for half the detector's timeout is asked directly before it is judged.
+    const quiet = quietPeers(this.state, nowMs, this.failureDetector.downAfterMs / 2).filter((member) => member.address !== target?.address);
+    for (const member of quiet.slice(0, quietPeerExchangesPerRoundMax)) {
+      if (this.exchangesInFlight >= exchangesInFlightMax - 1) break;
+      void this.exchange(member.address);
+    }
   }
 
   /**

@@ -543,6 +543,20 @@ export function pickDownPeer(state: MembershipState, chance: number, random: num
   return down[Math.floor(random * down.length)];
 }
 
+/**
+ * The peers still up in this view that this node has not heard of for `quietAfterMs`, most
+ * recently heard first: each gets an exchange of its own before the failure detector judges it.
+ * Drawing gossip partners at random alone can pass over a live peer for rounds on end (two nodes
+ * left of three each draw the unreachable third half the time), and it would be marked down
+ * though one exchange would have shown it alive; a peer really gone only costs those exchanges
+ * until it is marked down. The most recently heard come first, since they are the likeliest alive.
+ */
+export function quietPeers(state: MembershipState, nowMs: number, quietAfterMs: number): Member[] {
+  return state.members
+    .filter((m) => m.id !== state.selfId && m.status === 'up' && nowMs - m.lastHeardMs >= quietAfterMs)
+    .sort((a, b) => b.lastHeardMs - a.lastHeardMs);
+}
+
 /** The list this node gossips and persists: confirmed members only, so no placeholder spreads. */
 export function toWire(state: MembershipState): WireMember[] {
   return state.members.filter((m) => m.confirmed).map(memberToWire);

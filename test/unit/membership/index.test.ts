@@ -12,6 +12,7 @@ import {
   mergeGossip,
   pickDownPeer,
   pickGossipTarget,
+  quietPeers,
   restoreMembership,
   ringMembers,
   selfMember,
@@ -268,4 +269,22 @@ test("one node's timeout does not mark a live member down for a node that heard 
   expect(later.events).toEqual([]);
   expect(findMember(later.state, node(2).id)).toMatchObject({ status: 'up', heartbeat: 8 });
   expect(mergeGossip(state, rumour, startMs + 1).events).toEqual([{ kind: 'down', id: node(2).id }]);
+});
+
+// Peers up but unheard of for a while are each asked directly, most recently heard first.
+test('quietPeers', () => {
+  let state = createMembership(node(1), startMs);
+  const heardAtMs = [startMs, startMs + 300, startMs + 100];
+  for (const [index, atMs] of heardAtMs.entries()) {
+    const peer = wire({ id: node(index + 2).id, heartbeat: 1 });
+    state = mergeGossip(state, [peer], atMs, undefined, peer.address).state;
+  }
+  const quietAfterMs = 2500;
+  expect(quietPeers(state, startMs + 2000, quietAfterMs)).toEqual([]);
+  expect(quietPeers(state, startMs + 2500, quietAfterMs).map((m) => m.id)).toEqual([node(2).id]);
+  expect(quietPeers(state, startMs + 2800, quietAfterMs).map((m) => m.id)).toEqual([node(3).id, node(4).id, node(2).id]);
+  // A peer marked down is left to pickDownPeer; this node itself is never quiet.
+  const judged = detectFailures(state, startMs + downAfterMs + 1, defaultFailureDetector).state;
+  expect([2, 3, 4].map((index) => isUp(judged, node(index).id))).toEqual([false, true, true]);
+  expect(quietPeers(judged, startMs + downAfterMs + 1, quietAfterMs).map((m) => m.id)).toEqual([node(3).id, node(4).id]);
 });
