@@ -10,6 +10,7 @@ import type { WireMember, WireVersion } from '../../src/rpc/messages';
 import { incarnationMax, incarnationStepMax } from '../../src/membership';
 import { bucketOfKey } from '../../src/ring';
 import { clockCounterMax } from '../../src/vclock';
+import { eventually } from '../support/admin';
 import { allUp, pollStatus, restartNode, startCluster, statusOf, type ClusterNode, type StatusMember } from '../support/cluster';
 import { getFreePort, killStartedKai } from '../support/process';
 import { askRaw, type PeerAnswer } from '../support/raw-peer';
@@ -59,15 +60,6 @@ async function membersAt(node: ClusterNode): Promise<WireMember[]> {
 async function clusterWhole(): Promise<boolean> {
   const views = await Promise.all(nodes.map((node) => statusOf(node.port, baseDir)));
   return views.every((view) => allUp(view.filter((member) => ids.includes(member.id)), ids));
-}
-
-/** Waits, at most `settleMsMax`, until every node sees the three real nodes up again. */
-async function awaitWhole(): Promise<void> {
-  const deadline = Date.now() + settleMsMax;
-  while (!(await clusterWhole())) {
-    if (Date.now() > deadline) throw new Error(`the cluster was not whole within ${settleMsMax} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 // Regression: a replicaStore with counter 2^53 - 1 made every later set of the key fail an assertion.
@@ -142,7 +134,7 @@ test('after a forged leave, the target node restarted rejoins and serves', async
 // answered STORED and stored on no real node.
 test('a member nobody can reach never joins the ring, and every write lands on real nodes', async () => {
   // The test before restarted a node: every node must see it back before writes count on it.
-  await awaitWhole();
+  expect(await eventually(clusterWhole, settleMsMax)).toBe(true);
   const fakeAddress = `127.0.0.1:${await getFreePort()}`;
   const fake = { id: fakeAddress, address: fakeAddress, zone: '', weight: 16, status: 'up', incarnation: 0 };
   const deadline = Date.now() + watchMs;

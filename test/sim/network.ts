@@ -145,12 +145,12 @@ export class SimNetwork {
     return (this.sides.get(from) ?? 0) === (this.sides.get(to) ?? 0) && !this.cutLinks.has(`${from}\u0000${to}`);
   }
 
-  /** Holds back every message from or to `address` sent in the next `durationMs`, until then. */
   /** Ends every clog now; messages already held back still leave when their clog would have ended. */
   unclogAll(): void {
     for (const endpoint of this.endpoints.values()) endpoint.clogUntilMs = 0;
   }
 
+  /** Holds back every message from or to `address` sent in the next `durationMs`, until then. */
   clog(address: string, durationMs: number): void {
     const endpoint = this.endpoint(address);
     endpoint.clogUntilMs = Math.max(endpoint.clogUntilMs, this.scheduler.nowMs() + durationMs);
