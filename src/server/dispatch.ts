@@ -13,7 +13,7 @@ import { expiresAtMsOf } from '../protocol/exptime';
 import type { Version } from '../storage/record';
 import { holdsOnlyExpired, isLive } from '../storage/record';
 import { AccessTracker } from './access-tracker';
-import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
+import { lookupSeen, versionsSeen, type KeyActivity } from './key-activity';
 import { MetaExecutor, type AppliedWrite, type StoreCounted } from './meta';
 import type { RunOptions } from './connection';
 import type { NodeStats } from './stats';
@@ -237,7 +237,7 @@ export class Dispatcher {
     if (onlyExpired) this.options.stats.getExpired++;
     const latest = latestOnly ? latestLive(versions, nowMs) : undefined;
     const live = latestOnly ? (latest ? [latest] : []) : versions.filter((version) => isLive(version, nowMs));
-    if (this.options.activity?.listening) this.options.activity.read(key, readSeen(held, versions, live, onlyExpired, nowMs));
+    if (this.options.activity?.listening) this.options.activity.read(key, versionsSeen(held, versions, nowMs));
     if (live.length === 0) return [];
     const read = latest ?? latestLive(versions, nowMs);
     if (read) this.access.recordRead(key, read.writtenAtMs, nowMs);
@@ -511,21 +511,4 @@ export class Dispatcher {
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
   }
-}
-
-/**
- * What a read's lookup of a key found, as memcached's item_get reports it: the value (the newest
- * live sibling), only expired values, values hidden by a flush deadline, or nothing.
- */
-function readSeen(
-  held: readonly Version[],
-  visible: readonly Version[],
-  live: readonly Version[],
-  onlyExpired: boolean,
-  nowMs: number,
-): LookupSeen {
-  if (live.length > 0) return { status: 'found', valueBytes: live[0].value.length };
-  if (onlyExpired) return { status: 'expired', valueBytes: 0 };
-  if (visible.length < held.length && held.some((version) => isLive(version, nowMs))) return { status: 'flushed', valueBytes: 0 };
-  return notFound;
 }

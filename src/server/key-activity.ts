@@ -4,10 +4,12 @@
  * mutations`). Events come from the node the client talks to, whichever node coordinated the
  * write, as memcached's counters do.
  */
+import { latestLive } from '../coordinator/mutations';
 import type { Lookup } from '../coordinator/specs';
 import type { StorageMode, StoreOutcome } from '../protocol/command';
 import { itemSlabClass } from '../protocol/tool-commands';
 import { itemGetLine, itemStoreLine, type LookupStatus, type StoreStatus } from '../protocol/text/watch-lines';
+import { holdsOnlyExpired, isLive, type Version } from '../storage/record';
 import type { PrefixStatistics } from './prefix-stats';
 import type { Watchers } from './watchers';
 
@@ -24,6 +26,18 @@ export const notFound: LookupSeen = { status: 'not_found', valueBytes: 0 };
 export function lookupSeen(lookup: Lookup): LookupSeen {
   if (lookup.previousValueBytes >= 0) return { status: 'found', valueBytes: lookup.previousValueBytes };
   return lookup.expired ? { status: 'expired', valueBytes: 0 } : notFound;
+}
+
+/**
+ * A read's lookup, as the item_get event reports it: the newest live value among those the read
+ * may see, only expired values, values hidden by a flush deadline (held but not visible), or none.
+ */
+export function versionsSeen(held: readonly Version[], visible: readonly Version[], nowMs: number): LookupSeen {
+  const latest = latestLive(visible, nowMs);
+  if (latest) return { status: 'found', valueBytes: latest.value.length };
+  if (holdsOnlyExpired(visible, nowMs)) return { status: 'expired', valueBytes: 0 };
+  if (visible.length < held.length && held.some((version) => isLive(version, nowMs))) return { status: 'flushed', valueBytes: 0 };
+  return notFound;
 }
 
 const storeStatuses: Readonly<Record<StoreOutcome, StoreStatus>> = {

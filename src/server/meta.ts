@@ -25,7 +25,7 @@ import type {
 import { opaqueBytesMax } from '../protocol/text/meta';
 import { holdsOnlyExpired, versionMarks, type Version } from '../storage/record';
 import { accessFactsOf, type AccessFacts, type AccessTracker } from './access-tracker';
-import { lookupSeen, notFound, type KeyActivity, type LookupSeen } from './key-activity';
+import { lookupSeen, notFound, versionsSeen, type KeyActivity } from './key-activity';
 import type { NodeStats } from './stats';
 
 /** What memcached's counters and watchers need of a storage command besides its outcome. */
@@ -66,13 +66,6 @@ export interface MetaBackend {
    * statistics count only the classic commands, so meta commands leave them alone.
    */
   readonly activity?: KeyActivity;
-}
-
-/** What a read found, as a watcher's item_get line reports it. */
-function seenIn(versions: readonly Version[], nowMs: number): LookupSeen {
-  const latest = latestLive(versions, nowMs);
-  if (latest) return { status: 'found', valueBytes: latest.value.length };
-  return holdsOnlyExpired(versions, nowMs) ? { status: 'expired', valueBytes: 0 } : notFound;
 }
 
 const storeStatus: Readonly<Record<StoreOutcome, MetaStatus>> = { STORED: 'HD', NOT_STORED: 'NS', EXISTS: 'EX', NOT_FOUND: 'NF' };
@@ -133,7 +126,7 @@ export class MetaExecutor {
 
   private async getFromRead(request: MetaGetRequest, versions: readonly Version[], nowMs: number): Promise<MetaReply> {
     if (holdsOnlyExpired(versions, nowMs)) this.backend.stats.getExpired++;
-    this.backend.activity?.lookedUp(request.key, seenIn(versions, nowMs));
+    this.backend.activity?.lookedUp(request.key, versionsSeen(versions, versions, nowMs));
     const latest = latestLive(versions, nowMs);
     const marks = latest?.marks ?? 0;
     if (latest && (marks & versionMarks.stale) !== 0 && (marks & versionMarks.winTokenSent) === 0) {
@@ -293,7 +286,7 @@ export class MetaExecutor {
 
   private debugReply(key: Buffer, versions: readonly Version[]): MetaReply {
     const nowMs = this.backend.env.nowMs();
-    this.backend.activity?.lookedUp(key, seenIn(versions, nowMs));
+    this.backend.activity?.lookedUp(key, versionsSeen(versions, versions, nowMs));
     const latest = latestLive(versions, nowMs);
     if (!latest) return { kind: 'meta_debug', nowMs };
     return { kind: 'meta_debug', item: this.itemOf(key, { version: latest, cas: casOfVersions(versions), now: latest }), nowMs };
