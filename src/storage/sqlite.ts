@@ -22,7 +22,8 @@ import {
 import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
 import { CommitRestarts, commitRestartPolicyDefault, type CommitRestartPolicy } from './commit-restarts';
 import { diskFullCode, type StorageEvent, type StorageHealth, type StorageListener } from './health';
-import { prepareSchema, selectCountsSql, selectHintCountsSql } from './sqlite-schema';
+import { prepareSchema, selectCountsSql } from './sqlite-schema';
+import { HintBounds, type HintBoundsTuning } from './hint-bounds';
 import { StoreQueries, decodeRecordRow, type BucketPage, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
 
 export { defaultCacheBytesMax } from './record-cache';
@@ -42,10 +43,6 @@ export const defaultWritesPerCommitMax = 1000;
 /** The ring's bucket count when a store is opened without one (kai's default `--buckets`). */
 export const bucketsDefault = 1024;
 
-/** Hints one node keeps for one target node at most, by count and by bytes (key plus versions). */
-export const hintsPerTargetMaxDefault = 1_000_000;
-export const hintBytesPerTargetMaxDefault = 1024 * 1024 * 1024;
-
 /**
  * How long SQLite waits for a lock held by another connection. Only this process writes the
  * file, so a lock held elsewhere (an operator's sqlite3 shell) should fail a commit quickly
@@ -53,21 +50,18 @@ export const hintBytesPerTargetMaxDefault = 1024 * 1024 * 1024;
  */
 const busyTimeoutMs = 250;
 
-/** Notes share the `meta` table with the schema's own rows; the prefix keeps their names apart. */
 /** Notes live in the `meta` table under this prefix, apart from the schema's own entries. */
 export const notePrefix = 'note:';
 /** A note is a small value (a member list is a few tens of KiB at most). */
 export const noteLengthMax = 1024 * 1024;
 
 /** The settings shared by a store on a file and one on a connection it is handed. */
-export interface StoreTuning {
+export interface StoreTuning extends HintBoundsTuning {
   /** The ring's bucket count: the file records it, and the hash trees are cut by it. */
   readonly buckets?: number;
   readonly writesPerCommitMax?: number;
   /** Estimated bytes of decoded records the read cache may hold; 0 disables the cache. */
   readonly cacheBytesMax?: number;
-  readonly hintsPerTargetMax?: number;
-  readonly hintBytesPerTargetMax?: number;
   /** Gathers each turn's writes into one batch; realEnv by default. */
   readonly env?: Env;
   /** What a commit survives (Settings.durability); 'process' by default. */
@@ -187,7 +181,6 @@ export class SqliteStore implements ReplicaStore {
   readonly tree: MerkleForest;
   readonly buckets: number;
   private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
-  private readonly selectHint: Database.Statement<[string, Buffer], { bytes: number }>;
   private readonly queries: StoreQueries;
   private executor: CommitExecutor;
   private readonly startExecutor: (listener: CommitListener) => CommitExecutor;
@@ -198,8 +191,6 @@ export class SqliteStore implements ReplicaStore {
   private readonly cache: RecordCache;
   private readonly env: Env;
   private readonly writesPerCommitMax: number;
-  private readonly hintsPerTargetMax: number;
-  private readonly hintBytesPerTargetMax: number;
   private readonly commitTimer: CommitTimer | undefined;
   private readonly pending = new Map<string, PendingRecord>();
   private queue: QueuedOperation[] = [];
@@ -210,9 +201,7 @@ export class SqliteStore implements ReplicaStore {
   private removeAllsQueued = 0;
   private nextSequence = 1;
   private committedCounts: Counts;
-  private readonly committedHints = new Map<string, HintCount>();
-  /** Hinted writes accepted and not yet settled, per target: they count against the bounds too. */
-  private readonly queuedHints = new Map<string, { count: number; bytes: number }>();
+  private readonly hints: HintBounds;
   private state: 'open' | 'closing' | 'closed' = 'open';
   /** Set once the executor is gone for good: every later operation fails with it. */
   private executorLost: KaiError | undefined;
@@ -245,18 +234,15 @@ export class SqliteStore implements ReplicaStore {
     this.buckets = tuning.buckets ?? bucketsDefault;
     this.writesPerCommitMax = tuning.writesPerCommitMax ?? defaultWritesPerCommitMax;
     assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
-    this.hintsPerTargetMax = tuning.hintsPerTargetMax ?? hintsPerTargetMaxDefault;
-    this.hintBytesPerTargetMax = tuning.hintBytesPerTargetMax ?? hintBytesPerTargetMaxDefault;
     this.commitTimer = tuning.commitTimer;
     this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
     this.tree = new MerkleForest(this.buckets);
     this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions, actor FROM items WHERE key = ?');
-    this.selectHint = db.prepare<[string, Buffer], { bytes: number }>('SELECT bytes FROM hints WHERE target = ? AND key = ?');
     this.queries = new StoreQueries(db);
-    // The executor reads the committed counts and hints itself; the store's copies follow its
-    // replies, starting from the same file.
+    // The executor reads the committed counts itself; the store's copy follows its replies,
+    // starting from the same file.
     this.committedCounts = { ...db.prepare<[], Counts>(selectCountsSql).get()! };
-    for (const row of db.prepare<[], HintCount>(selectHintCountsSql).all()) this.committedHints.set(row.target, { ...row });
+    this.hints = new HintBounds(db, tuning);
     this.queries.forEachTreeEntry((bucket, segment, hash) => this.tree.apply(bucket, segment, hash));
     this.restarts = new CommitRestarts(tuning.commitRestartPolicy ?? commitRestartPolicyDefault);
     this.startExecutor = startExecutor;
@@ -348,7 +334,7 @@ export class SqliteStore implements ReplicaStore {
     const versionsBlob = encodeVersions(canonical.versions);
     const hintTarget = options.hintFor ?? null;
     if (hintTarget !== null) {
-      const full = this.hintsFull(hintTarget, record.key, record.key.length + versionsBlob.length);
+      const full = this.hints.refusal(hintTarget, record.key, record.key.length + versionsBlob.length);
       if (full !== undefined) {
         this.hintsRefused += 1;
         return Promise.reject(full);
@@ -432,7 +418,7 @@ export class SqliteStore implements ReplicaStore {
 
   /** Committed hints per target. */
   hintCounts(): HintCount[] {
-    return [...this.committedHints.values()];
+    return this.hints.counts();
   }
 
   /** Up to `limit` committed hints for `target`, in key order after `afterKey`. */
@@ -546,32 +532,6 @@ export class SqliteStore implements ReplicaStore {
     return this.executorLost;
   }
 
-  /**
-   * KAI_HINTS_FULL when `target` already has its most hints, counting those not yet committed. A
-   * newer copy of a key already hinted for the target replaces its hint: it adds no hint.
-   */
-  private hintsFull(target: string, key: Buffer, bytes: number): KaiError | undefined {
-    const committed = this.committedHints.get(target);
-    const queued = this.queuedHints.get(target);
-    if (this.selectHint.get(target, key) !== undefined) return undefined;
-    const count = (committed?.count ?? 0) + (queued?.count ?? 0) + 1;
-    const totalBytes = (committed?.bytes ?? 0) + (queued?.bytes ?? 0) + bytes;
-    if (count > this.hintsPerTargetMax) return new KaiError('KAI_HINTS_FULL', `${target} has ${this.hintsPerTargetMax} hints`);
-    if (totalBytes > this.hintBytesPerTargetMax) {
-      return new KaiError('KAI_HINTS_FULL', `${target} has ${this.hintBytesPerTargetMax} bytes of hints`);
-    }
-    return undefined;
-  }
-
-  private countQueuedHint(operation: CommitOperation, sign: 1 | -1): void {
-    if (operation.kind !== 'write' || operation.hintTarget === null) return;
-    const queued = this.queuedHints.get(operation.hintTarget) ?? { count: 0, bytes: 0 };
-    queued.count += sign;
-    queued.bytes += sign * (operation.key.length + operation.versionsBlob.length);
-    if (queued.count === 0) this.queuedHints.delete(operation.hintTarget);
-    else this.queuedHints.set(operation.hintTarget, queued);
-  }
-
   private submit(operation: CommitOperation): Promise<number> {
     const refusal = this.refusal();
     if (refusal !== undefined) return Promise.reject(refusal);
@@ -579,7 +539,7 @@ export class SqliteStore implements ReplicaStore {
   }
 
   private enqueue(queued: QueuedOperation): void {
-    this.countQueuedHint(queued.operation, 1);
+    this.hints.countQueued(queued.operation, 1);
     this.queue.push(queued);
     this.scheduleDispatch();
   }
@@ -634,10 +594,7 @@ export class SqliteStore implements ReplicaStore {
   /** Applies the batch to the cache, counts and trees in commit order, then settles its operations. */
   private settleCommitted(batch: readonly QueuedOperation[], reply: CommittedReply): void {
     this.committedCounts = reply.counts;
-    for (const hintCount of reply.hintCounts) {
-      if (hintCount.count === 0) this.committedHints.delete(hintCount.target);
-      else this.committedHints.set(hintCount.target, hintCount);
-    }
+    this.hints.committedNow(reply.hintCounts);
     if (reply.treeCleared) this.tree.clear();
     forEachTreeChange(reply.treeChanges, (bucket, segment, change) => this.tree.apply(bucket, segment, change));
     this.commits += 1;
@@ -645,7 +602,7 @@ export class SqliteStore implements ReplicaStore {
     this.operationsCommitted += batch.length;
     batch.forEach((queued, index) => {
       const { operation } = queued;
-      this.countQueuedHint(operation, -1);
+      this.hints.countQueued(operation, -1);
       if (operation.kind === 'write') {
         this.cacheCommittedWrite(queued, reply.outcomes[index] === 1);
         this.dropPendingIfLatest(queued);
@@ -690,7 +647,7 @@ export class SqliteStore implements ReplicaStore {
     this.operationsFailed += batch.length;
     this.cache.clear();
     for (const queued of batch) {
-      this.countQueuedHint(queued.operation, -1);
+      this.hints.countQueued(queued.operation, -1);
       if (queued.operation.kind === 'write') this.dropPendingIfLatest(queued);
       else if (queued.operation.kind === 'removeAll') this.removeAllsQueued -= 1;
       queued.settlement.reject(error);
