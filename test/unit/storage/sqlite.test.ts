@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { KaiError } from '../../../src/errors';
 import type { StoredRecord, Version } from '../../../src/storage';
 import { newerFirst } from '../../../src/storage/record';
+import type { WorkerCommitExecutor } from '../../../src/storage/commit-executor';
 import type { CommitRestartPolicy } from '../../../src/storage/commit-restarts';
 import { cachedBytesOf } from '../../../src/storage/record-cache';
 import { encodeVersions } from '../../../src/storage/record-codec';
@@ -54,9 +55,9 @@ async function expectKaiError(promise: Promise<unknown>, code: string): Promise<
 }
 
 /** The store's read connection and commit worker, to inject faults into them. */
-function internals(store: SqliteStore): { db: Database.Database; worker: Worker } {
-  const parts = store as unknown as { db: Database.Database; executor: { worker: Worker } };
-  return { db: parts.db, worker: parts.executor.worker };
+function internals(store: SqliteStore): { db: Database.Database; worker: Worker; executor: WorkerCommitExecutor } {
+  const parts = store as unknown as { db: Database.Database; executor: WorkerCommitExecutor };
+  return { db: parts.db, worker: parts.executor.worker, executor: parts.executor };
 }
 
 /** Polls `condition` every few ms until it holds, for `timeoutMs` at most. */
@@ -365,7 +366,9 @@ describe('SqliteStore', () => {
       side.exec('BEGIN IMMEDIATE');
       let settled = false;
       const write = store.write(record('k', [version('new')])).finally(() => (settled = true));
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      // A timer fires while the worker waits; the shortest one, since the worker gives up on the
+      // lock after the store's busy timeout (250 ms) and the lock must be gone by then.
+      await new Promise((resolve) => setTimeout(resolve, 1));
       expect(settled).toBe(false);
       expect(store.read(Buffer.from('k'))?.versions[0].value.toString()).toBe('new');
       side.exec('COMMIT');
@@ -415,11 +418,25 @@ describe('SqliteStore', () => {
     const events: StorageEvent[] = [];
     store.onStorageEvent((event) => events.push(event));
     await store.write(record('k', [version('committed')]));
-    const inFlight = store.write(record('k', [version('lost')]));
-    await new Promise((resolve) => setImmediate(resolve));
+    // The worker dies the moment the batch is handed to it, while another connection holds the
+    // write lock: it can neither commit the batch nor answer it, however the threads are scheduled.
+    const side = new Database(path.join(dataDir, databaseFileName));
+    try {
+      side.exec('BEGIN IMMEDIATE');
+      const executor = internals(store).executor;
+      const commit = executor.commit.bind(executor);
+      executor.commit = (batchId, operations) => {
+        commit(batchId, operations);
+        void executor.terminate();
+      };
+      const inFlight = store.write(record('k', [version('lost')]));
+      await waitFor(() => events.length > 0, 10_000);
+      side.exec('ROLLBACK');
+      await expectKaiError(inFlight, 'KAI_STORAGE_FAILURE');
+    } finally {
+      side.close();
+    }
     const queued = store.write(record('queued', [version('v')]));
-    await internals(store).worker.terminate();
-    await expectKaiError(inFlight, 'KAI_STORAGE_FAILURE');
     await queued;
     await store.write(record('later', [version('v')]));
     expect(store.read(Buffer.from('queued'))?.versions[0].value.toString()).toBe('v');
