@@ -48,7 +48,7 @@ export const bucketsDefault = 1024;
  * file, so a lock held elsewhere (an operator's sqlite3 shell) should fail a commit quickly
  * rather than stall it for better-sqlite3's default of 5 s.
  */
-const busyTimeoutMs = 250;
+export const busyTimeoutMsDefault = 250;
 
 /** Notes live in the `meta` table under this prefix, apart from the schema's own entries. */
 export const notePrefix = 'note:';
@@ -64,6 +64,8 @@ export interface StoreTuning extends HintBoundsTuning {
   readonly cacheBytesMax?: number;
   /** Gathers each turn's writes into one batch; realEnv by default. */
   readonly env?: Env;
+  /** How long a statement waits for a lock another connection holds; busyTimeoutMsDefault by default. */
+  readonly busyTimeoutMs?: number;
   /** What a commit survives (Settings.durability); 'process' by default. */
   readonly durability?: Durability;
   /** When a lost commit worker is replaced, and when the store gives up; commitRestartPolicyDefault by default. */
@@ -149,7 +151,7 @@ interface ItemRow {
 }
 
 /** Opens the store's own connection to a file, which prepares the schema and then only reads. */
-function openReadConnection(filePath: string, buckets: number): Database.Database {
+function openReadConnection(filePath: string, buckets: number, busyTimeoutMs: number): Database.Database {
   const db = new Database(filePath, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
@@ -729,7 +731,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const buckets = options.buckets ?? bucketsDefault;
   fs.mkdirSync(options.dataDir, { recursive: true });
   const filePath = path.join(options.dataDir, databaseFileName);
-  const db = openReadConnection(filePath, buckets);
+  const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutMsDefault;
+  const db = openReadConnection(filePath, buckets, busyTimeoutMs);
   try {
     const syncEveryCommit = options.durability === 'power';
     return new SqliteStore(db, options, filePath, (listener) => new WorkerCommitExecutor({ filePath, busyTimeoutMs, buckets, syncEveryCommit }, listener));

@@ -467,12 +467,15 @@ const limits: StreamCase[] = [
     name: 'a value over the limit is answered only once its whole block has arrived',
     steps: (ns) => [
       set(ns.key('s'), 'old'),
+      // The marks wait out a server that answers too early; the replies due are waited for.
+      awaitReplies,
       `set ${ns.key('s')} 0 0 ${valueBytesMax + 1}\r\n`,
       { mark: '<header sent>' },
       'v'.repeat(valueBytesMax),
       { mark: '<all but the last bytes sent>' },
       'v\r\n',
-      { mark: '<block sent>' },
+      awaitReplies,
+      { mark: '<block sent>', waitMs: 0 },
       `get ${ns.key('s')}\r\n`,
     ],
   },

@@ -145,7 +145,9 @@ describe('connections past --max-connections', () => {
 });
 
 describe('--idle-timeout', () => {
-  const idleTimeoutMs = 600;
+  // Long enough that a busy client's commands, a timeout/8 apart, keep it open through a stall of
+  // most of the timeout on a loaded machine.
+  const idleTimeoutMs = 2_000;
   let kai: KaiProcess;
   beforeAll(async () => {
     kai = await startNode(['--idle-timeout', String(idleTimeoutMs)]);
@@ -164,7 +166,7 @@ describe('--idle-timeout', () => {
     const client = await RawClient.connect(kai.memcachePort);
     const stats = await client.request('stats\r\n', 'END\r\n');
     expect(statValue(stats, 'idle_kicks')).toBeGreaterThanOrEqual(2);
-    expect(statValue(await client.request('stats settings\r\n', 'END\r\n'), 'idle_timeout')).toBe(1);
+    expect(statValue(await client.request('stats settings\r\n', 'END\r\n'), 'idle_timeout')).toBe(idleTimeoutMs / 1000);
     client.close();
   });
 
@@ -182,10 +184,11 @@ describe('--idle-timeout', () => {
   it('keeps a client that sends commands more often than the timeout, and memjs reconnects after one', async () => {
     // Proves only idleness closes: a busy client stays, and a real client carries on after a close.
     const busy = await RawClient.connect(kai.memcachePort);
-    const rounds = 8;
+    // Twelve commands a timeout/8 apart: the connection lives through one and a half timeouts.
+    const rounds = 12;
     for (let round = 0; round < rounds; round++) {
       expect(await busy.request('version\r\n')).toMatch(/^VERSION /);
-      await new Promise((resolve) => setTimeout(resolve, idleTimeoutMs / 4));
+      await new Promise((resolve) => setTimeout(resolve, idleTimeoutMs / 8));
     }
     expect(busy.closed).toBe(false);
     busy.close();

@@ -102,14 +102,18 @@ test('a forged leave of a live node is refused or outlived, and the node refutes
   let refuted = false;
   while (Date.now() < deadline) {
     const views = await Promise.all(nodes.map((node) => statusOf(node.port, baseDir)));
-    for (const view of views) expect(view.find((member) => member.id === target.id)).toMatchObject({ status: 'up', ring: 'owner' });
+    // Never taken as leaving, never out of the ring; a node starved of the CPU may suspect it down for a moment.
+    for (const view of views) {
+      const seenThere = view.find((member) => member.id === target.id);
+      expect(seenThere).toMatchObject({ status: expect.stringMatching(/^(up|down)$/) as unknown, ring: 'owner' });
+    }
     const seen = (await membersAt(nodes[0])).find((member) => member.id === target.id)!;
     expect(seen.incarnation).toBeLessThan(before.incarnation + 10);
     refuted = refuted || (seen.incarnation >= before.incarnation + 2 && seen.status === 'up');
   }
   // The node heard the rumour about itself and raised its incarnation past it.
   expect(refuted).toBe(true);
-  expect(await clusterWhole()).toBe(true);
+  expect(await eventually(clusterWhole, settleMsMax)).toBe(true);
 }, 30_000);
 
 // Regression: the eviction held across restarts, the evicted node's refutation having overflowed.
@@ -123,9 +127,14 @@ test('after a forged leave, the target node restarted rejoins and serves', async
   nodes[1] = restarted;
   const whole = await pollStatus(nodes[0].port, (view) => allUp(view.filter((member) => ids.includes(member.id)), ids), settleMsMax, baseDir);
   expect(allUp(whole.filter((member) => ids.includes(member.id)), ids)).toBe(true);
-  const seen = (await membersAt(nodes[0])).find((member) => member.id === target.id)!;
-  expect(seen.status).toBe('up');
-  expect(seen.incarnation).toBeGreaterThan(before.incarnation + incarnationStepMax);
+  // Node 0 may show the target up before the restarted node is heard: while it heard the node, it
+  // took the forged word as `up` at the forged incarnation. The refutation comes with the node's gossip.
+  let seen: WireMember | undefined;
+  const refuted = await eventually(async () => {
+    seen = (await membersAt(nodes[0])).find((member) => member.id === target.id);
+    return seen?.status === 'up' && seen.incarnation > before.incarnation + incarnationStepMax;
+  }, settleMsMax);
+  expect({ refuted, status: seen?.status }).toEqual({ refuted: true, status: 'up' });
   expect(await memcache(restarted, 'set after-restart 0 0 2\r\nok\r\n')).toBe('STORED\r\n');
   expect(await memcache(nodes[2], 'get after-restart\r\n', 'END\r\n')).toBe('VALUE after-restart 0 2\r\nok\r\nEND\r\n');
 }, 60_000);
@@ -155,7 +164,7 @@ test('a member nobody can reach never joins the ring, and every write lands on r
   for (let index = 0; index < 100; index++) {
     expect(await memcache(nodes[(index + 1) % 3], `get fake-${index}\r\n`, 'END\r\n')).toBe(`VALUE fake-${index} 0 1\r\n${index % 10}\r\nEND\r\n`);
   }
-  expect(await clusterWhole()).toBe(true);
+  expect(await eventually(clusterWhole, settleMsMax)).toBe(true);
 }, 60_000);
 
 // Regression: addSeed made a node dial any address given.

@@ -107,7 +107,8 @@ it('times out a request the peer never answers, and keeps the connection for oth
   const error = await rejection(requester.request(server.address, { type: 'nodeInfo' }, 100));
   expect(error.code).toBe('KAI_PEER_UNREACHABLE');
   expect(error.detail).toMatch(/no reply within 100 ms/);
-  expect(Date.now() - startedAt).toBeLessThan(1_000);
+  // Far below the 10 s the other requests allow, with room for a loaded machine.
+  expect(Date.now() - startedAt).toBeLessThan(5_000);
   expect(echoedKey(await requester.request(server.address, fetch('after'), timeoutMs))).toBe('after');
   expect(server.servedConnections).toBe(1);
 });
@@ -125,7 +126,8 @@ it('fails fast when the peer is down, and at once while backing off', async () =
   const backingOff = await rejection(requester.request(address, fetch('k'), 10_000));
   expect(backingOff.detail).toMatch(/backing off after 1 failures/);
   expect(backingOff.undelivered).toBe(true);
-  expect(Date.now() - startedAt).toBeLessThan(1_000);
+  // Far below the 10 s request timeout, with room for a loaded machine.
+  expect(Date.now() - startedAt).toBeLessThan(5_000);
 });
 
 it('reconnects once the backoff has passed, not before', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { RawClient } from '../support/raw-client';
 import { delay } from '../support/servers';
 import { killStartedKai, runKai } from '../support/process';
-import { linkCluster, pollStatus, startNode, statuses, type ClusterNode } from '../support/cluster';
+import { linkCluster, pollStatus, showsStatuses, startNode, statuses, type ClusterNode } from '../support/cluster';
 import { fillDisk, mountTmpfs, type Tmpfs } from '../support/tmpfs';
 
 jest.setTimeout(180_000);
@@ -92,8 +92,9 @@ test('a replica on a full disk logs and counts its refused stores while writes g
   fs.mkdirSync(databaseFile);
   process.kill(third.pid, 'SIGUSR2');
   await pollStats(third, (current) => current.get('storage_state') === 'failed');
-  const seenByFirst = await pollStatus(first.port, (members) => statuses(members)[third.id] === 'down', downSeenWithinMs, workDir);
-  expect(statuses(seenByFirst)).toEqual({ [nodes[0].id]: 'up', [nodes[1].id]: 'up', [third.id]: 'down' });
+  const expectedView = { [nodes[0].id]: 'up', [nodes[1].id]: 'up', [third.id]: 'down' };
+  const seenByFirst = await pollStatus(first.port, showsStatuses(expectedView), downSeenWithinMs, workDir);
+  expect(statuses(seenByFirst)).toEqual(expectedView);
   const failedStatus = await runKai(['status', '--node', third.id, '--json'], { cwd: workDir });
   const parsed = JSON.parse(failedStatus.stdout) as { members: { id: string; status: string }[]; storage: { state: string; reason: string } };
   expect(parsed.members.find((member) => member.id === third.id)?.status).toBe('failed');

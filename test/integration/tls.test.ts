@@ -55,6 +55,9 @@ function exchange(socket: tls.TLSSocket, request: string, terminator: string): P
   });
 }
 
+/** A quorum write through a loaded cluster can take longer than memjs's default of half a second. */
+const clientTimeoutSeconds = 8;
+
 it('links a cluster whose internal API speaks only TLS, and replicates through it', async () => {
   // Proves nodes dial each other over TLS with the cluster CA, and kai commands do too from the config file.
   const clusterDir = path.join(baseDir, 'cluster');
@@ -64,8 +67,8 @@ it('links a cluster whose internal API speaks only TLS, and replicates through i
     JSON.stringify({ tls: 'internal', tls_cert_file: certificates.nodeCertFile, tls_key_file: certificates.nodeKeyFile, tls_ca_file: certificates.caFile }),
   );
   const nodes: ClusterNode[] = await startCluster({ baseDir: clusterDir, size: 2, args: ['--n', '2', '--r', '2', '--w', '2', '--gossip-interval', '200'] });
-  const writer = memjs.Client.create(`127.0.0.1:${nodes[0].memcachePort}`, { logger: quietLogger, retries: 0 });
-  const reader = memjs.Client.create(`127.0.0.1:${nodes[1].memcachePort}`, { logger: quietLogger, retries: 0 });
+  const writer = memjs.Client.create(`127.0.0.1:${nodes[0].memcachePort}`, { logger: quietLogger, retries: 0, timeout: clientTimeoutSeconds });
+  const reader = memjs.Client.create(`127.0.0.1:${nodes[1].memcachePort}`, { logger: quietLogger, retries: 0, timeout: clientTimeoutSeconds });
   try {
     await writer.set('over-tls', 'replicated', {});
     expect((await reader.get('over-tls')).value?.toString()).toBe('replicated');

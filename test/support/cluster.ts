@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { runKai, startKai, type KaiProcess } from './process';
 import { delay, loopbackHost } from './servers';
 
@@ -111,6 +112,14 @@ export function allUp(members: readonly StatusMember[], ids: readonly string[]):
 /** Each member's status by id, as one node sees them. */
 export function statuses(members: readonly StatusMember[]): Record<string, string> {
   return Object.fromEntries(members.map((member) => [member.id, member.status]));
+}
+
+/**
+ * Whether one node's view is exactly `expected` (status by id). Polls wait for the whole picture:
+ * under load a live peer can be suspected for a moment while another is first seen down.
+ */
+export function showsStatuses(expected: Readonly<Record<string, string>>): (members: readonly StatusMember[]) => boolean {
+  return (members) => isDeepStrictEqual(statuses(members), expected);
 }
 
 /** Polls of one `kai status` at most, whatever the timeout: each is a process start. */

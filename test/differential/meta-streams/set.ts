@@ -1,4 +1,5 @@
 /** Streams for `ms`: flags, TTLs, cas, modes, q, base64 keys, size limits and bad data blocks. */
+import { awaitReplies } from '../harness';
 import { firstMetaCas, lastMetaCas } from '../meta-replies';
 import { base64Of, ms, opaqueOfLength, unissuedCas, unixNow, valueBytesMax, type MetaStream } from './commands';
 
@@ -138,12 +139,15 @@ export const setStreams: MetaStream[] = [
       const b = ns.key('b');
       return [
         ms(a, 'old') + ms(b, 'old'),
+        // The marks wait out a server that answers too early; the replies due are waited for.
+        awaitReplies,
         `ms ${a} ${valueBytesMax + 1} T0\r\n`,
         { mark: '<header sent>' },
         'v'.repeat(valueBytesMax),
         { mark: '<all but the last bytes sent>' },
         'v\r\n',
-        { mark: '<block sent>' },
+        awaitReplies,
+        { mark: '<block sent>', waitMs: 0 },
         `ms ${b} ${valueBytesMax + 1} ME q\r\n${'v'.repeat(valueBytesMax + 1)}\r\n`,
         `mg ${a} v\r\nmg ${b} v\r\nmn\r\n`,
       ];

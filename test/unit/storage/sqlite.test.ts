@@ -359,16 +359,16 @@ describe('SqliteStore', () => {
 
   test('a commit waiting on a locked file does not block the event loop', async () => {
     // Proves the commit runs in the worker: timers fire and reads answer while it waits for the lock.
-    const store = open();
+    // The worker waits for the lock far longer than the default, so a stalled test cannot outlast it.
+    const store = openSqliteStore({ dataDir, busyTimeoutMs: 60_000 });
+    openStores.push(store);
     await store.write(record('k', [version('old')]));
     const side = new Database(path.join(dataDir, databaseFileName));
     try {
       side.exec('BEGIN IMMEDIATE');
       let settled = false;
       const write = store.write(record('k', [version('new')])).finally(() => (settled = true));
-      // A timer fires while the worker waits; the shortest one, since the worker gives up on the
-      // lock after the store's busy timeout (250 ms) and the lock must be gone by then.
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await new Promise((resolve) => setTimeout(resolve, 30));
       expect(settled).toBe(false);
       expect(store.read(Buffer.from('k'))?.versions[0].value.toString()).toBe('new');
       side.exec('COMMIT');
