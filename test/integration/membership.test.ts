@@ -84,6 +84,12 @@ describe('a cluster of three kai processes', () => {
     const ownershipSum = seen.reduce((sum, m) => sum + m.ownership, 0);
     expect(ownershipSum).toBeCloseTo(1, 6);
     for (const member of seen) expect(member.ownership).toBeGreaterThan(0.1);
+    // The first two must hold that ring too before the third goes: a ring change that has not reached
+    // node 1 when node 3 dies leaves node 3 without buckets in node 1's view.
+    for (const port of ports.slice(0, 2)) {
+      const view = await pollStatus(port, (members) => allOwners(members) && members.every((m) => m.ownership > 0.1), ownMsMax);
+      expect(view.map((m) => [m.id, m.ring])).toEqual(ids.map((id) => [id, 'owner']).sort());
+    }
 
     await nodes[2].kill();
     // Waits for the whole picture: on a loaded machine a live peer can be suspected for a moment
