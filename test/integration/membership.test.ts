@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { adminRequest, eventually } from '../support/admin';
-import { pollStatus as pollStatusIn, statuses, type StatusMember } from '../support/cluster';
+import { pollStatus as pollStatusIn, showsStatuses, statuses, type StatusMember } from '../support/cluster';
 import { getFreePort, kaiBin, killStartedKai, runKai, startKai, type KaiProcess } from '../support/process';
 import { spawnTracked } from '../support/servers';
 
@@ -95,9 +95,7 @@ describe('a cluster of three kai processes', () => {
     // Waits for the whole picture: on a loaded machine a live peer can be suspected for a moment
     // while the killed one is first seen down, and is up again a round later.
     const expectedDown = { [ids[0]]: 'up', [ids[1]]: 'up', [ids[2]]: 'down' };
-    const isExpected = (members: StatusMember[]): boolean =>
-      members.length === 3 && Object.entries(expectedDown).every(([id, status]) => statuses(members)[id] === status);
-    const down = await pollStatus(ports[0], isExpected, detectMsMax);
+    const down = await pollStatus(ports[0], showsStatuses(expectedDown), detectMsMax);
     expect(statuses(down)).toEqual(expectedDown);
     // A down member keeps its share of the ring: requests route around it, data does not move.
     expect(down.find((m) => m.id === ids[2])?.ownership).toBeGreaterThan(0.1);
