@@ -459,34 +459,24 @@ test('a claim is deterministic and ignores member order', () => {
   });
 });
 
-/** The median of `runs` timings of `run`, in milliseconds, after one run to warm up. */
-function medianMs(runs: number, run: () => void): number {
-  run();
-  const timings: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    run();
-    timings.push(performance.now() - start);
-  }
-  return timings.sort((a, b) => a - b)[runs >> 1];
-}
-
-// A claim of 65536 buckets among 256 members takes well under a second, new or after a join or a
-// leave; one of 1024 buckets among 100 members takes a few milliseconds. Limits are loose for
-// loaded machines.
-test('claims are fast', () => {
+// At the largest ring, 65536 buckets among 256 members of mixed weights, a new table, a join and a
+// leave each give every member its target and move little beyond what the changed member gains or loses.
+// How long they take is measured by bench/claim.ts, not here.
+test('the largest ring: new, one join and one leave', () => {
   const large = { buckets: 65536, spacing: claimSpacingDefault };
   const members = Array.from({ length: 257 }, (_, i) => ({ id: `node-${i}`, weight: 1 + (i % 3) }));
   const owners = claim(null, members.slice(0, 256), large);
-  expect(medianMs(3, () => claim(null, members.slice(0, 256), large))).toBeLessThan(1000);
-  expect(medianMs(3, () => claim(owners, members, large))).toBeLessThan(1000);
-  expect(medianMs(3, () => claim(owners, members.slice(1, 256), large))).toBeLessThan(1000);
-
-  const small = { buckets: 1024, spacing: claimSpacingDefault };
-  const hundred = members.slice(0, 100);
-  const smallOwners = claim(null, hundred, small);
-  expect(medianMs(21, () => claim(null, hundred, small))).toBeLessThan(20);
-  expect(medianMs(21, () => claim(smallOwners, members.slice(0, 101), small))).toBeLessThan(20);
+  assertOwnsTargets(owners, null, members.slice(0, 256), 'new');
+  const joined = claim(owners, members, large);
+  assertOwnsTargets(joined, owners, members, 'join');
+  const joinNecessary = necessaryMoves(owners, members, new Set(members.slice(0, 256).map((m) => m.id)));
+  const toStayers = movedBuckets(owners, joined).filter((bucket) => joined[bucket] !== 'node-256').length;
+  ensure(toStayers <= joinNecessary.toStayers + spacingMovesMax(joinNecessary.total), `a join moved ${toStayers} buckets to members that stay`);
+  const left = claim(owners, members.slice(1, 256), large);
+  assertOwnsTargets(left, owners, members.slice(1, 256), 'leave');
+  const leaveNecessary = necessaryMoves(owners, members.slice(1, 256), new Set(members.slice(1, 256).map((m) => m.id)));
+  const fromStayers = movedBuckets(owners, left).filter((bucket) => owners[bucket] !== 'node-0').length;
+  ensure(fromStayers <= spacingMovesMax(leaveNecessary.total), `a leave moved ${fromStayers} buckets the leaver did not hold`);
 });
 
 // The issue's acceptance: with 100 nodes the most-loaded node owns at most 1.10 times the mean;
