@@ -17,6 +17,9 @@ import { isInternalApiPrelude, wrongPortReply } from './wrong-port';
 /** How long a stopping node waits for in-flight requests before closing connections anyway. */
 export const shutdownGraceMs = 5_000;
 
+/** Logged when a stop closes client connections because the grace ran out. */
+export const stopGracePassedMessage = 'stop grace passed; closing client connections still open';
+
 /** How long a client has to finish its TLS handshake before it is closed. */
 export const tlsHandshakeTimeoutMs = 10_000;
 
@@ -176,7 +179,11 @@ export class MemcacheServer {
     }
     let graceTimer: TimerHandle | undefined;
     const deadline = new Promise<void>((resolve) => {
-      graceTimer = this.options.env.after(shutdownGraceMs, resolve);
+      graceTimer = this.options.env.after(shutdownGraceMs, () => {
+        // Said so an operator (and a test) can tell a stop held up by its clients from a prompt one.
+        this.options.log.warn({ connections: this.connections.size, graceMs: shutdownGraceMs }, stopGracePassedMessage);
+        resolve();
+      });
     });
     await Promise.race([closed, deadline]);
     graceTimer?.cancel();

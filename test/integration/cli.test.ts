@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { settingFields, settingNames } from '../../src/config/fields';
-import { getFreePort, killStartedKai, repoRoot, runKai, startKai } from '../support/process';
+import { getFreePort, killStartedKai, logMessages, repoRoot, runKai, startKai } from '../support/process';
 
 let workDir: string;
 
@@ -128,11 +128,7 @@ describe('kai start and stop', () => {
     const logFile = path.join(workDir, 'kai.log');
     const kai = await startKai({ dataDir: path.join(workDir, 'data'), args: ['--log-file', logFile] });
     expect(await kai.stop()).toEqual({ code: 0, signal: null });
-    const messages = fs
-      .readFileSync(logFile, 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    const messages = logMessages(logFile);
     expect(messages).toContain('listening');
     expect(messages[messages.length - 1]).toBe('stopped');
   });

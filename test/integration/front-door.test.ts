@@ -8,7 +8,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as memjs from 'memjs';
-import { killStartedKai, residentBytes, startKai, type KaiProcess } from '../support/process';
+import { stopGracePassedMessage } from '../../src/server/memcache-server';
+import { killStartedKai, logMessages, residentBytes, startKai, type KaiProcess } from '../support/process';
 import { RawClient } from '../support/raw-client';
 
 const dataDirs: string[] = [];
@@ -123,7 +124,9 @@ describe('connections past --max-connections', () => {
 
   it('stops promptly on SIGTERM with a refused and an idle client that never close', async () => {
     // Proves neither an idle client nor a refused one holds up a node's stop.
-    const node = await startNode(['--max-connections', '1']);
+    const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kai-front-door-log-')), 'kai.log');
+    dataDirs.push(path.dirname(logFile));
+    const node = await startNode(['--max-connections', '1', '--log-level', 'info', '--log-file', logFile]);
     // The readiness probe's connection may not be gone yet: try until this one takes the place.
     let idle = await connectHalfOpen(node.memcachePort);
     const served = await eventually(async () => {
@@ -137,10 +140,33 @@ describe('connections past --max-connections', () => {
     expect(served).toBe(true);
     const refused = await connectHalfOpen(node.memcachePort);
     expect(await eventually(() => refused.received().length > 0, 5_000)).toBe(true);
-    const startedMs = Date.now();
-    await node.stop('SIGTERM', 10_000);
-    // Well inside the 5 s grace for requests in flight: nothing was in flight.
-    expect(Date.now() - startedMs).toBeLessThan(4_000);
+    expect((await node.stop('SIGTERM', 30_000)).code).toBe(0);
+    // Nothing was in flight, so the node did not wait out its grace: it says so when it does.
+    const messages = logMessages(logFile);
+    expect(messages[messages.length - 1]).toBe('stopped');
+    expect(messages).not.toContain(stopGracePassedMessage);
+  });
+
+  it('waits out its grace for a client that reads none of its replies, then closes it, exits 0 and says so', async () => {
+    // Proves a client that never reads holds a stop up for the grace and no longer, and that the log tells such a stop apart.
+    const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kai-front-door-log-')), 'kai.log');
+    dataDirs.push(path.dirname(logFile));
+    const node = await startNode(['--log-level', 'info', '--log-file', logFile]);
+    const valueBytes = 512 * 1024;
+    const setter = await RawClient.connect(node.memcachePort);
+    expect(await setter.request(`set big 0 0 ${valueBytes}\r\n${'v'.repeat(valueBytes)}\r\n`)).toBe('STORED\r\n');
+    // 32 MiB of replies: far more than the socket buffers of both ends hold.
+    const stalled = await connectHalfOpen(node.memcachePort);
+    stalled.socket.pause();
+    stalled.socket.write('get big\r\n'.repeat(64));
+    const hits = async (): Promise<number> => statValue(await setter.request('stats\r\n', 'END\r\n'), 'get_hits');
+    expect(await eventually(async () => (await hits()) >= 1, 10_000)).toBe(true);
+    setter.close();
+    expect((await node.stop('SIGTERM', 60_000)).code).toBe(0);
+    const messages = logMessages(logFile);
+    expect(messages).toContain(stopGracePassedMessage);
+    expect(messages[messages.length - 1]).toBe('stopped');
+    stalled.socket.destroy();
   });
 });
 

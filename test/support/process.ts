@@ -138,3 +138,12 @@ export function residentBytes(pid: number): number {
   if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(match[1]) * 1024;
 }
+
+/** The `msg` of every line a node wrote to its --log-file, in order; complete once the node has exited. */
+export function logMessages(logFile: string): string[] {
+  return fs
+    .readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+}
