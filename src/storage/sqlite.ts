@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Durability } from '../config/settings';
-import { realEnv, type Env, type TimerHandle } from '../env';
+import { realEnv, type Env } from '../env';
 import { KaiError, assert } from '../errors';
 import { MerkleForest } from '../merkle';
 import type { ReplicaStore, WriteOptions } from './index';
@@ -10,18 +10,11 @@ import { newerFirst, recordDeadAtMs, type StoredRecord, type Version } from './r
 import { RecordCache, compactRecord, defaultCacheBytesMax } from './record-cache';
 import { assertValidRecord, encodeVersions, itemBytesOf } from './record-codec';
 import { forEachTreeChange } from './sqlite-apply';
-import {
-  keyIdOf,
-  type CommitOperation,
-  type CommitWorkerReply,
-  type CommittedReply,
-  type Counts,
-  type HintCount,
-  type KeyAtHash,
-} from './sqlite-batch';
+import { keyIdOf, type CommitOperation, type CommittedReply, type Counts, type HintCount, type KeyAtHash } from './sqlite-batch';
 import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
-import { CommitRestarts, commitRestartPolicyDefault, type CommitRestartPolicy } from './commit-restarts';
-import { diskFullCode, type StorageEvent, type StorageHealth, type StorageListener } from './health';
+import { CommitPipeline, type CommitTimer, type QueuedOperation, type Settlement } from './commit-pipeline';
+import type { CommitRestartPolicy } from './commit-restarts';
+import type { StorageHealth, StorageListener } from './health';
 import { prepareSchema, selectCountsSql } from './sqlite-schema';
 import { HintBounds, type HintBoundsTuning } from './hint-bounds';
 import { StoreQueries, decodeRecordRow, type BucketPage, type HashedRecord, type KeyHash, type PendingHint } from './sqlite-queries';
@@ -30,15 +23,10 @@ export { defaultCacheBytesMax } from './record-cache';
 export type { StorageEvent, StorageHealth, StorageListener } from './health';
 export type { BucketPage, HashedRecord, KeyHash, PendingHint } from './sqlite-queries';
 export type { HintCount, KeyAtHash } from './sqlite-batch';
+export { defaultWritesPerCommitMax, type CommitTimer } from './commit-pipeline';
 
 /** The database file of a node, inside its data dir. */
 export const databaseFileName = 'kai.sqlite3';
-
-/**
- * Most operations (writes, removeAlls, purges) committed in one transaction. Bounds how much one
- * failed commit takes down with it, and how long the next batch waits behind one in flight.
- */
-export const defaultWritesPerCommitMax = 1000;
 
 /** The ring's bucket count when a store is opened without one (kai's default `--buckets`). */
 export const bucketsDefault = 1024;
@@ -74,12 +62,6 @@ export interface StoreTuning extends HintBoundsTuning {
   readonly commitTimer?: CommitTimer;
 }
 
-/** Where the store reports its commits, by a monotonic clock of its own (src/metrics). */
-export interface CommitTimer {
-  start(): number;
-  record(outcome: 'committed' | 'failed', operations: number, startedAtMs: number): void;
-}
-
 export interface SqliteStoreOptions extends StoreTuning {
   readonly dataDir: string;
 }
@@ -113,14 +95,8 @@ export interface SqliteStoreStats {
   readonly cacheBytes: number;
 }
 
-interface Settlement {
-  resolve(outcome: number): void;
-  reject(error: KaiError): void;
-}
-
-interface QueuedOperation {
-  readonly operation: CommitOperation;
-  readonly settlement: Settlement;
+/** An operation in the commit pipeline, with what the store needs to settle it. */
+interface StoreOperation extends QueuedOperation {
   /** For a write: its key's id and sequence, to retire its pending entry. */
   readonly keyId?: string;
   readonly sequence?: number;
@@ -134,13 +110,6 @@ interface PendingRecord {
   readonly sequence: number;
   /** Settles with the write's commit. */
   readonly committed: Promise<void>;
-}
-
-interface InFlightBatch {
-  readonly batchId: number;
-  readonly queued: readonly QueuedOperation[];
-  /** The commit timer's reading when the batch left for the executor. */
-  readonly startedAtMs: number;
 }
 
 interface ItemRow {
@@ -184,44 +153,20 @@ export class SqliteStore implements ReplicaStore {
   readonly buckets: number;
   private readonly selectItem: Database.Statement<[Buffer], ItemRow>;
   private readonly queries: StoreQueries;
-  private executor: CommitExecutor;
-  private readonly startExecutor: (listener: CommitListener) => CommitExecutor;
-  private readonly restarts: CommitRestarts;
-  /** Set while a lost commit worker waits out its backoff: nothing is dispatched meanwhile. */
-  private restartTimer: TimerHandle | undefined;
-  private readonly listeners = new Set<StorageListener>();
+  private readonly pipeline: CommitPipeline<StoreOperation>;
   private readonly cache: RecordCache;
-  private readonly env: Env;
-  private readonly writesPerCommitMax: number;
-  private readonly commitTimer: CommitTimer | undefined;
   private readonly pending = new Map<string, PendingRecord>();
-  private queue: QueuedOperation[] = [];
-  private inFlight: InFlightBatch | undefined;
-  private dispatchScheduled = false;
-  private nextBatchId = 1;
   /** While above zero, a key absent from `pending` reads as absent: a removeAll will delete it. */
   private removeAllsQueued = 0;
   private nextSequence = 1;
   private committedCounts: Counts;
   private readonly hints: HintBounds;
   private state: 'open' | 'closing' | 'closed' = 'open';
-  /** Set once the executor is gone for good: every later operation fails with it. */
-  private executorLost: KaiError | undefined;
   private whenClosed: Promise<void> | undefined;
-  private drainWaiters: (() => void)[] = [];
   /** Hinted writes refused because their target had its most hints. */
   hintsRefused = 0;
   /** Fallback copies removed once their hints were delivered. */
   copiesDropped = 0;
-  private commits = 0;
-  private operationsCommitted = 0;
-  private commitFailures = 0;
-  private operationsFailed = 0;
-  private diskFullFailures = 0;
-  private workersLost = 0;
-  private lastError: string | undefined;
-  /** Why the store gave up committing, once it has. */
-  private failedReason: string | undefined;
   private cacheHits = 0;
   private cacheMisses = 0;
 
@@ -232,11 +177,7 @@ export class SqliteStore implements ReplicaStore {
     startExecutor: (listener: CommitListener) => CommitExecutor,
   ) {
     this.filePath = filePath;
-    this.env = tuning.env ?? realEnv;
     this.buckets = tuning.buckets ?? bucketsDefault;
-    this.writesPerCommitMax = tuning.writesPerCommitMax ?? defaultWritesPerCommitMax;
-    assert(Number.isInteger(this.writesPerCommitMax) && this.writesPerCommitMax > 0, 'writesPerCommitMax > 0');
-    this.commitTimer = tuning.commitTimer;
     this.cache = new RecordCache(tuning.cacheBytesMax ?? defaultCacheBytesMax);
     this.tree = new MerkleForest(this.buckets);
     this.selectItem = db.prepare<[Buffer], ItemRow>('SELECT key, bucket, versions, actor FROM items WHERE key = ?');
@@ -246,22 +187,10 @@ export class SqliteStore implements ReplicaStore {
     this.committedCounts = { ...db.prepare<[], Counts>(selectCountsSql).get()! };
     this.hints = new HintBounds(db, tuning);
     this.queries.forEachTreeEntry((bucket, segment, hash) => this.tree.apply(bucket, segment, hash));
-    this.restarts = new CommitRestarts(tuning.commitRestartPolicy ?? commitRestartPolicyDefault);
-    this.startExecutor = startExecutor;
-    this.executor = this.launchExecutor();
-  }
-
-  /** Starts an executor whose reports count only while it is the store's current one. */
-  private launchExecutor(): CommitExecutor {
-    const executor: CommitExecutor = this.startExecutor({
-      onReply: (reply) => {
-        if (this.executor === executor) this.onReply(reply);
-      },
-      onLost: (error) => {
-        if (this.executor === executor) this.onExecutorLost(error);
-      },
+    this.pipeline = new CommitPipeline<StoreOperation>({ ...tuning, env: tuning.env ?? realEnv }, startExecutor, {
+      applyCommitted: (batch, reply) => this.applyCommitted(batch, reply),
+      rollBack: (batch) => this.rollBack(batch),
     });
-    return executor;
   }
 
   /**
@@ -269,37 +198,21 @@ export class SqliteStore implements ReplicaStore {
    * restart (bin/kai with KAI_FAULT_INJECTION=1 does it on SIGUSR2). False without a worker.
    */
   killCommitWorker(): boolean {
-    if (!(this.executor instanceof WorkerCommitExecutor)) return false;
-    void this.executor.terminate();
-    return true;
+    return this.pipeline.killCommitWorker();
   }
 
   /** Calls `listener` with every failure and recovery of the store; returns the unsubscribe. */
   onStorageEvent(listener: StorageListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.pipeline.onStorageEvent(listener);
   }
 
   /** False once the store has given up committing (health().state 'failed'); cheap, for every request. */
   get serving(): boolean {
-    return this.failedReason === undefined;
+    return this.pipeline.serving;
   }
 
   health(): StorageHealth {
-    return {
-      state: this.failedReason === undefined ? 'ok' : 'failed',
-      reason: this.failedReason,
-      commitFailures: this.commitFailures,
-      operationsFailed: this.operationsFailed,
-      diskFullFailures: this.diskFullFailures,
-      workersLost: this.workersLost,
-      workerRestarts: this.restarts.restarts,
-      lastError: this.lastError,
-    };
-  }
-
-  private emit(event: StorageEvent): void {
-    for (const listener of this.listeners) listener(event);
+    return this.pipeline.health();
   }
 
   read(key: Buffer): StoredRecord | undefined {
@@ -461,11 +374,12 @@ export class SqliteStore implements ReplicaStore {
   }
 
   stats(): SqliteStoreStats {
+    const committed = this.pipeline.committed;
     return {
-      commits: this.commits,
-      operationsCommitted: this.operationsCommitted,
-      commitFailures: this.commitFailures,
-      operationsQueued: this.queue.length + (this.inFlight?.queued.length ?? 0),
+      commits: committed.commits,
+      operationsCommitted: committed.operations,
+      commitFailures: this.pipeline.health().commitFailures,
+      operationsQueued: this.pipeline.operationsQueued,
       pendingKeys: this.pending.size,
       cacheHits: this.cacheHits,
       cacheMisses: this.cacheMisses,
@@ -505,33 +419,19 @@ export class SqliteStore implements ReplicaStore {
   close(): Promise<void> {
     if (this.whenClosed !== undefined) return this.whenClosed;
     this.state = 'closing';
-    if (this.restartTimer !== undefined) {
-      // No worker to drain the queue through: what waited for the restart fails instead.
-      this.restartTimer.cancel();
-      this.restartTimer = undefined;
-      const queued = this.queue;
-      this.queue = [];
-      if (queued.length > 0) this.failOperations(queued, new KaiError('KAI_SHUTTING_DOWN'));
-    }
-    this.whenClosed = this.whenDrained()
-      .then(() => {
-        // From here an exit of the executor is the expected end, not a failure.
-        this.executorLost ??= new KaiError('KAI_SHUTTING_DOWN');
-        return this.executor.close();
-      })
-      .then(() => {
-        // Closing last, this connection checkpoints the WAL into the database file. A connection
-        // the store was handed belongs to the caller.
-        if (this.filePath !== undefined) this.db.close();
-        this.cache.clear();
-        this.state = 'closed';
-      });
+    this.whenClosed = this.pipeline.close().then(() => {
+      // Closing last, this connection checkpoints the WAL into the database file. A connection
+      // the store was handed belongs to the caller.
+      if (this.filePath !== undefined) this.db.close();
+      this.cache.clear();
+      this.state = 'closed';
+    });
     return this.whenClosed;
   }
 
   private refusal(): KaiError | undefined {
     if (this.state !== 'open') return new KaiError('KAI_SHUTTING_DOWN');
-    return this.executorLost;
+    return this.pipeline.refusal;
   }
 
   private submit(operation: CommitOperation): Promise<number> {
@@ -540,68 +440,18 @@ export class SqliteStore implements ReplicaStore {
     return new Promise<number>((resolve, reject) => this.enqueue({ operation, settlement: { resolve, reject } }));
   }
 
-  private enqueue(queued: QueuedOperation): void {
+  private enqueue(queued: StoreOperation): void {
     this.hints.countQueued(queued.operation, 1);
-    this.queue.push(queued);
-    this.scheduleDispatch();
+    this.pipeline.enqueue(queued);
   }
 
-  /** Waits one turn, so that writes accepted in the same turn of the event loop share a commit. */
-  private scheduleDispatch(): void {
-    if (this.dispatchScheduled || this.inFlight !== undefined || this.restartTimer !== undefined || this.queue.length === 0) return;
-    this.dispatchScheduled = true;
-    this.env.soon(() => this.dispatchNextBatch());
-  }
-
-  private dispatchNextBatch(): void {
-    this.dispatchScheduled = false;
-    if (this.inFlight !== undefined || this.executorLost !== undefined || this.restartTimer !== undefined) return;
-    if (this.queue.length === 0) return this.notifyIfDrained();
-    const queued = this.takeBatch();
-    const batchId = this.nextBatchId++;
-    this.inFlight = { batchId, queued, startedAtMs: this.commitTimer?.start() ?? 0 };
-    this.executor.commit(
-      batchId,
-      queued.map((item) => item.operation),
-    );
-  }
-
-  private takeBatch(): QueuedOperation[] {
-    if (this.queue.length <= this.writesPerCommitMax) {
-      const batch = this.queue;
-      this.queue = [];
-      return batch;
-    }
-    return this.queue.splice(0, this.writesPerCommitMax);
-  }
-
-  private onReply(reply: CommitWorkerReply): void {
-    const batch = this.inFlight;
-    if (batch === undefined || batch.batchId !== reply.batchId) {
-      // Only a bug could cause this; the store can no longer tell what committed, and stops.
-      const error = new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`);
-      this.inFlight = undefined;
-      if (batch !== undefined) this.failOperations(batch.queued, error);
-      this.giveUp(error, error.detail!);
-      return;
-    }
-    this.inFlight = undefined;
-    this.commitTimer?.record(reply.type === 'committed' ? 'committed' : 'failed', batch.queued.length, batch.startedAtMs);
-    if (reply.type === 'committed') this.settleCommitted(batch.queued, reply);
-    else this.commitFailed(batch.queued, reply.message, reply.code);
-    this.scheduleDispatch();
-    this.notifyIfDrained();
-  }
-
-  /** Applies the batch to the cache, counts and trees in commit order, then settles its operations. */
-  private settleCommitted(batch: readonly QueuedOperation[], reply: CommittedReply): void {
+  /** Applies a committed batch to the cache, counts and trees in commit order, before its operations settle. */
+  private applyCommitted(batch: readonly StoreOperation[], reply: CommittedReply): void {
     this.committedCounts = reply.counts;
     this.hints.committedNow(reply.hintCounts);
     if (reply.treeCleared) this.tree.clear();
     forEachTreeChange(reply.treeChanges, (bucket, segment, change) => this.tree.apply(bucket, segment, change));
-    this.commits += 1;
     this.copiesDropped += reply.copiesDropped;
-    this.operationsCommitted += batch.length;
     batch.forEach((queued, index) => {
       const { operation } = queued;
       this.hints.countQueued(operation, -1);
@@ -615,14 +465,13 @@ export class SqliteStore implements ReplicaStore {
     });
     // Evicting is always safe, so removals go after the writes whatever their order in the batch.
     for (const keyId of reply.removedKeyIds) this.cache.delete(keyId);
-    batch.forEach((queued, index) => queued.settlement.resolve(reply.outcomes[index] ?? 0));
   }
 
   /**
    * Caches the record a write committed. A later write of the key is still pending and answers
    * reads until its own commit updates the cache, so this one only has to evict the stale entry.
    */
-  private cacheCommittedWrite(queued: QueuedOperation, applied: boolean): void {
+  private cacheCommittedWrite(queued: StoreOperation, applied: boolean): void {
     const keyId = queued.keyId!;
     if (applied && this.pending.get(keyId)?.sequence === queued.sequence && this.cache.enabled) {
       this.cache.put(keyId, compactRecord(queued.record!));
@@ -631,98 +480,24 @@ export class SqliteStore implements ReplicaStore {
     }
   }
 
-  /** A commit SQLite refused (a full disk, an I/O error): counted and reported, and its operations fail. */
-  private commitFailed(batch: readonly QueuedOperation[], message: string, code: string | undefined): void {
-    if (code === diskFullCode) this.diskFullFailures += 1;
-    this.lastError = code === undefined ? message : `${code}: ${message}`;
-    this.failOperations(batch, new KaiError('KAI_STORAGE_FAILURE', message));
-    this.emit({ kind: 'commitFailed', operations: batch.length, code, message });
-  }
-
   /**
-   * Rejects operations whose outcome is a failure, and rolls back what reads showed of them. The
-   * cache is emptied too: a commit that failed at its very end, or a worker lost mid-batch, may
-   * have changed rows after all, and the next reads must fetch what the file really holds.
+   * Rolls back what reads showed of operations that failed, before they are rejected. The cache is
+   * emptied too: a commit that failed at its very end, or a worker lost mid-batch, may have
+   * changed rows after all, and the next reads must fetch what the file really holds.
    */
-  private failOperations(batch: readonly QueuedOperation[], error: KaiError): void {
-    this.commitFailures += 1;
-    this.operationsFailed += batch.length;
+  private rollBack(batch: readonly StoreOperation[]): void {
     this.cache.clear();
     for (const queued of batch) {
       this.hints.countQueued(queued.operation, -1);
       if (queued.operation.kind === 'write') this.dropPendingIfLatest(queued);
       else if (queued.operation.kind === 'removeAll') this.removeAllsQueued -= 1;
-      queued.settlement.reject(error);
     }
   }
 
   /** A later write of the same key keeps its pending entry until its own commit settles. */
-  private dropPendingIfLatest(queued: QueuedOperation): void {
+  private dropPendingIfLatest(queued: StoreOperation): void {
     const keyId = queued.keyId!;
     if (this.pending.get(keyId)?.sequence === queued.sequence) this.pending.delete(keyId);
-  }
-
-  /**
-   * The executor is gone. The batch in flight has an unknown outcome (the worker may have committed
-   * it before it went), so it fails: no write is acknowledged without its commit, and reads fetch
-   * what the file really holds. Operations still queued were never sent: a new worker, started
-   * after a backoff, commits them. Lost too often (commit-restarts.ts), or while closing, the store
-   * gives up: everything queued fails, and so does every operation from now on.
-   */
-  private onExecutorLost(error: KaiError): void {
-    if (this.executorLost !== undefined) return;
-    this.workersLost += 1;
-    this.lastError = error.detail ?? error.message;
-    const inFlight = this.inFlight;
-    this.inFlight = undefined;
-    if (inFlight !== undefined) this.failOperations(inFlight.queued, error);
-    if (this.state !== 'open') return this.giveUp(error, error.detail ?? error.message);
-    const decision = this.restarts.lost(this.env.nowMs());
-    if (!decision.restart) {
-      const windowSeconds = Math.round(this.restarts.policy.windowMs / 1000);
-      return this.giveUp(error, `commit worker lost ${decision.lossesInWindow} times within ${windowSeconds} s; last: ${this.lastError}`);
-    }
-    this.restartTimer = this.env.after(decision.delayMs, () => this.restartExecutor());
-    this.emit({ kind: 'workerLost', message: this.lastError, restartInMs: decision.delayMs });
-  }
-
-  private restartExecutor(): void {
-    this.restartTimer = undefined;
-    if (this.state !== 'open' || this.executorLost !== undefined) return;
-    try {
-      this.executor = this.launchExecutor();
-    } catch (error) {
-      this.onExecutorLost(storageFailure(error));
-      return;
-    }
-    this.emit({ kind: 'workerRestarted', restarts: this.restarts.restarts });
-    this.scheduleDispatch();
-  }
-
-  /** Fails everything queued; operations from now on fail at once. */
-  private giveUp(error: KaiError, reason: string): void {
-    this.executorLost = this.state === 'open' ? new KaiError('KAI_STORAGE_FAILURE', reason) : error;
-    const unsettled = this.queue;
-    this.queue = [];
-    this.cache.clear();
-    if (unsettled.length > 0) this.failOperations(unsettled, this.executorLost);
-    this.notifyIfDrained();
-    if (this.state === 'open') {
-      this.failedReason = reason;
-      this.emit({ kind: 'failed', reason });
-    }
-  }
-
-  private notifyIfDrained(): void {
-    if (this.queue.length > 0 || this.inFlight !== undefined) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  private whenDrained(): Promise<void> {
-    if (this.queue.length === 0 && this.inFlight === undefined) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 }
 

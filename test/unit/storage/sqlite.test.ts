@@ -56,8 +56,9 @@ async function expectKaiError(promise: Promise<unknown>, code: string): Promise<
 
 /** The store's read connection and commit worker, to inject faults into them. */
 function internals(store: SqliteStore): { db: Database.Database; worker: Worker; executor: WorkerCommitExecutor } {
-  const parts = store as unknown as { db: Database.Database; executor: WorkerCommitExecutor };
-  return { db: parts.db, worker: parts.executor.worker, executor: parts.executor };
+  const parts = store as unknown as { db: Database.Database; pipeline: { executor: WorkerCommitExecutor } };
+  const executor = parts.pipeline.executor;
+  return { db: parts.db, worker: executor.worker, executor };
 }
 
 /** Polls `condition` every few ms until it holds, for `timeoutMs` at most. */
