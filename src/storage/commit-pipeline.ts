@@ -3,7 +3,7 @@
  * executor is free leaves as one batch, at most `writesPerCommitMax` operations, one batch at a
  * time. It settles each operation with its batch's outcome, counts commits and failures, replaces
  * a lost commit worker after a backoff (commit-restarts.ts), and gives up for good when workers
- * keep being lost. What a commit or a failure means for reads (pending records, the cache, the
+ * keep being lost, when one is lost while closing, or on a reply it cannot place. What a commit or a failure means for reads (pending records, the cache, the
  * hash trees) is the store's: the pipeline hands it every settled batch first (`CommitEffects`).
  */
 import type { Env, TimerHandle } from '../env';
@@ -40,7 +40,11 @@ export interface CommitTimer {
 export interface CommitEffects<Queued extends QueuedOperation> {
   /** The batch committed: `reply` says what each operation did and how the file changed. */
   applyCommitted(batch: readonly Queued[], reply: CommittedReply): void;
-  /** The batch failed, or its outcome is unknown: what reads showed of it must go. */
+  /**
+   * The operations fail: their batch failed or has an unknown outcome, or they were never sent
+   * because the pipeline gave up or closed. What reads showed of them must go, and so must what
+   * the store cached, which the file may no longer match; with no operations, only the cache goes.
+   */
   rollBack(batch: readonly Queued[]): void;
 }
 
@@ -217,7 +221,7 @@ export class CommitPipeline<Queued extends QueuedOperation> {
   private onReply(reply: CommitWorkerReply): void {
     const batch = this.inFlight;
     if (batch === undefined || batch.batchId !== reply.batchId) {
-      // Only a bug could cause this; the store can no longer tell what committed, and stops.
+      // Only a bug could cause this; the pipeline can no longer tell what committed, and stops.
       const error = new KaiError('KAI_STORAGE_FAILURE', `unexpected reply for batch ${reply.batchId}`);
       this.inFlight = undefined;
       if (batch !== undefined) this.failOperations(batch.queued, error);

@@ -80,7 +80,10 @@ export interface SqliteStoreStats {
   readonly commits: number;
   /** Operations that those transactions committed. */
   readonly operationsCommitted: number;
-  /** Group-commit transactions that failed; each rejected all of its operations. */
+  /**
+   * Group-commit transactions that failed, each rejecting all of its operations; also each time
+   * operations still queued were failed unsent, when the store gave up or closed during a restart.
+   */
   readonly commitFailures: number;
   /** Operations accepted and not yet committed or failed. */
   readonly operationsQueued: number;
