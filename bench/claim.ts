@@ -4,7 +4,8 @@
 // Usage: npm run bench:claim [-- --runs 11] [-- --json]
 
 import os from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { integerFlag } from './flags';
 import type { RingMember } from '../src/ring';
 import { claim, claimSpacingDefault } from '../src/ring/claim';
 
@@ -25,11 +26,7 @@ interface Timing {
 function parseSettings(argv: string[]): Settings {
   const program = new Command('claim')
     .description('time to compute a ring table')
-    .option('--runs <count>', 'timed runs per case', (text) => {
-      const value = Number(text);
-      if (!Number.isInteger(value) || value < 1 || value > runsMax) throw new InvalidArgumentError(`an integer in [1, ${runsMax}]`);
-      return value;
-    }, 11)
+    .option('--runs <count>', 'timed runs per case', integerFlag(1, runsMax), 11)
     .option('--json', 'print one JSON line', false);
   program.parse(argv);
   return program.opts<Settings>();

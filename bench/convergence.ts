@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Command, InvalidArgumentError } from 'commander';
+import { integerFlag } from './flags';
 import { bucketOfKey, buildRing, preferenceList } from '../src/ring';
 import { pollStatus, restartNode, startCluster, statuses, type ClusterNode } from '../test/support/cluster';
 import { killStartedProcessesNow } from '../test/support/servers';
@@ -39,11 +40,7 @@ interface Settings {
 function parseSettings(argv: string[]): Settings {
   const program = new Command('convergence')
     .description('time for a returning node to hold every write it missed')
-    .option('--keys <count>', 'keys written while the node is away', (text) => {
-      const value = Number(text);
-      if (!Number.isInteger(value) || value < 1 || value > keysMax) throw new InvalidArgumentError(`an integer in [1, ${keysMax}]`);
-      return value;
-    }, 10_000)
+    .option('--keys <count>', 'keys written while the node is away', integerFlag(1, keysMax), 10_000)
     .option('--mode <mode>', 'returning (anti-entropy) or handoff', (text) => {
       if (text !== 'returning' && text !== 'handoff') throw new InvalidArgumentError('returning or handoff');
       return text;

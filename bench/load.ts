@@ -5,7 +5,8 @@
 
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { integerFlag, numberFlag } from './flags';
 import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import {
   Address,
@@ -65,27 +66,17 @@ interface TargetResult {
   latencyUs: LatencySummaryUs;
 }
 
-function parseNumberFlag(minimum: number, maximum: number, integer: boolean): (text: string) => number {
-  return (text) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < minimum || value > maximum || (integer && !Number.isInteger(value))) {
-      throw new InvalidArgumentError(`expected ${integer ? 'an integer' : 'a number'} in [${minimum}, ${maximum}]`);
-    }
-    return value;
-  };
-}
-
 function parseSettings(argv: string[]): BenchSettings {
   const program = new Command('bench')
     .description('closed-loop memcache load benchmark, text and binary protocols')
     .option('--workload <name>', `request mix, from: ${[...workloads.keys()].join(', ')}`, 'get-set')
-    .option('--duration-s <seconds>', 'measured duration per target', parseNumberFlag(0.1, durationSecondsMax, false), 10)
-    .option('--warmup-s <seconds>', 'unmeasured load after the preload', parseNumberFlag(0, durationSecondsMax, false), 2)
-    .option('--connections <count>', 'concurrent connections, one request in flight each', parseNumberFlag(1, connectionsMax, true), 50)
-    .option('--workers <count>', 'load-generating worker threads', parseNumberFlag(1, workersMax, true), 2)
-    .option('--keys <count>', 'distinct keys (default: 10000, 1000 for counters)', parseNumberFlag(1, keysMax, true))
-    .option('--value-bytes <bytes>', 'value size', parseNumberFlag(1, valueBytesMax, true), 100)
-    .option('--get-ratio <ratio>', 'fraction of requests that are gets', parseNumberFlag(0, 1, false), 0.9)
+    .option('--duration-s <seconds>', 'measured duration per target', numberFlag(0.1, durationSecondsMax), 10)
+    .option('--warmup-s <seconds>', 'unmeasured load after the preload', numberFlag(0, durationSecondsMax), 2)
+    .option('--connections <count>', 'concurrent connections, one request in flight each', integerFlag(1, connectionsMax), 50)
+    .option('--workers <count>', 'load-generating worker threads', integerFlag(1, workersMax), 2)
+    .option('--keys <count>', 'distinct keys (default: 10000, 1000 for counters)', integerFlag(1, keysMax))
+    .option('--value-bytes <bytes>', 'value size', integerFlag(1, valueBytesMax), 100)
+    .option('--get-ratio <ratio>', 'fraction of requests that are gets', numberFlag(0, 1), 0.9)
     .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')} (default: ${defaultTargets.join(',')}, the text ones for a text-only workload)`)
     .option('--memcached-address <host:port>', 'bench an already-running memcached instead of starting one')
     .option('--kai-address <host:port>', 'bench an already-running kai node instead of starting one')

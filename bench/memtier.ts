@@ -6,7 +6,8 @@
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { integerFlag } from './flags';
 import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { RawClient } from '../test/support/raw-client';
 import { spawnTracked, stopProcess, withTimeout } from '../test/support/servers';
@@ -91,27 +92,19 @@ interface TargetResult {
   residentMiBMax: number;
 }
 
-function parseNumberFlag(minimum: number, maximum: number): (text: string) => number {
-  return (text) => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < minimum || value > maximum) throw new InvalidArgumentError(`expected an integer in [${minimum}, ${maximum}]`);
-    return value;
-  };
-}
-
 function parseSettings(argv: string[]): MemtierSettings {
   const program = new Command('bench:memtier')
     .description('memtier_benchmark against memcached -t 1 and kai, the same parameters for each target')
     .option('--memtier <path>', 'memtier_benchmark binary (../shared/tools/memtier/build.sh builds it)', memtierPathDefault)
     .option('--targets <names>', `comma-separated, from: ${[...targetFactories.keys()].join(', ')}`, defaultTargets.join(','))
-    .option('--test-time-s <seconds>', 'measured seconds per target (memtier --test-time)', parseNumberFlag(1, testTimeSecondsMax), 10)
-    .option('--warmup-s <seconds>', 'unmeasured seconds of the same load after the fill (0: none)', parseNumberFlag(0, testTimeSecondsMax), 2)
-    .option('--threads <count>', 'memtier --threads', parseNumberFlag(1, threadsMax), 1)
-    .option('--clients <count>', 'memtier --clients: connections per thread, spread over a cluster\'s nodes', parseNumberFlag(1, clientsMax), 50)
+    .option('--test-time-s <seconds>', 'measured seconds per target (memtier --test-time)', integerFlag(1, testTimeSecondsMax), 10)
+    .option('--warmup-s <seconds>', 'unmeasured seconds of the same load after the fill (0: none)', integerFlag(0, testTimeSecondsMax), 2)
+    .option('--threads <count>', 'memtier --threads', integerFlag(1, threadsMax), 1)
+    .option('--clients <count>', 'memtier --clients: connections per thread, spread over a cluster\'s nodes', integerFlag(1, clientsMax), 50)
     .option('--ratio <set:get>', 'memtier --ratio', '1:9')
-    .option('--data-bytes <bytes>', 'memtier --data-size', parseNumberFlag(1, dataBytesMax), 100)
-    .option('--keys <count>', 'memtier --key-maximum (keys 1 to this)', parseNumberFlag(1, keysMax), 10_000)
-    .option('--multi-key-get <keys>', 'memtier --multi-key-get: each get asks for up to this many keys (0: single-key gets)', parseNumberFlag(0, multiKeyGetMax), 0)
+    .option('--data-bytes <bytes>', 'memtier --data-size', integerFlag(1, dataBytesMax), 100)
+    .option('--keys <count>', 'memtier --key-maximum (keys 1 to this)', integerFlag(1, keysMax), 10_000)
+    .option('--multi-key-get <keys>', 'memtier --multi-key-get: each get asks for up to this many keys (0: single-key gets)', integerFlag(0, multiKeyGetMax), 0)
     .option('--json', 'print one machine-readable JSON document on stdout', false);
   program.parse(argv);
   const options = program.opts<{
