@@ -48,6 +48,21 @@ export interface CommitEffects<Queued extends QueuedOperation> {
   rollBack(batch: readonly Queued[]): void;
 }
 
+/** Counters of the pipeline, for monitoring and for tests that observe group commit. */
+export interface CommitPipelineStats {
+  /** Group-commit transactions that committed. */
+  readonly commits: number;
+  /** Operations that those transactions committed. */
+  readonly operationsCommitted: number;
+  /**
+   * Group-commit transactions that failed, each rejecting all of its operations; also each time
+   * operations still queued were failed unsent, when the pipeline gave up or closed during a restart.
+   */
+  readonly commitFailures: number;
+  /** Operations accepted and not yet committed or failed. */
+  readonly operationsQueued: number;
+}
+
 export interface CommitPipelineOptions {
   readonly env: Env;
   readonly writesPerCommitMax?: number;
@@ -145,14 +160,13 @@ export class CommitPipeline<Queued extends QueuedOperation> {
     };
   }
 
-  /** Commits, and operations in them, so far. */
-  get committed(): { readonly commits: number; readonly operations: number } {
-    return { commits: this.commits, operations: this.operationsCommitted };
-  }
-
-  /** Operations accepted and not yet committed or failed. */
-  get operationsQueued(): number {
-    return this.queue.length + (this.inFlight?.queued.length ?? 0);
+  stats(): CommitPipelineStats {
+    return {
+      commits: this.commits,
+      operationsCommitted: this.operationsCommitted,
+      commitFailures: this.commitFailures,
+      operationsQueued: this.queue.length + (this.inFlight?.queued.length ?? 0),
+    };
   }
 
   /** Why an operation submitted now would fail at once: the executor is gone for good. */

@@ -12,7 +12,7 @@ import { assertValidRecord, encodeVersions, itemBytesOf } from './record-codec';
 import { forEachTreeChange } from './sqlite-apply';
 import { keyIdOf, type CommitOperation, type CommittedReply, type Counts, type HintCount, type KeyAtHash } from './sqlite-batch';
 import { InlineCommitExecutor, WorkerCommitExecutor, storageFailure, type CommitExecutor, type CommitListener } from './commit-executor';
-import { CommitPipeline, type CommitTimer, type QueuedOperation, type Settlement } from './commit-pipeline';
+import { CommitPipeline, type CommitPipelineStats, type CommitTimer, type QueuedOperation, type Settlement } from './commit-pipeline';
 import type { CommitRestartPolicy } from './commit-restarts';
 import type { StorageHealth, StorageListener } from './health';
 import { prepareSchema, selectCountsSql } from './sqlite-schema';
@@ -75,18 +75,7 @@ export interface InlineStoreOptions extends StoreTuning {
 }
 
 /** Counters for monitoring and for tests that observe group commit and the cache. */
-export interface SqliteStoreStats {
-  /** Group-commit transactions that committed. */
-  readonly commits: number;
-  /** Operations that those transactions committed. */
-  readonly operationsCommitted: number;
-  /**
-   * Group-commit transactions that failed, each rejecting all of its operations; also each time
-   * operations still queued were failed unsent, when the store gave up or closed during a restart.
-   */
-  readonly commitFailures: number;
-  /** Operations accepted and not yet committed or failed. */
-  readonly operationsQueued: number;
+export interface SqliteStoreStats extends CommitPipelineStats {
   /** Keys whose latest accepted write has not committed yet. */
   readonly pendingKeys: number;
   /** Reads answered by the cache, without SQLite. */
@@ -377,12 +366,8 @@ export class SqliteStore implements ReplicaStore {
   }
 
   stats(): SqliteStoreStats {
-    const committed = this.pipeline.committed;
     return {
-      commits: committed.commits,
-      operationsCommitted: committed.operations,
-      commitFailures: this.pipeline.health().commitFailures,
-      operationsQueued: this.pipeline.operationsQueued,
+      ...this.pipeline.stats(),
       pendingKeys: this.pending.size,
       cacheHits: this.cacheHits,
       cacheMisses: this.cacheMisses,
