@@ -25,6 +25,14 @@ async function startNode(args: readonly string[]): Promise<KaiProcess> {
   return kai;
 }
 
+/** A node that logs at level info to a file of its own, for tests that read how it stopped. */
+async function startLoggedNode(args: readonly string[]): Promise<{ node: KaiProcess; logFile: string }> {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kai-front-door-log-'));
+  dataDirs.push(logDir);
+  const logFile = path.join(logDir, 'kai.log');
+  return { node: await startNode([...args, '--log-level', 'info', '--log-file', logFile]), logFile };
+}
+
 afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   for (const kai of nodes) await kai.stop().catch(() => undefined);
@@ -124,9 +132,7 @@ describe('connections past --max-connections', () => {
 
   it('stops promptly on SIGTERM with a refused and an idle client that never close', async () => {
     // Proves neither an idle client nor a refused one holds up a node's stop.
-    const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kai-front-door-log-')), 'kai.log');
-    dataDirs.push(path.dirname(logFile));
-    const node = await startNode(['--max-connections', '1', '--log-level', 'info', '--log-file', logFile]);
+    const { node, logFile } = await startLoggedNode(['--max-connections', '1']);
     // The readiness probe's connection may not be gone yet: try until this one takes the place.
     let idle = await connectHalfOpen(node.memcachePort);
     const served = await eventually(async () => {
@@ -149,9 +155,7 @@ describe('connections past --max-connections', () => {
 
   it('waits out its grace for a client that reads none of its replies, then closes it, exits 0 and says so', async () => {
     // Proves a client that never reads holds a stop up for the grace and no longer, and that the log tells such a stop apart.
-    const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kai-front-door-log-')), 'kai.log');
-    dataDirs.push(path.dirname(logFile));
-    const node = await startNode(['--log-level', 'info', '--log-file', logFile]);
+    const { node, logFile } = await startLoggedNode([]);
     const valueBytes = 512 * 1024;
     const setter = await RawClient.connect(node.memcachePort);
     expect(await setter.request(`set big 0 0 ${valueBytes}\r\n${'v'.repeat(valueBytes)}\r\n`)).toBe('STORED\r\n');

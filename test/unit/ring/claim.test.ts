@@ -465,16 +465,20 @@ test('a claim is deterministic and ignores member order', () => {
 test('the largest ring: new, one join and one leave', () => {
   const large = { buckets: 65536, spacing: claimSpacingDefault };
   const members = Array.from({ length: 257 }, (_, i) => ({ id: `node-${i}`, weight: 1 + (i % 3) }));
-  const owners = claim(null, members.slice(0, 256), large);
-  assertOwnsTargets(owners, null, members.slice(0, 256), 'new');
+  // node-256 joins the first 256; node-0 leaves them.
+  const founders = members.slice(0, 256);
+  const stayers = members.slice(1, 256);
+  const idsOf = (some: readonly RingMember[]): Set<string> => new Set(some.map((m) => m.id));
+  const owners = claim(null, founders, large);
+  assertOwnsTargets(owners, null, founders, 'new');
   const joined = claim(owners, members, large);
   assertOwnsTargets(joined, owners, members, 'join');
-  const joinNecessary = necessaryMoves(owners, members, new Set(members.slice(0, 256).map((m) => m.id)));
+  const joinNecessary = necessaryMoves(owners, members, idsOf(founders));
   const toStayers = movedBuckets(owners, joined).filter((bucket) => joined[bucket] !== 'node-256').length;
   ensure(toStayers <= joinNecessary.toStayers + spacingMovesMax(joinNecessary.total), `a join moved ${toStayers} buckets to members that stay`);
-  const left = claim(owners, members.slice(1, 256), large);
-  assertOwnsTargets(left, owners, members.slice(1, 256), 'leave');
-  const leaveNecessary = necessaryMoves(owners, members.slice(1, 256), new Set(members.slice(1, 256).map((m) => m.id)));
+  const left = claim(owners, stayers, large);
+  assertOwnsTargets(left, owners, stayers, 'leave');
+  const leaveNecessary = necessaryMoves(owners, stayers, idsOf(stayers));
   const fromStayers = movedBuckets(owners, left).filter((bucket) => owners[bucket] !== 'node-0').length;
   ensure(fromStayers <= spacingMovesMax(leaveNecessary.total), `a leave moved ${fromStayers} buckets the leaver did not hold`);
 });
